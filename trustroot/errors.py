@@ -1,0 +1,92 @@
+"""Typed errors for everything `trustroot` decides.
+
+Each error names the *subject* (usually a file) and the *check* that failed, and carries a hint
+saying what the user can do. CLIs print ``str(error)`` without a traceback and map the class to an
+exit code in one place. Messages never contain secrets: callers must not put passwords or PINs into
+the subject or the detail.
+"""
+
+from __future__ import annotations
+
+
+class TrustrootError(Exception):
+    """Base of every error raised by this package."""
+
+    title = "Error"
+    hint = ""
+
+    def __init__(self, detail: str, *, subject: str | None = None, hint: str | None = None) -> None:
+        self.detail = detail
+        self.subject = subject
+        if hint is not None:
+            self.hint = hint
+        super().__init__(self.message())
+
+    def message(self) -> str:
+        where = f"{self.subject}: " if self.subject else ""
+        return f"{where}{self.title.lower()}: {self.detail}"
+
+    def diagnostics(self) -> str:
+        """The message plus what the user can do about it."""
+        text = self.message()
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+
+class VerificationError(TrustrootError):
+    """A signature, digest or bundle did not verify. Fail closed: nothing may be used."""
+
+    title = "Verification failed"
+
+
+class DigestMismatch(VerificationError):
+    title = "Digest mismatch"
+    hint = "the file was changed or damaged after signing; obtain a fresh copy"
+
+
+class InvalidSignature(VerificationError):
+    title = "Invalid signature"
+    hint = "the signature does not match this content and key; check the file, signature and key"
+
+
+class WrongKey(VerificationError):
+    title = "Wrong key"
+    hint = "the bundle names a different signing key; verify with the key that signed it"
+
+
+class MalformedBundle(VerificationError):
+    title = "Malformed bundle"
+    hint = "the bundle is truncated or not a Sigstore bundle v0.1-v0.3; obtain it again"
+
+
+class MalformedSignature(VerificationError):
+    title = "Malformed signature"
+    hint = "a detached signature is base64 of a DER signature, as cosign writes it"
+
+
+class UnsupportedAlgorithm(VerificationError):
+    title = "Unsupported algorithm"
+    hint = "supported keys: ECDSA P-256/P-384, RSA >= 2048 bits, Ed25519"
+
+
+class IdentityMismatch(VerificationError):
+    title = "Identity mismatch"
+    hint = "the certificate was issued to a different identity or by a different OIDC issuer"
+
+
+class StatementError(VerificationError):
+    title = "Invalid statement"
+    hint = "the signed statement is not an in-toto v1 Statement of the expected type"
+
+
+class KeyFormatError(TrustrootError):
+    """A key file could not be read (not a verification result: nothing was verified)."""
+
+    title = "Unreadable key"
+    hint = "keys are PEM: cosign encrypted keys, PKCS#1, PKCS#8, SEC1 or SPKI"
+
+
+class WrongPassword(KeyFormatError):
+    title = "Wrong password"
+    hint = "the password did not decrypt the key; set COSIGN_PASSWORD or retype it"
