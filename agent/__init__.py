@@ -1,0 +1,1 @@
+"""The offline endpoint agent: import, verify three times, ask, run, report back."""

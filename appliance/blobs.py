@@ -1,0 +1,161 @@
+"""Signing and verifying files ("blobs") the way ``cosign sign-blob/verify-blob --key`` do.
+
+Content is streamed through SHA-256 once (constant memory, any size) and the digest is signed.
+Ed25519 alone must sign and verify the content itself (PureEdDSA): the file is memory-mapped, so
+the page cache, not the heap, holds it.
+"""
+
+from __future__ import annotations
+
+import base64
+import mmap
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from appliance import audit
+from appliance.errors import UsageError
+from appliance.home import Home
+from appliance.keystore import get_key, open_signer
+from appliance.prompts import Prompter
+from trustroot.bundle import (
+    MAX_BUNDLE_BYTES,
+    bundle_to_json,
+    message_signature_bundle,
+    parse_bundle,
+)
+from trustroot.digest import ProgressCallback, sha256_stream
+from trustroot.keys import PublicKey, fingerprint, load_public_key
+from trustroot.verify import (
+    MAX_SIGNATURE_TEXT_BYTES,
+    VerifiedBlob,
+    verify_blob_bundle,
+    verify_detached_signature,
+)
+
+
+@dataclass(frozen=True)
+class BlobSignature:
+    path: Path
+    sha256: str
+    size: int
+    key_name: str
+    key_fingerprint: str
+    signature: bytes
+    bundle_json: bytes
+
+    @property
+    def signature_b64(self) -> bytes:
+        """cosign's ``--output-signature`` form: base64 of the signature, no newline."""
+        return base64.b64encode(self.signature)
+
+
+def hash_file(path: Path, on_progress: ProgressCallback | None = None) -> tuple[bytes, int]:
+    with open(path, "rb", buffering=0) as handle:
+        return sha256_stream(handle, on_progress=on_progress)
+
+
+@contextmanager
+def mapped(path: Path) -> Iterator[bytes | memoryview]:
+    """The whole file as a buffer without reading it into the heap (Ed25519 only)."""
+    with open(path, "rb") as handle:
+        if Path(path).stat().st_size == 0:
+            yield b""
+            return
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+            yield memoryview(view)
+
+
+def sign_blob(
+    home: Home,
+    db: sqlite_utils.Database,
+    path: Path,
+    key_name: str,
+    prompter: Prompter,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> BlobSignature:
+    record = get_key(db, key_name)
+    with open_signer(home, record, prompter) as signer:
+        digest, size = hash_file(path, on_progress)
+        if signer.algorithm.prehashed:
+            signature = signer.sign_digest(digest)
+        else:
+            with mapped(path) as content:
+                signature = signer.sign_message(bytes(content))
+        bundle = message_signature_bundle(signer.public_key, digest, signature)
+    audit.record(
+        home,
+        db,
+        "sign-blob",
+        Path(path).name,
+        {"sha256": digest.hex(), "size": size, "key": key_name, "fingerprint": record.fingerprint},
+    )
+    return BlobSignature(
+        path=Path(path),
+        sha256=digest.hex(),
+        size=size,
+        key_name=key_name,
+        key_fingerprint=record.fingerprint,
+        signature=signature,
+        bundle_json=bundle_to_json(bundle),
+    )
+
+
+def read_capped(path: Path, limit: int) -> bytes:
+    """Read a small untrusted file, refusing anything larger than ``limit`` bytes."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise UsageError(f"file is larger than {limit} bytes", subject=str(path))
+    return data
+
+
+def verify_blob(
+    path: Path,
+    key: PublicKey,
+    *,
+    signature_path: Path | None = None,
+    bundle_path: Path | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> VerifiedBlob:
+    """Verify ``path`` against a detached signature or a key-based bundle. Raises on failure."""
+    if (signature_path is None) == (bundle_path is None):
+        raise UsageError("give exactly one of --signature or --bundle")
+    digest, _ = hash_file(path, on_progress)
+    with mapped(path) if not _prehashed(key) else _nothing() as message:
+        if signature_path is not None:
+            text = read_capped(signature_path, MAX_SIGNATURE_TEXT_BYTES)
+            return verify_detached_signature(
+                key, text, digest, message=message, subject=str(signature_path)
+            )
+        assert bundle_path is not None
+        bundle = parse_bundle(read_capped(bundle_path, MAX_BUNDLE_BYTES), subject=str(bundle_path))
+        return verify_blob_bundle(key, bundle, digest, message=message, subject=str(bundle_path))
+
+
+def _prehashed(key: PublicKey) -> bool:
+    from trustroot.keys import key_algorithm
+
+    return key_algorithm(key).prehashed
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield None
+
+
+def load_key_argument(value: str, db_opener: object) -> tuple[PublicKey, str]:
+    """``--key`` is a PEM public key file, or the name of a key in the appliance home."""
+    candidate = Path(value)
+    if candidate.is_file():
+        pem = read_capped(candidate, 64 * 1024)
+        key = load_public_key(pem, subject=str(candidate))
+        return key, f"{candidate} ({fingerprint(key)[:16]})"
+    assert callable(db_opener)
+    db = db_opener()
+    record = get_key(db, value)
+    return record.public_key, f"key {record.name} ({record.fingerprint[:16]})"

@@ -1,0 +1,326 @@
+"""The `airseal` subcommands of the foundation: init, audit, key, sign-blob, verify-blob.
+
+Each command parses arguments, calls one `appliance` service and prints its result; no crypto,
+SQL or file formats live here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from appliance import audit, blobs, keystore
+from appliance.cli import cli, exit_codes
+from appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
+from appliance.db import SCHEMA_VERSION, open_database
+from appliance.errors import UsageError
+from appliance.files import write_atomic
+from appliance.home import default_home, init_home, open_home
+from trustroot.keys import spki_pem
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+def _open() -> tuple[object, object]:
+    home = open_home()
+    return home, open_database(home)
+
+
+@cli.command()
+@json_option
+def init(as_json: bool) -> None:
+    """Create the appliance home ($AIRSEAL_HOME, else the platform data dir)."""
+    home, created = init_home(default_home())
+    db = open_database(home)
+    if created:
+        audit.record(home, db, "init", str(home.root), {"schema": SCHEMA_VERSION})
+    if as_json:
+        emit_json(
+            {
+                "home": str(home.root),
+                "created": created,
+                "appliance_id": home.appliance_id,
+                "schema": SCHEMA_VERSION,
+            }
+        )
+    else:
+        state = "Created" if created else "Already initialised:"
+        click.echo(f"{state} {home.root} (appliance {home.appliance_id}, schema {SCHEMA_VERSION})")
+
+
+# --- audit -------------------------------------------------------------------------------------
+
+
+@cli.group(name="audit")
+def audit_group() -> None:
+    """The hash-chained audit log of every operator action."""
+
+
+@audit_group.command(name="verify")
+@json_option
+@click.pass_context
+def audit_verify(ctx: click.Context, as_json: bool) -> None:
+    """Check the whole chain; names every edited, deleted or reordered row (exit 1 if any)."""
+    home, db = _open()
+    report = audit.verify_chain(home, db)  # type: ignore[arg-type]
+    if as_json:
+        emit_json(report.to_dict())
+    elif report.ok:
+        click.echo(f"Audit chain OK: {report.entries} entries, head {report.head[:16]}")
+    else:
+        for problem in report.problems:
+            click.echo(f"audit: {problem.problem}", err=True)
+        click.echo(f"Audit chain BROKEN: {len(report.problems)} problem(s)", err=True)
+    if not report.ok:
+        ctx.exit(exit_codes.VERIFICATION_FAILED)
+
+
+@audit_group.command(name="list")
+@click.option("--limit", default=50, show_default=True, help="Newest entries to show.")
+@json_option
+def audit_list(limit: int, as_json: bool) -> None:
+    """Show the newest audit entries."""
+    _, db = _open()
+    rows = list(
+        db.execute(  # type: ignore[attr-defined]
+            "SELECT seq, ts, actor, action, subject, details FROM audit ORDER BY seq DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+    )
+    if as_json:
+        keys = ("seq", "ts", "actor", "action", "subject", "details")
+        emit_json([dict(zip(keys, r, strict=True)) for r in rows])
+        return
+    for seq, ts, actor, action, subject, details in reversed(rows):
+        click.echo(f"{seq:>6} {ts} {actor:<10} {action:<14} {subject} {details}")
+
+
+# --- keys --------------------------------------------------------------------------------------
+
+
+@cli.group(name="key")
+def key_group() -> None:
+    """Signing keys: encrypted files, PKCS#11 tokens, YubiKey PIV slots."""
+
+
+@key_group.command(name="generate")
+@click.argument("name")
+@click.option(
+    "--algorithm",
+    type=click.Choice(sorted(keystore.GENERATORS)),
+    default="ecdsa-p256",
+    show_default=True,
+    help="File keys only.",
+)
+@json_option
+def key_generate(name: str, algorithm: str, as_json: bool) -> None:
+    """Generate a key; a file key is stored encrypted (cosign format, scrypt N=65536).
+
+    The password comes from COSIGN_PASSWORD, else it is asked twice.
+    """
+    home, db = _open()
+    record = keystore.generate_file_key(home, db, name, TerminalPrompter(), algorithm=algorithm)  # type: ignore[arg-type]
+    _print_record(record, as_json, "Generated")
+
+
+@key_group.command(name="import")
+@click.argument("name")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+def key_import(name: str, path: Path, as_json: bool) -> None:
+    """Import a cosign encrypted key or a PEM RSA/ECDSA/Ed25519 key (PKCS#1, PKCS#8, SEC1).
+
+    The key is re-encrypted in cosign's format. Passwords come from COSIGN_PASSWORD, else asked.
+    """
+    home, db = _open()
+    record = keystore.import_file_key(home, db, name, path, TerminalPrompter())  # type: ignore[arg-type]
+    _print_record(record, as_json, "Imported")
+
+
+@key_group.command(name="export-public")
+@click.argument("name")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to a file instead of stdout.",
+)
+def key_export_public(name: str, output: Path | None) -> None:
+    """Print the public key as PEM SPKI (the shape of cosign.pub)."""
+    _, db = _open()
+    pem = spki_pem(keystore.get_key(db, name).public_key)  # type: ignore[arg-type]
+    if output is None:
+        click.echo(pem.decode(), nl=False)
+    else:
+        write_atomic(output, pem, mode=0o644)
+        click.echo(f"Wrote {output}", err=True)
+
+
+@key_group.command(name="list")
+@json_option
+def key_list(as_json: bool) -> None:
+    """List the keys this appliance holds."""
+    _, db = _open()
+    records = keystore.list_keys(db)  # type: ignore[arg-type]
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+        return
+    if not records:
+        click.echo("No keys. Create one with `airseal key generate NAME`.")
+    for r in records:
+        click.echo(f"{r.name:<20} {r.backend:<7} {r.algorithm:<11} {r.fingerprint}")
+
+
+def _print_record(record: keystore.KeyRecord, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(record.to_dict())
+    else:
+        click.echo(f"{verb} {record.algorithm} key {record.name} ({record.backend})")
+        click.echo(f"  fingerprint {record.fingerprint}")
+
+
+# --- sign / verify -----------------------------------------------------------------------------
+
+
+@cli.command(name="sign-blob")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_name", required=True, help="Name of a key in the appliance home.")
+@click.option(
+    "--output-signature",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write cosign's detached signature (base64 DER).",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a Sigstore bundle v0.3.",
+)
+@json_option
+def sign_blob(
+    file: Path, key_name: str, output_signature: Path | None, bundle: Path | None, as_json: bool
+) -> None:
+    """Sign FILE (streamed: any size, constant memory)."""
+    home, db = _open()
+    with byte_progress(f"Signing {file.name}", file_size(file)) as advance:
+        result = blobs.sign_blob(home, db, file, key_name, TerminalPrompter(), on_progress=advance)  # type: ignore[arg-type]
+    if output_signature:
+        write_atomic(output_signature, result.signature_b64)
+    if bundle:
+        write_atomic(bundle, result.bundle_json)
+    if as_json:
+        emit_json(
+            {
+                "file": str(file),
+                "sha256": result.sha256,
+                "size": result.size,
+                "key": key_name,
+                "fingerprint": result.key_fingerprint,
+                "signature": result.signature_b64.decode(),
+                "signature_file": str(output_signature) if output_signature else None,
+                "bundle_file": str(bundle) if bundle else None,
+            }
+        )
+        return
+    if not output_signature and not bundle:
+        click.echo(result.signature_b64.decode())
+    else:
+        for target in (output_signature, bundle):
+            if target:
+                stderr.print(f"Wrote {target}")
+
+
+@cli.command(name="verify-blob")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--key", "key_arg", help="PEM public key file, or a key name in the home.")
+@click.option(
+    "--signature",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="cosign detached signature (base64).",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Sigstore bundle (key-based, or keyless with the identity options).",
+)
+@click.option("--certificate-identity", help="Keyless: the expected signer identity (SAN).")
+@click.option("--certificate-oidc-issuer", help="Keyless: the expected OIDC issuer URL.")
+@click.option(
+    "--trusted-root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Keyless: trusted_root.json (default: the public-good root shipped with "
+    "sigstore; never fetched).",
+)
+@json_option
+def verify_blob(
+    file: Path,
+    key_arg: str | None,
+    signature: Path | None,
+    bundle: Path | None,
+    certificate_identity: str | None,
+    certificate_oidc_issuer: str | None,
+    trusted_root: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1)."""
+    keyless = certificate_identity is not None or certificate_oidc_issuer is not None
+    if keyless:
+        if (
+            key_arg
+            or signature
+            or not bundle
+            or not (certificate_identity and certificate_oidc_issuer)
+        ):
+            raise UsageError(
+                "keyless verification takes --bundle, --certificate-identity and "
+                "--certificate-oidc-issuer (and no --key or --signature)"
+            )
+        result = _verify_keyless(
+            file, bundle, certificate_identity or "", certificate_oidc_issuer or "", trusted_root
+        )
+    else:
+        if not key_arg:
+            raise UsageError("give --key (or the keyless identity options)")
+        key, label = blobs.load_key_argument(key_arg, lambda: _open()[1])
+        with byte_progress(f"Verifying {file.name}", file_size(file)) as advance:
+            verified = blobs.verify_blob(
+                file, key, signature_path=signature, bundle_path=bundle, on_progress=advance
+            )
+        result = {
+            "verified": True,
+            "file": str(file),
+            "sha256": verified.sha256,
+            "key": label,
+            "fingerprint": verified.key_fingerprint,
+            "algorithm": verified.algorithm.label,
+            "unchecked_tlog_entries": verified.unchecked_tlog_entries,
+        }
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo("Verified OK")
+
+
+def _verify_keyless(
+    file: Path, bundle: Path, identity: str, issuer: str, trusted_root: Path | None
+) -> dict[str, object]:
+    from trustroot.bundle import MAX_BUNDLE_BYTES
+    from trustroot.keyless import verify_keyless_bundle
+
+    digest, _ = blobs.hash_file(file)
+    root_json = blobs.read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
+    outcome = verify_keyless_bundle(
+        blobs.read_capped(bundle, MAX_BUNDLE_BYTES),
+        digest,
+        identity=identity,
+        issuer=issuer,
+        trusted_root_json=root_json,
+        subject=str(bundle),
+    )
+    return {
+        "verified": True,
+        "file": str(file),
+        "sha256": digest.hex(),
+        "identity": outcome.identity,
+        "issuer": outcome.issuer,
+    }

@@ -1,0 +1,97 @@
+"""The appliance database: SQLite through sqlite-utils, WAL, schema versioned by migrations.
+
+The schema version is SQLite's ``user_version``; each migration runs in one transaction with the
+version bump, so a crash leaves the previous version intact. Migrations only ever append.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import sqlite_utils
+
+from appliance.home import Home
+
+# Each entry moves the schema from version i to i+1. Never edit a released entry: add one.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: keys and the audit log
+    """
+    CREATE TABLE keys (
+        name TEXT PRIMARY KEY,
+        backend TEXT NOT NULL CHECK (backend IN ('file', 'pkcs11', 'piv')),
+        algorithm TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        hint TEXT NOT NULL,
+        public_key_pem TEXT NOT NULL,
+        reference TEXT NOT NULL,      -- backend-specific JSON, never a secret
+        created TEXT NOT NULL
+    );
+    CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        ts TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        details TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    return int(db.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Apply pending migrations; returns the resulting version."""
+    current = schema_version(db)
+    if current > SCHEMA_VERSION:
+        from appliance.errors import HomeError
+
+        raise HomeError(
+            f"database schema {current} is newer than this airseal ({SCHEMA_VERSION})",
+            hint="upgrade airseal",
+        )
+    for version in range(current, SCHEMA_VERSION):
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split(MIGRATIONS[version]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return schema_version(db)
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements (triggers contain inner semicolons)."""
+    statements, buffer = [], ""
+    for line in script.strip().splitlines():
+        buffer += line + "\n"
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        statements.append(buffer.strip())
+    return statements
+
+
+def open_database(home: Home) -> sqlite_utils.Database:
+    conn = sqlite3.connect(home.database_path, isolation_level=None, timeout=30)
+    db = sqlite_utils.Database(conn)
+    db.enable_wal()
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA synchronous = FULL")
+    migrate(db)
+    return db

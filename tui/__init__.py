@@ -1,0 +1,1 @@
+"""The operator's terminal UI: Textual screens over `appliance` services, nothing more."""
