@@ -23,6 +23,7 @@ from appliance.files import write_atomic
 from appliance.home import Home
 
 GENESIS = "0" * 64
+REORDER_SEARCH = 64  # how far from its place a moved entry is looked for, to name it as moved
 
 
 def _row_hash(
@@ -96,6 +97,18 @@ class ChainReport:
         }
 
 
+def _original_position(seq: int, *fields: str) -> int | None:
+    """The sequence number an intact entry was written with, if it sits near ``seq``."""
+    prev_hash, ts, actor, action, subject, details, digest = fields
+    for candidate in range(max(1, seq - REORDER_SEARCH), seq + REORDER_SEARCH + 1):
+        if (
+            candidate != seq
+            and _row_hash(prev_hash, candidate, ts, actor, action, subject, details) == digest
+        ):
+            return candidate
+    return None
+
+
 def verify_chain(home: Home, db: sqlite_utils.Database) -> ChainReport:
     """Walk the whole chain and name every row that was edited, deleted or moved."""
     problems: list[ChainProblem] = []
@@ -112,7 +125,15 @@ def verify_chain(home: Home, db: sqlite_utils.Database) -> ChainReport:
             else:
                 problems.append(ChainProblem(seq, f"row {seq} is out of order (moved)"))
         if _row_hash(prev_hash, seq, ts, actor, action, subject, details) != digest:
-            problems.append(ChainProblem(seq, f"row {seq} ({action} {subject}) was edited"))
+            origin = _original_position(seq, prev_hash, ts, actor, action, subject, details, digest)
+            if origin is not None:
+                problems.append(
+                    ChainProblem(
+                        seq, f"row {seq} holds the entry written as row {origin} (rows reordered)"
+                    )
+                )
+            else:
+                problems.append(ChainProblem(seq, f"row {seq} ({action} {subject}) was edited"))
         elif prev_hash != prev:
             problems.append(
                 ChainProblem(

@@ -65,8 +65,12 @@ def mapped(path: Path) -> Iterator[bytes | memoryview]:
         if Path(path).stat().st_size == 0:
             yield b""
             return
-        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
-            yield memoryview(view)
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as region:
+            view = memoryview(region)
+            try:
+                yield view
+            finally:
+                view.release()  # the map cannot close while a view of it is alive
 
 
 def sign_blob(
@@ -85,7 +89,7 @@ def sign_blob(
             signature = signer.sign_digest(digest)
         else:
             with mapped(path) as content:
-                signature = signer.sign_message(bytes(content))
+                signature = signer.sign_message(content)  # type: ignore[arg-type]
         bundle = message_signature_bundle(signer.public_key, digest, signature)
     audit.record(
         home,

@@ -139,7 +139,7 @@ def verify_digest(
 
 
 def verify_message(
-    key: PublicKey, signature: bytes, message: bytes, *, subject: str | None = None
+    key: PublicKey, signature: bytes, message: bytes | memoryview, *, subject: str | None = None
 ) -> None:
     """Check a signature over a whole message (any algorithm; SHA-256 for ECDSA/RSA)."""
     if isinstance(key, ed25519.Ed25519PublicKey):

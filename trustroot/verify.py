@@ -64,7 +64,7 @@ def _signature_over_blob(
         raise UnsupportedAlgorithm(
             "Ed25519 signatures cover the whole content, which was not provided", subject=subject
         )
-    verify_message(key, signature, bytes(message), subject=subject)
+    verify_message(key, signature, message, subject=subject)
 
 
 def verify_detached_signature(

@@ -6,6 +6,7 @@ their class picks the exit code (:mod:`appliance.cli.exit_codes`).
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -45,6 +46,14 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
     except KeyboardInterrupt:
         return exit_codes.INTERRUPTED
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        click.echo(f"{where}{error.strerror or error}", err=True)
+        return exit_codes.OPERATIONAL
+    except Exception:
+        logging.getLogger("airseal").exception("internal error")
+        click.echo("airseal: internal error (a bug): please report the traceback above", err=True)
+        return exit_codes.INTERNAL
     return result if isinstance(result, int) else exit_codes.OK
 
 

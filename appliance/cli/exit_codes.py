@@ -8,6 +8,7 @@ OK = 0
 VERIFICATION_FAILED = 1  # a signature, digest, bundle, identity or media check failed
 USAGE = 2  # bad arguments (click's own convention)
 OPERATIONAL = 3  # home, key, password, token or I/O problem: nothing was verified
+INTERNAL = 70  # a bug: EX_SOFTWARE
 INTERRUPTED = 130
 
 
