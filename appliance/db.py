@@ -41,6 +41,53 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
     """,
+    # 2: intake store, site settings, signed actions, exports and their sequence numbers
+    """
+    CREATE TABLE files (
+        sha256 TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        added TEXT NOT NULL,
+        method TEXT NOT NULL,          -- cosign-signature | bundle-key | keyless | none
+        verified INTEGER NOT NULL,
+        signer TEXT                    -- key fingerprint, or identity (issuer) for keyless
+    );
+    CREATE TABLE settings (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE actions (
+        id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        os TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        payload_sha256 TEXT NOT NULL REFERENCES files (sha256),
+        key_name TEXT NOT NULL,
+        created TEXT NOT NULL,
+        valid_until TEXT NOT NULL,
+        revoked TEXT,                  -- when revoked, else NULL
+        predicate TEXT NOT NULL,       -- the signed ActionPredicate, JSON
+        bundle TEXT NOT NULL,          -- the DSSE Sigstore bundle, JSON
+        PRIMARY KEY (id, version)
+    );
+    CREATE TABLE export_sequences (
+        key_fingerprint TEXT PRIMARY KEY,
+        last_sequence INTEGER NOT NULL
+    );
+    CREATE TABLE exports (
+        id TEXT PRIMARY KEY,
+        sequence INTEGER NOT NULL,
+        key_name TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        created TEXT NOT NULL,
+        expires TEXT NOT NULL,
+        target TEXT NOT NULL,
+        actions TEXT NOT NULL,         -- JSON list of {id, version}
+        files INTEGER NOT NULL,
+        bytes INTEGER NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -39,7 +39,7 @@ from trustroot.signer import PrivateKeySigner, Signer
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-GENERATORS = {
+GENERATORS: dict[str, Callable[[], PrivateKey]] = {
     "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),
     "ecdsa-p384": lambda: ec.generate_private_key(ec.SECP384R1()),
     "rsa-3072": lambda: rsa.generate_private_key(public_exponent=65537, key_size=3072),
@@ -123,7 +123,7 @@ def register_key(
         reference=reference,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    db["keys"].insert({**record.__dict__, "reference": json.dumps(reference, sort_keys=True)})
+    db.table("keys").insert({**record.__dict__, "reference": json.dumps(reference, sort_keys=True)})
     audit.record(
         home,
         db,

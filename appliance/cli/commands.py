@@ -9,22 +9,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import sqlite_utils
 
 from appliance import audit, blobs, keystore
 from appliance.cli import cli, exit_codes
+from appliance.cli.session import json_option, open_appliance
 from appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
 from appliance.db import SCHEMA_VERSION, open_database
 from appliance.errors import UsageError
 from appliance.files import write_atomic
-from appliance.home import default_home, init_home, open_home
+from appliance.home import Home, default_home, init_home
 from trustroot.keys import spki_pem
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
-
-def _open() -> tuple[object, object]:
-    home = open_home()
-    return home, open_database(home)
+def _open() -> tuple[Home, sqlite_utils.Database]:
+    session = open_appliance()
+    return session.home, session.db
 
 
 @cli.command()
@@ -63,7 +63,7 @@ def audit_group() -> None:
 def audit_verify(ctx: click.Context, as_json: bool) -> None:
     """Check the whole chain; names every edited, deleted or reordered row (exit 1 if any)."""
     home, db = _open()
-    report = audit.verify_chain(home, db)  # type: ignore[arg-type]
+    report = audit.verify_chain(home, db)
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
@@ -83,7 +83,7 @@ def audit_list(limit: int, as_json: bool) -> None:
     """Show the newest audit entries."""
     _, db = _open()
     rows = list(
-        db.execute(  # type: ignore[attr-defined]
+        db.execute(
             "SELECT seq, ts, actor, action, subject, details FROM audit ORDER BY seq DESC LIMIT ?",
             [limit],
         ).fetchall()
@@ -120,7 +120,7 @@ def key_generate(name: str, algorithm: str, as_json: bool) -> None:
     The password comes from COSIGN_PASSWORD, else it is asked twice.
     """
     home, db = _open()
-    record = keystore.generate_file_key(home, db, name, TerminalPrompter(), algorithm=algorithm)  # type: ignore[arg-type]
+    record = keystore.generate_file_key(home, db, name, TerminalPrompter(), algorithm=algorithm)
     _print_record(record, as_json, "Generated")
 
 
@@ -134,7 +134,7 @@ def key_import(name: str, path: Path, as_json: bool) -> None:
     The key is re-encrypted in cosign's format. Passwords come from COSIGN_PASSWORD, else asked.
     """
     home, db = _open()
-    record = keystore.import_file_key(home, db, name, path, TerminalPrompter())  # type: ignore[arg-type]
+    record = keystore.import_file_key(home, db, name, path, TerminalPrompter())
     _print_record(record, as_json, "Imported")
 
 
@@ -149,7 +149,7 @@ def key_import(name: str, path: Path, as_json: bool) -> None:
 def key_export_public(name: str, output: Path | None) -> None:
     """Print the public key as PEM SPKI (the shape of cosign.pub)."""
     _, db = _open()
-    pem = spki_pem(keystore.get_key(db, name).public_key)  # type: ignore[arg-type]
+    pem = spki_pem(keystore.get_key(db, name).public_key)
     if output is None:
         click.echo(pem.decode(), nl=False)
     else:
@@ -162,7 +162,7 @@ def key_export_public(name: str, output: Path | None) -> None:
 def key_list(as_json: bool) -> None:
     """List the keys this appliance holds."""
     _, db = _open()
-    records = keystore.list_keys(db)  # type: ignore[arg-type]
+    records = keystore.list_keys(db)
     if as_json:
         emit_json([r.to_dict() for r in records])
         return
@@ -203,7 +203,7 @@ def sign_blob(
     """Sign FILE (streamed: any size, constant memory)."""
     home, db = _open()
     with byte_progress(f"Signing {file.name}", file_size(file)) as advance:
-        result = blobs.sign_blob(home, db, file, key_name, TerminalPrompter(), on_progress=advance)  # type: ignore[arg-type]
+        result = blobs.sign_blob(home, db, file, key_name, TerminalPrompter(), on_progress=advance)
     if output_signature:
         write_atomic(output_signature, result.signature_b64)
     if bundle:
@@ -324,3 +324,7 @@ def _verify_keyless(
         "identity": outcome.identity,
         "issuer": outcome.issuer,
     }
+
+
+from appliance.cli import actions as _actions  # noqa: E402,F401  (registers its commands)
+from appliance.cli import files as _files  # noqa: E402,F401

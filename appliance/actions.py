@@ -1,0 +1,319 @@
+"""Signed actions: what an operator wants done on endpoints, signed once when created.
+
+An action is an in-toto Statement (subject = payload name + SHA-256, predicate =
+:class:`media.statement.ActionPredicate`) in a DSSE Sigstore bundle. Actions are immutable:
+editing signs a new version under the same id; revoking marks every version so no later export
+carries it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, cast
+
+import sqlite_utils
+from pydantic import ValidationError
+
+from appliance import audit, settings
+from appliance.errors import ApplianceError, UsageError
+from appliance.home import Home
+from appliance.intake import find_file
+from appliance.keystore import get_key, open_signer
+from appliance.prompts import Prompter
+from media.statement import (
+    ActionPayload,
+    ActionPredicate,
+    Conditions,
+    DownloadOptions,
+    ExecuteOptions,
+    Intake,
+    action_statement,
+)
+from trustroot.bundle import bundle_to_json, sign_statement
+
+Reboot = Literal["never", "if-requested", "always"]
+
+
+class ActionNotFound(ApplianceError):
+    title = "Action not found"
+    hint = "`airseal action list` shows the actions"
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """The operator's input for an action; every field is optional when editing."""
+
+    name: str | None = None
+    description: str | None = None
+    label: str | None = None
+    os: str | None = None
+    mode: str | None = None
+    file: str | None = None
+    if_missing: tuple[str, ...] | None = None
+    if_exists: tuple[str, ...] | None = None
+    host: str | None = None
+    group: str | None = None
+    run: str | None = None
+    args: tuple[str, ...] | None = None
+    run_as: str | None = None
+    timeout: int | None = None
+    reboot: str | None = None
+    dest: str | None = None
+    file_mode: str | None = None
+    owner: str | None = None
+    valid_days: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ActionRecord:
+    id: str
+    version: int
+    name: str
+    os: str
+    mode: str
+    payload_sha256: str
+    key_name: str
+    created: str
+    valid_until: str
+    revoked: str | None
+    predicate: dict[str, Any]
+    bundle: str
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "version": self.version,
+            "name": self.name,
+            "os": self.os,
+            "mode": self.mode,
+            "payload_sha256": self.payload_sha256,
+            "key": self.key_name,
+            "created": self.created,
+            "valid_until": self.valid_until,
+            "revoked": self.revoked,
+        }
+
+
+def _validation_message(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:3]:
+        where = ".".join(str(p) for p in error["loc"] if not isinstance(p, int)) or "action"
+        parts.append(f"{where}: {error['msg']}")
+    return "; ".join(parts)
+
+
+def build_predicate(
+    db: sqlite_utils.Database,
+    spec: ActionSpec,
+    *,
+    action_id: str,
+    version: int,
+    base: dict[str, Any] | None,
+    now: datetime,
+) -> ActionPredicate:
+    """Merge ``spec`` over ``base`` (the previous version) and validate. Raises UsageError."""
+    previous = base or {}
+
+    def pick(value: Any, key: str, default: Any = None) -> Any:
+        return value if value is not None else previous.get(key, default)
+
+    file_ref = spec.file
+    if file_ref is None and not previous:
+        raise UsageError("--file is required: a stored file's SHA-256 or a path to it")
+    if file_ref is not None:
+        stored = find_file(db, file_ref)
+        payload = ActionPayload(name=stored.name, sha256=stored.sha256, size=stored.size)
+        intake = Intake(verified=stored.verified, method=stored.method, signer=stored.signer)
+    else:
+        payload = ActionPayload.model_validate(previous["payload"])
+        intake = Intake.model_validate(previous["intake"])
+    mode = pick(spec.mode, "mode")
+    old_exec, old_down = previous.get("execute") or {}, previous.get("download") or {}
+    valid_days = (
+        spec.valid_days
+        if spec.valid_days is not None
+        else settings.get_int(db, "action.valid-days")
+    )
+    try:
+        execute = download = None
+        if mode == "execute":
+            execute = ExecuteOptions(
+                run=spec.run if spec.run is not None else old_exec.get("run"),
+                args=spec.args if spec.args is not None else tuple(old_exec.get("args", ())),
+                run_as=spec.run_as if spec.run_as is not None else old_exec.get("runAs"),
+                timeout_seconds=spec.timeout
+                if spec.timeout is not None
+                else old_exec.get("timeoutSeconds", 3600),
+                reboot=cast(Reboot, spec.reboot or old_exec.get("reboot", "never")),
+            )
+        elif mode == "download":
+            dest = spec.dest or old_down.get("dest")
+            if not dest:
+                raise UsageError("download actions need --dest (absolute path on the endpoint)")
+            download = DownloadOptions(
+                dest=dest,
+                file_mode=spec.file_mode or old_down.get("fileMode", "0644"),
+                owner=spec.owner if spec.owner is not None else old_down.get("owner"),
+            )
+        old_cond = previous.get("conditions") or {}
+        conditions = Conditions(
+            if_missing=spec.if_missing
+            if spec.if_missing is not None
+            else tuple(old_cond.get("ifMissing", ())),
+            if_exists=spec.if_exists
+            if spec.if_exists is not None
+            else tuple(old_cond.get("ifExists", ())),
+            host=spec.host if spec.host is not None else old_cond.get("host"),
+            group=spec.group if spec.group is not None else old_cond.get("group"),
+        )
+        return ActionPredicate(
+            id=action_id,
+            version=version,
+            name=pick(spec.name, "name"),
+            description=pick(spec.description, "description", ""),
+            label=pick(spec.label, "label", ""),
+            os=pick(spec.os, "os"),
+            mode=mode,
+            conditions=conditions,
+            execute=execute,
+            download=download,
+            valid_from=now,
+            valid_until=now + timedelta(days=valid_days),
+            payload=payload,
+            intake=intake,
+        )
+    except ValidationError as exc:
+        raise UsageError(_validation_message(exc), subject="action") from None
+
+
+def _sign_and_store(
+    home: Home,
+    db: sqlite_utils.Database,
+    predicate: ActionPredicate,
+    key_name: str,
+    prompter: Prompter,
+    audit_action: str,
+) -> ActionRecord:
+    record = get_key(db, key_name)
+    with open_signer(home, record, prompter) as signer:
+        bundle = bundle_to_json(sign_statement(signer, action_statement(predicate)))
+    row = {
+        "id": predicate.id,
+        "version": predicate.version,
+        "name": predicate.name,
+        "os": predicate.os,
+        "mode": predicate.mode,
+        "payload_sha256": predicate.payload.sha256,
+        "key_name": key_name,
+        "created": predicate.valid_from.isoformat(),
+        "valid_until": predicate.valid_until.isoformat(),
+        "revoked": None,
+        "predicate": json.dumps(predicate.to_json_dict(), sort_keys=True),
+        "bundle": bundle.decode(),
+    }
+    db.table("actions").insert(row)
+    audit.record(
+        home,
+        db,
+        audit_action,
+        predicate.id,
+        {
+            "version": predicate.version,
+            "name": predicate.name,
+            "key": key_name,
+            "payload": predicate.payload.sha256,
+        },
+    )
+    return _record(row)
+
+
+def create_action(
+    home: Home,
+    db: sqlite_utils.Database,
+    spec: ActionSpec,
+    key_name: str,
+    prompter: Prompter,
+    *,
+    now: datetime | None = None,
+) -> ActionRecord:
+    get_key(db, key_name)  # fail before asking anything
+    for required in ("name", "os", "mode"):
+        if getattr(spec, required) is None:
+            raise UsageError(f"--{required} is required")
+    action_id = uuid.uuid4().hex[:12]
+    predicate = build_predicate(
+        db, spec, action_id=action_id, version=1, base=None, now=now or datetime.now(UTC)
+    )
+    return _sign_and_store(home, db, predicate, key_name, prompter, "action.create")
+
+
+def edit_action(
+    home: Home,
+    db: sqlite_utils.Database,
+    action_id: str,
+    spec: ActionSpec,
+    key_name: str | None,
+    prompter: Prompter,
+    *,
+    now: datetime | None = None,
+) -> ActionRecord:
+    """Sign a new version of an action; earlier versions stay as they were signed."""
+    latest = get_action(db, action_id)
+    if latest.revoked:
+        raise UsageError(f"action {action_id} is revoked", hint="create a new action instead")
+    predicate = build_predicate(
+        db,
+        spec,
+        action_id=action_id,
+        version=latest.version + 1,
+        base=latest.predicate,
+        now=now or datetime.now(UTC),
+    )
+    return _sign_and_store(
+        home, db, predicate, key_name or latest.key_name, prompter, "action.edit"
+    )
+
+
+def _record(row: dict[str, Any]) -> ActionRecord:
+    return ActionRecord(**{**row, "predicate": json.loads(row["predicate"])})
+
+
+def list_actions(
+    db: sqlite_utils.Database, *, include_revoked: bool = False, all_versions: bool = False
+) -> list[ActionRecord]:
+    rows = db.execute(
+        "SELECT * FROM actions a WHERE (? OR version = (SELECT MAX(version) FROM actions b "
+        "WHERE b.id = a.id)) AND (? OR revoked IS NULL) ORDER BY created, id, version",
+        [all_versions, include_revoked],
+    )
+    columns = [c[0] for c in rows.description]
+    return [_record(dict(zip(columns, r, strict=True))) for r in rows.fetchall()]
+
+
+def get_action(
+    db: sqlite_utils.Database, action_id: str, version: int | None = None
+) -> ActionRecord:
+    query = "SELECT * FROM actions WHERE id = ?" + (" AND version = ?" if version else "")  # noqa: S608
+    query += " ORDER BY version DESC LIMIT 1"
+    cursor = db.execute(query, [action_id, version] if version else [action_id])
+    row = cursor.fetchone()
+    if row is None:
+        raise ActionNotFound(
+            f"no action {action_id}" + (f" version {version}" if version else ""), subject=action_id
+        )
+    return _record(dict(zip([c[0] for c in cursor.description], row, strict=True)))
+
+
+def revoke_action(home: Home, db: sqlite_utils.Database, action_id: str, reason: str) -> int:
+    """Mark every version revoked; returns how many versions were revoked."""
+    get_action(db, action_id)
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    cursor = db.execute(
+        "UPDATE actions SET revoked = ? WHERE id = ? AND revoked IS NULL", [when, action_id]
+    )
+    audit.record(home, db, "action.revoke", action_id, {"reason": reason})
+    return int(cursor.rowcount)

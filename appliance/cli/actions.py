@@ -1,0 +1,195 @@
+"""`airseal action create|edit|list|show|revoke`: signed node actions."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from appliance import actions
+from appliance.cli import cli
+from appliance.cli.session import json_option, open_appliance
+from appliance.cli.ui import TerminalPrompter, emit_json
+
+
+def action_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The fields of a node action, shared by create (some required) and edit (all optional)."""
+    options = [
+        click.option("--name", required=required, help='"(Purpose)Name", e.g. "(Install)Agent".'),
+        click.option("--description", help="Free text shown to endpoint users."),
+        click.option("--label", help="A short label to group actions."),
+        click.option(
+            "--file",
+            "file_ref",
+            required=required,
+            help="Payload: a stored file's SHA-256 (or 8+ digit prefix) or a path.",
+        ),
+        click.option(
+            "--os",
+            "os_name",
+            type=click.Choice(["linux", "macos", "windows"]),
+            required=required,
+            help="Target operating system.",
+        ),
+        click.option(
+            "--mode",
+            type=click.Choice(["execute", "download"]),
+            required=required,
+            help="Distribution option.",
+        ),
+        click.option("--if-missing", multiple=True, help="Run only if this path is missing."),
+        click.option("--if-exists", multiple=True, help="Run only if this path exists."),
+        click.option("--host", help="Run only on hosts whose name matches this glob."),
+        click.option("--group", help="Run only on endpoints in this group."),
+        click.option("--run", help="Execute: file inside the archive to run."),
+        click.option("--args", "args_text", help='Execute: arguments, shell-quoted ("-q --x").'),
+        click.option("--run-as", help="Execute: account to run as."),
+        click.option(
+            "--timeout",
+            type=click.IntRange(1, 7 * 24 * 3600),
+            help="Execute: seconds before the run is stopped (default 3600).",
+        ),
+        click.option(
+            "--reboot",
+            type=click.Choice(["never", "if-requested", "always"]),
+            help="Execute: reboot option (default never).",
+        ),
+        click.option("--dest", help="Download: absolute destination path on the endpoint."),
+        click.option(
+            "--file-mode", "--mode-bits", "file_mode", help="Download: permission bits, e.g. 0644."
+        ),
+        click.option("--owner", help="Download: owning account."),
+        click.option(
+            "--valid-days",
+            type=click.IntRange(1, 3650),
+            help="Validity window in days (default: setting action.valid-days).",
+        ),
+    ]
+
+    def apply(function: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            function = option(function)
+        return function
+
+    return apply
+
+
+def _spec(kw: dict[str, Any]) -> actions.ActionSpec:
+    args = kw.pop("args_text", None)
+    if_missing, if_exists = kw.pop("if_missing", ()), kw.pop("if_exists", ())
+    return actions.ActionSpec(
+        name=kw["name"],
+        description=kw["description"],
+        label=kw["label"],
+        os=kw["os_name"],
+        mode=kw["mode"],
+        file=kw["file_ref"],
+        if_missing=tuple(if_missing) or None,
+        if_exists=tuple(if_exists) or None,
+        host=kw["host"],
+        group=kw["group"],
+        run=kw["run"],
+        args=tuple(shlex.split(args)) if args is not None else None,
+        run_as=kw["run_as"],
+        timeout=kw["timeout"],
+        reboot=kw["reboot"],
+        dest=kw["dest"],
+        file_mode=kw["file_mode"],
+        owner=kw["owner"],
+        valid_days=kw["valid_days"],
+    )
+
+
+@cli.group(name="action")
+def action_group() -> None:
+    """Signed actions: what endpoints should run or receive."""
+
+
+@action_group.command(name="create")
+@action_options(required=True)
+@click.option("--key", "key_name", required=True, help="Signing key name.")
+@json_option
+def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
+    """Create and sign an action (an in-toto statement in a DSSE bundle)."""
+    session = open_appliance()
+    record = actions.create_action(
+        session.home, session.db, _spec(kw), key_name, TerminalPrompter()
+    )
+    _print(record, as_json, "Created")
+
+
+@action_group.command(name="edit")
+@click.argument("action_id")
+@action_options(required=False)
+@click.option("--key", "key_name", help="Signing key (default: the one that signed it).")
+@json_option
+def action_edit(action_id: str, key_name: str | None, as_json: bool, **kw: Any) -> None:
+    """Sign a new version of ACTION_ID with the given fields changed."""
+    session = open_appliance()
+    record = actions.edit_action(
+        session.home, session.db, action_id, _spec(kw), key_name, TerminalPrompter()
+    )
+    _print(record, as_json, "Signed")
+
+
+@action_group.command(name="list")
+@click.option("--all", "include_revoked", is_flag=True, help="Include revoked actions.")
+@click.option("--versions", is_flag=True, help="Every version, not only the latest.")
+@json_option
+def action_list(include_revoked: bool, versions: bool, as_json: bool) -> None:
+    """The actions (latest versions)."""
+    records = actions.list_actions(
+        open_appliance().db, include_revoked=include_revoked, all_versions=versions
+    )
+    if as_json:
+        emit_json([r.summary() for r in records])
+        return
+    if not records:
+        click.echo("No actions. Create one with `airseal action create`.")
+    for r in records:
+        state = "REVOKED " if r.revoked else ""
+        click.echo(f"{r.id}  v{r.version:<3} {r.os:<8} {r.mode:<9} {state}{r.name}")
+
+
+@action_group.command(name="show")
+@click.argument("action_id")
+@click.option("--version", type=int, help="A specific version (default: latest).")
+@click.option("--bundle", "show_bundle", is_flag=True, help="Print the signed bundle JSON.")
+@json_option
+def action_show(action_id: str, version: int | None, show_bundle: bool, as_json: bool) -> None:
+    """Show an action's signed fields."""
+    record = actions.get_action(open_appliance().db, action_id, version)
+    if show_bundle:
+        click.echo(record.bundle, nl=False)
+        return
+    if as_json:
+        emit_json({**record.summary(), "predicate": record.predicate})
+        return
+    click.echo(json.dumps({**record.summary(), "predicate": record.predicate}, indent=2))
+
+
+@action_group.command(name="revoke")
+@click.argument("action_id")
+@click.option("--reason", default="revoked by operator", show_default=True)
+@json_option
+def action_revoke(action_id: str, reason: str, as_json: bool) -> None:
+    """Revoke every version of an action: no later export carries it."""
+    session = open_appliance()
+    count = actions.revoke_action(session.home, session.db, action_id, reason)
+    if as_json:
+        emit_json({"id": action_id, "revoked_versions": count})
+    else:
+        click.echo(f"Revoked {action_id} ({count} version(s))")
+
+
+def _print(record: actions.ActionRecord, as_json: bool, verb: str) -> None:
+    if as_json:
+        emit_json(record.summary())
+    else:
+        click.echo(
+            f"{verb} action {record.id} v{record.version}: {record.name} "
+            f"({record.os}, {record.mode}), valid until {record.valid_until}"
+        )

@@ -1,0 +1,124 @@
+"""`airseal file ...` (intake, integrity check 1 of 3) and `airseal config ...` (site policy)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from appliance import intake, settings
+from appliance.blobs import load_key_argument
+from appliance.cli import cli
+from appliance.cli.session import json_option, open_appliance
+from appliance.cli.ui import byte_progress, emit_json, file_size
+
+
+@cli.group(name="file")
+def file_group() -> None:
+    """Distribution files in the appliance store (verified on the way in)."""
+
+
+@file_group.command(name="add")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--signature",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Vendor's cosign detached signature (needs --key).",
+)
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Vendor's Sigstore bundle (with --key, or keyless identity options).",
+)
+@click.option("--key", "key_arg", help="Vendor public key: PEM file or key name in the home.")
+@click.option("--certificate-identity", help="Keyless: expected signer identity.")
+@click.option("--certificate-oidc-issuer", help="Keyless: expected OIDC issuer.")
+@click.option(
+    "--trusted-root",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Keyless: trusted_root.json (default: public-good, shipped).",
+)
+@click.option("--name", help="Name for the payload on media (default: the file's name).")
+@json_option
+def file_add(
+    path: Path,
+    signature: Path | None,
+    bundle: Path | None,
+    key_arg: str | None,
+    certificate_identity: str | None,
+    certificate_oidc_issuer: str | None,
+    trusted_root: Path | None,
+    name: str | None,
+    as_json: bool,
+) -> None:
+    """Verify PATH's vendor signature (when given) and copy it into the store.
+
+    With the setting intake.require-signature=true, files without one are refused.
+    A refused file leaves nothing in the store.
+    """
+    session = open_appliance()
+    key = None
+    if key_arg:
+        key, _ = load_key_argument(key_arg, lambda: session.db)
+    vendor = intake.VendorSignature(
+        signature=signature,
+        bundle=bundle,
+        key=key,
+        identity=certificate_identity,
+        issuer=certificate_oidc_issuer,
+        trusted_root=trusted_root,
+    )
+    with byte_progress(f"Adding {path.name}", file_size(path)) as advance:
+        stored = intake.add_file(
+            session.home, session.db, path, vendor, name=name, on_progress=advance
+        )
+    if as_json:
+        emit_json(stored.to_dict())
+        return
+    check = f"verified ({stored.method}, {stored.signer})" if stored.verified else "NOT verified"
+    click.echo(f"Added {stored.name}  sha256 {stored.sha256}  {stored.size} bytes  {check}")
+
+
+@file_group.command(name="list")
+@json_option
+def file_list(as_json: bool) -> None:
+    """Files in the store, newest first."""
+    stored = intake.list_files(open_appliance().db)
+    if as_json:
+        emit_json([s.to_dict() for s in stored])
+        return
+    if not stored:
+        click.echo("The store is empty. Add a file with `airseal file add PATH`.")
+    for s in stored:
+        mark = s.method if s.verified else "unverified"
+        click.echo(f"{s.sha256[:16]}  {s.size:>12}  {mark:<16}  {s.name}")
+
+
+@cli.group(name="config")
+def config_group() -> None:
+    """Site policy settings."""
+
+
+@config_group.command(name="get")
+@click.argument("name", required=False)
+@json_option
+def config_get(name: str | None, as_json: bool) -> None:
+    """Show one setting, or all of them."""
+    db = open_appliance().db
+    names = [name] if name else list(settings.SETTINGS)
+    values = {n: settings.get(db, n) for n in names}
+    if as_json:
+        emit_json(values)
+        return
+    for n, value in values.items():
+        click.echo(f"{n} = {value}    # {settings.SETTINGS[n].description}")
+
+
+@config_group.command(name="set")
+@click.argument("name")
+@click.argument("value")
+def config_set(name: str, value: str) -> None:
+    """Change a setting (audited)."""
+    session = open_appliance()
+    settings.set_value(session.home, session.db, name, value)
+    click.echo(f"{name} = {value}")

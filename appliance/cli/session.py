@@ -1,0 +1,24 @@
+"""The open appliance a command works on, and options shared by commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+import sqlite_utils
+
+from appliance.db import open_database
+from appliance.home import Home, open_home
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@dataclass(frozen=True)
+class Session:
+    home: Home
+    db: sqlite_utils.Database
+
+
+def open_appliance() -> Session:
+    home = open_home()
+    return Session(home, open_database(home))

@@ -1,0 +1,236 @@
+"""Intake: integrity check 1 of 3. Files enter the appliance store only after verification.
+
+The file is streamed once into a temporary name inside the store while it is hashed; the vendor
+signature is then verified against the *stored* bytes (so a source changed mid-copy cannot slip
+through), and only then is the file renamed to its SHA-256. A refused file leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from appliance import audit, settings
+from appliance.blobs import read_capped, verify_blob
+from appliance.errors import ApplianceError, UsageError
+from appliance.files import fsync_dir
+from appliance.home import Home
+from media.names import name_problem
+from trustroot.bundle import MAX_BUNDLE_BYTES
+from trustroot.digest import CHUNK_SIZE, ProgressCallback
+from trustroot.errors import VerificationError
+from trustroot.keys import PublicKey, fingerprint
+
+
+class IntakeRefused(VerificationError):
+    title = "Intake refused"
+    hint = "add the file with its vendor signature (--signature/--key, or --bundle)"
+
+
+class FileNotInStore(ApplianceError):
+    title = "File not in store"
+    hint = "add it first with `airseal file add PATH`; `airseal file list` shows the store"
+
+
+@dataclass(frozen=True)
+class VendorSignature:
+    """What the operator says vouches for a file (at most one of the three forms)."""
+
+    signature: Path | None = None
+    bundle: Path | None = None
+    key: PublicKey | None = None
+    identity: str | None = None
+    issuer: str | None = None
+    trusted_root: Path | None = None
+
+    @property
+    def method(self) -> str:
+        if self.signature is not None:
+            return "cosign-signature"
+        if self.bundle is not None and self.identity is not None:
+            return "keyless"
+        if self.bundle is not None:
+            return "bundle-key"
+        return "none"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    sha256: str
+    name: str
+    size: int
+    added: str
+    method: str
+    verified: bool
+    signer: str | None
+
+    @property
+    def path_in(self) -> str:
+        return self.sha256
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def store_path(home: Home, sha256: str) -> Path:
+    return home.store_dir / sha256
+
+
+def _check_vouching(vendor: VendorSignature) -> None:
+    if vendor.signature is not None and vendor.bundle is not None:
+        raise UsageError("give --signature or --bundle, not both")
+    if vendor.signature is not None and vendor.key is None:
+        raise UsageError("--signature needs --key (the vendor's public key)")
+    if vendor.bundle is not None and vendor.key is None and vendor.identity is None:
+        raise UsageError(
+            "--bundle needs --key, or --certificate-identity and "
+            "--certificate-oidc-issuer for a keyless bundle"
+        )
+    if (vendor.identity is None) != (vendor.issuer is None):
+        raise UsageError("--certificate-identity and --certificate-oidc-issuer go together")
+    if vendor.identity is not None and vendor.key is not None:
+        raise UsageError("a keyless bundle is verified by identity, not --key")
+
+
+def _verify(stored: Path, digest: bytes, vendor: VendorSignature) -> str | None:
+    """Check the vendor signature over the stored copy; returns who signed."""
+    if vendor.method == "keyless":
+        from trustroot.keyless import verify_keyless_bundle
+
+        assert vendor.bundle is not None and vendor.identity and vendor.issuer
+        root = read_capped(vendor.trusted_root, 8 * 1024 * 1024) if vendor.trusted_root else None
+        result = verify_keyless_bundle(
+            read_capped(vendor.bundle, MAX_BUNDLE_BYTES),
+            digest,
+            identity=vendor.identity,
+            issuer=vendor.issuer,
+            trusted_root_json=root,
+            subject=str(vendor.bundle),
+        )
+        return f"{result.identity} ({result.issuer})"
+    if vendor.method == "none":
+        return None
+    assert vendor.key is not None
+    verify_blob(stored, vendor.key, signature_path=vendor.signature, bundle_path=vendor.bundle)
+    return fingerprint(vendor.key)
+
+
+def add_file(
+    home: Home,
+    db: sqlite_utils.Database,
+    source: Path,
+    vendor: VendorSignature,
+    *,
+    name: str | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> StoredFile:
+    """Verify and store ``source``. Raises (leaving nothing in the store) when refused."""
+    _check_vouching(vendor)
+    name = name or Path(source).name
+    problem = name_problem(name)
+    if problem is not None:
+        raise UsageError(f"file name {name!r} {problem}", hint="rename it or pass --name")
+    if vendor.method == "none" and settings.get_flag(db, "intake.require-signature"):
+        raise IntakeRefused("site policy requires a vendor signature", subject=str(source))
+    incoming = home.store_dir / f".incoming-{uuid.uuid4().hex}"
+    try:
+        digest, size = _copy_and_hash(Path(source), incoming, on_progress)
+        try:
+            signer = _verify(incoming, digest, vendor)
+        except VerificationError as error:
+            audit.record(
+                home,
+                db,
+                "file.refused",
+                name,
+                {"sha256": digest.hex(), "method": vendor.method, "why": error.title},
+            )
+            raise
+        final = store_path(home, digest.hex())
+        if final.exists():
+            incoming.unlink()
+        else:
+            os.replace(incoming, final)
+            fsync_dir(home.store_dir)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            incoming.unlink()
+    stored = StoredFile(
+        sha256=digest.hex(),
+        name=name,
+        size=size,
+        added=datetime.now(UTC).isoformat(timespec="seconds"),
+        method=vendor.method,
+        verified=vendor.method != "none",
+        signer=signer,
+    )
+    db.table("files").upsert({**stored.to_dict(), "verified": int(stored.verified)}, pk="sha256")
+    audit.record(
+        home,
+        db,
+        "file.add",
+        name,
+        {"sha256": stored.sha256, "size": size, "method": stored.method, "signer": signer},
+    )
+    return stored
+
+
+def _copy_and_hash(
+    source: Path, target: Path, on_progress: ProgressCallback | None
+) -> tuple[bytes, int]:
+    digest, total = hashlib.sha256(), 0
+    buffer = bytearray(CHUNK_SIZE)
+    view = memoryview(buffer)
+    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
+        os.fchmod(dst.fileno(), 0o400)
+        while n := src.readinto(view):
+            digest.update(view[:n])
+            dst.write(view[:n])
+            total += n
+            if on_progress is not None:
+                on_progress(n)
+        os.fsync(dst.fileno())
+    return digest.digest(), total
+
+
+def _row(row: dict[str, Any]) -> StoredFile:
+    return StoredFile(**{**row, "verified": bool(row["verified"])})
+
+
+def list_files(db: sqlite_utils.Database) -> list[StoredFile]:
+    return [_row(r) for r in db["files"].rows_where(order_by="added desc")]
+
+
+def find_file(db: sqlite_utils.Database, reference: str) -> StoredFile:
+    """A stored file by SHA-256 (or a unique prefix of 8+ hex digits), or by the path of a copy."""
+    ref = reference.lower()
+    if len(ref) >= 8 and all(c in "0123456789abcdef" for c in ref) and not Path(reference).exists():
+        rows = list(db["files"].rows_where("sha256 LIKE ?", [ref + "%"]))
+        if len(rows) == 1:
+            return _row(rows[0])
+        if len(rows) > 1:
+            raise UsageError(f"{reference} matches {len(rows)} files: give more digits")
+        raise FileNotInStore(f"no stored file has sha256 {reference}", subject=reference)
+    path = Path(reference)
+    if not path.is_file():
+        raise FileNotInStore(
+            f"{reference} is neither a stored digest nor a file", subject=reference
+        )
+    with open(path, "rb", buffering=0) as handle:
+        from trustroot.digest import sha256_stream
+
+        digest, _ = sha256_stream(handle)
+    rows = list(db["files"].rows_where("sha256 = ?", [digest.hex()]))
+    if not rows:
+        raise FileNotInStore(
+            f"{path.name} (sha256 {digest.hex()[:16]}…) was never added", subject=str(path)
+        )
+    return _row(rows[0])

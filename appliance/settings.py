@@ -1,0 +1,73 @@
+"""Site policy settings kept in the appliance database.
+
+Settings are few and named; unknown names are refused so a typo cannot silently leave a policy
+off. Changes are audited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from appliance import audit
+from appliance.errors import UsageError
+from appliance.home import Home
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    choices: tuple[str, ...] | None
+    description: str
+
+
+SETTINGS = {
+    s.name: s
+    for s in (
+        Setting(
+            "intake.require-signature",
+            "false",
+            ("true", "false"),
+            "refuse files added without a verified vendor signature",
+        ),
+        Setting(
+            "export.valid-days",
+            "14",
+            None,
+            "days an export stays valid on endpoints (stale media is refused)",
+        ),
+        Setting("action.valid-days", "365", None, "default validity window of a new action"),
+    )
+}
+
+
+def _setting(name: str) -> Setting:
+    if name not in SETTINGS:
+        raise UsageError(f"unknown setting {name!r}", hint=f"settings: {', '.join(SETTINGS)}")
+    return SETTINGS[name]
+
+
+def get(db: sqlite_utils.Database, name: str) -> str:
+    setting = _setting(name)
+    row = db.execute("SELECT value FROM settings WHERE name = ?", [name]).fetchone()
+    return str(row[0]) if row else setting.default
+
+
+def get_flag(db: sqlite_utils.Database, name: str) -> bool:
+    return get(db, name) == "true"
+
+
+def get_int(db: sqlite_utils.Database, name: str) -> int:
+    return int(get(db, name))
+
+
+def set_value(home: Home, db: sqlite_utils.Database, name: str, value: str) -> None:
+    setting = _setting(name)
+    if setting.choices is not None and value not in setting.choices:
+        raise UsageError(f"{name} must be one of {', '.join(setting.choices)}")
+    if setting.choices is None and (not value.isdigit() or not 1 <= int(value) <= 3650):
+        raise UsageError(f"{name} must be a whole number of days between 1 and 3650")
+    db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", [name, value])
+    audit.record(home, db, "setting.set", name, {"value": value})
