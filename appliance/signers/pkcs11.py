@@ -507,6 +507,12 @@ def _text(raw: bytes | str) -> str:
     return raw.strip()
 
 
+def _meaningful_serial(serial: str) -> str:
+    """OpenSC reports ``00000000`` for every PIV card without a CHUID: that names nothing, so
+    treat it as absent and let the label choose the token instead."""
+    return "" if serial.strip("0") == "" else serial
+
+
 def _token_info(module: _Module, token: Any) -> TokenInfo:
     flags = TokenFlag(token.flags)
     free_pub, free_priv, total_pub, total_priv = module.cryptoki.token_memory(token.slot.slot_id)
@@ -514,7 +520,7 @@ def _token_info(module: _Module, token: Any) -> TokenInfo:
         slot_id=int(token.slot.slot_id),
         slot_description=_text(token.slot.slot_description),
         label=_text(token.label),
-        serial=_text(token.serial),
+        serial=_meaningful_serial(_text(token.serial)),
         manufacturer=_text(token.manufacturer_id),
         model=_text(token.model),
         initialised=bool(flags & TokenFlag.TOKEN_INITIALIZED),

@@ -632,3 +632,13 @@ def test_a_module_unloaded_elsewhere_is_loaded_again(two_tokens: Tokens) -> None
     assert len(list_tokens(hsm.module_path)) == 3
     pkcs11.unload(os.path.realpath(hsm.module_path))  # e.g. another component's cleanup
     assert len(list_tokens(hsm.module_path)) == 3
+
+
+def test_an_all_zero_serial_names_no_token():
+    """OpenSC gives every PIV card without a CHUID the serial 00000000: selecting by it would be
+    ambiguous as soon as two are attached, so it is treated as absent (the label selects)."""
+    from appliance.signers.pkcs11 import _meaningful_serial
+
+    assert _meaningful_serial("00000000") == ""
+    assert _meaningful_serial("") == ""
+    assert _meaningful_serial("0a1b2c3d") == "0a1b2c3d"
