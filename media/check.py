@@ -1,0 +1,241 @@
+"""The courier's check: is this stick complete and undamaged? No keys needed.
+
+It reads ``airseal/export.sigstore.json`` **without verifying its signature** and uses the
+statement inside as a packing list: every listed file must be present with the listed size and
+SHA-256, nothing unlisted may sit under ``airseal/`` (except valid receipts), nothing may be a
+symlink or special file, split payloads must re-join to their payload digest, and no folder of
+an interrupted export may be left over.
+
+This decides *completeness*, not *authenticity*: anyone can write a statement that matches the
+files next to it. Whether the export was signed by a trusted distributor, is fresh and is not a
+replay is decided by the agent, which verifies the bundle before trusting a byte of it. The
+report says so in its ``authenticity`` field, so nobody mistakes "complete" for "genuine".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from media import layout
+from media.errors import BadMedia, MediaReadError, MissingFile
+from media.reader import (
+    DirectorySource,
+    MediaSource,
+    MediaVerdict,
+    ProgressCallback,
+    read_export_bundle,
+    verify_media_files,
+)
+from media.rules import EntryKind, Finding
+from media.statement import ExportContents, read_export_statement
+from trustroot.bundle import parse_bundle
+from trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement
+from trustroot.errors import VerificationError
+
+Status = Literal["complete", "incomplete", "damaged"]
+AUTHENTICITY_NOTE = (
+    "not checked: this check reads the export statement without verifying its signature; "
+    "the agent verifies it before anything is used"
+)
+STATEMENT_ON_MOUNT = layout.on_mount(layout.STATEMENT_NAME)
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """What the check found. ``status`` is ``complete`` only when every list is empty."""
+
+    status: Status
+    mount: str
+    export_id: str | None = None
+    sequence: int | None = None
+    created: datetime | None = None
+    expires: datetime | None = None
+    expired: bool | None = None
+    """``None`` when no ``now`` was given to the check."""
+    actions: int = 0
+    files_checked: int = 0
+    bytes_checked: int = 0
+    receipts: int = 0
+    missing: tuple[Finding, ...] = ()
+    damaged: tuple[Finding, ...] = ()
+    extra: tuple[Finding, ...] = ()
+    unsafe: tuple[Finding, ...] = ()
+    leftovers: tuple[Finding, ...] = ()
+    authenticity: str = AUTHENTICITY_NOTE
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "complete"
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return self.unsafe + self.damaged + self.extra + self.missing + self.leftovers
+
+    def to_json_dict(self) -> dict[str, Any]:
+        def findings(items: Sequence[Finding]) -> list[dict[str, str]]:
+            return [{"path": f.path, "check": f.check, "reason": f.reason} for f in items]
+
+        return {
+            "status": self.status,
+            "mount": self.mount,
+            "exportId": self.export_id,
+            "sequence": self.sequence,
+            "created": _iso(self.created),
+            "expires": _iso(self.expires),
+            "expired": self.expired,
+            "actions": self.actions,
+            "filesChecked": self.files_checked,
+            "bytesChecked": self.bytes_checked,
+            "receipts": self.receipts,
+            "missing": findings(self.missing),
+            "damaged": findings(self.damaged),
+            "extra": findings(self.extra),
+            "unsafe": findings(self.unsafe),
+            "leftovers": findings(self.leftovers),
+            "authenticity": self.authenticity,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_dict(), indent=2)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Collected:
+    verdict: MediaVerdict = field(default_factory=MediaVerdict)
+    leftovers: list[Finding] = field(default_factory=list)
+    contents: ExportContents | None = None
+
+
+def _status(c: _Collected) -> Status:
+    v = c.verdict
+    if v.damaged or v.extra or v.unsafe:
+        return "damaged"
+    if v.missing or c.leftovers or c.contents is None:
+        return "incomplete"
+    return "complete"
+
+
+def read_statement_unverified(source: MediaSource) -> ExportContents:
+    """The export statement on the media, parsed but **not verified** (see module docstring).
+
+    Raises :class:`MissingFile` when there is none, other :class:`BadMedia` errors when it is
+    unsafe, oversized or malformed.
+    """
+    data = read_export_bundle(source)
+    try:
+        bundle = parse_bundle(data, subject=STATEMENT_ON_MOUNT)
+        envelope = bundle.dsse_envelope
+        if envelope is None:
+            raise BadMedia("is not a DSSE bundle", subject=STATEMENT_ON_MOUNT, check="statement")
+        if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE:
+            raise BadMedia(
+                f"payload type {envelope.payload_type!r} is not {IN_TOTO_PAYLOAD_TYPE}",
+                subject=STATEMENT_ON_MOUNT,
+                check="statement",
+            )
+        statement = Statement.from_payload(envelope.payload, subject=STATEMENT_ON_MOUNT)
+    except BadMedia:
+        raise
+    except VerificationError as exc:
+        raise BadMedia(exc.detail, subject=STATEMENT_ON_MOUNT, check="statement") from None
+    return read_export_statement(statement, subject=STATEMENT_ON_MOUNT)
+
+
+def check_media(
+    media: str | os.PathLike[str] | MediaSource,
+    *,
+    now: datetime | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> CheckReport:
+    """Check the media at ``media`` (a mount point or a :class:`MediaSource`).
+
+    Raises :class:`media.errors.MediaReadError` only when the media cannot be read at all;
+    everything wrong *on* the media is reported in the :class:`CheckReport`.
+    """
+    source = media if isinstance(media, MediaSource) else DirectorySource(media)
+    mount = str(getattr(source, "root", media))
+    collected = _Collected()
+    verdict = collected.verdict
+
+    try:
+        top = source.list_dir("")
+    except BadMedia as exc:
+        verdict.record(Finding(exc.subject or ".", exc.check, exc.detail))
+        return CheckReport(status="damaged", mount=mount, damaged=tuple(verdict.damaged))
+    for entry in top:
+        if layout.is_leftover_name(entry.name):
+            collected.leftovers.append(
+                Finding(
+                    entry.path,
+                    "leftover",
+                    "left behind by an interrupted export; the next export removes it",
+                )
+            )
+    media_dir = next((e for e in top if e.name == layout.MEDIA_DIR), None)
+    if media_dir is None:
+        verdict.missing.append(
+            Finding(layout.MEDIA_DIR, "present", "there is no airseal/ folder: no export here")
+        )
+    elif media_dir.kind is not EntryKind.DIRECTORY:
+        verdict.unsafe.append(
+            Finding(layout.MEDIA_DIR, "entry-type", f"is a {media_dir.kind.value}, not a folder")
+        )
+    else:
+        try:
+            collected.contents = read_statement_unverified(source)
+        except MissingFile as exc:
+            verdict.missing.append(
+                Finding(
+                    exc.subject or STATEMENT_ON_MOUNT,
+                    "present",
+                    "there is no export statement (an export was interrupted or never written)",
+                )
+            )
+        except (BadMedia, MediaReadError) as exc:
+            finding = Finding(exc.subject or STATEMENT_ON_MOUNT, exc.check, exc.detail)
+            if exc.check in ("entry-type", "name", "path"):
+                verdict.unsafe.append(finding)
+            else:
+                verdict.damaged.append(finding)
+
+    contents = collected.contents
+    if contents is None:
+        return CheckReport(
+            status=_status(collected),
+            mount=mount,
+            missing=tuple(verdict.missing),
+            damaged=tuple(verdict.damaged),
+            unsafe=tuple(verdict.unsafe),
+            leftovers=tuple(collected.leftovers),
+        )
+
+    files = verify_media_files(source, contents, on_progress=on_progress)
+    collected.verdict = files
+    predicate = contents.predicate
+    return CheckReport(
+        status=_status(collected),
+        mount=mount,
+        export_id=predicate.export_id,
+        sequence=predicate.sequence,
+        created=predicate.created,
+        expires=predicate.expires,
+        expired=None if now is None else now >= predicate.expires,
+        actions=len(predicate.actions),
+        files_checked=files.files_checked,
+        bytes_checked=files.bytes_checked,
+        receipts=files.receipts,
+        missing=tuple(files.missing),
+        damaged=tuple(files.damaged),
+        extra=tuple(files.extra),
+        unsafe=tuple(files.unsafe),
+        leftovers=tuple(collected.leftovers),
+    )

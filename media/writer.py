@@ -1,0 +1,745 @@
+"""The export writer: atomic, streamed, split for FAT32, read back before it is signed.
+
+Order of work, and why a crash at any moment is safe:
+
+1. **Plan and check, write nothing.** Names and paths are checked for FAT32/exFAT, each action
+   bundle is matched with its payload, and the space needed (clusters, folders, a margin) is
+   compared with the free space (:mod:`media.capacity`). A refusal leaves the media untouched.
+2. **Stage.** Leftovers of interrupted exports are removed, then every file is written under
+   ``<mount>/.airseal-staging-<export-id>/`` in the final layout: streamed in 1 MiB chunks,
+   SHA-256 computed on the way in, payloads above ``split_threshold`` written as ``.partNNN``
+   files, each file fsynced and read back from the media (:mod:`media.readback`).
+3. **Sign.** Only when every byte has read back correctly is the statement (subjects = every
+   file) built and handed to ``sign``; the signed bundle is written to the staging folder,
+   fsynced and read back.
+4. **Swap, file by file, with the statement as the commit point.** The previous statement is
+   moved out first (into ``.airseal-old-<export-id>/``), so from that instant ``airseal/`` no
+   longer looks like an export; the previous files are deleted (``receipts/`` stays); the new
+   files are moved in; the new statement is moved in *last*; then the staging and old folders
+   are removed.
+
+``airseal/export.sigstore.json`` therefore only ever sits next to exactly the files it lists:
+the previous export's, untouched, before step 4, and the new export's after its last rename.
+Between the two there is no statement and a staging folder exists, which the check reports as
+incomplete. Leftover staging or old folders (a crash in step 2-4) also make the check report
+"incomplete", and the next successful export removes them.
+
+Folders are never renamed: FUSE's fusefat 0.1a loses a folder's contents when it is renamed
+(checked on this project's test machine), and renaming files works on every FAT implementation.
+Against power loss, files and folders are fsynced before each step that depends on them; FAT
+itself has no journal, so a torn folder update after power loss can still damage the media, and
+the check then reports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import io
+import os
+import shutil
+import stat
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from pydantic import ValidationError
+
+from media import layout
+from media.capacity import Capacity, probe_capacity, space_needed
+from media.errors import (
+    BadMedia,
+    InsufficientSpace,
+    InvalidExportStatement,
+    MediaWriteError,
+    PayloadMismatch,
+    ReadBackMismatch,
+    UnknownCapacity,
+    UnsafeName,
+)
+from media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES, MAX_SUBJECTS, MiB
+from media.names import check_name, check_unique, collision_key, safe_relative_path
+from media.readback import WINDOW_BYTES, ReadBack
+from media.statement import (
+    ExportedAction,
+    ExportFile,
+    ExportPredicate,
+    PayloadRef,
+    export_statement,
+    read_action_statement,
+)
+from trustroot.bundle import parse_bundle
+from trustroot.dsse import Statement
+from trustroot.errors import VerificationError
+
+CHUNK_SIZE = MiB
+SignCallback = Callable[[Statement], bytes]
+"""Signs the export statement; returns the Sigstore bundle JSON bytes (one signature)."""
+ProgressCallback = Callable[[int, int], None]
+"""``(bytes_done, bytes_total)``; the total counts every payload byte twice (write, read-back)."""
+StepCallback = Callable[[str], None]
+"""Called before each change to the media, with a short description (logging, crash tests)."""
+CapacityProbe = Callable[[Path], Capacity]
+
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+@dataclass(frozen=True)
+class ActionToExport:
+    """One signed action to put on the media: its bundle bytes and its payload file."""
+
+    id: str
+    version: int
+    name: str
+    bundle: bytes
+    payload: Path
+    payload_name: str
+
+
+@dataclass(frozen=True)
+class ExtraFile:
+    """Another file to carry under ``airseal/`` (e.g. ``tuf/metadata/root.json``); listed too."""
+
+    path: str
+    source: Path
+
+
+@dataclass(frozen=True)
+class ExportHeader:
+    export_id: str
+    sequence: int
+    created: datetime
+    expires: datetime
+    appliance_id: str
+    distributor: str
+    """Fingerprint (hex SHA-256 of the DER SPKI) of the key that signs the export."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: str
+    """Relative to ``airseal/``."""
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    export_id: str
+    sequence: int
+    mount: Path
+    files: tuple[WrittenFile, ...]
+    bytes_written: int
+    duration_seconds: float
+    read_back_ok: bool
+    statement: Statement
+    bundle_sha256: str
+    capacity: Capacity
+    space_needed: int
+    removed_leftovers: tuple[str, ...]
+
+
+@dataclass
+class _Item:
+    """One source to copy: to one file, or to several parts of a split payload."""
+
+    targets: list[tuple[str, int]]
+    source: Path | bytes
+    size: int
+    action: ActionToExport | None = None
+
+
+class _Steps:
+    """Every change to the media goes through here, so a hook sees each one before it happens."""
+
+    def __init__(self, hook: StepCallback | None) -> None:
+        self._hook = hook
+        self.count = 0
+
+    def __call__(self, what: str) -> None:
+        self.count += 1
+        if self._hook is not None:
+            self._hook(what)
+
+
+def _fsync_dir(path: Path) -> None:
+    """fsync a folder where the OS allows it (not on Windows; some filesystems refuse)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.EROFS, errno.ENOTSUP, errno.EACCES):
+            raise MediaWriteError(f"fsync failed: {exc.strerror}", subject=str(path)) from None
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: memoryview, label: str) -> None:
+    while data:
+        try:
+            n = os.write(fd, data)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                raise InsufficientSpace(
+                    "the media filled up while writing", subject=label
+                ) from None
+            raise MediaWriteError(exc.strerror or str(exc), subject=label) from None
+        data = data[n:]
+
+
+def _tree_size(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path, followlinks=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                st = os.lstat(os.path.join(dirpath, name))
+                if stat.S_ISREG(st.st_mode):
+                    total += st.st_size
+    return total
+
+
+def _count_dirs(path: Path) -> int:
+    return sum(1 for _ in os.walk(path, followlinks=False)) if path.is_dir() else 0
+
+
+class _ExportWriter:
+    def __init__(
+        self,
+        mount: Path,
+        actions: Sequence[ActionToExport],
+        header: ExportHeader,
+        sign: SignCallback,
+        *,
+        split_threshold: int,
+        on_progress: ProgressCallback | None,
+        capacity: CapacityProbe,
+        allow_unknown_capacity: bool,
+        extra_files: Sequence[ExtraFile],
+        on_step: StepCallback | None,
+        readback_window: int,
+    ) -> None:
+        self.mount = mount
+        self.actions = list(actions)
+        self.header = header
+        self.sign = sign
+        self.split_threshold = split_threshold
+        self.on_progress = on_progress
+        self.capacity_probe = capacity
+        self.allow_unknown_capacity = allow_unknown_capacity
+        self.extra_files = list(extra_files)
+        self.steps = _Steps(on_step)
+        self.readback_window = readback_window
+        self.live = mount / layout.MEDIA_DIR
+        self.staging = mount / layout.staging_dir_name(header.export_id)
+        self.old = mount / layout.old_dir_name(header.export_id)
+        self.items: list[_Item] = []
+        self.total_bytes = 0
+        self.written_bytes = 0
+        self.verified_bytes = 0
+        self.readback: ReadBack | None = None
+
+    # -- 1. plan and check ---------------------------------------------------------------------
+
+    def check_header(self) -> None:
+        h = self.header
+        try:
+            ExportPredicate(
+                export_id=h.export_id,
+                sequence=h.sequence,
+                created=h.created,
+                expires=h.expires,
+                appliance_id=h.appliance_id,
+                distributor=h.distributor,
+                actions=(),
+                files=(ExportFile(path="probe", size=0),),
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"])
+            raise ValueError(f"export header: {where}: {first['msg']}") from None
+
+    def plan(self) -> None:
+        if self.split_threshold < 1:
+            raise ValueError("split_threshold must be at least 1 byte")
+        check_unique((a.id for a in self.actions), subject="actions")
+        for action in self.actions:
+            self._plan_action(action)
+        reserved = {collision_key(layout.ACTIONS_DIR), collision_key(layout.RECEIPTS_DIR)}
+        for extra in self.extra_files:
+            safe_relative_path(extra.path)
+            top = extra.path.split("/", 1)[0]
+            if collision_key(top) in reserved or collision_key(extra.path) == collision_key(
+                layout.STATEMENT_NAME
+            ):
+                raise UnsafeName(
+                    "extra files cannot go under actions/ or receipts/ or replace the statement",
+                    subject=extra.path,
+                )
+            size = self._source_size(extra.source, extra.path)
+            self.items.append(_Item([(extra.path, size)], extra.source, size))
+        paths = [path for item in self.items for path, _ in item.targets]
+        check_unique(paths, subject="export")
+        if len(paths) > MAX_SUBJECTS:
+            raise ValueError(f"an export holds at most {MAX_SUBJECTS} files, not {len(paths)}")
+        if not self.items:
+            raise ValueError("nothing to export: give at least one action or extra file")
+        self.total_bytes = sum(item.size for item in self.items)
+
+    @staticmethod
+    def _source_size(path: Path, label: str) -> int:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            raise MediaWriteError(f"cannot read {path}: {exc.strerror}", subject=label) from None
+        if not stat.S_ISREG(st.st_mode):
+            raise MediaWriteError(f"{path} is not a regular file", subject=label)
+        return st.st_size
+
+    def _plan_action(self, action: ActionToExport) -> None:
+        bundle_path = layout.action_bundle_path(action.id)
+        if not layout.is_identifier(action.id):
+            raise UnsafeName(f"{action.id!r} is not a valid action id", subject=bundle_path)
+        check_name(action.payload_name, subject=layout.payload_path(action.id, "<payload>"))
+        if len(action.bundle) > MAX_ACTION_BUNDLE_BYTES:
+            raise InvalidExportStatement(
+                f"action bundle is {len(action.bundle)} bytes, over the "
+                f"{MAX_ACTION_BUNDLE_BYTES} byte limit",
+                subject=bundle_path,
+            )
+        size = self._source_size(
+            action.payload, layout.payload_path(action.id, action.payload_name)
+        )
+        try:
+            bundle = parse_bundle(action.bundle, subject=bundle_path)
+            if bundle.dsse_envelope is None:
+                raise InvalidExportStatement("not a DSSE bundle", subject=bundle_path)
+            statement = Statement.from_payload(bundle.dsse_envelope.payload, subject=bundle_path)
+            signed = read_action_statement(statement, subject=bundle_path)
+        except VerificationError as exc:
+            if isinstance(exc, BadMedia):
+                raise
+            raise InvalidExportStatement(exc.detail, subject=bundle_path) from None
+        mismatches = [
+            label
+            for label, ours, theirs in (
+                ("id", action.id, signed.id),
+                ("version", action.version, signed.version),
+                ("payload name", action.payload_name, signed.payload.name),
+                ("payload size", size, signed.payload.size),
+            )
+            if ours != theirs
+        ]
+        if mismatches:
+            raise PayloadMismatch(
+                f"the signed action differs in {', '.join(mismatches)}", subject=bundle_path
+            )
+        self.items.append(
+            _Item([(bundle_path, len(action.bundle))], action.bundle, len(action.bundle))
+        )
+        if size > self.split_threshold:
+            count = -(-size // self.split_threshold)
+            if count > layout.MAX_PARTS:
+                raise ValueError(
+                    f"{action.payload_name}: {count} parts exceed the {layout.MAX_PARTS} limit"
+                )
+            paths = layout.part_paths(action.id, action.payload_name, count)
+            sizes = [self.split_threshold] * (count - 1) + [
+                size - self.split_threshold * (count - 1)
+            ]
+            targets = list(zip(paths, sizes, strict=True))
+        else:
+            targets = [(layout.payload_path(action.id, action.payload_name), size)]
+        self.items.append(_Item(targets, action.payload, size, action))
+
+    def check_target(self) -> tuple[list[Path], int]:
+        """The mount must be a folder and ``airseal`` a real folder; find leftovers."""
+        if not self.mount.is_dir():
+            raise MediaWriteError("the media folder does not exist", subject=str(self.mount))
+        try:
+            st = os.lstat(self.live)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            raise MediaWriteError(
+                "airseal/ on the media is not a plain folder (a symlink or a file); remove it",
+                subject=layout.MEDIA_DIR,
+            )
+        leftovers = sorted(
+            self.mount / name for name in os.listdir(self.mount) if layout.is_leftover_name(name)
+        )
+        reclaimable = sum(_tree_size(p) for p in leftovers)
+        return leftovers, reclaimable
+
+    def check_capacity(self, reclaimable: int) -> tuple[Capacity, int]:
+        capacity = self.capacity_probe(self.mount)
+        files = [
+            (path.rsplit("/", 1)[-1], size) for item in self.items for path, size in item.targets
+        ]
+        files.append((layout.STATEMENT_NAME, 4096 + 1024 * len(files)))
+        new_dirs = 3 + 2 * len(self.actions) + len(self.extra_files)
+        dirs = 2 * new_dirs + _count_dirs(self.live) + 2
+        need = space_needed(files, dirs, capacity.cluster_size)
+        if capacity.free_bytes is None:
+            if not self.allow_unknown_capacity:
+                raise UnknownCapacity(
+                    f"cannot tell whether {need} bytes fit ({capacity.method})",
+                    subject=str(self.mount),
+                )
+            return capacity, need
+        free = capacity.free_bytes + reclaimable
+        if free < need:
+            in_use = _tree_size(self.live) if self.live.is_dir() else 0
+            raise InsufficientSpace(
+                f"the export needs {need} bytes ({_mib(need)}), the media has {free} bytes free "
+                f"({_mib(free)}, measured by {capacity.method})"
+                + (
+                    f"; the previous export ({_mib(in_use)}) stays until the new one is complete"
+                    if in_use
+                    else ""
+                ),
+                subject=str(self.mount),
+            )
+        return capacity, need
+
+    # -- 2. stage ------------------------------------------------------------------------------
+
+    def remove_tree(self, path: Path) -> None:
+        """Remove a folder and everything in it, following no links (or a lone file/link)."""
+        self.steps(f"remove {path.name}")
+        try:
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise MediaWriteError(
+                f"cannot remove {path.name}: {exc.strerror}", subject=str(path)
+            ) from None
+
+    def mkdir(self, path: Path) -> None:
+        self.steps(f"mkdir {path.relative_to(self.mount)}")
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):
+                raise MediaWriteError("exists and is not a folder", subject=str(path)) from None
+        except OSError as exc:
+            raise MediaWriteError(exc.strerror or str(exc), subject=str(path)) from None
+
+    def makedirs(self, base: Path, relative_dir: str) -> None:
+        current = base
+        for part in relative_dir.split("/") if relative_dir else []:
+            current = current / part
+            if not current.is_dir() or current.is_symlink():
+                self.mkdir(current)
+
+    def progress(self) -> None:
+        if self.on_progress is not None:
+            verified = self.readback.verified_bytes if self.readback else self.verified_bytes
+            self.on_progress(self.written_bytes + verified, 2 * self.total_bytes)
+
+    def copy_item(
+        self, item: _Item, readback: ReadBack, *, counted: bool = True
+    ) -> tuple[str, list[WrittenFile]]:
+        stream: BinaryIO
+        if isinstance(item.source, bytes):
+            stream = io.BytesIO(item.source)
+        else:
+            try:
+                stream = open(item.source, "rb", buffering=0)  # noqa: SIM115 (closed below)
+            except OSError as exc:
+                raise MediaWriteError(
+                    f"cannot read {item.source}: {exc.strerror}", subject=item.targets[0][0]
+                ) from None
+        whole = hashlib.sha256()
+        split = len(item.targets) > 1  # otherwise the file's digest is the whole digest
+        buffer = memoryview(bytearray(CHUNK_SIZE))
+        written: list[WrittenFile] = []
+        with stream:
+            for relative, size in item.targets:
+                label = layout.on_mount(relative)
+                path = self.staging / relative
+                self.makedirs(self.staging, relative.rpartition("/")[0])
+                self.steps(f"write {relative}")
+                try:
+                    fd = os.open(
+                        path,
+                        os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY,
+                        0o644,
+                    )
+                except OSError as exc:
+                    raise MediaWriteError(exc.strerror or str(exc), subject=label) from None
+                tracked = readback.track(path, fd, label)
+                file_hash = hashlib.sha256()
+                done = 0
+                synced = 0
+                while done < size:
+                    n = stream.readinto(buffer[: min(CHUNK_SIZE, size - done)])
+                    if not n:
+                        raise MediaWriteError(
+                            f"the source ended after {done} of {size} bytes (it changed?)",
+                            subject=label,
+                        )
+                    chunk = buffer[:n]
+                    file_hash.update(chunk)
+                    if split:
+                        whole.update(chunk)
+                    _write_all(fd, chunk, label)
+                    done += n
+                    if done - synced >= self.readback_window:
+                        readback.written(tracked, done)
+                        synced = done
+                    if counted:
+                        self.written_bytes += n
+                        self.progress()
+                readback.finish(tracked, size, file_hash.hexdigest())
+                written.append(WrittenFile(relative, size, file_hash.hexdigest()))
+            if stream.read(1):
+                raise MediaWriteError(
+                    "the source grew while it was being exported", subject=item.targets[0][0]
+                )
+        return (whole.hexdigest() if split else written[0].sha256), written
+
+    # -- 3. sign -------------------------------------------------------------------------------
+
+    def build_statement(
+        self, written: list[WrittenFile], payload_digests: dict[str, str]
+    ) -> Statement:
+        exported = []
+        for action in self.actions:
+            item = next(i for i in self.items if i.action is action)
+            parts = [p for p, _ in item.targets] if len(item.targets) > 1 else []
+            exported.append(
+                ExportedAction(
+                    id=action.id,
+                    version=action.version,
+                    name=action.name,
+                    bundle=layout.action_bundle_path(action.id),
+                    payload=PayloadRef(
+                        name=action.payload_name,
+                        sha256=payload_digests[action.id],
+                        size=item.size,
+                        parts=tuple(parts),
+                    ),
+                )
+            )
+        h = self.header
+        predicate = ExportPredicate(
+            export_id=h.export_id,
+            sequence=h.sequence,
+            created=h.created,
+            expires=h.expires,
+            appliance_id=h.appliance_id,
+            distributor=h.distributor,
+            actions=tuple(exported),
+            files=tuple(ExportFile(path=f.path, size=f.size) for f in written),
+        )
+        return export_statement(predicate, {f.path: f.sha256 for f in written})
+
+    def signed_bundle(self, statement: Statement) -> bytes:
+        data = self.sign(statement)
+        subject = layout.on_mount(layout.STATEMENT_NAME)
+        if len(data) > MAX_EXPORT_BUNDLE_BYTES:
+            raise MediaWriteError(
+                f"the signed statement is {len(data)} bytes, over {MAX_EXPORT_BUNDLE_BYTES}",
+                subject=subject,
+            )
+        bundle = parse_bundle(data, subject=subject)
+        if bundle.dsse_envelope is None or bundle.dsse_envelope.payload != statement.to_payload():
+            raise MediaWriteError(
+                "the signer returned a bundle that does not carry this export's statement",
+                subject=subject,
+            )
+        return data
+
+    # -- 4. swap -------------------------------------------------------------------------------
+
+    def move(self, source: Path, target: Path) -> None:
+        self.steps(f"move {source.relative_to(self.mount)} -> {target.relative_to(self.mount)}")
+        try:
+            os.replace(source, target)
+        except OSError as exc:
+            raise MediaWriteError(
+                f"cannot move {source.name}: {exc.strerror}", subject=str(source)
+            ) from None
+
+    def retire_previous(self) -> None:
+        """Move the previous statement out first, then delete its files (receipts stay)."""
+        self.mkdir(self.old)
+        statement = self.live / layout.STATEMENT_NAME
+        if os.path.lexists(statement):
+            self.move(statement, self.old / layout.STATEMENT_NAME)
+            _fsync_dir(self.live)
+            _fsync_dir(self.old)
+        receipts = collision_key(layout.RECEIPTS_DIR)
+        for name in sorted(os.listdir(self.live)):
+            if collision_key(name) == receipts:
+                continue
+            path = self.live / name
+            if stat.S_ISDIR(os.lstat(path).st_mode):
+                self.remove_tree(path)
+            else:
+                self.steps(f"delete {layout.MEDIA_DIR}/{name}")
+                os.unlink(path)
+        _fsync_dir(self.live)
+
+    def swap(self, written: list[WrittenFile]) -> None:
+        if os.path.lexists(self.live):
+            self.retire_previous()
+        else:
+            self.mkdir(self.live)
+        touched: set[Path] = {self.live}
+        for f in written:
+            parent = f.path.rpartition("/")[0]
+            self.makedirs(self.live, parent)
+            self.move(self.staging / f.path, self.live / f.path)
+            touched.add((self.live / f.path).parent)
+        for directory in sorted(touched, key=lambda p: -len(p.parts)):
+            _fsync_dir(directory)
+        # The commit point: from here on airseal/ is the new, complete export.
+        self.move(self.staging / layout.STATEMENT_NAME, self.live / layout.STATEMENT_NAME)
+        _fsync_dir(self.live)
+        self.remove_tree(self.staging)
+        self.remove_tree(self.old)
+        _fsync_dir(self.mount)
+
+    # -- the whole run -------------------------------------------------------------------------
+
+    def run(self) -> ExportResult:
+        started = time.monotonic()
+        self.check_header()
+        self.plan()
+        leftovers, reclaimable = self.check_target()
+        capacity, need = self.check_capacity(reclaimable)
+
+        for leftover in leftovers:
+            self.remove_tree(leftover)
+        if leftovers:
+            _fsync_dir(self.mount)
+        self.mkdir(self.staging)
+        try:
+            written, statement, bundle = self.stage()
+        except BaseException:
+            with contextlib.suppress(MediaWriteError, OSError):
+                self.remove_tree(self.staging)
+            raise
+        try:
+            self.swap(written)
+        except (MediaWriteError, OSError) as exc:
+            detail = exc.detail if isinstance(exc, MediaWriteError) else str(exc)
+            raise MediaWriteError(
+                f"interrupted while replacing the previous export: {detail}",
+                subject=str(self.mount),
+                hint="the media now checks as incomplete; run the export again",
+            ) from exc
+        return ExportResult(
+            export_id=self.header.export_id,
+            sequence=self.header.sequence,
+            mount=self.mount,
+            files=tuple(written),
+            bytes_written=self.written_bytes + len(bundle),
+            duration_seconds=time.monotonic() - started,
+            read_back_ok=True,
+            statement=statement,
+            bundle_sha256=hashlib.sha256(bundle).hexdigest(),
+            capacity=capacity,
+            space_needed=need,
+            removed_leftovers=tuple(p.name for p in leftovers),
+        )
+
+    def stage(self) -> tuple[list[WrittenFile], Statement, bytes]:
+        written: list[WrittenFile] = []
+        payload_digests: dict[str, str] = {}
+        with ReadBack(window=self.readback_window) as readback:
+            self.readback = readback
+            for item in self.items:
+                whole, files = self.copy_item(item, readback)
+                written.extend(files)
+                if item.action is not None:
+                    payload_digests[item.action.id] = whole
+            results = readback.drain(self.progress)
+            self.verified_bytes = readback.verified_bytes
+        self.readback = None
+        self.progress()
+        expected = {layout.on_mount(f.path): f.sha256 for f in written}
+        if {r.label: r.sha256 for r in results} != expected:
+            raise ReadBackMismatch("not every file was read back", subject=str(self.staging))
+        self._check_payloads_signed(payload_digests)
+
+        statement = self.build_statement(written, payload_digests)
+        bundle = self.signed_bundle(statement)
+        with ReadBack(window=self.readback_window) as readback:
+            self.copy_item(
+                _Item([(layout.STATEMENT_NAME, len(bundle))], bundle, len(bundle)),
+                readback,
+                counted=False,
+            )
+            readback.drain()
+        _fsync_dir(self.staging)
+        return written, statement, bundle
+
+    def _check_payloads_signed(self, payload_digests: dict[str, str]) -> None:
+        for action in self.actions:
+            bundle = parse_bundle(action.bundle)
+            assert bundle.dsse_envelope is not None  # checked in plan()
+            signed = Statement.from_payload(bundle.dsse_envelope.payload).subject[0].sha256
+            if signed != payload_digests[action.id]:
+                raise PayloadMismatch(
+                    f"payload {action.payload} has sha256 {payload_digests[action.id]}, "
+                    f"the action signed {signed}",
+                    subject=layout.payload_path(action.id, action.payload_name),
+                )
+
+
+def _mib(n: int) -> str:
+    return f"{n / MiB:.1f} MiB"
+
+
+def write_export(
+    mount: str | os.PathLike[str],
+    actions: Sequence[ActionToExport],
+    header: ExportHeader,
+    sign: SignCallback,
+    *,
+    split_threshold: int = layout.FAT32_MAX_FILE_SIZE,
+    on_progress: ProgressCallback | None = None,
+    capacity: CapacityProbe = probe_capacity,
+    allow_unknown_capacity: bool = False,
+    extra_files: Sequence[ExtraFile] = (),
+    on_step: StepCallback | None = None,
+    readback_window: int = WINDOW_BYTES,
+) -> ExportResult:
+    """Write an export to ``<mount>/airseal/`` atomically (see the module docstring).
+
+    Raises :class:`media.errors.BadMedia` subclasses for unsafe names or a payload that is not
+    the one its action signed, :class:`InsufficientSpace` / :class:`UnknownCapacity` before
+    anything is written, :class:`ReadBackMismatch` when the media returns other bytes than were
+    written, and :class:`MediaWriteError` for other failures. Until the final rename of the
+    statement, the previous export stays in place or the media checks as incomplete.
+    """
+    writer = _ExportWriter(
+        Path(mount),
+        actions,
+        header,
+        sign,
+        split_threshold=split_threshold,
+        on_progress=on_progress,
+        capacity=capacity,
+        allow_unknown_capacity=allow_unknown_capacity,
+        extra_files=extra_files,
+        on_step=on_step,
+        readback_window=readback_window,
+    )
+    return writer.run()
