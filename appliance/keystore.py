@@ -204,6 +204,52 @@ def import_file_key(
     )
 
 
+def generate_pkcs11_key(
+    home: Home, db: sqlite_utils.Database, name: str, prompter: Prompter,
+    *, module: str, token: str, label: str | None = None,
+) -> KeyRecord:
+    """Generate a non-extractable EC P-256 key on a PKCS#11 token and register it."""
+    from appliance.signers.hardware import pkcs11_pin_provider, pkcs11_reference
+    from appliance.signers.pkcs11 import generate_key
+
+    check_name(name)
+    if list(db["keys"].rows_where("name = ?", [name])):
+        raise KeyExists(f"a key named {name!r} exists", subject=name)
+    ref = generate_key(module, token=token, label=label or name,
+                       pin_provider=pkcs11_pin_provider(prompter, token))
+    return register_key(home, db, name, "pkcs11", ref.public_key(), pkcs11_reference(ref),
+                        audit_action="key.generate")
+
+
+def import_pkcs11_key(
+    home: Home, db: sqlite_utils.Database, name: str, prompter: Prompter,
+    *, module: str, token: str, label: str, key_id: str | None = None,
+) -> KeyRecord:
+    """Register an existing token key (found by label, or by CKA_ID when labels repeat)."""
+    from appliance.signers.hardware import pkcs11_pin_provider, pkcs11_reference
+    from appliance.signers.pkcs11 import find_key
+
+    check_name(name)
+    ref = find_key(module, token=token, label=label, key_id=key_id,
+                   pin_provider=pkcs11_pin_provider(prompter, token))
+    return register_key(home, db, name, "pkcs11", ref.public_key(), pkcs11_reference(ref),
+                        audit_action="key.import")
+
+
+def import_piv_key(
+    home: Home, db: sqlite_utils.Database, name: str, prompter: Prompter,
+    *, slot: str = "9c", serial: int | None = None,
+) -> KeyRecord:
+    """Register the key in a YubiKey PIV slot (made first with `airseal piv generate-key`)."""
+    from appliance.signers.hardware import piv_reference
+    from appliance.signers.piv import read_key, yubikey
+
+    check_name(name)
+    ref = read_key(yubikey(serial), slot)
+    return register_key(home, db, name, "piv", ref.public_key, piv_reference(ref),
+                        audit_action="key.import")
+
+
 @contextmanager
 def open_signer(home: Home, record: KeyRecord, prompter: Prompter) -> Iterator[Signer]:
     """A signer for a registered key; hardware sessions are closed when the block ends."""

@@ -106,35 +106,70 @@ def key_group() -> None:
 
 @key_group.command(name="generate")
 @click.argument("name")
-@click.option(
-    "--algorithm",
-    type=click.Choice(sorted(keystore.GENERATORS)),
-    default="ecdsa-p256",
-    show_default=True,
-    help="File keys only.",
-)
+@click.option("--algorithm", type=click.Choice(sorted(keystore.GENERATORS)), default="ecdsa-p256",
+              show_default=True, help="File keys only.")
+@click.option("--pkcs11", is_flag=True, help="Generate on a PKCS#11 token (EC P-256).")
+@click.option("--module", envvar="AIRSEAL_PKCS11_MODULE",
+              help="PKCS#11 module path (or AIRSEAL_PKCS11_MODULE).")
+@click.option("--token", help="Token label or serial (several tokens attached is fine).")
+@click.option("--label", "key_label", help="Key label on the token (default: NAME).")
 @json_option
-def key_generate(name: str, algorithm: str, as_json: bool) -> None:
-    """Generate a key; a file key is stored encrypted (cosign format, scrypt N=65536).
+def key_generate(name: str, algorithm: str, pkcs11: bool, module: str | None, token: str | None,
+                 key_label: str | None, as_json: bool) -> None:
+    """Generate a key: an encrypted file (cosign format, scrypt N=65536) or on a PKCS#11 token.
 
-    The password comes from COSIGN_PASSWORD, else it is asked twice.
+    File keys take their password from COSIGN_PASSWORD, else it is asked twice. Token PINs come
+    from AIRSEAL_PIN, else a hidden prompt. YubiKey slots: `airseal piv generate-key`.
     """
     home, db = _open()
-    record = keystore.generate_file_key(home, db, name, TerminalPrompter(), algorithm=algorithm)
+    if pkcs11:
+        if not module or not token:
+            raise UsageError("--pkcs11 needs --module and --token")
+        record = keystore.generate_pkcs11_key(home, db, name, TerminalPrompter(), module=module,
+                                              token=token, label=key_label)
+    else:
+        if module or token or key_label:
+            raise UsageError("--module, --token and --label go with --pkcs11")
+        record = keystore.generate_file_key(home, db, name, TerminalPrompter(),
+                                            algorithm=algorithm)
     _print_record(record, as_json, "Generated")
 
 
 @key_group.command(name="import")
 @click.argument("name")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", required=False,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--pkcs11", is_flag=True, help="Register a key that is on a PKCS#11 token.")
+@click.option("--module", envvar="AIRSEAL_PKCS11_MODULE", help="PKCS#11 module path.")
+@click.option("--token", help="Token label or serial.")
+@click.option("--label", "key_label", help="Key label on the token.")
+@click.option("--key-id", help="CKA_ID (hex) when several token keys share the label.")
+@click.option("--piv", is_flag=True, help="Register a YubiKey PIV slot.")
+@click.option("--slot", default="9c", show_default=True, help="PIV slot.")
+@click.option("--serial", type=int, help="YubiKey serial (when several are attached).")
 @json_option
-def key_import(name: str, path: Path, as_json: bool) -> None:
-    """Import a cosign encrypted key or a PEM RSA/ECDSA/Ed25519 key (PKCS#1, PKCS#8, SEC1).
+def key_import(name: str, path: Path | None, pkcs11: bool, module: str | None,
+               token: str | None, key_label: str | None, key_id: str | None, piv: bool,
+               slot: str, serial: int | None, as_json: bool) -> None:
+    """Import a key file, or register a token key or YubiKey slot under NAME.
 
-    The key is re-encrypted in cosign's format. Passwords come from COSIGN_PASSWORD, else asked.
+    PATH: a cosign encrypted key or a PEM RSA/ECDSA/Ed25519 key (PKCS#1, PKCS#8, SEC1),
+    re-encrypted in cosign's format; passwords from COSIGN_PASSWORD, else asked.
     """
     home, db = _open()
-    record = keystore.import_file_key(home, db, name, path, TerminalPrompter())
+    if sum((path is not None, pkcs11, piv)) != 1:
+        raise UsageError("give exactly one of PATH, --pkcs11 or --piv")
+    if pkcs11:
+        if not (module and token and key_label):
+            raise UsageError("--pkcs11 needs --module, --token and --label")
+        record = keystore.import_pkcs11_key(home, db, name, TerminalPrompter(), module=module,
+                                            token=token, label=key_label, key_id=key_id)
+    elif piv:
+        record = keystore.import_piv_key(home, db, name, TerminalPrompter(), slot=slot,
+                                         serial=serial)
+    else:
+        assert path is not None
+        record = keystore.import_file_key(home, db, name, path, TerminalPrompter())
     _print_record(record, as_json, "Imported")
 
 
@@ -326,5 +361,13 @@ def _verify_keyless(
     }
 
 
-from appliance.cli import actions as _actions  # noqa: E402,F401  (registers its commands)
+# Command groups defined in their own modules register themselves on import (`@cli.group`) or
+# are added here; imported last because they import `cli` from this package.
+from appliance.cli import actions as _actions  # noqa: E402,F401
+from appliance.cli import export as _export  # noqa: E402,F401
 from appliance.cli import files as _files  # noqa: E402,F401
+from appliance.cli.piv import piv as _piv  # noqa: E402
+from appliance.cli.token import token as _token  # noqa: E402
+
+cli.add_command(_token)
+cli.add_command(_piv)

@@ -1,0 +1,107 @@
+"""`airseal export` (appliance) and `airseal media check` (the courier's check: no keys)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from appliance import export as export_service
+from appliance.cli import cli, exit_codes
+from appliance.cli.session import json_option, open_appliance
+from appliance.cli.ui import TerminalPrompter, emit_json, stderr
+from media import layout
+
+
+@cli.command(name="export")
+@click.option("--to", "target", required=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Mount point (or folder) of the media.")
+@click.option("--action", "action_ids", multiple=True,
+              help="Action id to export (repeatable; default: every current action).")
+@click.option("--valid-days", type=click.IntRange(1, 3650),
+              help="Days the export stays valid on endpoints (default: setting export.valid-days).")
+@click.option("--key", "key_name", required=True, help="Key that signs the export statement.")
+@click.option("--allow-unknown-capacity", is_flag=True,
+              help="Write even when the free space of the media cannot be determined.")
+@click.option("--split-threshold", type=click.IntRange(1024, layout.FAT32_MAX_FILE_SIZE),
+              default=layout.FAT32_MAX_FILE_SIZE, hidden=True,
+              help="Split payloads above this many bytes (default: FAT32's 4 GiB - 1).")
+@json_option
+def export_command(target: Path, action_ids: tuple[str, ...], valid_days: int | None,
+                   key_name: str, allow_unknown_capacity: bool, split_threshold: int,
+                   as_json: bool) -> None:
+    """Write signed actions to media atomically, read every byte back, then sign the export.
+
+    A crash or a pulled stick leaves the previous export, or media that `airseal media check`
+    reports as incomplete.
+    """
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    session = open_appliance()
+    with Progress(TextColumn("[bold]Export"), BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), console=stderr, transient=True,
+                  disable=as_json or not stderr.is_terminal) as progress:
+        task = progress.add_task("export", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        summary = export_service.export_to_media(
+            session.home, session.db, target, key_name, TerminalPrompter(),
+            action_ids=list(action_ids) or None, valid_days=valid_days,
+            split_threshold=split_threshold, allow_unknown_capacity=allow_unknown_capacity,
+            on_progress=advance,
+        )
+    if as_json:
+        emit_json(summary.to_dict())
+        return
+    click.echo(f"Exported {len(summary.actions)} action(s) to {target}/airseal "
+               f"(export {summary.export_id}, sequence {summary.sequence})")
+    click.echo(f"  {summary.files} files, {summary.bytes_written} bytes, read back OK, "
+               f"valid until {summary.expires:%Y-%m-%d %H:%M} UTC")
+
+
+@cli.group(name="media")
+def media_group() -> None:
+    """USB media: the courier's check."""
+
+
+@media_group.command(name="check")
+@click.argument("mount", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def media_check(ctx: click.Context, mount: Path, as_json: bool) -> None:
+    """Is the media complete and undamaged? Needs no keys (authenticity is the agent's job).
+
+    Exit 0 when complete; 1 with the list of missing, damaged, extra or unsafe files.
+    """
+    from media.check import check_media
+
+    report = check_media(mount, now=datetime.now(UTC))
+    if as_json:
+        emit_json(report.to_json_dict())
+    else:
+        _print_report(report)
+    if not report.ok:
+        ctx.exit(exit_codes.VERIFICATION_FAILED)
+
+
+def _print_report(report: object) -> None:
+    from media.check import CheckReport
+
+    assert isinstance(report, CheckReport)
+    if report.ok:
+        click.echo(f"Media COMPLETE: export {report.export_id} (sequence {report.sequence}), "
+                   f"{report.actions} action(s), {report.files_checked} files, "
+                   f"{report.bytes_checked} bytes checked")
+        if report.expires is not None:
+            state = "EXPIRED" if report.expired else "valid until"
+            click.echo(f"  {state} {report.expires:%Y-%m-%d %H:%M} UTC")
+        click.echo(f"  authenticity: {report.authenticity}")
+        return
+    click.echo(f"Media {report.status.upper()}: {report.mount}", err=True)
+    for finding in report.findings:
+        click.echo(f"  {finding.check:<10} {finding.path}: {finding.reason}", err=True)
+    click.echo("  do not carry this media: export again at the appliance", err=True)

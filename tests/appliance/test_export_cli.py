@@ -1,0 +1,123 @@
+"""`airseal export` and `airseal media check` end to end: plain folders and real FAT32 media."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.realparts.fat32 import fat32_mount
+
+
+@pytest.fixture
+def stocked(airseal, appliance_home, tmp_path):
+    """An appliance with a key, a stored payload and one download action."""
+    assert airseal("key", "generate", "ops").code == 0
+    payload = tmp_path / "tool.bin"
+    payload.write_bytes(os.urandom(300_000))
+    assert airseal("file", "add", str(payload)).code == 0
+    created = airseal("action", "create", "--name", "(Install)Tool", "--file", str(payload),
+                      "--os", "linux", "--mode", "download", "--dest", "/opt/tool/tool.bin",
+                      "--key", "ops", "--json")
+    assert created.code == 0, created.stderr
+    return payload, json.loads(created.stdout)["id"]
+
+
+def _export(airseal, target: Path, *extra: str):
+    result = airseal("export", "--to", str(target), "--key", "ops", "--json", *extra)
+    assert result.code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_export_then_check_on_a_plain_folder(airseal, stocked, tmp_path):
+    payload, action_id = stocked
+    media = tmp_path / "media"
+    media.mkdir()
+    summary = _export(airseal, media)
+    assert summary["actions"] == [{"id": action_id, "version": 1}]
+    assert summary["read_back_ok"] is True and summary["signatures"] == 1
+    copied = media / "airseal" / "actions" / action_id / "payload" / "tool.bin"
+    assert copied.read_bytes() == payload.read_bytes()
+    check = airseal("media", "check", str(media), "--json")
+    report = json.loads(check.stdout)
+    assert (check.code, report["status"], report["exportId"]) == (0, "complete",
+                                                                  summary["export_id"])
+
+
+def test_sequence_numbers_only_grow_per_key(airseal, stocked, tmp_path):
+    sequences = []
+    for n in range(3):
+        media = tmp_path / f"m{n}"
+        media.mkdir()
+        sequences.append(_export(airseal, media)["sequence"])
+    assert sequences == [1, 2, 3]
+    assert airseal("key", "generate", "other").code == 0
+    media = tmp_path / "m-other"
+    media.mkdir()
+    result = airseal("export", "--to", str(media), "--key", "other", "--json")
+    assert json.loads(result.stdout)["sequence"] == 1
+
+
+def test_export_on_real_fat32_with_a_split_payload_rejoined_on_check(airseal, stocked, tmp_path):
+    payload, action_id = stocked
+    with fat32_mount(tmp_path, 40) as fat:
+        summary = _export(airseal, fat.mount, "--split-threshold", "100000")  # 300,000 bytes
+        folder = fat.mount / "airseal" / "actions" / action_id / "payload"
+        parts = sorted(p.name for p in folder.iterdir())
+        assert parts == ["tool.bin.part000", "tool.bin.part001", "tool.bin.part002"]
+        joined = b"".join((folder / p).read_bytes() for p in parts)
+        assert hashlib.sha256(joined).digest() == hashlib.sha256(payload.read_bytes()).digest()
+        check = airseal("media", "check", str(fat.mount), "--json")
+        assert check.code == 0, check.stdout
+        assert json.loads(check.stdout)["exportId"] == summary["export_id"]
+        # a damaged part is found and named
+        with open(folder / "tool.bin.part002", "r+b") as handle:
+            handle.seek(50)
+            byte = handle.read(1)
+            handle.seek(50)
+            handle.write(bytes([byte[0] ^ 0xFF]))
+        damaged = airseal("media", "check", str(fat.mount))
+        assert damaged.code == 1 and "tool.bin.part002" in damaged.stderr
+
+
+def test_export_recorded_in_database_and_audit(airseal, stocked, tmp_path):
+    media = tmp_path / "media"
+    media.mkdir()
+    summary = _export(airseal, media)
+    entries = json.loads(airseal("audit", "list", "--json").stdout)
+    assert entries[0]["action"] == "export"
+    assert summary["export_id"] in entries[0]["details"]
+    assert airseal("audit", "verify").code == 0
+
+
+def test_nothing_to_export_is_a_clear_error(airseal, appliance_home, tmp_path):
+    assert airseal("key", "generate", "ops").code == 0
+    result = airseal("export", "--to", str(tmp_path), "--key", "ops")
+    assert result.code == 3 and "no current actions" in result.stderr
+
+
+def test_revoked_actions_are_not_exported(airseal, stocked, tmp_path):
+    _, action_id = stocked
+    assert airseal("action", "revoke", action_id).code == 0
+    result = airseal("export", "--to", str(tmp_path), "--key", "ops", "--action", action_id)
+    assert result.code == 3 and "revoked" in result.stderr
+
+
+def test_a_full_stick_fails_before_writing_and_keeps_the_old_export(airseal, stocked, tmp_path):
+    _payload, _ = stocked
+    with fat32_mount(tmp_path, 34) as fat:
+        first = _export(airseal, fat.mount)
+        big = tmp_path / "big.bin"
+        big.write_bytes(os.urandom(40 * 1024 * 1024))
+        assert airseal("file", "add", str(big)).code == 0
+        created = airseal("action", "create", "--name", "(Install)Big", "--file", str(big),
+                          "--os", "linux", "--mode", "download", "--dest", "/opt/big",
+                          "--key", "ops")
+        assert created.code == 0
+        refused = airseal("export", "--to", str(fat.mount), "--key", "ops")
+        assert refused.code == 3 and "space" in refused.stderr.lower()
+        check = json.loads(airseal("media", "check", str(fat.mount), "--json").stdout)
+        assert (check["status"], check["exportId"]) == ("complete", first["export_id"])
