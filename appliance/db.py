@@ -88,6 +88,46 @@ MIGRATIONS: tuple[str, ...] = (
         bytes INTEGER NOT NULL
     );
     """,
+    # 3: receipts brought back from endpoints, and each agent's pinned key (trust on first use)
+    """
+    CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        key_fingerprint TEXT NOT NULL, -- pinned the first time a receipt from this agent arrived
+        public_key_pem TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        os TEXT NOT NULL,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL
+    );
+    CREATE TABLE receipts (
+        agent_id TEXT NOT NULL REFERENCES agents (id),
+        export_id TEXT NOT NULL REFERENCES exports (id),
+        status TEXT NOT NULL,          -- completed | partial | refused
+        refusal TEXT,                  -- JSON {check, subject, detail} when refused
+        reboot TEXT NOT NULL,
+        started TEXT NOT NULL,
+        finished TEXT NOT NULL,
+        imported TEXT NOT NULL,
+        sha256 TEXT NOT NULL,          -- of the receipt file as imported
+        predicate TEXT NOT NULL,       -- the verified ReceiptPredicate, JSON
+        bundle TEXT NOT NULL,          -- the receipt (DSSE Sigstore bundle), JSON
+        PRIMARY KEY (agent_id, export_id)
+    );
+    CREATE TABLE receipt_actions (
+        agent_id TEXT NOT NULL,
+        export_id TEXT NOT NULL,
+        action_id TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        exit_code INTEGER,
+        reboot_requested INTEGER NOT NULL,
+        PRIMARY KEY (agent_id, export_id, action_id),
+        FOREIGN KEY (agent_id, export_id) REFERENCES receipts (agent_id, export_id)
+            ON DELETE CASCADE
+    );
+    CREATE INDEX receipt_actions_by_action ON receipt_actions (action_id, version);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

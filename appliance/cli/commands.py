@@ -366,6 +366,7 @@ def _verify_keyless(
 from appliance.cli import actions as _actions  # noqa: E402,F401
 from appliance.cli import export as _export  # noqa: E402,F401
 from appliance.cli import files as _files  # noqa: E402,F401
+from appliance.cli import receipts as _receipts  # noqa: E402,F401
 from appliance.cli.piv import piv as _piv  # noqa: E402
 from appliance.cli.token import token as _token  # noqa: E402
 

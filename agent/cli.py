@@ -1,0 +1,533 @@
+"""The `airseal-agent` command line: thin over the agent's services.
+
+Cold start matters (the agent runs on every USB insertion): this module imports only click and
+the error types; each command imports what it uses. Errors are caught once, in :func:`main`:
+their user-facing text goes to stderr without a traceback and their class picks the exit code
+(:mod:`agent.exit_codes`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from agent import exit_codes
+from trustroot.errors import TrustrootError
+
+if TYPE_CHECKING:
+    from agent.approval import ApprovalRequest
+    from agent.identity import PasswordPrompt
+    from agent.journal import Journal
+    from agent.report import ImportReport
+    from agent.state import AgentState
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="airseal", prog_name="airseal-agent")
+def cli() -> None:
+    """Airseal endpoint agent: import signed media, verify it three times, run its actions.
+
+    State lives in $AIRSEAL_AGENT_HOME, else /var/lib/airseal-agent (Linux),
+    /Library/Application Support/Airseal Agent (macOS) or %ProgramData%\\Airseal\\Agent
+    (Windows). The agent key password comes from the systemd credential airseal-agent-key,
+    else AIRSEAL_AGENT_KEY_PASSWORD, else a hidden prompt.
+
+    Exit codes: 0 ok, 1 import refused (a check failed), 2 usage, 3 operational problem,
+    4 imported but some actions failed.
+    """
+
+
+# -- shared plumbing ----------------------------------------------------------------------------
+
+
+def _emit_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def _terminal_prompt() -> PasswordPrompt | None:
+    if not sys.stdin.isatty():
+        return None
+
+    def ask(prompt: str, confirm: bool) -> str:
+        value: str = click.prompt(
+            prompt, hide_input=True, confirmation_prompt=confirm, err=True, show_default=False
+        )
+        return value
+
+    return ask
+
+
+def _password_supplier(purpose: str, *, confirm: bool = False) -> Callable[[], bytes]:
+    def supply() -> bytes:
+        from agent.identity import key_password
+
+        return key_password(os.environ, _terminal_prompt(), purpose=purpose, confirm=confirm)
+
+    return supply
+
+
+def _now() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _open_state() -> AgentState:
+    from agent.state import open_state, state_dir
+
+    return open_state(state_dir())
+
+
+def _ensure_state() -> tuple[AgentState, bool]:
+    from agent.state import init_state, state_dir
+
+    return init_state(
+        state_dir(), _password_supplier("Password for the new agent key", confirm=True)
+    )
+
+
+def _journal(state: AgentState) -> Journal:
+    from agent.journal import Journal
+
+    return Journal.open(state.journal_path)
+
+
+# -- init, config -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--group", "groups", multiple=True, help="A group this endpoint belongs to.")
+@json_option
+def init(groups: tuple[str, ...], as_json: bool) -> None:
+    """Create the state directory, the agent id and the agent's encrypted receipt key."""
+    from agent.state import init_state, state_dir, update_config
+
+    state, created = init_state(
+        state_dir(),
+        _password_supplier("Password for the new agent key", confirm=True),
+        groups=groups,
+    )
+    if groups and not created:
+        state = update_config(state, groups=groups)
+    _print_identity(state, created, as_json)
+
+
+def _print_identity(state: AgentState, created: bool, as_json: bool) -> None:
+    from agent.identity import load_public_key
+    from trustroot.keys import fingerprint
+
+    key_fp = fingerprint(load_public_key(state.root))
+    if as_json:
+        _emit_json(
+            {
+                "state": str(state.root),
+                "created": created,
+                "agentId": state.agent_id,
+                "keyFingerprint": key_fp,
+                "groups": list(state.config.groups),
+            }
+        )
+        return
+    verb = "Created" if created else "Already initialised:"
+    click.echo(f"{verb} {state.root}")
+    click.echo(f"  agent id         {state.agent_id}")
+    click.echo(f"  key fingerprint  {key_fp}")
+
+
+@cli.command()
+@click.option("--group", "groups", multiple=True, help="Set the endpoint's groups (repeatable).")
+@click.option("--clear-groups", is_flag=True, help="Remove every group.")
+@click.option(
+    "--reboot-command", help='The command that reboots this endpoint (e.g. "systemctl reboot").'
+)
+@click.option("--default-reboot-command", is_flag=True, help="Use the OS's reboot command.")
+@json_option
+def config(
+    groups: tuple[str, ...],
+    clear_groups: bool,
+    reboot_command: str | None,
+    default_reboot_command: bool,
+    as_json: bool,
+) -> None:
+    """Show or change the endpoint's groups and reboot command."""
+    import shlex
+
+    from agent.lock import StateLock
+    from agent.platforms import current_os
+    from agent.state import update_config
+
+    state = _open_state()
+    if groups or clear_groups or reboot_command or default_reboot_command:
+        with StateLock(state.lock_path):
+            state = update_config(
+                state,
+                groups=() if clear_groups else (groups or None),
+                reboot_command=tuple(shlex.split(reboot_command)) if reboot_command else None,
+                clear_reboot_command=default_reboot_command,
+            )
+    command = list(state.reboot_command(current_os()))
+    if as_json:
+        _emit_json(
+            {
+                "agentId": state.agent_id,
+                "groups": list(state.config.groups),
+                "rebootCommand": command,
+            }
+        )
+        return
+    click.echo(f"groups          {', '.join(state.config.groups) or '(none)'}")
+    click.echo(f"reboot command  {shlex.join(command)}")
+
+
+# -- enroll -------------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option(
+    "--key",
+    "key_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The distributor's public key (PEM, as `airseal key export-public` writes it).",
+)
+@click.option("--name", help='A name people recognise, e.g. "Site distributor".')
+@click.option(
+    "--role",
+    type=click.Choice(["both", "exports", "actions"]),
+    default="both",
+    show_default=True,
+    help="What the key may sign.",
+)
+@click.option(
+    "--approved",
+    is_flag=True,
+    help="Record your approval now (endpoints nobody sits at never ask).",
+)
+@json_option
+def enroll(key_path: Path, name: str | None, role: str, approved: bool, as_json: bool) -> None:
+    """Pin a distributor's public key: media signed by it becomes trusted here."""
+    from agent.enrolment import enroll as pin
+    from agent.files import read_capped
+    from agent.lock import StateLock
+    from agent.trust import parse_purposes
+    from trustroot.keys import MAX_KEY_PEM_BYTES
+
+    try:
+        pem = read_capped(key_path, MAX_KEY_PEM_BYTES)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--key") from None
+    state, _ = _ensure_state()
+    with StateLock(state.lock_path), _journal(state) as journal:
+        record, created = pin(
+            journal,
+            pem,
+            name=name,
+            purposes=parse_purposes(role),
+            now=_now(),
+            approved=approved,
+            subject=str(key_path),
+        )
+        record = journal.distributor(record.fingerprint) or record
+    if as_json:
+        _emit_json({**record.to_json_dict(), "created": created, "agentId": state.agent_id})
+        return
+    verb = "Enrolled" if created else "Updated"
+    click.echo(f"{verb} {record.name}")
+    click.echo(f"  fingerprint  {record.fingerprint}")
+    click.echo(f"  may sign     {', '.join(sorted(record.may_sign))}")
+    click.echo(
+        "  approval     "
+        + (
+            f"approved ({record.approved_how})"
+            if record.approved
+            else "asked the first time its media is imported"
+        )
+    )
+
+
+# -- import -------------------------------------------------------------------------------------
+
+
+class TerminalApprover:
+    """Asks the person at the terminal; refuses when there is nobody to ask."""
+
+    how = "prompt"
+
+    def __call__(self, request: ApprovalRequest) -> bool:
+        click.echo(request.describe(), err=True)
+        if not sys.stdin.isatty():
+            click.echo(
+                "No terminal to ask on: refusing. Run again with --yes to approve.", err=True
+            )
+            return False
+        return click.confirm("Approve this distributor?", default=False, err=True)
+
+
+@cli.command(name="import")
+@click.argument("mount", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--yes", "-y", is_flag=True, help="Approve a new distributor without asking.")
+@click.option(
+    "--non-interactive",
+    is_flag=True,
+    help="Never ask: refuse media from a distributor not approved before.",
+)
+@click.option("--dry-run", is_flag=True, help="Verify and show the plan; run and write nothing.")
+@click.option(
+    "--retry-interrupted", is_flag=True, help="Run again actions a crash interrupted earlier."
+)
+@click.option("--no-reboot", is_flag=True, help="Record a needed reboot as pending instead.")
+@json_option
+@click.pass_context
+def import_media(
+    ctx: click.Context,
+    mount: Path,
+    yes: bool,
+    non_interactive: bool,
+    dry_run: bool,
+    retry_interrupted: bool,
+    no_reboot: bool,
+    as_json: bool,
+) -> None:
+    """Import the media mounted at MOUNT (the folder that holds airseal/)."""
+    from agent.approval import ApproveAll, Approver, RefuseUnapproved
+    from agent.enrolment import pinned_trust
+    from agent.identity import load_signer
+    from agent.importer import Importer, ImportOptions, host_facts
+    from agent.lock import StateLock
+    from media.reader import DirectorySource
+
+    if yes and non_interactive:
+        raise click.UsageError("--yes and --non-interactive exclude each other")
+    approver: Approver = (
+        ApproveAll() if yes else RefuseUnapproved() if non_interactive else TerminalApprover()
+    )
+    state = _open_state()
+    password = _password_supplier("Password of the agent key")
+    with StateLock(state.lock_path), _journal(state) as journal:
+        importer = Importer(
+            state,
+            journal,
+            pinned_trust(journal),
+            DirectorySource(mount),
+            approver=approver,
+            clock=_now,
+            host=host_facts(state),
+            signer=lambda: load_signer(state.root, password()),
+            receipt_mount=mount,
+            options=ImportOptions(
+                dry_run=dry_run, retry_interrupted=retry_interrupted, allow_reboot=not no_reboot
+            ),
+            media_label=str(mount),
+        )
+        report = importer.run()
+    if as_json:
+        _emit_json(report.to_json_dict())
+    else:
+        _print_report(report)
+    if report.error is not None:
+        click.echo(report.error.diagnostics(), err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    ctx.exit(_import_exit_code(report))
+
+
+def _import_exit_code(report: ImportReport) -> int:
+    if report.status == "refused":
+        return exit_codes.REFUSED
+    if report.failed_actions:
+        return exit_codes.ACTIONS_FAILED
+    return exit_codes.OK
+
+
+_MARKS = {
+    "succeeded": "ok",
+    "failed": "FAILED",
+    "skipped": "skipped",
+    "already-done": "done",
+    "interrupted": "INTERRUPTED",
+    "refused": "REFUSED",
+    "not-run": "not run",
+    "would-run": "would run",
+}
+
+
+def _print_report(report: ImportReport) -> None:
+    for run in report.interrupted:
+        click.echo(
+            f"An earlier import was interrupted while {run['name']} v{run['version']} ran "
+            f"(started {run['started']}); its result is unknown.",
+            err=True,
+        )
+    if report.export_id is None:
+        click.echo(f"Import of {report.media}: {report.status}")
+        return
+    who = f" from {report.distributor_name}" if report.distributor_name else ""
+    again = " (again)" if report.repeat else ""
+    click.echo(
+        f"Export {report.export_id} (sequence {report.sequence}){who}{again}: {report.status}"
+    )
+    for action in report.actions:
+        line = f"  {_MARKS.get(action.outcome, action.outcome):<12} {action.name} v{action.version}"
+        if action.reason:
+            line += f": {action.reason}"
+        click.echo(line)
+    if report.receipt_path:
+        click.echo(f"Receipt: {report.receipt_path}")
+    if report.reboot == "started":
+        click.echo("Rebooting: an action asked for it.")
+    elif report.reboot == "pending":
+        click.echo("A reboot is needed (not started: --no-reboot).")
+
+
+# -- status, history ----------------------------------------------------------------------------
+
+
+@cli.command()
+@json_option
+def status(as_json: bool) -> None:
+    """The agent's identity, enrolled distributors, last import and anything left unfinished."""
+    from agent.identity import load_public_key
+    from agent.lock import StateLock
+    from trustroot.keys import fingerprint
+
+    state = _open_state()
+    lock = StateLock(state.lock_path)
+    busy = not lock.try_acquire()
+    try:
+        with _journal(state) as journal:
+            if busy:
+                running = journal.unfinished_runs()
+                interrupted = journal.interrupted_runs(limit=20)
+            else:
+                running = []
+                interrupted = journal.recover_interrupted(now=_now()) + journal.interrupted_runs(
+                    limit=20
+                )
+            distributors = journal.distributors()
+            last = journal.imports(limit=1)
+            reboot = journal.pending_reboot()
+    finally:
+        lock.release()
+    interrupted = list({r.id: r for r in interrupted}.values())
+    data = {
+        "agentId": state.agent_id,
+        "state": str(state.root),
+        "keyFingerprint": fingerprint(load_public_key(state.root)),
+        "groups": list(state.config.groups),
+        "busy": busy,
+        "running": [r.to_json_dict(with_output=False) for r in running],
+        "interrupted": [r.to_json_dict(with_output=False) for r in interrupted],
+        "distributors": [d.to_json_dict() for d in distributors],
+        "lastImport": last[0].to_json_dict() if last else None,
+        "pendingReboot": reboot.to_json_dict() if reboot else None,
+    }
+    if as_json:
+        _emit_json(data)
+        return
+    click.echo(f"Agent {state.agent_id}  ({state.root})")
+    click.echo(f"  key fingerprint  {data['keyFingerprint']}")
+    click.echo(f"  groups           {', '.join(state.config.groups) or '(none)'}")
+    if not distributors:
+        click.echo("No distributor enrolled: airseal-agent enroll --key distributor.pub")
+    for d in distributors:
+        approval = "approved" if d.approved else "not yet approved"
+        click.echo(
+            f"Distributor {d.name}  {d.fingerprint[:16]}…  {approval}, last sequence "
+            f"{d.last_sequence}"
+        )
+    if last:
+        item = last[0]
+        click.echo(
+            f"Last import: {item.started[:19]} {item.export_id or '-'} {item.status} ({item.media})"
+        )
+    for run in running:
+        click.echo(f"RUNNING: {run.name} v{run.version} (started {run.started[:19]})")
+    for run in interrupted:
+        click.echo(
+            f"INTERRUPTED: {run.name} v{run.version} of export {run.export_id} "
+            f"(started {run.started[:19]}): result unknown"
+        )
+    if reboot is not None:
+        click.echo(f"Reboot {reboot.reboot} after import of {reboot.export_id}")
+
+
+@cli.command()
+@click.option("--limit", default=20, show_default=True, help="Newest imports to show.")
+@json_option
+def history(limit: int, as_json: bool) -> None:
+    """Past imports and what happened to each action (with its output)."""
+    state = _open_state()
+    with _journal(state) as journal:
+        imports = journal.imports(limit=limit)
+        entries = [(item, journal.runs_for_import(item.id)) for item in imports]
+    if as_json:
+        _emit_json(
+            [
+                {**item.to_json_dict(), "actions": [r.to_json_dict() for r in runs]}
+                for item, runs in entries
+            ]
+        )
+        return
+    if not entries:
+        click.echo("No imports yet.")
+    for item, runs in entries:
+        mode = " (dry run)" if item.dry_run else ""
+        click.echo(
+            f"#{item.id} {item.started[:19]} {item.export_id or '-'} seq {item.sequence or '-'} "
+            f"{item.status}{mode}  {item.media}"
+        )
+        if item.error:
+            click.echo(f"    {item.error.get('message')}")
+        for run in runs:
+            line = f"    {_MARKS.get(run.outcome, run.outcome):<12} {run.name} v{run.version}"
+            if run.exit_code is not None:
+                line += f" (exit {run.exit_code})"
+            if run.reason:
+                line += f": {run.reason}"
+            click.echo(line)
+
+
+# -- entry point --------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        result = cli.main(args=argv, prog_name="airseal-agent", standalone_mode=False)
+    except TrustrootError as error:
+        click.echo(error.diagnostics(), err=True)
+        return exit_codes.for_error(error)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        return exit_codes.INTERRUPTED
+    except click.ClickException as error:
+        error.show()
+        return error.exit_code
+    except KeyboardInterrupt:
+        return exit_codes.INTERRUPTED
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        click.echo(f"airseal-agent: {where}{error.strerror or error}", err=True)
+        return exit_codes.OPERATIONAL
+    except Exception:
+        logging.getLogger("airseal-agent").exception("internal error")
+        click.echo(
+            "airseal-agent: internal error (a bug): please report the traceback above", err=True
+        )
+        return exit_codes.INTERNAL
+    return result if isinstance(result, int) else exit_codes.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

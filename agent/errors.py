@@ -1,0 +1,196 @@
+"""Typed errors for everything the agent decides or fails to do.
+
+Two families, as in :mod:`media.errors` (python-tuf's ``RepositoryError`` vs ``DownloadError``):
+
+- :class:`ImportRefused` (a :class:`trustroot.errors.VerificationError`): the media, a statement,
+  an archive or a destination failed a check. Fail closed: nothing from such media is run.
+  :mod:`media.errors` ``BadMedia`` and :mod:`trustroot.errors` verification errors pass through
+  the agent unchanged and are refusals too.
+- :class:`AgentError` (a :class:`trustroot.errors.TrustrootError`): the agent could not do its
+  work (state directory, key password, lock, a command that failed to start); nothing was decided
+  about the media.
+
+Every error names the file (``subject``: a path relative to the mount point for media files) and
+the ``check`` that failed, and carries a hint; ``str(error)`` is written for the endpoint user.
+"""
+
+from __future__ import annotations
+
+from trustroot.errors import TrustrootError, VerificationError
+
+
+def _message(title: str, subject: str | None, check: str, detail: str) -> str:
+    where = f"{subject}: " if subject else ""
+    return f"{where}{title.lower()} [{check}]: {detail}"
+
+
+class ImportRefused(VerificationError):
+    """A check of the import failed: nothing from this media may be used."""
+
+    title = "Import refused"
+    check = "import"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        subject: str | None = None,
+        check: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        if check is not None:
+            self.check = check
+        super().__init__(detail, subject=subject, hint=hint)
+
+    def message(self) -> str:
+        return _message(self.title, self.subject, self.check, self.detail)
+
+
+class UntrustedDistributor(ImportRefused):
+    title = "Unknown distributor"
+    check = "trust"
+    hint = (
+        "the media was signed by a key this endpoint does not trust; if the distributor is "
+        "genuine, enroll its public key: airseal-agent enroll --key distributor.pub"
+    )
+
+
+class DistributorMismatch(ImportRefused):
+    title = "Distributor mismatch"
+    check = "trust"
+    hint = "the statement names another distributor than the key that signed it; do not use it"
+
+
+class DistributorNotApproved(ImportRefused):
+    title = "Distributor not approved"
+    check = "approval"
+    hint = (
+        "the endpoint user has not approved this distributor; run the import by hand "
+        "(airseal-agent import DIR) to see its identity and approve it, or use --yes"
+    )
+
+
+class ExpiredMedia(ImportRefused):
+    title = "Expired media"
+    check = "freshness"
+    hint = "the export is past its expiry; ask for a fresh export (stale media is never used)"
+
+
+class MediaFromTheFuture(ImportRefused):
+    title = "Media from the future"
+    check = "freshness"
+    hint = (
+        "the export was created later than this endpoint's clock allows; set the clock right "
+        "(freshness cannot be judged with a wrong clock)"
+    )
+
+
+class ReplayedMedia(ImportRefused):
+    title = "Replayed media"
+    check = "sequence"
+    hint = (
+        "this export is older than one already accepted from the same distributor (a replay "
+        "or a rollback); use the newest export"
+    )
+
+
+class ActionStatementMismatch(ImportRefused):
+    title = "Action mismatch"
+    check = "action"
+    hint = "the signed action does not match the export's listing; write the export again"
+
+
+class StagedPayloadMismatch(ImportRefused):
+    title = "Payload changed"
+    check = "staging"
+    hint = (
+        "the payload changed between the import check and its use (check 3 of 3); nothing was "
+        "run; check the media and this endpoint for tampering"
+    )
+
+
+class UnsafeArchive(ImportRefused):
+    title = "Unsafe archive"
+    check = "archive"
+    hint = (
+        "archives may hold only relative paths without '..', links that stay inside, no device "
+        "files, within the size and count bounds; rebuild the archive"
+    )
+
+
+class UnsafeDestination(ImportRefused):
+    title = "Unsafe destination"
+    check = "destination"
+    hint = "download destinations are absolute paths without '.' or '..' components"
+
+
+class AgentError(TrustrootError):
+    """The agent could not do its work; nothing was decided about any media."""
+
+    title = "Agent error"
+    check = "agent"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        subject: str | None = None,
+        check: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        if check is not None:
+            self.check = check
+        super().__init__(detail, subject=subject, hint=hint)
+
+    def message(self) -> str:
+        return _message(self.title, self.subject, self.check, self.detail)
+
+
+class StateError(AgentError):
+    title = "Agent state"
+    check = "state"
+    hint = "initialise the agent with `airseal-agent init` (state: $AIRSEAL_AGENT_HOME)"
+
+
+class NotEnrolled(AgentError):
+    title = "Not enrolled"
+    check = "enrolment"
+    hint = "enroll a distributor first: airseal-agent enroll --key distributor.pub --name NAME"
+
+
+class EnrolmentError(AgentError):
+    title = "Enrolment"
+    check = "enrolment"
+
+
+class KeyPasswordError(AgentError):
+    title = "Agent key password"
+    check = "password"
+    hint = (
+        "the agent key password comes from the systemd credential airseal-agent-key "
+        "($CREDENTIALS_DIRECTORY), else AIRSEAL_AGENT_KEY_PASSWORD, else a prompt on a terminal"
+    )
+
+
+class AgentBusy(AgentError):
+    title = "Agent busy"
+    check = "lock"
+    hint = "another airseal-agent command holds the state lock; wait for it to finish"
+
+
+class ActionFailed(AgentError):
+    """One action could not be carried out (the import goes on with the next)."""
+
+    title = "Action failed"
+    check = "run"
+
+
+class RunAsUnavailable(ActionFailed):
+    title = "Run-as unavailable"
+    check = "run-as"
+    hint = "running an action as another account needs the agent to run as root (or SYSTEM)"
+
+
+class UsageError(AgentError):
+    title = "Usage"
+    check = "usage"

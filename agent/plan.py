@@ -1,0 +1,100 @@
+"""What an import will do with each verified action: a pure decision over facts and history.
+
+Order of the questions, first "no" wins: the operating system; the action's validity window;
+whether this action version already succeeded here (idempotent re-import); whether it was
+interrupted by a crash (an interrupted *execute* is not retried unless asked: it may be what
+crashed or rebooted the machine; an interrupted *download* is retried, placing the same bytes
+again is harmless); then the action's own conditions (host, group, if-missing, if-exists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from agent.conditions import HostFacts, condition_problem, os_problem, window_problem
+from agent.journal import RunHistory, RunKey
+from agent.verification import VerifiedAction
+
+Decision = Literal["run", "skipped", "already-done", "interrupted"]
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    action: VerifiedAction
+    decision: Decision
+    reason: str | None = None
+
+    @property
+    def runs(self) -> bool:
+        return self.decision == "run"
+
+    @property
+    def key(self) -> RunKey:
+        return run_key(self.action)
+
+
+def run_key(action: VerifiedAction) -> RunKey:
+    return RunKey(action.id, action.version, action.predicate.payload.sha256)
+
+
+def plan_action(
+    action: VerifiedAction,
+    host: HostFacts,
+    *,
+    now: datetime,
+    history: RunHistory,
+    retry_interrupted: bool,
+) -> PlannedAction:
+    predicate = action.predicate
+    problem = os_problem(predicate, host) or window_problem(predicate, now)
+    if problem is not None:
+        return PlannedAction(action, "skipped", problem)
+    key = run_key(action)
+    if key in history.succeeded:
+        return PlannedAction(
+            action, "already-done", f"version {action.version} already succeeded here"
+        )
+    if key in history.interrupted and predicate.mode == "execute" and not retry_interrupted:
+        return PlannedAction(
+            action,
+            "interrupted",
+            f"an earlier run (started {history.interrupted[key]}) was interrupted; it is not "
+            "retried automatically (import with --retry-interrupted to run it again)",
+        )
+    problem = condition_problem(predicate, host)
+    if problem is not None:
+        return PlannedAction(action, "skipped", problem)
+    return PlannedAction(action, "run")
+
+
+def plan_actions(
+    actions: Sequence[VerifiedAction],
+    host: HostFacts,
+    *,
+    now: datetime,
+    history: RunHistory,
+    retry_interrupted: bool = False,
+) -> tuple[PlannedAction, ...]:
+    """One decision per action, in the export's order (which is the order they run in)."""
+    return tuple(
+        plan_action(a, host, now=now, history=history, retry_interrupted=retry_interrupted)
+        for a in actions
+    )
+
+
+def segments(planned: Sequence[PlannedAction]) -> list[list[PlannedAction]]:
+    """Actions to run, grouped so consecutive downloads are placed together (one flush for the
+    group) while every execute runs alone, in order."""
+    groups: list[list[PlannedAction]] = []
+    for item in planned:
+        if not item.runs:
+            continue
+        mode = item.action.predicate.mode
+        if mode == "download" and groups and groups[-1][0].action.predicate.mode == "download":
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups

@@ -1,0 +1,197 @@
+"""The agent's state directory: its id, its configuration, its key, its journal, its staging.
+
+```
+<state>/                 0700; $AIRSEAL_AGENT_HOME, else the system default (agent.platforms)
+  config.json            agent id, groups, reboot command (edited with `airseal-agent config`)
+  agent.key  agent.pub   the receipt-signing key, encrypted in cosign's format (agent.identity)
+  journal.db             the SQLite journal (agent.journal)
+  agent.lock             one state-changing command at a time (agent.lock)
+  staging/               0700; payload copies for check 3, removed after each import
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from agent import identity
+from agent.errors import StateError, UsageError
+from agent.files import read_capped, write_atomic
+from agent.platforms import OperatingSystem, current_os, default_state_dir
+
+CONFIG_NAME = "config.json"
+JOURNAL_NAME = "journal.db"
+LOCK_NAME = "agent.lock"
+STAGING_NAME = "staging"
+CONFIG_FORMAT = 1
+REBOOT_COMMAND_ENV = "AIRSEAL_AGENT_REBOOT_COMMAND"
+MAX_CONFIG_BYTES = 64 * 1024
+MAX_GROUPS = 64
+
+
+def state_dir(env: Mapping[str, str] | None = None, os_name: OperatingSystem | None = None) -> Path:
+    """Where the state lives on this machine (see :func:`agent.platforms.default_state_dir`)."""
+    return Path(default_state_dir(os_name or current_os(), os.environ if env is None else env))
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """What an administrator sets on an endpoint. ``reboot_command`` ``None`` = the OS default."""
+
+    agent_id: str
+    groups: tuple[str, ...] = ()
+    reboot_command: tuple[str, ...] | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            "agentId": self.agent_id,
+            "groups": list(self.groups),
+            "rebootCommand": list(self.reboot_command) if self.reboot_command else None,
+        }
+
+    @classmethod
+    def from_json_dict(cls, data: Any, *, subject: str) -> AgentConfig:
+        from media.layout import is_identifier
+
+        try:
+            if data["format"] != CONFIG_FORMAT:
+                raise StateError(f"config format {data['format']!r} is unknown", subject=subject)
+            agent_id = data["agentId"]
+            groups = tuple(str(g) for g in data.get("groups") or ())
+            reboot = data.get("rebootCommand")
+            reboot_command = tuple(str(a) for a in reboot) if reboot else None
+        except (KeyError, TypeError) as exc:
+            raise StateError(f"config.json is damaged ({exc})", subject=subject) from None
+        if not isinstance(agent_id, str) or not is_identifier(agent_id):
+            raise StateError("config.json has no valid agentId", subject=subject)
+        return cls(agent_id, groups, reboot_command)
+
+
+@dataclass(frozen=True)
+class AgentState:
+    """An initialised state directory. Construct with :func:`open_state` or :func:`init_state`."""
+
+    root: Path
+    config: AgentConfig
+    env: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def agent_id(self) -> str:
+        return self.config.agent_id
+
+    @property
+    def journal_path(self) -> Path:
+        return self.root / JOURNAL_NAME
+
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / STAGING_NAME
+
+    @property
+    def key_path(self) -> Path:
+        return self.root / identity.KEY_NAME
+
+    def reboot_command(self, os_name: OperatingSystem) -> tuple[str, ...]:
+        """``$AIRSEAL_AGENT_REBOOT_COMMAND`` (shell-quoted), else config, else the OS default."""
+        from agent.platforms import default_reboot_command
+
+        override = self.env.get(REBOOT_COMMAND_ENV)
+        if override:
+            return tuple(shlex.split(override))
+        return self.config.reboot_command or default_reboot_command(os_name)
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if os.name != "nt":
+        os.chmod(path, 0o700)
+
+
+def init_state(
+    root: Path,
+    password: identity.PasswordSupplier,
+    *,
+    env: Mapping[str, str] | None = None,
+    groups: tuple[str, ...] = (),
+) -> tuple[AgentState, bool]:
+    """Create (or reuse) the state directory; returns the state and whether it was created.
+
+    ``password`` is only called when a new agent key has to be encrypted.
+    """
+    env = os.environ if env is None else env
+    config_path = root / CONFIG_NAME
+    created = not config_path.exists()
+    _private_dir(root)
+    _private_dir(root / STAGING_NAME)
+    if created:
+        config = AgentConfig(agent_id=uuid.uuid4().hex, groups=_check_groups(groups))
+        if not (root / identity.KEY_NAME).exists():
+            identity.create_agent_key(root, password())
+        write_atomic(
+            config_path, (json.dumps(config.to_json_dict(), indent=2) + "\n").encode(), mode=0o600
+        )
+    elif not (root / identity.KEY_NAME).exists():
+        identity.create_agent_key(root, password())
+    state = open_state(root, env=env)
+    from agent.journal import Journal
+
+    Journal.open(state.journal_path).close()
+    return state, created
+
+
+def open_state(root: Path, *, env: Mapping[str, str] | None = None) -> AgentState:
+    path = root / CONFIG_NAME
+    try:
+        data = json.loads(read_capped(path, MAX_CONFIG_BYTES))
+    except FileNotFoundError:
+        raise StateError("the agent is not initialised here", subject=str(root)) from None
+    except (OSError, ValueError) as exc:
+        raise StateError(f"cannot read config.json ({exc})", subject=str(path)) from None
+    config = AgentConfig.from_json_dict(data, subject=str(path))
+    return AgentState(root, config, os.environ if env is None else env)
+
+
+def _check_groups(groups: tuple[str, ...]) -> tuple[str, ...]:
+    if len(groups) > MAX_GROUPS:
+        raise UsageError(f"at most {MAX_GROUPS} groups")
+    for group in groups:
+        if not group or any(c in group for c in ":/\x00") or len(group) > 256:
+            raise UsageError(f"{group!r} is not a group name")
+    return tuple(dict.fromkeys(groups))
+
+
+def update_config(
+    state: AgentState,
+    *,
+    groups: tuple[str, ...] | None = None,
+    reboot_command: tuple[str, ...] | None = None,
+    clear_reboot_command: bool = False,
+) -> AgentState:
+    """Change the configuration atomically; returns the state with the new configuration."""
+    config = state.config
+    if groups is not None:
+        config = replace(config, groups=_check_groups(groups))
+    if clear_reboot_command:
+        config = replace(config, reboot_command=None)
+    elif reboot_command is not None:
+        if not reboot_command:
+            raise UsageError("the reboot command is empty")
+        config = replace(config, reboot_command=reboot_command)
+    write_atomic(
+        state.root / CONFIG_NAME,
+        (json.dumps(config.to_json_dict(), indent=2) + "\n").encode(),
+        mode=0o600,
+    )
+    return replace(state, config=config)

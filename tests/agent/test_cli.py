@@ -1,0 +1,260 @@
+"""`airseal-agent` as users and services run it: a child process, real argv and exit codes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agent import exit_codes
+
+from .helpers import ActionBuild, new_distributor, script, sign_action, write_media
+
+COMMANDS = ["init", "config", "enroll", "import", "status", "history"]
+
+
+def test_version_is_fast_and_imports_little(agent_cli):
+    started = time.monotonic()
+    result = agent_cli("--version")
+    elapsed = time.monotonic() - started
+    assert result.code == 0 and "airseal-agent, version" in result.stdout
+    assert elapsed < 2.0  # generous for a loaded CI box; bench/agent_bench.py measures properly
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from agent.cli import main; "
+            "heavy = ('cryptography', 'pydantic', 'sqlite_utils', 'sigstore_models', "
+            "'appliance', 'media'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_everywhere(agent_cli, command):
+    result = agent_cli(*([command] if command else []), "--help")
+    assert result.code == 0 and "Usage:" in result.stdout
+
+
+def test_usage_and_operational_exit_codes(agent_cli, tmp_path):
+    assert agent_cli("import", str(tmp_path), "--yes", "--non-interactive").code == exit_codes.USAGE
+    assert agent_cli("bogus").code == exit_codes.USAGE
+    not_initialised = agent_cli("status")
+    assert not_initialised.code == exit_codes.OPERATIONAL
+    assert "airseal-agent init" in not_initialised.stderr
+
+
+def test_enroll_import_status_history(agent_cli, agent_state, tmp_path):
+    distributor = new_distributor(tmp_path / "keys")
+    result = agent_cli(
+        "enroll", "--key", str(distributor.pub), "--name", "Site distributor", "--json"
+    )
+    assert result.code == 0, result.stderr
+    enrolled = json.loads(result.stdout)
+    assert enrolled["fingerprint"] == distributor.fingerprint and enrolled["approved"] is None
+    ok = tmp_path / "ok.sh"
+    ok.write_bytes(script("echo all good"))
+    bad = tmp_path / "bad.sh"
+    bad.write_bytes(script("echo broken >&2; exit 7"))
+    mount = write_media(
+        tmp_path / "usb",
+        distributor,
+        [
+            sign_action(ActionBuild("ok", ok, mode="execute"), distributor),
+            sign_action(ActionBuild("bad", bad, mode="execute"), distributor),
+        ],
+    )
+    # no terminal to ask on: the distributor is shown, then refused
+    refused = agent_cli("import", str(mount))
+    assert refused.code == exit_codes.REFUSED
+    assert "Site distributor" in refused.stderr and distributor.fingerprint[:4] in refused.stderr
+    assert "airseal/export.sigstore.json: distributor not approved [approval]" in refused.stderr
+    assert agent_cli("import", str(mount), "--non-interactive").code == exit_codes.REFUSED
+    imported = agent_cli("import", str(mount), "--yes", "--json")
+    assert imported.code == exit_codes.ACTIONS_FAILED, imported.stderr
+    report = json.loads(imported.stdout)
+    outcomes = {a["id"]: (a["outcome"], a["exitCode"]) for a in report["actions"]}
+    assert outcomes == {"ok": ("succeeded", 0), "bad": ("failed", 7)}
+    assert report["receipt"] == f"airseal/receipts/{agent_state.agent_id}/export-1.json"
+    status = json.loads(agent_cli("status", "--json").stdout)
+    assert status["agentId"] == agent_state.agent_id
+    (d,) = status["distributors"]
+    assert d["approvedHow"] == "yes-flag" and d["lastSequence"] == 1
+    assert status["lastImport"]["status"] == "partial"
+    history = json.loads(agent_cli("history", "--json").stdout)
+    latest = history[0]
+    outputs = {a["id"]: a["output"] for a in latest["actions"]}
+    assert outputs == {"ok": "all good\n", "bad": "broken\n"}
+    assert [h["status"] for h in history] == ["partial", "refused", "refused"]
+    human = agent_cli("history")
+    assert "FAILED" in human.stdout and "(exit 7)" in human.stdout
+    # the same media again: nothing runs, the failed action is tried again
+    again = agent_cli("import", str(mount), "--non-interactive")
+    assert again.code == exit_codes.ACTIONS_FAILED
+    assert "done         (Test)ok v1" in again.stdout and "(again)" in again.stdout
+
+
+def test_unknown_distributor_exit_code_and_message(agent_cli, agent_state, tmp_path):
+    known = new_distributor(tmp_path / "known")
+    assert agent_cli("enroll", "--key", str(known.pub)).code == 0
+    stranger = new_distributor(tmp_path / "stranger")
+    payload = tmp_path / "x.txt"
+    payload.write_text("x")
+    mount = write_media(
+        tmp_path / "usb",
+        stranger,
+        [sign_action(ActionBuild("x", payload, dest=str(tmp_path / "out/x")), stranger)],
+    )
+    result = agent_cli("import", str(mount), "--yes")
+    assert result.code == exit_codes.REFUSED
+    assert "airseal/export.sigstore.json: unknown distributor [trust]" in result.stderr
+    assert "hint:" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_config_command(agent_cli, agent_state):
+    result = agent_cli(
+        "config", "--group", "lab", "--group", "ward", "--reboot-command", "true now"
+    )
+    assert result.code == 0
+    shown = json.loads(agent_cli("config", "--json").stdout)
+    assert shown["groups"] == ["lab", "ward"]
+    # the environment (set by the test fixture) wins over the configured command
+    assert shown["rebootCommand"][0] == "/bin/sh"
+
+
+def test_a_crash_mid_run_is_reported_on_the_next_start(agent_cli, agent_state, tmp_path):
+    distributor = new_distributor(tmp_path / "keys")
+    assert agent_cli("enroll", "--key", str(distributor.pub), "--approved").code == 0
+    pidfile = tmp_path / "sleeper.pid"
+    again = tmp_path / "ran-again"
+    sleeper = tmp_path / "sleeper.sh"
+    sleeper.write_bytes(
+        script(
+            f"if [ -e {pidfile} ]; then touch {again}; exit 0; fi\necho $$ > {pidfile}\nsleep 60"
+        )
+    )
+    mount = write_media(
+        tmp_path / "usb",
+        distributor,
+        [sign_action(ActionBuild("sleeper", sleeper, mode="execute", timeout=120), distributor)],
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-m", "agent", "import", str(mount), "--non-interactive"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert child.poll() is None, "the import ended before the action started"
+            assert time.monotonic() < deadline, "the action never started"
+            time.sleep(0.05)
+        child.kill()  # the agent dies mid-run (as on a crash or power loss)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        script_pid = int(pidfile.read_text())
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(script_pid, signal.SIGKILL)  # the action's own process group
+    nxt = agent_cli("import", str(mount), "--non-interactive", "--json")
+    assert nxt.code == exit_codes.OK, nxt.stderr
+    report = json.loads(nxt.stdout)
+    (interrupted,) = report["interrupted"]
+    assert interrupted["id"] == "sleeper" and interrupted["outcome"] == "started"
+    (action,) = report["actions"]
+    assert action["outcome"] == "interrupted" and "--retry-interrupted" in action["reason"]
+    assert not again.exists()  # not run again by itself
+    status = json.loads(agent_cli("status", "--json").stdout)
+    assert [r["id"] for r in status["interrupted"]] == ["sleeper"]
+    assert status["interrupted"][0]["outcome"] == "interrupted"
+    human = agent_cli("status")
+    assert "INTERRUPTED: (Test)sleeper v1" in human.stdout
+    retried = agent_cli("import", str(mount), "--non-interactive", "--retry-interrupted", "--json")
+    assert retried.code == exit_codes.OK, retried.stderr
+    assert json.loads(retried.stdout)["actions"][0]["outcome"] == "succeeded"
+    assert again.exists()
+    assert json.loads(agent_cli("status", "--json").stdout)["interrupted"] == []
+
+
+def test_state_lock_makes_a_second_import_fail_fast(agent_cli, agent_state, tmp_path):
+    from agent.lock import StateLock
+
+    with StateLock(agent_state.lock_path):
+        result = agent_cli("import", str(tmp_path), "--yes")
+    assert result.code == exit_codes.OPERATIONAL and "agent busy" in result.stderr
+    assert not Path(tmp_path / "airseal").exists()
+
+
+def test_without_the_key_password_nothing_runs(agent_cli, agent_state, tmp_path):
+    distributor = new_distributor(tmp_path / "keys")
+    assert agent_cli("enroll", "--key", str(distributor.pub), "--approved").code == 0
+    marker = tmp_path / "ran"
+    action = tmp_path / "a.sh"
+    action.write_bytes(script(f"touch {marker}"))
+    mount = write_media(
+        tmp_path / "usb",
+        distributor,
+        [sign_action(ActionBuild("a", action, mode="execute"), distributor)],
+    )
+    result = agent_cli(
+        "import", str(mount), "--non-interactive", unset=("AIRSEAL_AGENT_KEY_PASSWORD",)
+    )
+    assert result.code == exit_codes.OPERATIONAL
+    assert (
+        "agent key password [password]" in result.stderr
+        and "AIRSEAL_AGENT_KEY_PASSWORD" in result.stderr
+    )
+    assert not marker.exists()
+    history = json.loads(agent_cli("history", "--json").stdout)
+    assert history[0]["status"] == "failed" and history[0]["error"]["check"] == "password"
+    # a systemd credential is the unattended way to give it
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "airseal-agent-key").write_text(os.environ["AIRSEAL_AGENT_KEY_PASSWORD"] + "\n")
+    result = agent_cli(
+        "import",
+        str(mount),
+        "--non-interactive",
+        env={"CREDENTIALS_DIRECTORY": str(credentials)},
+        unset=("AIRSEAL_AGENT_KEY_PASSWORD",),
+    )
+    assert result.code == exit_codes.OK, result.stderr
+    assert marker.exists()
+
+
+def test_dry_run_shows_the_plan(agent_cli, agent_state, tmp_path):
+    distributor = new_distributor(tmp_path / "keys")
+    assert agent_cli("enroll", "--key", str(distributor.pub)).code == 0
+    payload = tmp_path / "x.conf"
+    payload.write_text("x")
+    mount = write_media(
+        tmp_path / "usb",
+        distributor,
+        [
+            sign_action(
+                ActionBuild("lin", payload, dest=str(tmp_path / "out/x.conf")), distributor
+            ),
+            sign_action(ActionBuild("win", payload, os="windows", dest="C:\\x.conf"), distributor),
+        ],
+    )
+    result = agent_cli("import", str(mount), "--dry-run", unset=("AIRSEAL_AGENT_KEY_PASSWORD",))
+    assert result.code == exit_codes.OK, result.stderr
+    assert "dry-run" in result.stdout and "would run    (Test)lin v1" in result.stdout
+    assert "skipped      (Test)win v1: the action is for windows" in result.stdout
+    assert "not approved yet" in result.stderr
+    assert not (tmp_path / "out").exists() and not (mount / "airseal/receipts").exists()
