@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 import sqlite_utils
 
-from appliance import audit, blobs, keystore
+from appliance import audit, keystore
 from appliance.cli import cli, exit_codes
 from appliance.cli.session import json_option, open_appliance
 from appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
@@ -236,6 +236,8 @@ def sign_blob(
     file: Path, key_name: str, output_signature: Path | None, bundle: Path | None, as_json: bool
 ) -> None:
     """Sign FILE (streamed: any size, constant memory)."""
+    from appliance import blobs  # the signing core loads only for the commands that sign or verify
+
     home, db = _open()
     with byte_progress(f"Signing {file.name}", file_size(file)) as advance:
         result = blobs.sign_blob(home, db, file, key_name, TerminalPrompter(), on_progress=advance)
@@ -298,6 +300,8 @@ def verify_blob(
     as_json: bool,
 ) -> None:
     """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1)."""
+    from appliance import blobs  # the signing core loads only for the commands that sign or verify
+
     keyless = certificate_identity is not None or certificate_oidc_issuer is not None
     if keyless:
         if (
@@ -339,6 +343,7 @@ def verify_blob(
 def _verify_keyless(
     file: Path, bundle: Path, identity: str, issuer: str, trusted_root: Path | None
 ) -> dict[str, object]:
+    from appliance import blobs
     from trustroot.bundle import MAX_BUNDLE_BYTES
     from trustroot.keyless import verify_keyless_bundle
 
@@ -359,16 +364,3 @@ def _verify_keyless(
         "identity": outcome.identity,
         "issuer": outcome.issuer,
     }
-
-
-# Command groups defined in their own modules register themselves on import (`@cli.group`) or
-# are added here; imported last because they import `cli` from this package.
-from appliance.cli import actions as _actions  # noqa: E402,F401
-from appliance.cli import export as _export  # noqa: E402,F401
-from appliance.cli import files as _files  # noqa: E402,F401
-from appliance.cli import receipts as _receipts  # noqa: E402,F401
-from appliance.cli.piv import piv as _piv  # noqa: E402
-from appliance.cli.token import token as _token  # noqa: E402
-
-cli.add_command(_token)
-cli.add_command(_piv)

@@ -21,11 +21,9 @@ COMMANDS = ["init", "config", "enroll", "import", "status", "history"]
 
 
 def test_version_is_fast_and_imports_little(agent_cli):
-    started = time.monotonic()
+    # speed itself is measured by bench/agent_bench.py; here: what start-up loads
     result = agent_cli("--version")
-    elapsed = time.monotonic() - started
     assert result.code == 0 and "airseal-agent, version" in result.stdout
-    assert elapsed < 2.0  # generous for a loaded CI box; bench/agent_bench.py measures properly
     probe = subprocess.run(
         [
             sys.executable,
