@@ -19,31 +19,11 @@ from __future__ import annotations
 from trustroot.errors import TrustrootError, VerificationError
 
 
-def _message(title: str, subject: str | None, check: str, detail: str) -> str:
-    where = f"{subject}: " if subject else ""
-    return f"{where}{title.lower()} [{check}]: {detail}"
-
-
 class ImportRefused(VerificationError):
     """A check of the import failed: nothing from this media may be used."""
 
     title = "Import refused"
     check = "import"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        subject: str | None = None,
-        check: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        if check is not None:
-            self.check = check
-        super().__init__(detail, subject=subject, hint=hint)
-
-    def message(self) -> str:
-        return _message(self.title, self.subject, self.check, self.detail)
 
 
 class UntrustedDistributor(ImportRefused):
@@ -129,21 +109,6 @@ class AgentError(TrustrootError):
 
     title = "Agent error"
     check = "agent"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        subject: str | None = None,
-        check: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        if check is not None:
-            self.check = check
-        super().__init__(detail, subject=subject, hint=hint)
-
-    def message(self) -> str:
-        return _message(self.title, self.subject, self.check, self.detail)
 
 
 class StateError(AgentError):

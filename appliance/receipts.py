@@ -53,22 +53,6 @@ class ReceiptRefused(VerificationError):
     check = "receipt"
     hint = "the receipt was not written by a genuine agent for one of this appliance's exports"
 
-    def __init__(
-        self,
-        detail: str,
-        *,
-        subject: str | None = None,
-        check: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        if check is not None:
-            self.check = check
-        super().__init__(detail, subject=subject, hint=hint)
-
-    def message(self) -> str:
-        where = f"{self.subject}: " if self.subject else ""
-        return f"{where}{self.title.lower()} [{self.check}]: {self.detail}"
-
 
 class AgentKeyChanged(ReceiptRefused):
     title = "Agent key changed"

@@ -18,31 +18,11 @@ from __future__ import annotations
 from trustroot.errors import DigestMismatch, StatementError, TrustrootError, VerificationError
 
 
-def _message(title: str, subject: str | None, check: str, detail: str) -> str:
-    where = f"{subject}: " if subject else ""
-    return f"{where}{title.lower()} [{check}]: {detail}"
-
-
 class BadMedia(VerificationError):
     """The media (or a name or path meant for it) breaks a media rule."""
 
     title = "Bad media"
     check = "media"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        subject: str | None = None,
-        check: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        if check is not None:
-            self.check = check
-        super().__init__(detail, subject=subject, hint=hint)
-
-    def message(self) -> str:
-        return _message(self.title, self.subject, self.check, self.detail)
 
 
 class UnsafePath(BadMedia):
@@ -125,21 +105,6 @@ class MediaIOError(TrustrootError):
 
     title = "Media I/O failed"
     check = "io"
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        subject: str | None = None,
-        check: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        if check is not None:
-            self.check = check
-        super().__init__(detail, subject=subject, hint=hint)
-
-    def message(self) -> str:
-        return _message(self.title, self.subject, self.check, self.detail)
 
 
 class MediaReadError(MediaIOError):

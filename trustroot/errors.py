@@ -14,17 +14,29 @@ class TrustrootError(Exception):
 
     title = "Error"
     hint = ""
+    check: str | None = None
+    """Which check failed, shown as ``[check]``; subclasses set a default, callers may refine it."""
 
-    def __init__(self, detail: str, *, subject: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        subject: str | None = None,
+        check: str | None = None,
+        hint: str | None = None,
+    ) -> None:
         self.detail = detail
         self.subject = subject
+        if check is not None:
+            self.check = check
         if hint is not None:
             self.hint = hint
         super().__init__(self.message())
 
     def message(self) -> str:
         where = f"{self.subject}: " if self.subject else ""
-        return f"{where}{self.title.lower()}: {self.detail}"
+        tag = f" [{self.check}]" if self.check else ""
+        return f"{where}{self.title.lower()}{tag}: {self.detail}"
 
     def diagnostics(self) -> str:
         """The message plus what the user can do about it."""
