@@ -142,27 +142,32 @@ def _unescape(field: str) -> str:
     return "".join(out)
 
 
-def find_mount(path: str | os.PathLike[str], mountinfo: str | None = None) -> MountInfo | None:
-    """The mount holding ``path`` according to ``/proc/self/mountinfo`` (Linux), or ``None``."""
+def read_mount_table(mountinfo: str | None = None) -> list[MountInfo]:
+    """Every mount in ``/proc/self/mountinfo`` (Linux), or in the text given; ``[]`` without one."""
     if mountinfo is None:
         try:
             mountinfo = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return None
-    target = os.path.realpath(path)
-    best: MountInfo | None = None
+            return []
+    mounts: list[MountInfo] = []
     for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")
-        if not sep:
+        fields, tail = left.split(" "), right.split(" ")
+        if not sep or len(fields) < 5 or len(tail) < 2:
             continue
-        fields = left.split(" ")
-        tail = right.split(" ")
-        if len(fields) < 5 or len(tail) < 2:
-            continue
-        point = _unescape(fields[4])
+        mounts.append(MountInfo(_unescape(fields[4]), tail[0], _unescape(tail[1])))
+    return mounts
+
+
+def find_mount(path: str | os.PathLike[str], mountinfo: str | None = None) -> MountInfo | None:
+    """The mount holding ``path`` according to ``/proc/self/mountinfo`` (Linux), or ``None``."""
+    target = os.path.realpath(path)
+    best: MountInfo | None = None
+    for mount in read_mount_table(mountinfo):
+        point = mount.mount_point
         inside = target == point or target.startswith(point.rstrip("/") + "/")
         if inside and (best is None or len(point) >= len(best.mount_point)):
-            best = MountInfo(point, tail[0], _unescape(tail[1]))
+            best = mount
     return best
 
 
