@@ -1,12 +1,13 @@
 """Read-back verification: every byte written is read again from the media and re-hashed.
 
-The writer hashes data on its way to the media; :class:`ReadBack` trails behind it, window by
-window (32 MiB): one thread forces each written range to the device (``fdatasync``; ``fsync``
-once the file is complete), a second drops the synced range from the page cache
-(``posix_fadvise(DONTNEED)``), reads it back through a second, independent descriptor and
-hashes it. The two digests (and sizes) must agree. Trailing behind the writer lets the device
-writes, the read-back and the copy overlap, so verification costs far less than a second pass
-(``bench/export_bench.py``).
+:class:`ReadBack` trails behind the writer, window by window (32 MiB): one thread forces each
+written range to the device (``fdatasync``; ``fsync`` once the file is complete), a second
+drops the synced range from the page cache (``posix_fadvise(DONTNEED)``), reads it back through
+a second, independent descriptor and hashes it. Small files (bundles, the statement) are also
+hashed by the writer on their way out and the two digests must agree; payloads are hashed only
+here, and the digest of what the media returned (over all parts, in order) must equal the
+digest the action signed, so verification costs one SHA-256 pass, not two. Trailing behind the
+writer lets the device writes, the read-back and the copy overlap (``bench/export_bench.py``).
 
 What remains of the page-cache caveat:
 - ``DONTNEED`` drops only clean pages, which is why each range is synced first; on kernels or
@@ -64,6 +65,8 @@ class TrackedFile:
     read_fd: int = -1
     verified: int = 0
     digest: hashlib._Hash = field(default_factory=hashlib.sha256)
+    whole: hashlib._Hash | None = None
+    """Shared by the parts of a split payload, read back in order: the payload's digest."""
     finished: bool = False
 
 
@@ -74,8 +77,8 @@ class ReadBackResult:
     sha256: str
 
 
-Job = tuple[TrackedFile, int, int, str]
-"""(file, bytes written so far, final size or -1, sha256 written)."""
+Job = tuple[TrackedFile, int, int, str | None]
+"""(file, bytes written so far, final size or -1, sha256 written if the writer hashed it)."""
 
 
 class ReadBack:
@@ -118,8 +121,11 @@ class ReadBack:
         if self._error is not None:
             raise self._error
 
-    def track(self, path: Path, write_fd: int, label: str) -> TrackedFile:
-        tracked = TrackedFile(path, label, write_fd)
+    def track(
+        self, path: Path, write_fd: int, label: str, *, whole: hashlib._Hash | None = None
+    ) -> TrackedFile:
+        """Follow a file being written; ``whole`` also hashes what is read back (in order)."""
+        tracked = TrackedFile(path, label, write_fd, whole=whole)
         self._open.append(tracked)
         return tracked
 
@@ -128,9 +134,11 @@ class ReadBack:
         self.check()
         self._to_sync.put((tracked, upto, -1, ""))
 
-    def finish(self, tracked: TrackedFile, size: int, sha256: str) -> None:
+    def finish(self, tracked: TrackedFile, size: int, sha256: str | None) -> None:
         """The file is complete with ``size`` bytes hashing to ``sha256``; the read-back takes
-        over its descriptor, fsyncs, closes and compares."""
+        over its descriptor, fsyncs, closes and compares. With ``sha256=None`` (the writer did
+        not hash: the caller checks the read-back digest against one it knows) it only records
+        what it read."""
         self.check()
         self._to_sync.put((tracked, size, size, sha256))
 
@@ -215,11 +223,15 @@ class ReadBack:
                     subject=tracked.label,
                 )
             tracked.digest.update(buffer[:n])
+            if tracked.whole is not None:
+                tracked.whole.update(buffer[:n])
             tracked.verified += n
             with self._lock:
                 self._verified_bytes += n
 
-    def _finish(self, tracked: TrackedFile, size: int, sha256: str, buffer: memoryview) -> None:
+    def _finish(
+        self, tracked: TrackedFile, size: int, sha256: str | None, buffer: memoryview
+    ) -> None:
         extra = os.preadv(tracked.read_fd, [buffer[:1]], tracked.verified)
         os.close(tracked.write_fd)
         tracked.write_fd = -1
@@ -231,7 +243,7 @@ class ReadBack:
                 f"the file is longer than the {size} bytes written", subject=tracked.label
             )
         actual = tracked.digest.hexdigest()
-        if actual != sha256:
+        if sha256 is not None and actual != sha256:
             raise ReadBackMismatch(
                 f"read back sha256 {actual}, wrote {sha256}", subject=tracked.label
             )

@@ -154,6 +154,20 @@ class _Item:
     source: Path | bytes
     size: int
     action: ActionToExport | None = None
+    signed_sha256: str | None = None
+    """The digest the action signed for this payload: the read-back is checked against it, so
+    the writer need not hash the payload on the way out (one SHA-256 pass instead of two)."""
+
+
+@dataclass
+class _Copied:
+    """What :meth:`_ExportWriter.copy_item` wrote; digests are final once the read-back drained."""
+
+    item: _Item
+    files: list[tuple[str, int]]
+    writer_digest: str | None
+    """The whole source's digest as written, when the writer hashed it."""
+    readback_whole: hashlib._Hash | None
 
 
 class _Steps:
@@ -359,7 +373,9 @@ class _ExportWriter:
             targets = list(zip(paths, sizes, strict=True))
         else:
             targets = [(layout.payload_path(action.id, action.payload_name), size)]
-        self.items.append(_Item(targets, action.payload, size, action))
+        self.items.append(
+            _Item(targets, action.payload, size, action, statement.subject[0].sha256)
+        )
 
     def check_target(self) -> tuple[list[Path], int]:
         """The mount must be a folder and ``airseal`` a real folder; find leftovers."""
@@ -450,9 +466,13 @@ class _ExportWriter:
             verified = self.readback.verified_bytes if self.readback else self.verified_bytes
             self.on_progress(self.written_bytes + verified, 2 * self.total_bytes)
 
-    def copy_item(
-        self, item: _Item, readback: ReadBack, *, counted: bool = True
-    ) -> tuple[str, list[WrittenFile]]:
+    def copy_item(self, item: _Item, readback: ReadBack, *, counted: bool = True) -> _Copied:
+        """Copy one source to its file(s) on the media, handing each to the read-back.
+
+        A payload whose signed digest is known is not hashed here: the read-back hashes what
+        the media returns, and :meth:`stage` compares that with the signed digest. Anything
+        else (bundles, extra files, the statement) is hashed on the way out and the read-back
+        must agree with it."""
         stream: BinaryIO
         if isinstance(item.source, bytes):
             stream = io.BytesIO(item.source)
@@ -463,10 +483,11 @@ class _ExportWriter:
                 raise MediaWriteError(
                     f"cannot read {item.source}: {exc.strerror}", subject=item.targets[0][0]
                 ) from None
+        hash_here = item.signed_sha256 is None
         whole = hashlib.sha256()
-        split = len(item.targets) > 1  # otherwise the file's digest is the whole digest
+        readback_whole = None if hash_here else hashlib.sha256()
         buffer = memoryview(bytearray(CHUNK_SIZE))
-        written: list[WrittenFile] = []
+        files: list[tuple[str, int]] = []
         with stream:
             for relative, size in item.targets:
                 label = layout.on_mount(relative)
@@ -481,8 +502,8 @@ class _ExportWriter:
                     )
                 except OSError as exc:
                     raise MediaWriteError(exc.strerror or str(exc), subject=label) from None
-                tracked = readback.track(path, fd, label)
-                file_hash = hashlib.sha256()
+                tracked = readback.track(path, fd, label, whole=readback_whole)
+                file_hash = hashlib.sha256() if hash_here else None
                 done = 0
                 synced = 0
                 while done < size:
@@ -493,8 +514,8 @@ class _ExportWriter:
                             subject=label,
                         )
                     chunk = buffer[:n]
-                    file_hash.update(chunk)
-                    if split:
+                    if file_hash is not None:
+                        file_hash.update(chunk)
                         whole.update(chunk)
                     _write_all(fd, chunk, label)
                     done += n
@@ -504,13 +525,13 @@ class _ExportWriter:
                     if counted:
                         self.written_bytes += n
                         self.progress()
-                readback.finish(tracked, size, file_hash.hexdigest())
-                written.append(WrittenFile(relative, size, file_hash.hexdigest()))
+                readback.finish(tracked, size, file_hash.hexdigest() if file_hash else None)
+                files.append((relative, size))
             if stream.read(1):
                 raise MediaWriteError(
                     "the source grew while it was being exported", subject=item.targets[0][0]
                 )
-        return (whole.hexdigest() if split else written[0].sha256), written
+        return _Copied(item, files, whole.hexdigest() if hash_here else None, readback_whole)
 
     # -- 3. sign -------------------------------------------------------------------------------
 
@@ -660,21 +681,28 @@ class _ExportWriter:
         )
 
     def stage(self) -> tuple[list[WrittenFile], Statement, bytes]:
-        written: list[WrittenFile] = []
-        payload_digests: dict[str, str] = {}
+        copied: list[_Copied] = []
         with ReadBack(window=self.readback_window) as readback:
             self.readback = readback
             for item in self.items:
-                whole, files = self.copy_item(item, readback)
-                written.extend(files)
-                if item.action is not None:
-                    payload_digests[item.action.id] = whole
+                copied.append(self.copy_item(item, readback))
             results = readback.drain(self.progress)
             self.verified_bytes = readback.verified_bytes
         self.readback = None
         self.progress()
-        expected = {layout.on_mount(f.path): f.sha256 for f in written}
-        if {r.label: r.sha256 for r in results} != expected:
+        read_back = {r.label: r for r in results}
+        written: list[WrittenFile] = []
+        payload_digests: dict[str, str] = {}
+        for copy in copied:
+            for relative, size in copy.files:
+                result = read_back.get(layout.on_mount(relative))
+                if result is None or result.size != size:
+                    raise ReadBackMismatch("the file was not read back", subject=relative)
+                written.append(WrittenFile(relative, size, result.sha256))
+            if copy.item.action is not None:
+                whole = copy.readback_whole.hexdigest() if copy.readback_whole else None
+                payload_digests[copy.item.action.id] = whole or copy.writer_digest or ""
+        if len(read_back) != len(written):
             raise ReadBackMismatch("not every file was read back", subject=str(self.staging))
         self._check_payloads_signed(payload_digests)
 

@@ -372,3 +372,33 @@ def test_read_back_catches_a_short_file(tmp_path: Path) -> None:
         readback.finish(tracked, 1000, hashlib.sha256(b"A" * 1000).hexdigest())
         with pytest.raises(ReadBackMismatch, match="ends after 10 bytes"):
             readback.drain()
+
+
+def test_read_back_hashes_the_parts_of_a_payload_in_order(tmp_path: Path) -> None:
+    """Payloads are not hashed by the writer: the read-back's whole digest over the parts, in
+    order, is what the export compares with the signed digest, so a byte the media changes in
+    any part shows there."""
+    parts = [b"A" * 70_000, b"B" * 50_000, b"C" * 10]
+    for corrupt in (None, 1):
+        whole = hashlib.sha256()
+        with ReadBack(window=16_384) as readback:
+            for index, data in enumerate(parts):
+                path = tmp_path / f"{corrupt}-part{index}"
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+                os.write(fd, data)
+                if index == corrupt:
+                    with open(path, "r+b") as other:
+                        other.seek(49_999)
+                        other.write(b"x")
+                tracked = readback.track(path, fd, f"airseal/part{index}", whole=whole)
+                readback.written(tracked, len(data) // 2)
+                readback.finish(tracked, len(data), None)
+            results = readback.drain()
+        assert [r.size for r in results] == [len(p) for p in parts]
+        genuine = hashlib.sha256(b"".join(parts)).hexdigest()
+        if corrupt is None:
+            assert whole.hexdigest() == genuine
+            assert [r.sha256 for r in results] == [hashlib.sha256(p).hexdigest() for p in parts]
+        else:
+            assert whole.hexdigest() != genuine
+            assert results[1].sha256 != hashlib.sha256(parts[1]).hexdigest()
