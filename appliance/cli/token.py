@@ -35,25 +35,6 @@ def pin_from_env_or_prompt(what: str = "the token") -> PinProvider:
     return provide
 
 
-def _memory(free: int | None, total: int | None) -> str:
-    if free is None:
-        return "-"
-    return f"{free}" if total is None else f"{free}/{total}"
-
-
-def _state(info: TokenInfo) -> str:
-    if not info.initialised:
-        return "not initialised"
-    parts = [f"PIN {info.pin_status}"]
-    if info.login_required:
-        parts.append("login required")
-    if info.protected_authentication_path:
-        parts.append("PIN pad")
-    if info.write_protected:
-        parts.append("read-only")
-    return ", ".join(parts)
-
-
 def render_tokens(infos: list[TokenInfo], module_path: str) -> Table:
     table = Table(title=f"Tokens in {module_path}", title_justify="left")
     table.add_column("Slot", justify="right")
@@ -71,9 +52,9 @@ def render_tokens(infos: list[TokenInfo], module_path: str) -> Table:
             info.serial or "-",
             info.manufacturer,
             info.model,
-            _memory(info.free_public_memory, info.total_public_memory),
-            _memory(info.free_private_memory, info.total_private_memory),
-            _state(info),
+            info.public_memory,
+            info.private_memory,
+            info.state,
         )
     return table
 

@@ -143,6 +143,12 @@ class RsaPadding(enum.Enum):
 # Data shapes
 
 
+def _memory(free: int | None, total: int | None) -> str:
+    if free is None:
+        return "-"
+    return f"{free}" if total is None else f"{free}/{total}"
+
+
 @dataclass(frozen=True)
 class TokenInfo:
     """One token as its module reports it. Memory figures are None where the token does not say."""
@@ -171,6 +177,29 @@ class TokenInfo:
         """How errors and screens name the token: label and serial."""
         serial = self.serial or "no serial"
         return f"token {self.label!r} (serial {serial}, slot {self.slot_id})"
+
+    @property
+    def public_memory(self) -> str:
+        """Free (and total) public memory as a table shows it, ``-`` when the token does not say."""
+        return _memory(self.free_public_memory, self.total_public_memory)
+
+    @property
+    def private_memory(self) -> str:
+        return _memory(self.free_private_memory, self.total_private_memory)
+
+    @property
+    def state(self) -> str:
+        """Initialisation, PIN and protection flags in a few words, for tables and screens."""
+        if not self.initialised:
+            return "not initialised"
+        parts = [f"PIN {self.pin_status}"]
+        if self.login_required:
+            parts.append("login required")
+        if self.protected_authentication_path:
+            parts.append("PIN pad")
+        if self.write_protected:
+            parts.append("read-only")
+        return ", ".join(parts)
 
     @property
     def pin_status(self) -> str:
