@@ -1,0 +1,217 @@
+"""Time to first paint of the dashboard.
+
+Target (issue 6): under 1.5 s from the start of the `airseal` process (the console script; no
+arguments opens the terminal UI) to the dashboard painted in a real terminal.
+
+Three measurements, each the median of ``--runs`` runs on an appliance home with a key, a file,
+an action and an export (built once, through the services):
+
+1. **Terminal**: `airseal` started in tmux (120x40, its own tmux server); the pane is polled with
+   ``capture-pane`` until the dashboard's frame shows (*first paint*: the navigation bar, the
+   tiles and "Needs attention"), then until the summary read from the database fills it
+   (*data shown*: the "Appliance <id>" line). Measured from just before ``tmux new-session``.
+2. **Imports**: a child interpreter importing ``tui.app`` and the dashboard (what the first
+   paint needs), and whether the signing stack (cryptography, sigstore, pydantic, pkcs11,
+   yubikit, tuf) was imported on the way (it must not be: it loads after the first paint).
+3. **In process**: ``App.run_test`` from ``AirsealApp()`` to the dashboard's data shown, the
+   cost of the app itself without interpreter start and terminal.
+
+    .venv/bin/python bench/tui_bench.py [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PASSWORD = "bench operator password"
+TARGET_S = 1.5
+FIRST_PAINT_TEXT = "Needs attention"
+DATA_TEXT = "Appliance "
+HEAVY_MODULES = ("cryptography", "sigstore", "pydantic", "pkcs11", "yubikit", "ykman", "tuf")
+
+
+class Prompter:
+    def secret(self, prompt: str, *, confirm: bool = False) -> str:
+        return PASSWORD
+
+    def notice(self, message: str) -> None:
+        pass
+
+
+def build_home(base: Path) -> Path:
+    """An appliance with what a dashboard summarises: a key, a file, an action, an export."""
+    from appliance import actions, audit, intake, keystore
+    from appliance.db import SCHEMA_VERSION, open_database
+    from appliance.export import export_to_media
+    from appliance.home import init_home
+
+    home, _ = init_home(base / "home")
+    db = open_database(home)
+    audit.record(home, db, "init", str(home.root), {"schema": SCHEMA_VERSION})
+    keystore.generate_file_key(home, db, "bench", Prompter())
+    payload = base / "installer.sh"
+    payload.write_bytes(b"#!/bin/sh\necho installed\n" * 100)
+    stored = intake.add_file(home, db, payload, intake.VendorSignature())
+    actions.create_action(
+        home,
+        db,
+        actions.ActionSpec(name="(Install)Bench", os="linux", mode="execute", file=stored.sha256),
+        "bench",
+        Prompter(),
+    )
+    media = base / "usb"
+    media.mkdir()
+    export_to_media(home, db, media, "bench", Prompter(), allow_unknown_capacity=True)
+    db.close()
+    return home.root
+
+
+def child_environment(home: Path) -> dict[str, str]:
+    # COLUMNS/LINES may sit in this process's C environment (readline puts them there): the
+    # app would believe them rather than the pane
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update({"AIRSEAL_HOME": str(home), "COSIGN_PASSWORD": PASSWORD, "TERM": "xterm-256color"})
+    return env
+
+
+def terminal_run(tmux: str, airseal: str, home: Path) -> tuple[float, float]:
+    """(first paint, data shown) in seconds from just before the process is started."""
+    socket = f"airseal-bench-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    env = child_environment(home)
+
+    def tmux_run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [tmux, "-L", socket, "-f", "/dev/null", *args],
+            capture_output=True, text=True, env=env, timeout=30, check=False,
+        )
+
+    first_paint = data_shown = None
+    try:
+        start = time.perf_counter()
+        tmux_run("new-session", "-d", "-s", "bench", "-x", "120", "-y", "40", airseal)
+        while time.perf_counter() - start < 30:
+            screen = tmux_run("capture-pane", "-p", "-t", "bench").stdout
+            now = time.perf_counter() - start
+            if first_paint is None and FIRST_PAINT_TEXT in screen and "1 Dashboard" in screen:
+                first_paint = now
+            if DATA_TEXT in screen:
+                data_shown = now
+                if first_paint is None:
+                    first_paint = now
+                break
+            time.sleep(0.005)
+    finally:
+        tmux_run("kill-server")
+    if first_paint is None or data_shown is None:
+        raise SystemExit("the dashboard did not show within 30 s")
+    return first_paint, data_shown
+
+
+def import_run(home: Path) -> tuple[float, list[str]]:
+    """A fresh interpreter importing what the first paint needs; (seconds, heavy modules)."""
+    code = (
+        "import sys, time, json\n"
+        "t = time.perf_counter()\n"
+        "import tui.app, tui.screens.dashboard, appliance.dashboard, appliance.db\n"
+        "elapsed = time.perf_counter() - t\n"
+        f"heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
+        "print(json.dumps([elapsed, heavy]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT,
+        env=child_environment(home),
+    )
+    elapsed, heavy = json.loads(done.stdout)
+    return float(elapsed), list(heavy)
+
+
+def process_start_run(home: Path) -> float:
+    """A bare interpreter start, for scale."""
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "pass"], check=True, env=child_environment(home))
+    return time.perf_counter() - start
+
+
+async def in_process_run(home: Path) -> float:
+    from tui.app import AirsealApp
+    from tui.context import ApplianceContext
+    from tui.screens.dashboard import DashboardScreen
+
+    start = time.perf_counter()
+    app = AirsealApp(ApplianceContext(root=home))
+    async with app.run_test(size=(120, 40)) as pilot:
+        while True:
+            screen = app.screen
+            if isinstance(screen, DashboardScreen):
+                status = str(screen.query_one("#dashboard-status").render())
+                if status.startswith(DATA_TEXT):
+                    break
+            await pilot.pause(0.005)
+        return time.perf_counter() - start
+
+
+def report(name: str, values: list[float], target: float | None = None) -> None:
+    median = statistics.median(values)
+    spread = f"min {min(values):.3f}  max {max(values):.3f}"
+    verdict = ""
+    if target is not None:
+        verdict = "  OK" if median < target else f"  OVER the {target} s target"
+    print(f"  {name:<44} median {median:.3f} s  ({spread}){verdict}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        raise SystemExit("tmux is not installed: apt-get install -y tmux (scripts/setup --test)")
+    airseal = str(Path(sys.executable).with_name("airseal"))
+    if not Path(airseal).exists():
+        raise SystemExit(f"{airseal} is missing: pip install -e .")
+
+    with tempfile.TemporaryDirectory(prefix="airseal-tui-bench-") as tmp:
+        home = build_home(Path(tmp))
+        terminal_run(tmux, airseal, home)  # warm the page cache once; not counted
+        paints, data = [], []
+        for _ in range(args.runs):
+            first, shown = terminal_run(tmux, airseal, home)
+            paints.append(first)
+            data.append(shown)
+        imports, heavy_seen = [], set()
+        for _ in range(args.runs):
+            elapsed, heavy = import_run(home)
+            imports.append(elapsed)
+            heavy_seen.update(heavy)
+        starts = [process_start_run(home) for _ in range(args.runs)]
+        in_process = [asyncio.run(in_process_run(home)) for _ in range(args.runs)]
+
+    print(f"airseal dashboard, {args.runs} runs each (120x40, tmux {tmux}):")
+    report("terminal: process start -> first paint", paints, TARGET_S)
+    report("terminal: process start -> data shown", data, TARGET_S)
+    report("imports for the first paint (child)", imports)
+    report("bare interpreter start (child)", starts)
+    report("in process: AirsealApp() -> data shown", in_process)
+    print(
+        "  signing stack imported before the first paint: "
+        + (", ".join(sorted(heavy_seen)) if heavy_seen else "none")
+    )
+    return 0 if statistics.median(paints) < TARGET_S and not heavy_seen else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

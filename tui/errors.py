@@ -1,0 +1,31 @@
+"""The text an error shows in the error dialog: the same the CLI prints for it.
+
+Airseal errors carry a title, a message naming the subject and the check, and a hint
+(``diagnostics()``), exactly what ``airseal``'s ``main`` prints on stderr; I/O errors show the
+file and the reason; anything else is a bug and says so (the traceback goes to the log only).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trustroot.errors import TrustrootError
+
+INTERNAL_ERROR_TEXT = "airseal: internal error (a bug): please report the traceback above"
+
+
+@dataclass(frozen=True)
+class ErrorText:
+    title: str
+    body: str
+    """What the CLI prints for this error (message, then ``  hint: ...``)."""
+    internal: bool = False
+
+
+def describe_error(error: BaseException) -> ErrorText:
+    if isinstance(error, TrustrootError):
+        return ErrorText(error.title, error.diagnostics())
+    if isinstance(error, OSError):
+        where = f"{error.filename}: " if error.filename else ""
+        return ErrorText("Input/output", f"{where}{error.strerror or error}")
+    return ErrorText("Internal error", INTERNAL_ERROR_TEXT, internal=True)

@@ -1,0 +1,27 @@
+"""The app's main screens (one Textual mode each), in the order of the navigation bar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Place:
+    mode: str
+    title: str
+    key: str
+    module: str
+    screen: str
+
+
+PLACES: tuple[Place, ...] = (
+    Place("dashboard", "Dashboard", "1", "tui.screens.dashboard", "DashboardScreen"),
+    Place("keys", "Keys & tokens", "2", "tui.screens.keys", "KeysScreen"),
+    Place("files", "Files", "3", "tui.screens.files", "FilesScreen"),
+    Place("actions", "Actions", "4", "tui.screens.actions", "ActionsScreen"),
+    Place("export", "Export", "5", "tui.screens.export", "ExportScreen"),
+    Place("check", "Media check", "6", "tui.screens.media_check", "MediaCheckScreen"),
+    Place("receipts", "Receipts", "7", "tui.screens.receipts", "ReceiptsScreen"),
+    Place("audit", "Audit", "8", "tui.screens.audit", "AuditScreen"),
+)
+PLACE_BY_MODE = {p.mode: p for p in PLACES}

@@ -1,0 +1,231 @@
+"""Actions: the signed node actions, with a filter; create, edit (a new signed version), show
+and revoke."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Checkbox, DataTable, Footer, Input, Label
+
+from appliance import actions
+from appliance.actions import ActionRecord
+from tui.formatting import day
+from tui.screens.base import AirsealScreen
+from tui.widgets.dialogs import FormDialog, FormField, TextDialog
+from tui.widgets.nav import NavBar
+
+
+def state_of(record: ActionRecord, now: datetime) -> str:
+    if record.revoked:
+        return "revoked"
+    if datetime.fromisoformat(record.valid_until) <= now:
+        return "expired"
+    return "current"
+
+
+def matches(record: ActionRecord, text: str) -> bool:
+    if not text:
+        return True
+    haystack = " ".join(
+        [
+            record.id,
+            record.name,
+            record.os,
+            record.mode,
+            record.key_name,
+            str(record.predicate.get("label", "")),
+            str(record.predicate["payload"]["name"]),
+        ]
+    ).lower()
+    return all(word in haystack for word in text.lower().split())
+
+
+def action_text(record: ActionRecord) -> str:
+    return json.dumps({**record.summary(), "predicate": record.predicate}, indent=2)
+
+
+class ActionsScreen(AirsealScreen):
+    AUTO_FOCUS = "#actions-table"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("n", "new_action", "New"),
+        Binding("e", "edit_action", "Edit"),
+        Binding("enter", "show_action", "Show", show=False),
+        Binding("d", "revoke_action", "Revoke"),
+        Binding("slash", "filter", "Filter"),
+        Binding("v", "toggle_revoked", "Show revoked"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    @dataclass
+    class Loaded(Message):
+        records: list[ActionRecord]
+
+    @dataclass
+    class Revoked(Message):
+        action_id: str
+        versions: int
+
+    def __init__(self) -> None:
+        super().__init__(id="actions")
+        self.records: list[ActionRecord] = []
+        self.shown: list[ActionRecord] = []
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("actions")
+        with Horizontal(classes="toolbar"):
+            yield Input(
+                placeholder="/ filter by name, id, OS, mode, label, payload or key",
+                id="filter",
+                compact=True,
+            )
+            yield Checkbox("Show revoked", id="show-revoked")
+        yield DataTable(id="actions-table", cursor_type="row", zebra_stripes=True)
+        yield Label("", id="actions-status", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(DataTable).add_columns(
+            "Id", "Ver", "Name", "OS", "Mode", "Label", "Payload", "Key", "Valid until", "State"
+        )
+        self.load()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def load(self) -> None:
+        with self.context.session() as (_home, db):
+            records = actions.list_actions(db, include_revoked=True)
+        self.post_message(self.Loaded(records))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        self.records = message.records
+        self._fill()
+
+    @on(Input.Changed, "#filter")
+    @on(Checkbox.Changed, "#show-revoked")
+    def _fill(self) -> None:
+        text = self.query_one("#filter", Input).value
+        with_revoked = self.query_one("#show-revoked", Checkbox).value
+        now = self.context.now()
+        table = self.query_one(DataTable)
+        table.clear()
+        self.shown = [
+            r for r in self.records if matches(r, text) and (with_revoked or not r.revoked)
+        ]
+        for r in self.shown:
+            table.add_row(
+                r.id,
+                str(r.version),
+                r.name,
+                r.os,
+                r.mode,
+                str(r.predicate.get("label", "")),
+                str(r.predicate["payload"]["name"]),
+                r.key_name,
+                day(r.valid_until),
+                state_of(r, now),
+                key=r.id,
+            )
+        hidden = len(self.records) - len(self.shown)
+        self.query_one("#actions-status", Label).update(
+            f"{len(self.shown)} action(s) shown"
+            + (f", {hidden} hidden" if hidden else "")
+            + (
+                ". n creates one."
+                if not self.records
+                else ". Enter shows, e edits (signs a new version), d revokes."
+            )
+        )
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_toggle_revoked(self) -> None:
+        box = self.query_one("#show-revoked", Checkbox)
+        box.value = not box.value
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self) -> None:
+        self.query_one(DataTable).focus()
+
+    def selected(self) -> ActionRecord | None:
+        table = self.query_one(DataTable)
+        if not self.shown or table.row_count == 0:
+            self.notify("Select an action first.", severity="warning")
+            return None
+        return self.shown[table.cursor_row]
+
+    async def action_new_action(self) -> None:
+        from tui.screens.action_form import ActionFormScreen
+
+        await self.app.push_screen(ActionFormScreen())
+
+    async def action_edit_action(self) -> None:
+        from tui.screens.action_form import ActionFormScreen
+
+        record = self.selected()
+        if record is None:
+            return
+        if record.revoked:
+            self.notify(
+                f"Action {record.id} is revoked: create a new action instead.", severity="warning"
+            )
+            return
+        await self.app.push_screen(ActionFormScreen(record))
+
+    @on(DataTable.RowSelected)
+    def action_show_action(self) -> None:
+        record = self.selected()
+        if record is not None:
+            self.app.push_screen(
+                TextDialog(
+                    f"Action {record.id} v{record.version}: {record.name}", action_text(record)
+                )
+            )
+
+    def action_revoke_action(self) -> None:
+        record = self.selected()
+        if record is None:
+            return
+        if record.revoked:
+            self.notify(f"Action {record.id} is already revoked.")
+            return
+
+        def answered(values: dict[str, str] | None) -> None:
+            if values:
+                self.revoke(record.id, values["reason"] or "revoked by operator")
+
+        self.app.push_screen(
+            FormDialog(
+                f"Revoke {record.id}: {record.name}",
+                [FormField("reason", "Reason", "revoked by operator")],
+                submit_label="Revoke",
+                note="Every version is marked revoked; no later export carries it. Media "
+                "already carried keep their copy until they expire.",
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="task")
+    def revoke(self, action_id: str, reason: str) -> None:
+        with self.context.session() as (home, db):
+            count = actions.revoke_action(home, db, action_id, reason)
+        self.post_message(self.Revoked(action_id, count))
+
+    @on(Revoked)
+    def _revoked(self, message: Revoked) -> None:
+        self.notify(f"Revoked {message.action_id} ({message.versions} version(s))", title="Revoked")
+        self.load()

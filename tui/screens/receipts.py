@@ -1,0 +1,217 @@
+"""Receipts: import what agents wrote back onto the media (verified: agent key pinned on first
+use, export known), then per action how many agents succeeded, failed or skipped it, and per
+agent when it was last heard from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Button, DataTable, Footer, ProgressBar, Static
+
+from tui.formatting import when
+from tui.screens.base import AirsealScreen
+from tui.widgets.media_picker import MediaPicker
+from tui.widgets.nav import NavBar
+from tui.widgets.outcome_bar import outcome_bar, tally
+
+
+def import_text(report: Any) -> str:
+    """The import report, worded as the CLI words it."""
+    lines = []
+    for result in report.results:
+        if result.status == "refused":
+            lines.append(result.error.diagnostics())
+        else:
+            lines.append(
+                f"{result.status:<9} {result.agent_id}  export {result.export_id}: {result.outcome}"
+            )
+    lines.append(
+        f"{len(report.results)} receipt(s): {report.count('imported')} imported, "
+        f"{report.count('updated')} updated, {report.count('unchanged')} unchanged, "
+        f"{report.count('refused')} refused"
+    )
+    return "\n".join(lines)
+
+
+def _short(export_id: str | None) -> str:
+    """Export ids are 32 hex digits; the first 12 tell them apart on one appliance."""
+    if not export_id:
+        return "-"
+    return export_id if len(export_id) <= 13 else export_id[:12] + "…"
+
+
+class ReceiptsScreen(AirsealScreen):
+    AUTO_FOCUS = "#receipt-actions"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("i", "import_receipts", "Import from media"),
+        Binding("p", "media_path", "Type the media path"),
+        Binding("m", "rescan", "Rescan media"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    @dataclass
+    class Loaded(Message):
+        listing: Any
+
+    @dataclass
+    class Mounts(Message):
+        mounts: list[Any]
+
+    @dataclass
+    class Imported(Message):
+        report: Any
+
+    def __init__(self) -> None:
+        super().__init__(id="receipts")
+
+    def compose(self) -> ComposeResult:
+        yield NavBar("receipts")
+        yield Static("Import receipts from media", classes="section-title")
+        yield MediaPicker(id="receipts-media")
+        with Horizontal(classes="toolbar"):
+            yield Button("Import receipts", variant="primary", id="do-import", compact=True)
+            yield ProgressBar(id="import-progress", show_eta=False)
+        yield Static("", id="import-result", classes="result", markup=False)
+        yield Static("Per action (latest receipt of every agent)", classes="section-title")
+        yield DataTable(id="receipt-actions", cursor_type="row", zebra_stripes=True)
+        yield Static("Per agent", classes="section-title")
+        yield DataTable(id="receipt-agents", cursor_type="row", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#receipt-actions", DataTable).add_columns(
+            "Action",
+            "Ver",
+            "Name",
+            "Agents",
+            "Succeeded",
+            "Failed",
+            "Skipped",
+            "succeeded █ failed █ skipped ░",
+        )
+        self.query_one("#receipt-agents", DataTable).add_columns(
+            "Agent",
+            "Host",
+            "OS",
+            "Last ran (UTC)",
+            "Heard from (UTC)",
+            "Last export",
+            "Status",
+            "Receipts",
+            "Failed actions",
+        )
+        self.query_one("#import-result").display = False
+        self.query_one("#import-progress").display = False
+        self.load()
+        self.rescan()
+
+    def on_screen_resume(self) -> None:
+        self.load()
+
+    def action_refresh(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="load")
+    def load(self) -> None:
+        from appliance.receipts import list_receipts
+
+        with self.context.session() as (_home, db):
+            listing = list_receipts(db)
+        self.post_message(self.Loaded(listing))
+
+    @on(Loaded)
+    def _loaded(self, message: Loaded) -> None:
+        listing = message.listing
+        table = self.query_one("#receipt-actions", DataTable)
+        table.clear()
+        for action in listing.actions:
+            ok, failed, skipped = tally(action["outcomes"])
+            table.add_row(
+                action["id"],
+                str(action["version"]),
+                action["name"] or "?",
+                str(action["agents"]),
+                str(ok),
+                str(failed),
+                str(skipped),
+                outcome_bar(ok, failed, skipped),
+                key=f"{action['id']}:{action['version']}",
+            )
+        agents = self.query_one("#receipt-agents", DataTable)
+        agents.clear()
+        for agent in listing.agents:
+            agents.add_row(
+                agent["id"],
+                agent["hostname"],
+                agent["os"],
+                when(agent["last_finished"]),
+                when(agent["last_seen"]),
+                _short(agent["last_export"]),
+                agent["last_status"] or "-",
+                str(agent["receipts"]),
+                str(agent["failed_actions"]),
+                key=agent["id"],
+            )
+
+    def action_media_path(self) -> None:
+        self.query_one(MediaPicker).focus_path()
+
+    def action_rescan(self) -> None:
+        self.rescan()
+
+    @on(Button.Pressed, "#receipts-media #rescan")
+    def _rescan_pressed(self) -> None:
+        self.rescan()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="mounts")
+    def rescan(self) -> None:
+        self.post_message(self.Mounts(self.context.detect_media()))
+
+    @on(Mounts)
+    def _mounts(self, message: Mounts) -> None:
+        self.query_one(MediaPicker).set_mounts(message.mounts)
+
+    @on(Button.Pressed, "#do-import")
+    def action_import_receipts(self) -> None:
+        target = self.query_one(MediaPicker).path
+        if not target or not Path(target).expanduser().is_dir():
+            self._result(f"{target or 'Nothing'} is not a folder: choose the media.", ok=False)
+            return
+        self.query_one("#do-import", Button).disabled = True
+        bar = self.query_one("#import-progress", ProgressBar)
+        bar.update(total=None, progress=0)  # each receipt is verified in turn: no total known
+        bar.display = True
+        self.import_from(Path(target).expanduser())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="import")
+    def import_from(self, mount: Path) -> None:
+        from appliance.receipts import import_receipts
+
+        with self.context.session() as (home, db):
+            report = import_receipts(home, db, mount, now=self.context.now())
+        self.post_message(self.Imported(report))
+
+    @on(Imported)
+    def _imported(self, message: Imported) -> None:
+        report = message.report
+        self._result(import_text(report), ok=report.ok)
+        self.load()
+
+    def worker_done(self, name: str) -> None:
+        if name == "import_from":
+            self.query_one("#do-import", Button).disabled = False
+            self.query_one("#import-progress").display = False
+
+    def _result(self, text: str, *, ok: bool) -> None:
+        box = self.query_one("#import-result", Static)
+        box.border_title = "Imported" if ok else "Some receipts were refused"
+        box.set_classes("result -ok" if ok else "result -failed")
+        box.update(text)
+        box.display = True

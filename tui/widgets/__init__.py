@@ -1,0 +1,1 @@
+"""Widgets shared by the screens: dialogs, the navigation bar, tiles and charts."""

@@ -1,0 +1,61 @@
+"""Choosing media: detected removable mounts, or any folder typed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Select
+
+
+class MediaPicker(Horizontal):
+    """A select of detected mounts and an input for the path; the input is what counts."""
+
+    @dataclass
+    class Chosen(Message):
+        path: str
+
+    def __init__(self, *, id: str) -> None:
+        super().__init__(id=id, classes="toolbar media-picker")
+
+    def compose(self) -> ComposeResult:
+        yield Label("Media", classes="picker-label")
+        yield Select[str]([], prompt="detected media", id="mounts", compact=True)
+        yield Input(placeholder="or type the mount point / folder", id="media-path", compact=True)
+        yield Button("Rescan", id="rescan", compact=True)
+
+    def focus_path(self) -> None:
+        """Put the cursor in the path field (the operator types a folder)."""
+        self.query_one("#media-path", Input).focus()
+
+    @property
+    def path(self) -> str:
+        return self.query_one("#media-path", Input).value.strip()
+
+    @path.setter
+    def path(self, value: str) -> None:
+        self.query_one("#media-path", Input).value = value
+
+    def set_mounts(self, mounts: list[Any]) -> None:
+        select = self.query_one("#mounts", Select)
+        select.set_options([(m.describe(), m.mount_point) for m in mounts])
+        points = [m.mount_point for m in mounts]
+        if self.path in points:
+            select.value = self.path
+        elif mounts and not self.path:
+            select.value = points[0]
+
+    @on(Select.Changed, "#mounts")
+    def _mount_chosen(self, event: Select.Changed) -> None:
+        event.stop()
+        if isinstance(event.value, str):
+            self.path = event.value
+
+    @on(Input.Changed, "#media-path")
+    def _typed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.post_message(self.Chosen(event.value.strip()))
