@@ -69,10 +69,6 @@ class ExportScreen(AirsealScreen):
         mounts: list[Any]
 
     @dataclass
-    class Mounts(Message):
-        mounts: list[Any]
-
-    @dataclass
     class Space(Message):
         text: str
         fits: bool | None
@@ -94,7 +90,7 @@ class ExportScreen(AirsealScreen):
     def compose(self) -> ComposeResult:
         yield NavBar("export")
         yield Static("Export signed actions to media", classes="section-title")
-        yield MediaPicker(id="export-media")
+        yield MediaPicker(self.context.detect_media, id="export-media")
         yield Static("Choose the media.", id="capacity", classes="hint")
         yield Static("Actions to export (current, latest versions)", classes="section-title")
         yield SelectionList[str](id="export-actions")
@@ -171,19 +167,11 @@ class ExportScreen(AirsealScreen):
         self.query_one(MediaPicker).focus_path()
 
     def action_rescan(self) -> None:
-        self.rescan()
+        self.query_one(MediaPicker).rescan()
 
-    @on(Button.Pressed, "#export-media #rescan")
-    def _rescan_pressed(self) -> None:
-        self.rescan()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="mounts")
-    def rescan(self) -> None:
-        self.post_message(self.Mounts(self.context.detect_media()))
-
-    @on(Mounts)
-    def _mounts(self, message: Mounts) -> None:
-        self.query_one(MediaPicker).set_mounts(message.mounts)
+    @on(MediaPicker.Rescanned)
+    def _rescanned(self, message: MediaPicker.Rescanned) -> None:
+        self.notify(f"{len(message.mounts)} removable media mounted.")
         self.notify(f"{len(message.mounts)} removable media mounted.")
 
     def action_toggle_all(self) -> None:

@@ -28,10 +28,6 @@ class MediaCheckScreen(AirsealScreen):
     ]
 
     @dataclass
-    class Mounts(Message):
-        mounts: list[Any]
-
-    @dataclass
     class Progress(Message):
         done: int
         total: int
@@ -49,7 +45,7 @@ class MediaCheckScreen(AirsealScreen):
             "Courier's check: is this media complete and undamaged? (no keys needed)",
             classes="section-title",
         )
-        yield MediaPicker(id="check-media")
+        yield MediaPicker(self.context.detect_media, id="check-media")
         with Horizontal(classes="toolbar"):
             yield Button("Check", variant="primary", id="do-check", compact=True)
             yield ProgressBar(id="check-progress", show_eta=False)
@@ -66,32 +62,21 @@ class MediaCheckScreen(AirsealScreen):
         self.action_rescan()
 
     def action_rescan(self) -> None:
-        self.rescan()
-
-    @on(Button.Pressed, "#check-media #rescan")
-    def _rescan_pressed(self) -> None:
-        self.rescan()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="mounts")
-    def rescan(self) -> None:
-        self.post_message(self.Mounts(self.context.detect_media()))
-
-    @on(Mounts)
-    def _mounts(self, message: Mounts) -> None:
-        self.query_one(MediaPicker).set_mounts(message.mounts)
+        self.query_one(MediaPicker).rescan()
 
     @on(Button.Pressed, "#do-check")
     @on(Input.Submitted, "#media-path")
     def action_check(self) -> None:
-        target = self.query_one(MediaPicker).path
-        if not target or not Path(target).expanduser().is_dir():
-            self._show(f"{target or 'Nothing'} is not a folder: choose the media.", ok=False)
+        picker = self.query_one(MediaPicker)
+        target = picker.folder()
+        if target is None:
+            self._show(f"{picker.path or 'Nothing'} is not a folder: choose the media.", ok=False)
             return
         self.query_one("#do-check", Button).disabled = True
         bar = self.query_one("#check-progress", ProgressBar)
         bar.update(total=None, progress=0)
         bar.display = True
-        self.check(Path(target).expanduser())
+        self.check(target)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="check")
     def check(self, target: Path) -> None:

@@ -61,10 +61,6 @@ class ReceiptsScreen(AirsealScreen):
         listing: Any
 
     @dataclass
-    class Mounts(Message):
-        mounts: list[Any]
-
-    @dataclass
     class Imported(Message):
         report: Any
 
@@ -74,7 +70,7 @@ class ReceiptsScreen(AirsealScreen):
     def compose(self) -> ComposeResult:
         yield NavBar("receipts")
         yield Static("Import receipts from media", classes="section-title")
-        yield MediaPicker(id="receipts-media")
+        yield MediaPicker(self.context.detect_media, id="receipts-media")
         with Horizontal(classes="toolbar"):
             yield Button("Import receipts", variant="primary", id="do-import", compact=True)
             yield ProgressBar(id="import-progress", show_eta=False)
@@ -110,7 +106,7 @@ class ReceiptsScreen(AirsealScreen):
         self.query_one("#import-result").display = False
         self.query_one("#import-progress").display = False
         self.load()
-        self.rescan()
+        self.action_rescan()
 
     def on_screen_resume(self) -> None:
         self.load()
@@ -164,31 +160,20 @@ class ReceiptsScreen(AirsealScreen):
         self.query_one(MediaPicker).focus_path()
 
     def action_rescan(self) -> None:
-        self.rescan()
-
-    @on(Button.Pressed, "#receipts-media #rescan")
-    def _rescan_pressed(self) -> None:
-        self.rescan()
-
-    @work(thread=True, exclusive=True, exit_on_error=False, group="mounts")
-    def rescan(self) -> None:
-        self.post_message(self.Mounts(self.context.detect_media()))
-
-    @on(Mounts)
-    def _mounts(self, message: Mounts) -> None:
-        self.query_one(MediaPicker).set_mounts(message.mounts)
+        self.query_one(MediaPicker).rescan()
 
     @on(Button.Pressed, "#do-import")
     def action_import_receipts(self) -> None:
-        target = self.query_one(MediaPicker).path
-        if not target or not Path(target).expanduser().is_dir():
-            self._result(f"{target or 'Nothing'} is not a folder: choose the media.", ok=False)
+        picker = self.query_one(MediaPicker)
+        target = picker.folder()
+        if target is None:
+            self._result(f"{picker.path or 'Nothing'} is not a folder: choose the media.", ok=False)
             return
         self.query_one("#do-import", Button).disabled = True
         bar = self.query_one("#import-progress", ProgressBar)
         bar.update(total=None, progress=0)  # each receipt is verified in turn: no total known
         bar.display = True
-        self.import_from(Path(target).expanduser())
+        self.import_from(target)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="import")
     def import_from(self, mount: Path) -> None:

@@ -1,11 +1,17 @@
-"""Choosing media: detected removable mounts, or any folder typed in."""
+"""Choosing media: detected removable mounts, or any folder typed in.
+
+The picker owns detection: give it the function that lists mounts (the screen's context), and
+it rescans in a worker on demand, so every screen that takes media behaves the same.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.message import Message
@@ -19,8 +25,15 @@ class MediaPicker(Horizontal):
     class Chosen(Message):
         path: str
 
-    def __init__(self, *, id: str) -> None:
+    @dataclass
+    class Rescanned(Message):
+        """Detection finished (after :meth:`rescan`); the options are already updated."""
+
+        mounts: list[Any]
+
+    def __init__(self, detect: Callable[[], list[Any]], *, id: str) -> None:
         super().__init__(id=id, classes="toolbar media-picker")
+        self._detect = detect
 
     def compose(self) -> ComposeResult:
         yield Label("Media", classes="picker-label")
@@ -39,6 +52,25 @@ class MediaPicker(Horizontal):
     @path.setter
     def path(self, value: str) -> None:
         self.query_one("#media-path", Input).value = value
+
+    def folder(self) -> Path | None:
+        """The chosen folder, or ``None`` when the field does not name an existing folder."""
+        chosen = Path(self.path).expanduser() if self.path else None
+        return chosen if chosen is not None and chosen.is_dir() else None
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="mounts")
+    def rescan(self) -> None:
+        """Detect mounted media again (off the UI thread)."""
+        self.post_message(self.Rescanned(self._detect()))
+
+    @on(Rescanned)
+    def _rescanned(self, message: Rescanned) -> None:
+        self.set_mounts(message.mounts)
+
+    @on(Button.Pressed, "#rescan")
+    def _rescan_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.rescan()
 
     def set_mounts(self, mounts: list[Any]) -> None:
         select = self.query_one("#mounts", Select)
