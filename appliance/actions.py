@@ -83,6 +83,10 @@ class ActionRecord:
     predicate: dict[str, Any]
     bundle: str
 
+    def expired(self, now: datetime) -> bool:
+        """Past its validity window: endpoints would refuse it, so exports leave it out."""
+        return datetime.fromisoformat(self.valid_until) <= now
+
     def summary(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -292,6 +296,11 @@ def list_actions(
     )
     columns = [c[0] for c in rows.description]
     return [_record(dict(zip(columns, r, strict=True))) for r in rows.fetchall()]
+
+
+def current_actions(db: sqlite_utils.Database, now: datetime) -> list[ActionRecord]:
+    """The latest version of every action neither revoked nor expired: what an export carries."""
+    return [record for record in list_actions(db) if not record.expired(now)]
 
 
 def get_action(

@@ -19,7 +19,7 @@ from typing import Any
 import sqlite_utils
 
 from appliance import audit, settings
-from appliance.actions import ActionRecord, get_action, list_actions
+from appliance.actions import ActionRecord, current_actions, get_action
 from appliance.errors import UsageError
 from appliance.home import Home
 from appliance.intake import store_path
@@ -67,11 +67,11 @@ def select_actions(db: sqlite_utils.Database, action_ids: list[str] | None, now:
         for record in chosen:
             if record.revoked:
                 raise UsageError(f"action {record.id} is revoked", subject=record.id)
-            if datetime.fromisoformat(record.valid_until) <= now:
+            if record.expired(now):
                 raise UsageError(f"action {record.id} expired on {record.valid_until}",
                                  subject=record.id, hint="edit it to sign a fresh version")
         return chosen
-    chosen = [r for r in list_actions(db) if datetime.fromisoformat(r.valid_until) > now]
+    chosen = current_actions(db, now)
     if not chosen:
         raise UsageError("there are no current actions to export",
                          hint="create one with `airseal action create`")

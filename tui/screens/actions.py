@@ -26,7 +26,7 @@ from tui.widgets.nav import NavBar
 def state_of(record: ActionRecord, now: datetime) -> str:
     if record.revoked:
         return "revoked"
-    if datetime.fromisoformat(record.valid_until) <= now:
+    if record.expired(now):
         return "expired"
     return "current"
 

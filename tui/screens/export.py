@@ -120,12 +120,11 @@ class ExportScreen(AirsealScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
         from appliance import keystore, settings
-        from appliance.actions import list_actions
+        from appliance.actions import current_actions
+
         now = self.context.now()
         with self.context.session() as (_home, db):
-            from datetime import datetime
-
-            current = [a for a in list_actions(db) if datetime.fromisoformat(a.valid_until) > now]
+            current = current_actions(db, now)
             keys = keystore.list_keys(db)
             days = settings.get_int(db, "export.valid-days")
         self.post_message(self.Loaded(current, keys, days, self.context.detect_media()))
