@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from agent.verification import VerifiedAction, VerifiedExport
+from airseal.agent.verification import VerifiedAction, VerifiedExport
 
 
 @dataclass(frozen=True)

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Literal
 
-from agent.errors import UnsafeArchive
-from agent.platforms import OperatingSystem
-from media.names import collision_key, name_problem
+from airseal.agent.errors import UnsafeArchive
+from airseal.agent.platforms import OperatingSystem
+from airseal.media.names import collision_key, name_problem
 
 ArchiveKind = Literal["tar", "zip"]
 MemberKind = Literal["file", "dir", "symlink", "hardlink", "other"]

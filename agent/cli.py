@@ -3,7 +3,7 @@
 Cold start matters (the agent runs on every USB insertion): this module imports only click and
 the error types; each command imports what it uses. Errors are caught once, in :func:`main`:
 their user-facing text goes to stderr without a traceback and their class picks the exit code
-(:mod:`agent.exit_codes`).
+(:mod:`airseal.agent.exit_codes`).
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from agent import exit_codes
-from trustroot.errors import TrustrootError
+from airseal.agent import exit_codes
+from airseal.trustroot.errors import TrustrootError
 
 if TYPE_CHECKING:
-    from agent.approval import ApprovalRequest
-    from agent.identity import PasswordPrompt
-    from agent.journal import Journal
-    from agent.report import ImportReport
-    from agent.state import AgentState
+    from airseal.agent.approval import ApprovalRequest
+    from airseal.agent.identity import PasswordPrompt
+    from airseal.agent.journal import Journal
+    from airseal.agent.report import ImportReport
+    from airseal.agent.state import AgentState
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
@@ -69,7 +69,7 @@ def _terminal_prompt() -> PasswordPrompt | None:
 
 def _password_supplier(purpose: str, *, confirm: bool = False) -> Callable[[], bytes]:
     def supply() -> bytes:
-        from agent.identity import key_password
+        from airseal.agent.identity import key_password
 
         return key_password(os.environ, _terminal_prompt(), purpose=purpose, confirm=confirm)
 
@@ -83,13 +83,13 @@ def _now() -> Any:
 
 
 def _open_state() -> AgentState:
-    from agent.state import open_state, state_dir
+    from airseal.agent.state import open_state, state_dir
 
     return open_state(state_dir())
 
 
 def _ensure_state() -> tuple[AgentState, bool]:
-    from agent.state import init_state, state_dir
+    from airseal.agent.state import init_state, state_dir
 
     return init_state(
         state_dir(), _password_supplier("Password for the new agent key", confirm=True)
@@ -97,7 +97,7 @@ def _ensure_state() -> tuple[AgentState, bool]:
 
 
 def _journal(state: AgentState) -> Journal:
-    from agent.journal import Journal
+    from airseal.agent.journal import Journal
 
     return Journal.open(state.journal_path)
 
@@ -110,7 +110,7 @@ def _journal(state: AgentState) -> Journal:
 @json_option
 def init(groups: tuple[str, ...], as_json: bool) -> None:
     """Create the state directory, the agent id and the agent's encrypted receipt key."""
-    from agent.state import init_state, state_dir, update_config
+    from airseal.agent.state import init_state, state_dir, update_config
 
     state, created = init_state(
         state_dir(),
@@ -123,8 +123,8 @@ def init(groups: tuple[str, ...], as_json: bool) -> None:
 
 
 def _print_identity(state: AgentState, created: bool, as_json: bool) -> None:
-    from agent.identity import load_public_key
-    from trustroot.keys import fingerprint
+    from airseal.agent.identity import load_public_key
+    from airseal.trustroot.keys import fingerprint
 
     key_fp = fingerprint(load_public_key(state.root))
     if as_json:
@@ -162,9 +162,9 @@ def config(
     """Show or change the endpoint's groups and reboot command."""
     import shlex
 
-    from agent.lock import StateLock
-    from agent.platforms import current_os
-    from agent.state import update_config
+    from airseal.agent.lock import StateLock
+    from airseal.agent.platforms import current_os
+    from airseal.agent.state import update_config
 
     state = _open_state()
     if groups or clear_groups or reboot_command or default_reboot_command:
@@ -216,11 +216,11 @@ def config(
 @json_option
 def enroll(key_path: Path, name: str | None, role: str, approved: bool, as_json: bool) -> None:
     """Pin a distributor's public key: media signed by it becomes trusted here."""
-    from agent.enrolment import enroll as pin
-    from agent.files import read_capped
-    from agent.lock import StateLock
-    from agent.trust import parse_purposes
-    from trustroot.keys import MAX_KEY_PEM_BYTES
+    from airseal.agent.enrolment import enroll as pin
+    from airseal.agent.files import read_capped
+    from airseal.agent.lock import StateLock
+    from airseal.agent.trust import parse_purposes
+    from airseal.trustroot.keys import MAX_KEY_PEM_BYTES
 
     try:
         pem = read_capped(key_path, MAX_KEY_PEM_BYTES)
@@ -299,12 +299,12 @@ def import_media(
     as_json: bool,
 ) -> None:
     """Import the media mounted at MOUNT (the folder that holds airseal/)."""
-    from agent.approval import ApproveAll, Approver, RefuseUnapproved
-    from agent.enrolment import pinned_trust
-    from agent.identity import load_signer
-    from agent.importer import Importer, ImportOptions, host_facts
-    from agent.lock import StateLock
-    from media.reader import DirectorySource
+    from airseal.agent.approval import ApproveAll, Approver, RefuseUnapproved
+    from airseal.agent.enrolment import pinned_trust
+    from airseal.agent.identity import load_signer
+    from airseal.agent.importer import Importer, ImportOptions, host_facts
+    from airseal.agent.lock import StateLock
+    from airseal.media.reader import DirectorySource
 
     if yes and non_interactive:
         raise click.UsageError("--yes and --non-interactive exclude each other")
@@ -396,9 +396,9 @@ def _print_report(report: ImportReport) -> None:
 @json_option
 def status(as_json: bool) -> None:
     """The agent's identity, enrolled distributors, last import and anything left unfinished."""
-    from agent.identity import load_public_key
-    from agent.lock import StateLock
-    from trustroot.keys import fingerprint
+    from airseal.agent.identity import load_public_key
+    from airseal.agent.lock import StateLock
+    from airseal.trustroot.keys import fingerprint
 
     state = _open_state()
     lock = StateLock(state.lock_path)

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.platforms import OperatingSystem
-from media.statement import ActionPredicate
+from airseal.agent.platforms import OperatingSystem
+from airseal.media.statement import ActionPredicate
 
 
 @dataclass(frozen=True)

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from agent.errors import EnrolmentError
-from agent.journal import DistributorRecord, Journal
-from agent.trust import PinnedKeyTrust, Purpose, TrustedKey
-from trustroot.keys import fingerprint, load_public_key, spki_pem
+from airseal.agent.errors import EnrolmentError
+from airseal.agent.journal import DistributorRecord, Journal
+from airseal.agent.trust import PinnedKeyTrust, Purpose, TrustedKey
+from airseal.trustroot.keys import fingerprint, load_public_key, spki_pem
 
 MAX_NAME_CHARS = 128
 

@@ -1,12 +1,16 @@
 """Typed errors for everything the agent decides or fails to do.
 
-Two families, as in :mod:`media.errors` (python-tuf's ``RepositoryError`` vs ``DownloadError``):
+Two families, as in :mod:`airseal.media.errors` (python-tuf's ``RepositoryError`` vs
+``DownloadError``):
 
-- :class:`ImportRefused` (a :class:`trustroot.errors.VerificationError`): the media, a statement,
+- :class:`ImportRefused` (a :class:`airseal.trustroot.errors.VerificationError`): the media, a
+statement,
   an archive or a destination failed a check. Fail closed: nothing from such media is run.
-  :mod:`media.errors` ``BadMedia`` and :mod:`trustroot.errors` verification errors pass through
+  :mod:`airseal.media.errors` ``BadMedia`` and :mod:`airseal.trustroot.errors` verification errors
+  pass through
   the agent unchanged and are refusals too.
-- :class:`AgentError` (a :class:`trustroot.errors.TrustrootError`): the agent could not do its
+- :class:`AgentError` (a :class:`airseal.trustroot.errors.TrustrootError`): the agent could not do
+its
   work (state directory, key password, lock, a command that failed to start); nothing was decided
   about the media.
 
@@ -16,7 +20,7 @@ the ``check`` that failed, and carries a hint; ``str(error)`` is written for the
 
 from __future__ import annotations
 
-from trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.errors import TrustrootError, VerificationError
 
 
 class ImportRefused(VerificationError):

@@ -1,6 +1,7 @@
 """Running a verified program: as a given account, with a timeout, with bounded output.
 
-The child gets a small fixed environment (:func:`agent.platforms.run_environment`: nothing of the
+The child gets a small fixed environment (:func:`airseal.agent.platforms.run_environment`: nothing
+of the
 agent's, certainly not its key password), no standard input, and its own session (POSIX) or
 process group (Windows) so a timeout stops the whole tree. Output (stdout and stderr together) is
 read as it comes and kept bounded: the first and the last ``OUTPUT_HEAD``/``OUTPUT_TAIL`` bytes,
@@ -21,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import ActionFailed
+from airseal.agent.errors import ActionFailed
 
 OUTPUT_HEAD = 32 * 1024
 OUTPUT_TAIL = 32 * 1024

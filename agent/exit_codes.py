@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.errors import TrustrootError, VerificationError
 
 OK = 0
 REFUSED = 1
@@ -25,7 +25,7 @@ INTERRUPTED = 130
 
 
 def for_error(error: TrustrootError) -> int:
-    from agent.errors import UsageError
+    from airseal.agent.errors import UsageError
 
     if isinstance(error, VerificationError):
         return REFUSED

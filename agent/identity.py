@@ -1,7 +1,8 @@
 """The agent's own receipt-signing key, and where its password comes from.
 
 The key is ECDSA P-256, stored only encrypted, in cosign's format (PEM ``ENCRYPTED SIGSTORE
-PRIVATE KEY``: scrypt + NaCl secretbox, :mod:`trustroot.cosign_keys`); it is decrypted in memory
+PRIVATE KEY``: scrypt + NaCl secretbox, :mod:`airseal.trustroot.cosign_keys`); it is decrypted in
+memory
 when a receipt is signed and never written unencrypted.
 
 An unattended agent cannot be asked for a password, so it is looked up in this order:
@@ -25,8 +26,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.errors import KeyPasswordError, StateError
-from agent.files import read_capped, write_atomic
+from airseal.agent.errors import KeyPasswordError, StateError
+from airseal.agent.files import read_capped, write_atomic
 
 CREDENTIAL_NAME = "airseal-agent-key"
 CREDENTIALS_DIRECTORY_ENV = "CREDENTIALS_DIRECTORY"
@@ -37,8 +38,8 @@ PUBLIC_KEY_NAME = "agent.pub"
 AGENT_KEY_SCRYPT_N = 65536
 
 if TYPE_CHECKING:
-    from trustroot.keys import PublicKey
-    from trustroot.signer import PrivateKeySigner
+    from airseal.trustroot.keys import PublicKey
+    from airseal.trustroot.signer import PrivateKeySigner
 
 PasswordPrompt = Callable[[str, bool], str]
 """Asks for a secret on a terminal: ``(prompt, confirm) -> password``."""
@@ -88,8 +89,8 @@ def create_agent_key(state_dir: Path, password: bytes) -> str:
     fingerprint. Refuses to replace an existing key."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from trustroot.cosign_keys import encrypt_cosign_key
-    from trustroot.keys import fingerprint, spki_pem
+    from airseal.trustroot.cosign_keys import encrypt_cosign_key
+    from airseal.trustroot.keys import fingerprint, spki_pem
 
     key = ec.generate_private_key(ec.SECP256R1())
     encrypted = encrypt_cosign_key(key, password, n=AGENT_KEY_SCRYPT_N)
@@ -100,7 +101,7 @@ def create_agent_key(state_dir: Path, password: bytes) -> str:
 
 def load_public_key(state_dir: Path) -> PublicKey:
     """The agent's public key (what receipts carry and the appliance pins)."""
-    from trustroot.keys import load_public_key as parse
+    from airseal.trustroot.keys import load_public_key as parse
 
     path = state_dir / PUBLIC_KEY_NAME
     try:
@@ -110,10 +111,10 @@ def load_public_key(state_dir: Path) -> PublicKey:
 
 
 def load_signer(state_dir: Path, password: bytes) -> PrivateKeySigner:
-    """A :class:`trustroot.signer.Signer` over the decrypted agent key (in memory only)."""
-    from trustroot.cosign_keys import load_private_key
-    from trustroot.keys import fingerprint
-    from trustroot.signer import PrivateKeySigner
+    """A :class:`airseal.trustroot.signer.Signer` over the decrypted agent key (in memory only)."""
+    from airseal.trustroot.cosign_keys import load_private_key
+    from airseal.trustroot.keys import fingerprint
+    from airseal.trustroot.signer import PrivateKeySigner
 
     path = state_dir / KEY_NAME
     try:

@@ -3,7 +3,7 @@
 Stages, in order (a test or a front end can watch them through ``hook(stage, importer)``):
 
 ``export-verified``   check 2: export statement signature, trusted signer, freshness, sequence
-``files-verified``    check 2: listing rules and every file's digest (media.reader)
+``files-verified``    check 2: listing rules and every file's digest (airseal.media.reader)
 ``actions-verified``  check 2: each action's own signed statement, matched to the listing
 ``approved``          distributor identified and approved (first time only)
 ``planned``           OS, validity window, idempotence, conditions: run or skip, with reasons
@@ -18,7 +18,7 @@ staging folder and, once the export statement has authenticated, the signed rece
 every refusal before that point leaves the endpoint as it was. A refusal is returned in the
 report (``status == "refused"``, ``error`` naming the file and the check), not raised; operational
 failures (state, key password, unreadable media) are raised. The caller holds the state lock
-(:class:`agent.lock.StateLock`) for the whole run.
+(:class:`airseal.agent.lock.StateLock`) for the whole run.
 """
 
 from __future__ import annotations
@@ -33,18 +33,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent import platforms
-from agent.approval import Approver, approval_request
-from agent.archive import ArchiveLimits, archive_kind, check_members, extract, read_members
-from agent.archive import run_target as archive_run_target
-from agent.conditions import HostFacts
-from agent.errors import (
+from airseal.agent import platforms
+from airseal.agent.approval import Approver, approval_request
+from airseal.agent.archive import ArchiveLimits, archive_kind, check_members, extract, read_members
+from airseal.agent.archive import run_target as archive_run_target
+from airseal.agent.conditions import HostFacts
+from airseal.agent.errors import (
     ActionFailed,
     AgentError,
     DistributorNotApproved,
     ImportRefused,
 )
-from agent.execution import (
+from airseal.agent.execution import (
     Account,
     chown_tree,
     current_user,
@@ -53,8 +53,8 @@ from agent.execution import (
     run_program,
     run_reboot,
 )
-from agent.journal import Journal
-from agent.placement import (
+from airseal.agent.journal import Journal
+from airseal.agent.placement import (
     PreparedDownload,
     commit,
     discard,
@@ -62,10 +62,10 @@ from agent.placement import (
     flush_folders,
     prepare_download,
 )
-from agent.plan import PlannedAction, plan_actions, segments
-from agent.receipts import ReceiptError, sign_receipt, write_receipt
-from agent.report import ActionReport, ImportReport, error_json
-from agent.staging import (
+from airseal.agent.plan import PlannedAction, plan_actions, segments
+from airseal.agent.receipts import ReceiptError, sign_receipt, write_receipt
+from airseal.agent.report import ActionReport, ImportReport, error_json
+from airseal.agent.staging import (
     StagedPayload,
     Staging,
     copy_verified,
@@ -73,9 +73,9 @@ from agent.staging import (
     new_file,
     open_verified,
 )
-from agent.state import AgentState
-from agent.trust import TrustSource
-from agent.verification import (
+from airseal.agent.state import AgentState
+from airseal.agent.trust import TrustSource
+from airseal.agent.verification import (
     SequenceRecord,
     VerifiedAction,
     VerifiedExport,
@@ -83,12 +83,12 @@ from agent.verification import (
     verify_action_bundle,
     verify_export_bundle,
 )
-from media import layout
-from media.errors import MediaIOError
-from media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES
-from media.reader import MediaSource, verify_media_files
-from trustroot.errors import TrustrootError, VerificationError
-from trustroot.signer import Signer
+from airseal.media import layout
+from airseal.media.errors import MediaIOError
+from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES
+from airseal.media.reader import MediaSource, verify_media_files
+from airseal.trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.signer import Signer
 
 StageHook = Callable[[str, "Importer"], None]
 SignerSupplier = Callable[[], Signer]
@@ -614,7 +614,7 @@ class Importer:
             return None
         try:
             signer = self._load_signer()
-            from trustroot.keys import spki_pem
+            from airseal.trustroot.keys import spki_pem
 
             data = sign_receipt(
                 report,

@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlite_utils
 
-from agent.errors import StateError
+from airseal.agent.errors import StateError
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: distributors, imports and action runs

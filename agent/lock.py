@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-from agent.errors import AgentBusy, StateError
+from airseal.agent.errors import AgentBusy, StateError
 
 
 class StateLock:

@@ -19,17 +19,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import ActionFailed, UnsafeDestination
-from agent.files import fsync_dir
-from agent.platforms import (
+from airseal.agent.errors import ActionFailed, UnsafeDestination
+from airseal.agent.files import fsync_dir
+from airseal.agent.platforms import (
     OperatingSystem,
     destination_problem,
     file_mode_applies,
     owner_problem,
     split_destination,
 )
-from agent.staging import StagedPayload, copy_verified, new_file
-from media.statement import DownloadOptions
+from airseal.agent.staging import StagedPayload, copy_verified, new_file
+from airseal.media.statement import DownloadOptions
 
 
 @dataclass(frozen=True)

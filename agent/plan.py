@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from agent.conditions import HostFacts, condition_problem, os_problem, window_problem
-from agent.journal import RunHistory, RunKey
-from agent.verification import VerifiedAction
+from airseal.agent.conditions import HostFacts, condition_problem, os_problem, window_problem
+from airseal.agent.journal import RunHistory, RunKey
+from airseal.agent.verification import VerifiedAction
 
 Decision = Literal["run", "skipped", "already-done", "interrupted"]
 

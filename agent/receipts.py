@@ -5,7 +5,8 @@ trusted distributor): completed, partly failed, or refused by a later check (the
 which file failed which check on which endpoint). Media that did not authenticate gets nothing:
 its export id may be forged. Dry runs write nothing.
 
-The receipt must fit the media rules (:func:`media.rules.receipt_problem`: name and size), so
+The receipt must fit the media rules (:func:`airseal.media.rules.receipt_problem`: name and size),
+so
 reasons are shortened, then dropped, until the signed bundle fits ``MAX_RECEIPT_BYTES``.
 It is written atomically next to its final name (temporary file, fsync, rename).
 """
@@ -20,12 +21,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import get_args
 
-from agent.errors import AgentError
-from agent.platforms import OperatingSystem
-from agent.report import ActionReport, ImportReport, error_check
-from media import layout
-from media.limits import MAX_RECEIPT_BYTES
-from media.receipt import (
+from airseal.agent.errors import AgentError
+from airseal.agent.platforms import OperatingSystem
+from airseal.agent.report import ActionReport, ImportReport, error_check
+from airseal.media import layout
+from airseal.media.limits import MAX_RECEIPT_BYTES
+from airseal.media.receipt import (
     ActionResult,
     Outcome,
     ReceiptPredicate,
@@ -33,9 +34,9 @@ from media.receipt import (
     receipt_media_path,
     receipt_statement,
 )
-from media.rules import receipt_problem
-from trustroot.bundle import bundle_to_json, sign_statement
-from trustroot.signer import Signer
+from airseal.media.rules import receipt_problem
+from airseal.trustroot.bundle import bundle_to_json, sign_statement
+from airseal.trustroot.signer import Signer
 
 _OUTCOMES = frozenset(get_args(Outcome))
 _REASON_BUDGETS = (512, 160, 60, 0)
@@ -179,7 +180,7 @@ def write_receipt(mount: Path, agent_id: str, export_id: str, data: bytes) -> st
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise ReceiptError(exc.strerror or str(exc), subject=layout.on_mount(relative)) from None
-    from agent.files import fsync_dir
+    from airseal.agent.files import fsync_dir
 
     fsync_dir(folder)
     return layout.on_mount(relative)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from trustroot.errors import TrustrootError
+from airseal.trustroot.errors import TrustrootError
 
 ImportStatus = Literal["completed", "partial", "refused", "dry-run"]
 

@@ -5,7 +5,8 @@ they are used.
 The staging folder (``<state>/staging/<import>-<random>/``, 0700 inside the 0700 state folder,
 and for small payloads a private 0700 folder on a RAM-backed filesystem such as ``/dev/shm``) is
 the only place the agent writes before every check has passed; it is removed after each import.
-Copies come from the media through :class:`media.reader.MediaSource` (no links, capped sizes), so
+Copies come from the media through :class:`airseal.media.reader.MediaSource` (no links, capped
+sizes), so
 a payload swapped on the stick after check 2 is caught here, and the re-hash at the point of use
 (:func:`copy_verified`, :func:`open_verified`) catches a staged copy changed after staging.
 """
@@ -24,12 +25,12 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
-from agent.errors import StagedPayloadMismatch, StateError
-from agent.platforms import OperatingSystem, memory_staging_candidates
-from media import layout
-from media.errors import BadMedia, MediaReadError
-from media.reader import MediaSource
-from media.statement import ExportedAction
+from airseal.agent.errors import StagedPayloadMismatch, StateError
+from airseal.agent.platforms import OperatingSystem, memory_staging_candidates
+from airseal.media import layout
+from airseal.media.errors import BadMedia, MediaReadError
+from airseal.media.reader import MediaSource
+from airseal.media.statement import ExportedAction
 
 CHUNK = 1024 * 1024
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)

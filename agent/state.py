@@ -1,11 +1,13 @@
 """The agent's state directory: its id, its configuration, its key, its journal, its staging.
 
 ```
-<state>/                 0700; $AIRSEAL_AGENT_HOME, else the system default (agent.platforms)
+<state>/                 0700; $AIRSEAL_AGENT_HOME, else the system default
+(airseal.agent.platforms)
   config.json            agent id, groups, reboot command (edited with `airseal-agent config`)
-  agent.key  agent.pub   the receipt-signing key, encrypted in cosign's format (agent.identity)
-  journal.db             the SQLite journal (agent.journal)
-  agent.lock             one state-changing command at a time (agent.lock)
+  agent.key  agent.pub   the receipt-signing key, encrypted in cosign's format
+  (airseal.agent.identity)
+  journal.db             the SQLite journal (airseal.agent.journal)
+  airseal.agent.lock             one state-changing command at a time (airseal.agent.lock)
   staging/               0700; payload copies for check 3, removed after each import
 ```
 """
@@ -21,14 +23,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent import identity
-from agent.errors import StateError, UsageError
-from agent.files import read_capped, write_atomic
-from agent.platforms import OperatingSystem, current_os, default_state_dir
+from airseal.agent import identity
+from airseal.agent.errors import StateError, UsageError
+from airseal.agent.files import read_capped, write_atomic
+from airseal.agent.platforms import OperatingSystem, current_os, default_state_dir
 
 CONFIG_NAME = "config.json"
 JOURNAL_NAME = "journal.db"
-LOCK_NAME = "agent.lock"
+LOCK_NAME = "airseal.agent.lock"
 STAGING_NAME = "staging"
 CONFIG_FORMAT = 1
 REBOOT_COMMAND_ENV = "AIRSEAL_AGENT_REBOOT_COMMAND"
@@ -37,7 +39,8 @@ MAX_GROUPS = 64
 
 
 def state_dir(env: Mapping[str, str] | None = None, os_name: OperatingSystem | None = None) -> Path:
-    """Where the state lives on this machine (see :func:`agent.platforms.default_state_dir`)."""
+    """Where the state lives on this machine (see
+    :func:`airseal.agent.platforms.default_state_dir`)."""
     return Path(default_state_dir(os_name or current_os(), os.environ if env is None else env))
 
 
@@ -59,7 +62,7 @@ class AgentConfig:
 
     @classmethod
     def from_json_dict(cls, data: Any, *, subject: str) -> AgentConfig:
-        from media.layout import is_identifier
+        from airseal.media.layout import is_identifier
 
         try:
             if data["format"] != CONFIG_FORMAT:
@@ -105,7 +108,7 @@ class AgentState:
 
     def reboot_command(self, os_name: OperatingSystem) -> tuple[str, ...]:
         """``$AIRSEAL_AGENT_REBOOT_COMMAND`` (shell-quoted), else config, else the OS default."""
-        from agent.platforms import default_reboot_command
+        from airseal.agent.platforms import default_reboot_command
 
         override = self.env.get(REBOOT_COMMAND_ENV)
         if override:
@@ -145,7 +148,7 @@ def init_state(
     elif not (root / identity.KEY_NAME).exists():
         identity.create_agent_key(root, password())
     state = open_state(root, env=env)
-    from agent.journal import Journal
+    from airseal.agent.journal import Journal
 
     Journal.open(state.journal_path).close()
     return state, created

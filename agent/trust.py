@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from agent.errors import NotEnrolled
-from trustroot.keys import PublicKey
+from airseal.agent.errors import NotEnrolled
+from airseal.trustroot.keys import PublicKey
 
 Purpose = Literal["exports", "actions"]
 PURPOSES: tuple[Purpose, ...] = ("exports", "actions")

@@ -1,14 +1,16 @@
 """Every trust decision of an import, as pure functions: bytes and ``now`` in, verified values or
 typed errors out (python-tuf's ``TrustedMetadataSet``). Nothing here reads media or the journal.
 
-Check 2 of 3 is made of these, in this order (the pipeline in :mod:`agent.importer` calls them):
+Check 2 of 3 is made of these, in this order (the pipeline in :mod:`airseal.agent.importer` calls
+them):
 
 1. :func:`verify_export_bundle`: the export statement's DSSE signature with a key the
-   :class:`agent.trust.TrustSource` allows to sign exports, the statement's shape, that it names
+   :class:`airseal.agent.trust.TrustSource` allows to sign exports, the statement's shape, that it
+   names
    the key that signed it, and its freshness (``expires`` against ``now``);
 2. :func:`check_sequence`: not older than the newest export already accepted from that
    distributor (a replay or rollback), and not another export under the same sequence;
-3. (the listing rules and every file's digest: :func:`media.reader.verify_media_files`);
+3. (the listing rules and every file's digest: :func:`airseal.media.reader.verify_media_files`);
 4. :func:`verify_action_bundle`: each action's own DSSE statement, signed by a key allowed to
    sign actions, with the exact bytes the listing names, matching the listing's entry.
 """
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-from agent.errors import (
+from airseal.agent.errors import (
     ActionStatementMismatch,
     DistributorMismatch,
     ExpiredMedia,
@@ -29,18 +31,18 @@ from agent.errors import (
     UnsafeDestination,
     UntrustedDistributor,
 )
-from agent.platforms import destination_problem
-from agent.trust import Purpose, TrustedKey, TrustSource, hint_to_fingerprint
-from media.errors import MediaDigestMismatch
-from media.statement import (
+from airseal.agent.platforms import destination_problem
+from airseal.agent.trust import Purpose, TrustedKey, TrustSource, hint_to_fingerprint
+from airseal.media.errors import MediaDigestMismatch
+from airseal.media.statement import (
     ActionPredicate,
     ExportContents,
     ExportedAction,
     read_action_statement,
     read_export_statement,
 )
-from trustroot.bundle import Bundle, parse_bundle
-from trustroot.verify import verify_dsse_bundle
+from airseal.trustroot.bundle import Bundle, parse_bundle
+from airseal.trustroot.verify import verify_dsse_bundle
 
 CLOCK_SKEW = timedelta(days=1)
 """How far in the future an export's creation time may be before the endpoint clock is doubted."""

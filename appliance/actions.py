@@ -1,7 +1,7 @@
 """Signed actions: what an operator wants done on endpoints, signed once when created.
 
 An action is an in-toto Statement (subject = payload name + SHA-256, predicate =
-:class:`media.statement.ActionPredicate`) in a DSSE Sigstore bundle. Actions are immutable:
+:class:`airseal.media.statement.ActionPredicate`) in a DSSE Sigstore bundle. Actions are immutable:
 editing signs a new version under the same id; revoking marks every version so no later export
 carries it.
 """
@@ -17,13 +17,13 @@ from typing import Any, Literal, cast
 import sqlite_utils
 from pydantic import ValidationError
 
-from appliance import audit, settings
-from appliance.errors import ApplianceError, UsageError
-from appliance.home import Home
-from appliance.intake import find_file
-from appliance.keystore import get_key, open_signer
-from appliance.prompts import Prompter
-from media.statement import (
+from airseal.appliance import audit, settings
+from airseal.appliance.errors import ApplianceError, UsageError
+from airseal.appliance.home import Home
+from airseal.appliance.intake import find_file
+from airseal.appliance.keystore import get_key, open_signer
+from airseal.appliance.prompts import Prompter
+from airseal.media.statement import (
     ActionPayload,
     ActionPredicate,
     Conditions,
@@ -32,7 +32,7 @@ from media.statement import (
     Intake,
     action_statement,
 )
-from trustroot.bundle import bundle_to_json, sign_statement
+from airseal.trustroot.bundle import bundle_to_json, sign_statement
 
 Reboot = Literal["never", "if-requested", "always"]
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import sqlite_utils
 
-from appliance.files import write_atomic
-from appliance.home import Home
+from airseal.appliance.files import write_atomic
+from airseal.appliance.home import Home
 
 GENESIS = "0" * 64
 REORDER_SEARCH = 64  # how far from its place a moved entry is looked for, to name it as moved

@@ -1,4 +1,5 @@
-"""Reading the audit log for display (the chain itself is checked by :mod:`appliance.audit`)."""
+"""Reading the audit log for display (the chain itself is checked by
+:mod:`airseal.appliance.audit`)."""
 
 from __future__ import annotations
 

@@ -16,20 +16,20 @@ from pathlib import Path
 
 import sqlite_utils
 
-from appliance import audit
-from appliance.errors import UsageError
-from appliance.home import Home
-from appliance.keystore import get_key, open_signer
-from appliance.prompts import Prompter
-from trustroot.bundle import (
+from airseal.appliance import audit
+from airseal.appliance.errors import UsageError
+from airseal.appliance.home import Home
+from airseal.appliance.keystore import get_key, open_signer
+from airseal.appliance.prompts import Prompter
+from airseal.trustroot.bundle import (
     MAX_BUNDLE_BYTES,
     bundle_to_json,
     message_signature_bundle,
     parse_bundle,
 )
-from trustroot.digest import ProgressCallback, sha256_stream
-from trustroot.keys import PublicKey, fingerprint, load_public_key
-from trustroot.verify import (
+from airseal.trustroot.digest import ProgressCallback, sha256_stream
+from airseal.trustroot.keys import PublicKey, fingerprint, load_public_key
+from airseal.trustroot.verify import (
     MAX_SIGNATURE_TEXT_BYTES,
     VerifiedBlob,
     verify_blob_bundle,
@@ -142,7 +142,7 @@ def verify_blob(
 
 
 def _prehashed(key: PublicKey) -> bool:
-    from trustroot.keys import key_algorithm
+    from airseal.trustroot.keys import key_algorithm
 
     return key_algorithm(key).prehashed
 

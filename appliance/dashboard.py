@@ -15,8 +15,8 @@ from typing import Literal
 
 import sqlite_utils
 
-from appliance import audit, settings
-from appliance.home import Home
+from airseal.appliance import audit, settings
+from airseal.appliance.home import Home
 
 Topic = Literal["keys", "files", "actions", "export", "receipts", "audit", "settings"]
 Severity = Literal["error", "warning", "info"]

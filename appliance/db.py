@@ -10,7 +10,7 @@ import sqlite3
 
 import sqlite_utils
 
-from appliance.home import Home
+from airseal.appliance.home import Home
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -141,7 +141,7 @@ def migrate(db: sqlite_utils.Database) -> int:
     """Apply pending migrations; returns the resulting version."""
     current = schema_version(db)
     if current > SCHEMA_VERSION:
-        from appliance.errors import HomeError
+        from airseal.appliance.errors import HomeError
 
         raise HomeError(
             f"database schema {current} is newer than this airseal ({SCHEMA_VERSION})",

@@ -2,12 +2,12 @@
 
 `trustroot` errors (verification results) pass through unchanged; these cover everything else
 the appliance decides: its home, keys, tokens, media. The CLI maps classes to exit codes in one
-place (:mod:`appliance.cli.exit_codes`). Messages never contain passwords or PINs.
+place (:mod:`airseal.appliance.cli.exit_codes`). Messages never contain passwords or PINs.
 """
 
 from __future__ import annotations
 
-from trustroot.errors import TrustrootError
+from airseal.trustroot.errors import TrustrootError
 
 
 class ApplianceError(TrustrootError):
@@ -54,7 +54,8 @@ class UsageError(ApplianceError):
     title = "Usage"
 
 
-# PKCS#11 tokens (appliance.signers.pkcs11). Subjects name the module or the token; never a PIN.
+# PKCS#11 tokens (airseal.appliance.signers.pkcs11). Subjects name the module or the token; never a
+# PIN.
 
 
 class Pkcs11ModuleError(TokenError):
@@ -123,9 +124,10 @@ class MechanismNotOffered(TokenError):
     hint = "this token cannot sign with this key the way Airseal needs; use an ECDSA P-256 key"
 
 
-# --- YubiKey PIV (appliance.signers.piv, appliance.piv_attestation) -----------------------------
+# --- YubiKey PIV (airseal.appliance.signers.piv, airseal.appliance.piv_attestation)
+# -----------------------------
 
-from trustroot.errors import VerificationError  # noqa: E402  (kept with the classes that use it)
+from airseal.trustroot.errors import VerificationError  # noqa: E402  (kept with the classes that use it)
 
 
 class YubiKeyError(TokenError):

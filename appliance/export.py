@@ -1,6 +1,7 @@
 """Export: put signed actions on USB media, atomically, with one signature per export.
 
-The media work (staging, FAT32 splitting, read-back, the atomic swap) is :mod:`media.writer`;
+The media work (staging, FAT32 splitting, read-back, the atomic swap) is
+:mod:`airseal.media.writer`;
 this module chooses the actions, reserves the next sequence number for the signing key, signs the
 export statement once, and records the result. The sequence number is reserved *before* writing
 and never reused, so it only ever grows per key even when an export fails half-way.
@@ -18,17 +19,17 @@ from typing import Any
 
 import sqlite_utils
 
-from appliance import audit, settings
-from appliance.actions import ActionRecord, current_actions, get_action
-from appliance.errors import UsageError
-from appliance.home import Home
-from appliance.intake import store_path
-from appliance.keystore import get_key, open_signer
-from appliance.prompts import Prompter
-from media import layout
-from media.writer import ActionToExport, ExportHeader, ExportResult, write_export
-from trustroot.bundle import bundle_to_json, sign_statement
-from trustroot.dsse import Statement
+from airseal.appliance import audit, settings
+from airseal.appliance.actions import ActionRecord, current_actions, get_action
+from airseal.appliance.errors import UsageError
+from airseal.appliance.home import Home
+from airseal.appliance.intake import store_path
+from airseal.appliance.keystore import get_key, open_signer
+from airseal.appliance.prompts import Prompter
+from airseal.media import layout
+from airseal.media.writer import ActionToExport, ExportHeader, ExportResult, write_export
+from airseal.trustroot.bundle import bundle_to_json, sign_statement
+from airseal.trustroot.dsse import Statement
 
 
 @dataclass(frozen=True)

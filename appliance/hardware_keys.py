@@ -1,8 +1,10 @@
 """Registering hardware-held keys found through a given device connection, and where PKCS#11
 modules usually live.
 
-:func:`appliance.keystore.import_piv_key` finds the YubiKey itself; the functions here take the
-connection factory (a real YubiKey from :func:`appliance.signers.piv.yubikey`, or a test card)
+:func:`airseal.appliance.keystore.import_piv_key` finds the YubiKey itself; the functions here take
+the
+connection factory (a real YubiKey from :func:`airseal.appliance.signers.piv.yubikey`, or a test
+card)
 so that an interface which already chose the device registers exactly that one.
 """
 
@@ -15,8 +17,8 @@ from typing import Any
 
 import sqlite_utils
 
-from appliance.home import Home
-from appliance.keystore import KeyRecord, check_name, register_key
+from airseal.appliance.home import Home
+from airseal.appliance.keystore import KeyRecord, check_name, register_key
 
 MODULE_ENV = "AIRSEAL_PKCS11_MODULE"
 COMMON_MODULES = (
@@ -50,8 +52,8 @@ def register_piv_slot(
     slot: str = "9c",
 ) -> KeyRecord:
     """Register the key in ``slot`` of the YubiKey behind ``open_connection`` under ``name``."""
-    from appliance.signers.hardware import piv_reference
-    from appliance.signers.piv import read_key
+    from airseal.appliance.signers.hardware import piv_reference
+    from airseal.appliance.signers.piv import read_key
 
     check_name(name)
     ref = read_key(open_connection, slot)

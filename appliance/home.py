@@ -14,8 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
-from appliance.errors import HomeError
-from appliance.files import write_atomic
+from airseal.appliance.errors import HomeError
+from airseal.appliance.files import write_atomic
 
 HOME_ENV = "AIRSEAL_HOME"
 CONFIG_NAME = "config.json"
@@ -66,7 +66,7 @@ def init_home(root: Path | None = None) -> tuple[Home, bool]:
         config = {"appliance_id": uuid.uuid4().hex, "format": 1}
         write_atomic(config_path, (json.dumps(config, indent=2) + "\n").encode(), mode=0o600)
     home = open_home(root)
-    from appliance.db import open_database  # the database migrates itself on open
+    from airseal.appliance.db import open_database  # the database migrates itself on open
 
     open_database(home).close()
     return home, created

@@ -18,16 +18,16 @@ from typing import Any
 
 import sqlite_utils
 
-from appliance import audit, settings
-from appliance.blobs import read_capped, verify_blob
-from appliance.errors import ApplianceError, UsageError
-from appliance.files import fsync_dir
-from appliance.home import Home
-from media.names import name_problem
-from trustroot.bundle import MAX_BUNDLE_BYTES
-from trustroot.digest import CHUNK_SIZE, ProgressCallback
-from trustroot.errors import VerificationError
-from trustroot.keys import PublicKey, fingerprint
+from airseal.appliance import audit, settings
+from airseal.appliance.blobs import read_capped, verify_blob
+from airseal.appliance.errors import ApplianceError, UsageError
+from airseal.appliance.files import fsync_dir
+from airseal.appliance.home import Home
+from airseal.media.names import name_problem
+from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
+from airseal.trustroot.digest import CHUNK_SIZE, ProgressCallback
+from airseal.trustroot.errors import VerificationError
+from airseal.trustroot.keys import PublicKey, fingerprint
 
 
 class IntakeRefused(VerificationError):
@@ -103,7 +103,7 @@ def _check_vouching(vendor: VendorSignature) -> None:
 def _verify(stored: Path, digest: bytes, vendor: VendorSignature) -> str | None:
     """Check the vendor signature over the stored copy; returns who signed."""
     if vendor.method == "keyless":
-        from trustroot.keyless import verify_keyless_bundle
+        from airseal.trustroot.keyless import verify_keyless_bundle
 
         assert vendor.bundle is not None and vendor.identity and vendor.issuer
         root = read_capped(vendor.trusted_root, 8 * 1024 * 1024) if vendor.trusted_root else None
@@ -225,7 +225,7 @@ def find_file(db: sqlite_utils.Database, reference: str) -> StoredFile:
             f"{reference} is neither a stored digest nor a file", subject=reference
         )
     with open(path, "rb", buffering=0) as handle:
-        from trustroot.digest import sha256_stream
+        from airseal.trustroot.digest import sha256_stream
 
         digest, _ = sha256_stream(handle)
     rows = list(db["files"].rows_where("sha256 = ?", [digest.hex()]))

@@ -3,7 +3,7 @@
 File keys live encrypted in cosign's format under ``<home>/keys/NAME.key`` (never unencrypted on
 disk: decryption happens in memory at signing time). Hardware keys (PKCS#11, YubiKey PIV) are
 registered by a reference that holds no secret. :func:`open_signer` returns a
-:class:`trustroot.signer.Signer` and is the only place that knows which backend signs.
+:class:`airseal.trustroot.signer.Signer` and is the only place that knows which backend signs.
 """
 
 from __future__ import annotations
@@ -20,13 +20,13 @@ from typing import Any
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from appliance import audit
-from appliance.errors import KeyExists, KeyNotFound, UsageError
-from appliance.files import write_new
-from appliance.home import Home
-from appliance.prompts import Prompter, key_password
-from trustroot.cosign_keys import encrypt_cosign_key, load_private_key
-from trustroot.keys import (
+from airseal.appliance import audit
+from airseal.appliance.errors import KeyExists, KeyNotFound, UsageError
+from airseal.appliance.files import write_new
+from airseal.appliance.home import Home
+from airseal.appliance.prompts import Prompter, key_password
+from airseal.trustroot.cosign_keys import encrypt_cosign_key, load_private_key
+from airseal.trustroot.keys import (
     PrivateKey,
     PublicKey,
     fingerprint,
@@ -35,7 +35,7 @@ from trustroot.keys import (
     load_public_key,
     spki_pem,
 )
-from trustroot.signer import PrivateKeySigner, Signer
+from airseal.trustroot.signer import PrivateKeySigner, Signer
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -186,7 +186,7 @@ def import_file_key(
     """Import a cosign or plain PEM private key, re-encrypted in cosign's format."""
     check_name(name)
     pem = Path(source).read_bytes()
-    from trustroot.cosign_keys import COSIGN_LABEL, SIGSTORE_LABEL, pem_label
+    from airseal.trustroot.cosign_keys import COSIGN_LABEL, SIGSTORE_LABEL, pem_label
 
     label = pem_label(pem)
     encrypted = label in (SIGSTORE_LABEL, COSIGN_LABEL, "ENCRYPTED PRIVATE KEY") or (
@@ -209,8 +209,8 @@ def generate_pkcs11_key(
     *, module: str, token: str, label: str | None = None,
 ) -> KeyRecord:
     """Generate a non-extractable EC P-256 key on a PKCS#11 token and register it."""
-    from appliance.signers.hardware import pkcs11_pin_provider, pkcs11_reference
-    from appliance.signers.pkcs11 import generate_key
+    from airseal.appliance.signers.hardware import pkcs11_pin_provider, pkcs11_reference
+    from airseal.appliance.signers.pkcs11 import generate_key
 
     check_name(name)
     if list(db["keys"].rows_where("name = ?", [name])):
@@ -226,8 +226,8 @@ def import_pkcs11_key(
     *, module: str, token: str, label: str, key_id: str | None = None,
 ) -> KeyRecord:
     """Register an existing token key (found by label, or by CKA_ID when labels repeat)."""
-    from appliance.signers.hardware import pkcs11_pin_provider, pkcs11_reference
-    from appliance.signers.pkcs11 import find_key
+    from airseal.appliance.signers.hardware import pkcs11_pin_provider, pkcs11_reference
+    from airseal.appliance.signers.pkcs11 import find_key
 
     check_name(name)
     ref = find_key(module, token=token, label=label, key_id=key_id,
@@ -241,8 +241,8 @@ def import_piv_key(
     *, slot: str = "9c", serial: int | None = None,
 ) -> KeyRecord:
     """Register the key in a YubiKey PIV slot (made first with `airseal piv generate-key`)."""
-    from appliance.signers.hardware import piv_reference
-    from appliance.signers.piv import read_key, yubikey
+    from airseal.appliance.signers.hardware import piv_reference
+    from airseal.appliance.signers.piv import read_key, yubikey
 
     check_name(name)
     ref = read_key(yubikey(serial), slot)
@@ -266,13 +266,13 @@ def open_signer(home: Home, record: KeyRecord, prompter: Prompter) -> Iterator[S
         yield PrivateKeySigner(key)
         return
     if record.backend == "pkcs11":
-        from appliance.signers.hardware import open_pkcs11_signer as open_pkcs11
+        from airseal.appliance.signers.hardware import open_pkcs11_signer as open_pkcs11
 
         with open_pkcs11(record.reference, record.public_key_pem.encode(), prompter) as signer:
             yield signer
         return
     if record.backend == "piv":
-        from appliance.signers.hardware import open_piv_signer as open_piv
+        from airseal.appliance.signers.hardware import open_piv_signer as open_piv
 
         with open_piv(record.reference, record.public_key_pem.encode(), prompter) as signer:
             yield signer

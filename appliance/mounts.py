@@ -6,7 +6,8 @@ sits under a conventional media folder (``/media``, ``/run/media``, ``/mnt``). N
 mounted or written here: the operator still chooses, or types any folder.
 
 The space check uses the same estimate the export writer applies before it writes
-(:func:`media.capacity.space_needed` over every file the export will hold), so the figure shown
+(:func:`airseal.media.capacity.space_needed` over every file the export will hold), so the figure
+shown
 before exporting is the one the export will be held to.
 """
 
@@ -19,8 +20,14 @@ from pathlib import Path
 
 import sqlite_utils
 
-from media import layout
-from media.capacity import Capacity, find_mount, probe_capacity, read_mount_table, space_needed
+from airseal.media import layout
+from airseal.media.capacity import (
+    Capacity,
+    find_mount,
+    probe_capacity,
+    read_mount_table,
+    space_needed,
+)
 
 REMOVABLE_FILESYSTEMS = frozenset(
     {
@@ -96,11 +103,11 @@ def check_space(
     """How much the export of ``action_ids`` (latest versions) needs on ``target``, and what
     is free there (``probe`` measures it; tests pass a fixed one, and a fixed ``mountinfo``
     for the filesystem shown). Space held by a previous export is counted as in use."""
-    from appliance.actions import get_action
+    from airseal.appliance.actions import get_action
 
     target = Path(target)
     if not target.is_dir():
-        from appliance.errors import UsageError
+        from airseal.appliance.errors import UsageError
 
         raise UsageError(f"{target} is not a folder", hint="give the mount point of the media")
     capacity = probe(target)

@@ -10,7 +10,8 @@ device's attestation key in slot F9, whose certificate chains to Yubico's PKI. T
   Intermediate {A,B} 1`` -> ``Yubico Attestation Root 1`` (the intermediates ship with us).
 
 Pure logic: it takes certificates and trust anchors and returns what was proven or raises
-:class:`appliance.errors.AttestationInvalid`. Production uses :func:`yubico_trust_anchors` (the
+:class:`airseal.appliance.errors.AttestationInvalid`. Production uses :func:`yubico_trust_anchors`
+(the
 shipped certificates, each pinned by SHA-256); tests pass their own test CA.
 
 What is checked: every signature from the attestation certificate up to an anchor, names chaining,
@@ -33,7 +34,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from yubikit.management import FORM_FACTOR
 
-from appliance.errors import AttestationInvalid
+from airseal.appliance.errors import AttestationInvalid
 
 YUBICO_ARC = "1.3.6.1.4.1.41482.3"
 OID_FIRMWARE = x509.ObjectIdentifier(f"{YUBICO_ARC}.3")
@@ -149,7 +150,7 @@ class TrustAnchors:
 
 def load_pinned(pinned: PinnedCertificate) -> x509.Certificate:
     """Read one shipped certificate and check its pinned fingerprint (fail closed)."""
-    data = resources.files("appliance.data.yubico").joinpath(pinned.file).read_bytes()
+    data = resources.files("airseal.appliance.data.yubico").joinpath(pinned.file).read_bytes()
     certificate = x509.load_pem_x509_certificate(data)
     actual = certificate_sha256(certificate)
     if actual != pinned.sha256:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Protocol
 
-from appliance.errors import PasswordError
+from airseal.appliance.errors import PasswordError
 
 PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105  (the variable name, cosign's convention)
 PIN_ENV = "AIRSEAL_PIN"

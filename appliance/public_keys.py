@@ -6,12 +6,12 @@ from pathlib import Path
 
 import sqlite_utils
 
-from appliance import audit
-from appliance.errors import UsageError
-from appliance.files import write_atomic
-from appliance.home import Home
-from appliance.keystore import get_key
-from trustroot.keys import spki_pem
+from airseal.appliance import audit
+from airseal.appliance.errors import UsageError
+from airseal.appliance.files import write_atomic
+from airseal.appliance.home import Home
+from airseal.appliance.keystore import get_key
+from airseal.trustroot.keys import spki_pem
 
 
 def public_key_pem(db: sqlite_utils.Database, name: str) -> str:

@@ -1,11 +1,13 @@
 """Receipts import: what each endpoint did with each export, verified, then stored.
 
 Couriers bring sticks back with ``airseal/receipts/<agent-id>/<export-id>.json`` files, written
-and signed by agents (:mod:`agent.receipts`). Each is verified before anything of it is kept:
+and signed by agents (:mod:`airseal.agent.receipts`). Each is verified before anything of it is
+kept:
 
-1. the file obeys the media rules (name, size, plain file: :func:`media.rules.receipt_problem`,
-   read through :class:`media.reader.DirectorySource`, which follows no link);
-2. it is a DSSE bundle whose statement is a receipt (:mod:`media.receipt`), and whose
+1. the file obeys the media rules (name, size, plain file:
+:func:`airseal.media.rules.receipt_problem`,
+   read through :class:`airseal.media.reader.DirectorySource`, which follows no link);
+2. it is a DSSE bundle whose statement is a receipt (:mod:`airseal.media.receipt`), and whose
    signature verifies with the agent key the receipt carries;
 3. that key is the one pinned for this agent id: the first receipt from an agent pins its key
    (trust on first use); a receipt from the same agent id under another key is refused, because
@@ -29,19 +31,19 @@ from typing import Any
 
 import sqlite_utils
 
-from appliance import audit
-from appliance.home import Home
-from media import layout
-from media.errors import BadMedia, MediaReadError
-from media.limits import MAX_RECEIPT_BYTES
-from media.reader import DirectorySource
-from media.receipt import ReceiptPredicate, read_receipt_statement
-from media.rules import EntryKind, receipt_problem
-from trustroot.bundle import parse_bundle
-from trustroot.dsse import Statement
-from trustroot.errors import TrustrootError, VerificationError
-from trustroot.keys import fingerprint, load_public_key
-from trustroot.verify import verify_dsse_bundle
+from airseal.appliance import audit
+from airseal.appliance.home import Home
+from airseal.media import layout
+from airseal.media.errors import BadMedia, MediaReadError
+from airseal.media.limits import MAX_RECEIPT_BYTES
+from airseal.media.reader import DirectorySource
+from airseal.media.receipt import ReceiptPredicate, read_receipt_statement
+from airseal.media.rules import EntryKind, receipt_problem
+from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.dsse import Statement
+from airseal.trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.keys import fingerprint, load_public_key
+from airseal.trustroot.verify import verify_dsse_bundle
 
 RECEIPTS_ON_MOUNT = layout.on_mount(layout.RECEIPTS_DIR)
 
@@ -313,7 +315,8 @@ def import_receipts(
     home: Home, db: sqlite_utils.Database, mount: Path, *, now: datetime | None = None
 ) -> ReceiptImportReport:
     """Verify and store every receipt on the media at ``mount``; refusals are reported, not
-    raised (:class:`media.errors.MediaReadError` only when the media cannot be read at all)."""
+    raised (:class:`airseal.media.errors.MediaReadError` only when the media cannot be read at
+    all)."""
     now = now or datetime.now(UTC)
     source = DirectorySource(mount)
     report = ReceiptImportReport(str(mount))

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import sqlite_utils
 
-from appliance import audit
-from appliance.errors import UsageError
-from appliance.home import Home
+from airseal.appliance import audit
+from airseal.appliance.errors import UsageError
+from airseal.appliance.home import Home
 
 
 @dataclass(frozen=True)

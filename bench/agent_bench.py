@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PASSWORD = "bench agent key password"
-AGENT = [sys.executable, "-m", "agent"]
+AGENT = [sys.executable, "-m", "airseal.agent"]
 
 
 def build_media(base: Path, count: int, mode: str) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from media.statement import (
+    from airseal.media.statement import (
         ActionPayload,
         ActionPredicate,
         DownloadOptions,
@@ -45,10 +45,10 @@ def build_media(base: Path, count: int, mode: str) -> tuple[Path, Path]:
         Intake,
         action_statement,
     )
-    from media.writer import ActionToExport, ExportHeader, write_export
-    from trustroot.bundle import bundle_to_json, sign_statement
-    from trustroot.keys import fingerprint, spki_pem
-    from trustroot.signer import PrivateKeySigner
+    from airseal.media.writer import ActionToExport, ExportHeader, write_export
+    from airseal.trustroot.bundle import bundle_to_json, sign_statement
+    from airseal.trustroot.keys import fingerprint, spki_pem
+    from airseal.trustroot.signer import PrivateKeySigner
 
     signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
     pub = base / "distributor.pub"
@@ -117,14 +117,14 @@ def fresh(base: Path, template: Path, media: Path) -> Path:
 
 
 def stage_breakdown(base: Path, template: Path, media: Path) -> dict[str, float]:
-    from agent.approval import RefuseUnapproved
-    from agent.enrolment import pinned_trust
-    from agent.identity import load_signer
-    from agent.importer import Importer, host_facts
-    from agent.journal import Journal
-    from agent.lock import StateLock
-    from agent.state import open_state
-    from media.reader import DirectorySource
+    from airseal.agent.approval import RefuseUnapproved
+    from airseal.agent.enrolment import pinned_trust
+    from airseal.agent.identity import load_signer
+    from airseal.agent.importer import Importer, host_facts
+    from airseal.agent.journal import Journal
+    from airseal.agent.lock import StateLock
+    from airseal.agent.state import open_state
+    from airseal.media.reader import DirectorySource
 
     state = open_state(fresh(base, template, media))
     marks: list[tuple[str, float]] = [("start", time.perf_counter())]

@@ -4,7 +4,7 @@
 
 The payload is generated once into a temporary folder. Each export runs in a child process, so
 its peak RSS is the child's ``ru_maxrss`` (from ``wait4``; ``RUSAGE_CHILDREN`` is printed too).
-The export's time is measured around :func:`media.writer.write_export` inside the child, so
+The export's time is measured around :func:`airseal.media.writer.write_export` inside the child, so
 interpreter start-up is not counted; it includes fsync of every file and the read-back of every
 byte from the device (page cache dropped), which ``cp`` + ``openssl`` do not do. A durable
 baseline (``cp``, ``sync`` of the copy, ``O_DIRECT`` re-read piped to ``openssl``) is printed
@@ -49,17 +49,17 @@ def child_export(payload: Path, sha256: str, out: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from media.statement import (
+    from airseal.media.statement import (
         ActionPayload,
         ActionPredicate,
         DownloadOptions,
         Intake,
         action_statement,
     )
-    from media.writer import ActionToExport, ExportHeader, write_export
-    from trustroot.bundle import bundle_to_json, sign_statement
-    from trustroot.keys import fingerprint
-    from trustroot.signer import PrivateKeySigner
+    from airseal.media.writer import ActionToExport, ExportHeader, write_export
+    from airseal.trustroot.bundle import bundle_to_json, sign_statement
+    from airseal.trustroot.keys import fingerprint
+    from airseal.trustroot.signer import PrivateKeySigner
 
     signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
     now = datetime.now(UTC)

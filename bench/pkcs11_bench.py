@@ -31,7 +31,7 @@ if str(ROOT) not in sys.path:  # tests.realparts (the SoftHSM2 setup) is in the 
 
 from pkcs11 import Mechanism, ObjectClass  # noqa: E402
 
-from appliance.signers.pkcs11 import Pkcs11Signer, generate_key  # noqa: E402
+from airseal.appliance.signers.pkcs11 import Pkcs11Signer, generate_key  # noqa: E402
 from tests.realparts.softhsm import SoftHsm  # noqa: E402
 
 TARGET_RATIO = 0.8

@@ -44,10 +44,10 @@ def in_process(path: Path, runs: int) -> tuple[float, float]:
     """Best hash+sign and hash+verify times inside one process (key already unlocked)."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from appliance.blobs import hash_file
-    from trustroot.bundle import message_signature_bundle
-    from trustroot.signer import PrivateKeySigner
-    from trustroot.verify import verify_blob_bundle
+    from airseal.appliance.blobs import hash_file
+    from airseal.trustroot.bundle import message_signature_bundle
+    from airseal.trustroot.signer import PrivateKeySigner
+    from airseal.trustroot.verify import verify_blob_bundle
 
     signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
     sign_best = verify_best = float("inf")
@@ -71,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="airseal-bench-") as tmp:
         work = Path(tmp)
         env = {**os.environ, "AIRSEAL_HOME": str(work / "home"), "COSIGN_PASSWORD": PASSWORD}
-        airseal = [sys.executable, "-m", "appliance.cli"]
+        airseal = [sys.executable, "-m", "airseal.appliance.cli"]
         subprocess.run([*airseal, "init"], check=True, env=env, stdout=subprocess.DEVNULL)
         subprocess.run(
             [*airseal, "key", "generate", "bench"], check=True, env=env, stdout=subprocess.DEVNULL

@@ -10,7 +10,7 @@ an action and an export (built once, through the services):
    ``capture-pane`` until the dashboard's frame shows (*first paint*: the navigation bar, the
    tiles and "Needs attention"), then until the summary read from the database fills it
    (*data shown*: the "Appliance <id>" line). Measured from just before ``tmux new-session``.
-2. **Imports**: a child interpreter importing ``tui.app`` and the dashboard (what the first
+2. **Imports**: a child interpreter importing ``airseal.tui.app`` and the dashboard (what the first
    paint needs), and whether the signing stack (cryptography, sigstore, pydantic, pkcs11,
    yubikit, tuf) was imported on the way (it must not be: it loads after the first paint).
 3. **In process**: ``App.run_test`` from ``AirsealApp()`` to the dashboard's data shown, the
@@ -54,10 +54,10 @@ class Prompter:
 
 def build_home(base: Path) -> Path:
     """An appliance with what a dashboard summarises: a key, a file, an action, an export."""
-    from appliance import actions, audit, intake, keystore
-    from appliance.db import SCHEMA_VERSION, open_database
-    from appliance.export import export_to_media
-    from appliance.home import init_home
+    from airseal.appliance import actions, audit, intake, keystore
+    from airseal.appliance.db import SCHEMA_VERSION, open_database
+    from airseal.appliance.export import export_to_media
+    from airseal.appliance.home import init_home
 
     home, _ = init_home(base / "home")
     db = open_database(home)
@@ -126,7 +126,8 @@ def import_run(home: Path) -> tuple[float, list[str]]:
     code = (
         "import sys, time, json\n"
         "t = time.perf_counter()\n"
-        "import tui.app, tui.screens.dashboard, appliance.dashboard, appliance.db\n"
+        "import airseal.tui.app, airseal.tui.screens.dashboard\n"
+        "import airseal.appliance.dashboard, airseal.appliance.db\n"
         "elapsed = time.perf_counter() - t\n"
         f"heavy = [m for m in {HEAVY_MODULES!r} if m in sys.modules]\n"
         "print(json.dumps([elapsed, heavy]))\n"
@@ -147,9 +148,9 @@ def process_start_run(home: Path) -> float:
 
 
 async def in_process_run(home: Path) -> float:
-    from tui.app import AirsealApp
-    from tui.context import ApplianceContext
-    from tui.screens.dashboard import DashboardScreen
+    from airseal.tui.app import AirsealApp
+    from airseal.tui.context import ApplianceContext
+    from airseal.tui.screens.dashboard import DashboardScreen
 
     start = time.perf_counter()
     app = AirsealApp(ApplianceContext(root=home))

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from media.limits import MiB
+from airseal.media.limits import MiB
 
 MARGIN_BYTES = 1 * MiB
 """Kept free beyond the estimate (directory growth, FSInfo, filesystem rounding)."""

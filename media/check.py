@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from media import layout
-from media.errors import BadMedia, MediaReadError, MissingFile
-from media.reader import (
+from airseal.media import layout
+from airseal.media.errors import BadMedia, MediaReadError, MissingFile
+from airseal.media.reader import (
     DirectorySource,
     MediaSource,
     MediaVerdict,
@@ -31,11 +31,11 @@ from media.reader import (
     read_export_bundle,
     verify_media_files,
 )
-from media.rules import EntryKind, Finding
-from media.statement import ExportContents, read_export_statement
-from trustroot.bundle import parse_bundle
-from trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement
-from trustroot.errors import VerificationError
+from airseal.media.rules import EntryKind, Finding
+from airseal.media.statement import ExportContents, read_export_statement
+from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement
+from airseal.trustroot.errors import VerificationError
 
 Status = Literal["complete", "incomplete", "damaged"]
 AUTHENTICITY_NOTE = (
@@ -158,7 +158,7 @@ def check_media(
 ) -> CheckReport:
     """Check the media at ``media`` (a mount point or a :class:`MediaSource`).
 
-    Raises :class:`media.errors.MediaReadError` only when the media cannot be read at all;
+    Raises :class:`airseal.media.errors.MediaReadError` only when the media cannot be read at all;
     everything wrong *on* the media is reported in the :class:`CheckReport`.
     """
     source = media if isinstance(media, MediaSource) else DirectorySource(media)

@@ -2,10 +2,12 @@
 
 Two families, kept apart as python-tuf keeps ``RepositoryError`` apart from ``DownloadError``:
 
-- :class:`BadMedia` (a :class:`trustroot.errors.VerificationError`): *the media is bad*. Something
+- :class:`BadMedia` (a :class:`airseal.trustroot.errors.VerificationError`): *the media is bad*.
+Something
   on the stick, or a name or path about to be written to it, breaks a rule. Fail closed: nothing
   from such media may be used.
-- :class:`MediaIOError` (a :class:`trustroot.errors.TrustrootError`): *reading or writing failed*.
+- :class:`MediaIOError` (a :class:`airseal.trustroot.errors.TrustrootError`): *reading or writing
+failed*.
   Nothing was decided about the content (a full stick, an unknown capacity, an I/O error, bytes
   that did not read back as written).
 
@@ -15,7 +17,12 @@ and the ``check`` that failed, and carries a hint. ``str(error)`` is written for
 
 from __future__ import annotations
 
-from trustroot.errors import DigestMismatch, StatementError, TrustrootError, VerificationError
+from airseal.trustroot.errors import (
+    DigestMismatch,
+    StatementError,
+    TrustrootError,
+    VerificationError,
+)
 
 
 class BadMedia(VerificationError):

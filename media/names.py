@@ -13,7 +13,7 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from media.errors import UnsafeName, UnsafePath
+from airseal.media.errors import UnsafeName, UnsafePath
 
 MAX_NAME_UTF16_UNITS = 255
 MAX_PATH_CHARS = 1024

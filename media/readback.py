@@ -33,8 +33,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from media.errors import MediaWriteError, ReadBackMismatch
-from media.limits import MiB
+from airseal.media.errors import MediaWriteError, ReadBackMismatch
+from airseal.media.limits import MiB
 
 CHUNK_SIZE = MiB
 WINDOW_BYTES = 32 * MiB

@@ -8,7 +8,7 @@ larger than the caller's cap: every path is walked component by component from t
 ``O_NOFOLLOW`` directory descriptors and the opened file is checked with ``fstat``, so a symlink
 swapped in after the listing is still refused.
 
-:func:`verify_media_files` applies :mod:`media.rules` to a listing and hashes what the rules
+:func:`verify_media_files` applies :mod:`airseal.media.rules` to a listing and hashes what the rules
 clear, re-joining split payloads; it reports findings rather than raising, so the courier sees
 every problem at once, and :meth:`MediaVerdict.raise_first` turns them into typed errors for the
 agent.
@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, NoReturn, cast
 
-from media import layout
-from media.errors import (
+from airseal.media import layout
+from airseal.media.errors import (
     BadMedia,
     MediaDigestMismatch,
     MediaReadError,
@@ -41,16 +41,16 @@ from media.errors import (
     UnsafeName,
     UnsafePath,
 )
-from media.limits import (
+from airseal.media.limits import (
     MAX_DEPTH,
     MAX_ENTRIES,
     MAX_EXPORT_BUNDLE_BYTES,
     MAX_TOP_LEVEL_ENTRIES,
     MiB,
 )
-from media.names import safe_relative_path
-from media.rules import EntryKind, Finding, MediaEntry, entry_kind, judge_listing
-from media.statement import ExportContents
+from airseal.media.names import safe_relative_path
+from airseal.media.rules import EntryKind, Finding, MediaEntry, entry_kind, judge_listing
+from airseal.media.statement import ExportContents
 
 CHUNK_SIZE = MiB
 ProgressCallback = Callable[[int, int], None]
@@ -362,7 +362,8 @@ def read_export_bundle(source: MediaSource) -> bytes:
     """The bytes of ``airseal/export.sigstore.json``, capped at ``MAX_EXPORT_BUNDLE_BYTES``.
 
     Nothing is parsed or verified: the agent verifies these bytes against its trust root before
-    it reads the statement (:func:`media.statement.read_export_statement`) and then checks the
+    it reads the statement (:func:`airseal.media.statement.read_export_statement`) and then checks
+    the
     files with :func:`verify_media_files`.
     """
     return source.read_bytes(

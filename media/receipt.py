@@ -34,11 +34,11 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from media import layout
-from media.errors import InvalidExportStatement
-from media.limits import MAX_ACTIONS, MAX_RECEIPT_BYTES
-from media.statement import Identifier, OperatingSystem, Sha256Hex, ShortText, UtcDatetime
-from trustroot.dsse import Statement, Subject
+from airseal.media import layout
+from airseal.media.errors import InvalidExportStatement
+from airseal.media.limits import MAX_ACTIONS, MAX_RECEIPT_BYTES
+from airseal.media.statement import Identifier, OperatingSystem, Sha256Hex, ShortText, UtcDatetime
+from airseal.trustroot.dsse import Statement, Subject
 
 RECEIPT_PREDICATE_TYPE: Final = "https://airseal.dev/receipt/v1"
 MAX_REASON_CHARS: Final = 512
@@ -130,7 +130,8 @@ class ReceiptPredicate(_Model):
 
 
 def receipt_media_path(agent_id: str, export_id: str) -> str:
-    """Where the receipt goes, relative to ``airseal/`` (:func:`media.rules.receipt_problem`)."""
+    """Where the receipt goes, relative to ``airseal/``
+    (:func:`airseal.media.rules.receipt_problem`)."""
     return f"{layout.RECEIPTS_DIR}/{agent_id}/{export_id}.json"
 
 

@@ -3,7 +3,7 @@
 Shared by the courier's check and the agent's import: given what a :class:`MediaSource` found
 under ``airseal/`` and what the export statement lists, decide which files are missing, which
 have the wrong size, which are there but unlisted, and which are unsafe. Hashing, the one part
-that needs the bytes, is done by :mod:`media.reader` for the files this module clears.
+that needs the bytes, is done by :mod:`airseal.media.reader` for the files this module clears.
 
 The rules (DESIGN.md, "Media"):
 - only plain files and folders: no symlinks, hard links, fifos, devices or sockets;
@@ -11,7 +11,7 @@ The rules (DESIGN.md, "Media"):
 - every file under ``airseal/`` listed in the signed statement, except the statement itself and
   the ``receipts/`` subtree, which holds only ``receipts/<agent-id>/<export-id>.json`` files of
   bounded size and number;
-- bounded sizes and counts everywhere (:mod:`media.limits`).
+- bounded sizes and counts everywhere (:mod:`airseal.media.limits`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from media import layout
-from media.limits import (
+from airseal.media import layout
+from airseal.media.limits import (
     MAX_ACTION_BUNDLE_BYTES,
     MAX_DEPTH,
     MAX_ENTRIES,
@@ -33,7 +33,7 @@ from media.limits import (
     MAX_SUBJECTS,
     MAX_TOP_LEVEL_ENTRIES,
 )
-from media.names import name_problem
+from airseal.media.names import name_problem
 
 __all__ = [
     "MAX_ACTION_BUNDLE_BYTES",
@@ -175,7 +175,7 @@ def judge_listing(
     """Apply the rules to everything found under ``airseal/``.
 
     ``entries`` have paths relative to the mount point (``airseal/...``), as a
-    :class:`media.reader.MediaSource` walks them; ``listed_sizes`` maps each listed path
+    :class:`airseal.media.reader.MediaSource` walks them; ``listed_sizes`` maps each listed path
     (relative to ``airseal/``) to its size.
     """
     verdict = ListingVerdict()

@@ -1,7 +1,8 @@
 """The predicates Airseal signs: the export statement and the action statement.
 
-Both travel as in-toto v1 Statements inside DSSE Sigstore bundles (:mod:`trustroot.dsse`,
-:mod:`trustroot.bundle`). The models are frozen, reject unknown fields, bound every string and
+Both travel as in-toto v1 Statements inside DSSE Sigstore bundles (:mod:`airseal.trustroot.dsse`,
+:mod:`airseal.trustroot.bundle`). The models are frozen, reject unknown fields, bound every string
+and
 list, and check their cross-field rules on construction: an object that exists is well-formed.
 JSON field names are camelCase.
 
@@ -36,16 +37,16 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from media import layout
-from media.errors import InvalidExportStatement, UnsafeName, UnsafePath
-from media.limits import (
+from airseal.media import layout
+from airseal.media.errors import InvalidExportStatement, UnsafeName, UnsafePath
+from airseal.media.limits import (
     MAX_ACTIONS,
     MAX_ARGS,
     MAX_CONDITION_PATHS,
     MAX_PAYLOAD_BYTES,
     MAX_SUBJECTS,
 )
-from media.names import (
+from airseal.media.names import (
     MAX_NAME_UTF16_UNITS,
     check_unique,
     collision_key,
@@ -53,7 +54,7 @@ from media.names import (
     safe_relative_path,
     utf16_units,
 )
-from trustroot.dsse import Statement, Subject
+from airseal.trustroot.dsse import Statement, Subject
 
 EXPORT_PREDICATE_TYPE: Final = "https://airseal.dev/export/v1"
 ACTION_PREDICATE_TYPE: Final = "https://airseal.dev/action/v1"

@@ -4,11 +4,12 @@ Order of work, and why a crash at any moment is safe:
 
 1. **Plan and check, write nothing.** Names and paths are checked for FAT32/exFAT, each action
    bundle is matched with its payload, and the space needed (clusters, folders, a margin) is
-   compared with the free space (:mod:`media.capacity`). A refusal leaves the media untouched.
+   compared with the free space (:mod:`airseal.media.capacity`). A refusal leaves the media
+   untouched.
 2. **Stage.** Leftovers of interrupted exports are removed, then every file is written under
    ``<mount>/.airseal-staging-<export-id>/`` in the final layout: streamed in 1 MiB chunks,
    SHA-256 computed on the way in, payloads above ``split_threshold`` written as ``.partNNN``
-   files, each file fsynced and read back from the media (:mod:`media.readback`).
+   files, each file fsynced and read back from the media (:mod:`airseal.media.readback`).
 3. **Sign.** Only when every byte has read back correctly is the statement (subjects = every
    file) built and handed to ``sign``; the signed bundle is written to the staging folder,
    fsynced and read back.
@@ -49,9 +50,9 @@ from typing import BinaryIO
 
 from pydantic import ValidationError
 
-from media import layout
-from media.capacity import Capacity, probe_capacity, space_needed
-from media.errors import (
+from airseal.media import layout
+from airseal.media.capacity import Capacity, probe_capacity, space_needed
+from airseal.media.errors import (
     BadMedia,
     InsufficientSpace,
     InvalidExportStatement,
@@ -61,10 +62,10 @@ from media.errors import (
     UnknownCapacity,
     UnsafeName,
 )
-from media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES, MAX_SUBJECTS, MiB
-from media.names import check_name, check_unique, collision_key, safe_relative_path
-from media.readback import WINDOW_BYTES, ReadBack
-from media.statement import (
+from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES, MAX_SUBJECTS, MiB
+from airseal.media.names import check_name, check_unique, collision_key, safe_relative_path
+from airseal.media.readback import WINDOW_BYTES, ReadBack
+from airseal.media.statement import (
     ExportedAction,
     ExportFile,
     ExportPredicate,
@@ -72,9 +73,9 @@ from media.statement import (
     export_statement,
     read_action_statement,
 )
-from trustroot.bundle import parse_bundle
-from trustroot.dsse import Statement
-from trustroot.errors import VerificationError
+from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.dsse import Statement
+from airseal.trustroot.errors import VerificationError
 
 CHUNK_SIZE = MiB
 SignCallback = Callable[[Statement], bytes]
@@ -751,7 +752,8 @@ def write_export(
 ) -> ExportResult:
     """Write an export to ``<mount>/airseal/`` atomically (see the module docstring).
 
-    Raises :class:`media.errors.BadMedia` subclasses for unsafe names or a payload that is not
+    Raises :class:`airseal.media.errors.BadMedia` subclasses for unsafe names or a payload that is
+    not
     the one its action signed, :class:`InsufficientSpace` / :class:`UnknownCapacity` before
     anything is written, :class:`ReadBackMismatch` when the media returns other bytes than were
     written, and :class:`MediaWriteError` for other failures. Until the final rename of the

@@ -45,7 +45,7 @@ def airseal(monkeypatch):
             child_env["COSIGN_PASSWORD"] = password
         child_env.update(env or {})
         done = subprocess.run(
-            [sys.executable, "-m", "appliance.cli", *args],
+            [sys.executable, "-m", "airseal.appliance.cli", *args],
             capture_output=True,
             text=True,
             env=child_env,

@@ -27,7 +27,7 @@ def test_the_demo_runs_end_to_end_and_leaves_a_verifiable_trail(tmp_path):
     # and its signed receipt came back to the appliance
     env["AIRSEAL_HOME"] = str(demo / "home")
     listing = subprocess.run(
-        [sys.executable, "-m", "appliance.cli", "receipts", "list", "--json"], cwd=ROOT, env=env,
+        [sys.executable, "-m", "airseal", "receipts", "list", "--json"], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=60, check=True,
     )
     actions = json.loads(listing.stdout)["actions"]

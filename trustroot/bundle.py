@@ -22,10 +22,10 @@ from sigstore_models.common.v1 import (
 from sigstore_models.intoto import Envelope
 from sigstore_models.intoto import Signature as EnvelopeSignature
 
-from trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, pae
-from trustroot.errors import MalformedBundle
-from trustroot.keys import PublicKey, key_hint
-from trustroot.signer import Signer
+from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, pae
+from airseal.trustroot.errors import MalformedBundle
+from airseal.trustroot.keys import PublicKey, key_hint
+from airseal.trustroot.signer import Signer
 
 BUNDLE_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024

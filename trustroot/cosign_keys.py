@@ -25,8 +25,8 @@ from cryptography.exceptions import UnsupportedAlgorithm as _CryptoUnsupported
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from trustroot.errors import KeyFormatError, WrongPassword
-from trustroot.keys import MAX_KEY_PEM_BYTES, PrivateKey, key_algorithm
+from airseal.trustroot.errors import KeyFormatError, WrongPassword
+from airseal.trustroot.keys import MAX_KEY_PEM_BYTES, PrivateKey, key_algorithm
 
 SIGSTORE_LABEL = "ENCRYPTED SIGSTORE PRIVATE KEY"
 COSIGN_LABEL = "ENCRYPTED COSIGN PRIVATE KEY"

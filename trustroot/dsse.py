@@ -2,7 +2,8 @@
 
 The signature covers the DSSE pre-authentication encoding (PAE) of the payload type and the
 payload bytes, so the statement is only parsed *after* its signature verified (see
-:func:`trustroot.verify.verify_dsse_bundle`). Statements are validated on construction: an object
+:func:`airseal.trustroot.verify.verify_dsse_bundle`). Statements are validated on construction: an
+object
 that exists is well-formed.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from trustroot.errors import StatementError
+from airseal.trustroot.errors import StatementError
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -20,7 +20,7 @@ Guarantees:
   mirrored root and the default exists for convenience and tests.
 * The artifact is passed as a SHA-256 digest, so callers stream files of any size.
 * Fail closed: a result exists only if every check passed; anything else raises a
-  :class:`trustroot.errors.VerificationError` subclass naming the subject.
+  :class:`airseal.trustroot.errors.VerificationError` subclass naming the subject.
 
 DSSE (attestation) bundles are refused: they sign a statement *about* artifacts, not the artifact,
 and need a statement policy this entry point does not have.
@@ -48,7 +48,7 @@ from sigstore.verify.policy import Identity
 from sigstore_models.common.v1 import HashAlgorithm
 from sigstore_models.trustroot import v1 as trustroot_v1
 
-from trustroot.errors import (
+from airseal.trustroot.errors import (
     DigestMismatch,
     IdentityMismatch,
     MalformedBundle,

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
-from trustroot.errors import UnsupportedAlgorithm
-from trustroot.keys import KeyAlgorithm, PrivateKey, PublicKey, key_algorithm
+from airseal.trustroot.errors import UnsupportedAlgorithm
+from airseal.trustroot.keys import KeyAlgorithm, PrivateKey, PublicKey, key_algorithm
 
 
 @runtime_checkable

@@ -3,7 +3,8 @@
 Written by hand because sigstore-python 4.x verifies only certificate (keyless) bundles
 (sigstore-python#1244). It is deliberately small and is cross-checked in the tests against
 ``@sigstore/verify`` (npm), an independent implementation. Every function fails closed: it either
-returns a verified result or raises a :class:`trustroot.errors.VerificationError` subclass naming
+returns a verified result or raises a :class:`airseal.trustroot.errors.VerificationError` subclass
+naming
 the subject and the check.
 
 Transparency-log entries inside key-based bundles are not checked here (offline sites pin keys;
@@ -17,9 +18,9 @@ from dataclasses import dataclass
 
 from sigstore_models.common.v1 import HashAlgorithm
 
-from trustroot.bundle import Bundle, decode_b64
-from trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, pae
-from trustroot.errors import (
+from airseal.trustroot.bundle import Bundle, decode_b64
+from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, pae
+from airseal.trustroot.errors import (
     DigestMismatch,
     InvalidSignature,
     MalformedBundle,
@@ -27,7 +28,7 @@ from trustroot.errors import (
     UnsupportedAlgorithm,
     WrongKey,
 )
-from trustroot.keys import (
+from airseal.trustroot.keys import (
     KeyAlgorithm,
     PublicKey,
     fingerprint,

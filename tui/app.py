@@ -11,11 +11,11 @@ from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, TextArea
 
-from tui.commands import AirsealCommands, PaletteCommand
-from tui.context import ApplianceContext, default_context
-from tui.errors import describe_error
-from tui.navigation import PLACE_BY_MODE, PLACES
-from tui.prompter import ModalPrompter, PromptCancelled
+from airseal.tui.commands import AirsealCommands, PaletteCommand
+from airseal.tui.context import ApplianceContext, default_context
+from airseal.tui.errors import describe_error
+from airseal.tui.navigation import PLACE_BY_MODE, PLACES
+from airseal.tui.prompter import ModalPrompter, PromptCancelled
 
 
 def _lazy_screen(module: str, name: str) -> Callable[[], Screen[Any]]:
@@ -83,7 +83,7 @@ class AirsealApp(App[int]):
             self.screen.set_focus(None)
 
     def action_help(self) -> None:
-        from tui.screens.help import HelpScreen
+        from airseal.tui.screens.help import HelpScreen
 
         self.push_screen(HelpScreen())
 
@@ -98,7 +98,7 @@ class AirsealApp(App[int]):
 
             self.log.error("internal error\n" + "".join(traceback.format_exception(error)).rstrip())
             self.internal_errors.append(error)
-        from tui.widgets.dialogs import ErrorDialog
+        from airseal.tui.widgets.dialogs import ErrorDialog
 
         self.push_screen(ErrorDialog(text.title, text.body))
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from tui.navigation import PLACES
+from airseal.tui.navigation import PLACES
 
 if TYPE_CHECKING:
-    from tui.app import AirsealApp
+    from airseal.tui.app import AirsealApp
 
 
 @dataclass(frozen=True)

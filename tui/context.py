@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import sqlite_utils
 
-    from appliance.home import Home
-    from appliance.mounts import MediaMount, SpaceCheck
+    from airseal.appliance.home import Home
+    from airseal.appliance.mounts import MediaMount, SpaceCheck
 
 
 def _utc_now() -> datetime:
@@ -46,8 +46,8 @@ class ApplianceContext:
     @contextmanager
     def session(self) -> Iterator[tuple[Home, sqlite_utils.Database]]:
         """The opened home and a database connection for the calling thread."""
-        from appliance.db import open_database
-        from appliance.home import open_home
+        from airseal.appliance.db import open_database
+        from airseal.appliance.home import open_home
 
         home = open_home(self.root)
         db = open_database(home)
@@ -59,20 +59,20 @@ class ApplianceContext:
     def yubikey(self, serial: int | None = None) -> Callable[[], Any]:
         if self.yubikey_factory is not None:
             return self.yubikey_factory(serial)
-        from appliance.signers.piv import yubikey
+        from airseal.appliance.signers.piv import yubikey
 
         return yubikey(serial)
 
     def yubikeys(self) -> list[Any]:
         if self.yubikey_lister is not None:
             return self.yubikey_lister()
-        from appliance.signers.piv import list_yubikeys
+        from airseal.appliance.signers.piv import list_yubikeys
 
         return list(list_yubikeys())
 
     def detect_media(self) -> list[MediaMount]:
         """Removable media mounted now."""
-        from appliance.mounts import detect_media
+        from airseal.appliance.mounts import detect_media
 
         return detect_media(self.mount_table() if self.mount_table else None)
 
@@ -80,7 +80,7 @@ class ApplianceContext:
         self, db: sqlite_utils.Database, target: Path, action_ids: list[str]
     ) -> SpaceCheck:
         """Whether an export of ``action_ids`` fits on ``target``."""
-        from appliance.mounts import check_space
+        from airseal.appliance.mounts import check_space
 
         mountinfo = self.mount_table() if self.mount_table else None
         if self.capacity_probe is not None:
@@ -91,6 +91,6 @@ class ApplianceContext:
 
 
 def default_context() -> ApplianceContext:
-    from appliance.home import default_home
+    from airseal.appliance.home import default_home
 
     return ApplianceContext(root=default_home())

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from trustroot.errors import TrustrootError
+from airseal.trustroot.errors import TrustrootError
 
 INTERNAL_ERROR_TEXT = "airseal: internal error (a bug): please report the traceback above"
 

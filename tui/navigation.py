@@ -15,13 +15,13 @@ class Place:
 
 
 PLACES: tuple[Place, ...] = (
-    Place("dashboard", "Dashboard", "1", "tui.screens.dashboard", "DashboardScreen"),
-    Place("keys", "Keys & tokens", "2", "tui.screens.keys", "KeysScreen"),
-    Place("files", "Files", "3", "tui.screens.files", "FilesScreen"),
-    Place("actions", "Actions", "4", "tui.screens.actions", "ActionsScreen"),
-    Place("export", "Export", "5", "tui.screens.export", "ExportScreen"),
-    Place("check", "Media check", "6", "tui.screens.media_check", "MediaCheckScreen"),
-    Place("receipts", "Receipts", "7", "tui.screens.receipts", "ReceiptsScreen"),
-    Place("audit", "Audit", "8", "tui.screens.audit", "AuditScreen"),
+    Place("dashboard", "Dashboard", "1", "airseal.tui.screens.dashboard", "DashboardScreen"),
+    Place("keys", "Keys & tokens", "2", "airseal.tui.screens.keys", "KeysScreen"),
+    Place("files", "Files", "3", "airseal.tui.screens.files", "FilesScreen"),
+    Place("actions", "Actions", "4", "airseal.tui.screens.actions", "ActionsScreen"),
+    Place("export", "Export", "5", "airseal.tui.screens.export", "ExportScreen"),
+    Place("check", "Media check", "6", "airseal.tui.screens.media_check", "MediaCheckScreen"),
+    Place("receipts", "Receipts", "7", "airseal.tui.screens.receipts", "ReceiptsScreen"),
+    Place("audit", "Audit", "8", "airseal.tui.screens.audit", "AuditScreen"),
 )
 PLACE_BY_MODE = {p.mode: p for p in PLACES}

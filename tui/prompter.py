@@ -1,7 +1,8 @@
-"""The :class:`appliance.prompts.Prompter` of the terminal UI: masked modal dialogs.
+"""The :class:`airseal.appliance.prompts.Prompter` of the terminal UI: masked modal dialogs.
 
 Services run in worker threads and call :meth:`ModalPrompter.secret`; the request crosses to the
-UI thread (``App.call_from_thread``), a :class:`~tui.widgets.dialogs.SecretDialog` opens, and the
+UI thread (``App.call_from_thread``), a :class:`~airseal.tui.widgets.dialogs.SecretDialog` opens,
+and the
 worker waits for the answer. The secret goes back to the service and nowhere else.
 """
 
@@ -13,8 +14,8 @@ from typing import Any
 from textual.app import App
 from textual.worker import NoActiveWorker, get_current_worker
 
-from appliance.errors import PasswordError
-from tui.widgets.dialogs import SecretDialog
+from airseal.appliance.errors import PasswordError
+from airseal.tui.widgets.dialogs import SecretDialog
 
 
 class PromptCancelled(PasswordError):

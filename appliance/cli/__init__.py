@@ -1,7 +1,7 @@
 """The `airseal` command line: thin over `appliance` services.
 
 Errors are caught once, in :func:`main`: their user-facing text goes to stderr (no traceback) and
-their class picks the exit code (:mod:`appliance.cli.exit_codes`).
+their class picks the exit code (:mod:`airseal.appliance.cli.exit_codes`).
 
 Subcommands live in their own modules and are imported only when named (:class:`LazyGroup`,
 click's documented pattern): `airseal audit verify` never loads the PKCS#11 or YubiKey stacks,
@@ -16,24 +16,27 @@ import sys
 
 import click
 
-from appliance.cli import exit_codes
-from trustroot.errors import TrustrootError
+from airseal.appliance.cli import exit_codes
+from airseal.trustroot.errors import TrustrootError
 
 # command name -> the module that defines it (and registers it on `cli` when imported)
 _COMMAND_MODULES: dict[str, str] = {
-    "init": "appliance.cli.commands",
-    "audit": "appliance.cli.commands",
-    "key": "appliance.cli.commands",
-    "sign-blob": "appliance.cli.commands",
-    "verify-blob": "appliance.cli.commands",
-    "file": "appliance.cli.files",
-    "config": "appliance.cli.files",
-    "action": "appliance.cli.actions",
-    "export": "appliance.cli.export",
-    "media": "appliance.cli.export",
-    "receipts": "appliance.cli.receipts",
-    "token": "appliance.cli.token",
-    "piv": "appliance.cli.piv",
+    "init": "airseal.appliance.cli.commands",
+    "audit": "airseal.appliance.cli.commands",
+    "key": "airseal.appliance.cli.commands",
+    "sign-blob": "airseal.appliance.cli.commands",
+    "verify-blob": "airseal.appliance.cli.commands",
+    "file": "airseal.appliance.cli.files",
+    "config": "airseal.appliance.cli.files",
+    "action": "airseal.appliance.cli.actions",
+    "export": "airseal.appliance.cli.export",
+    "media": "airseal.appliance.cli.export",
+    "receipts": "airseal.appliance.cli.receipts",
+    "token": "airseal.appliance.cli.token",
+    "piv": "airseal.appliance.cli.piv",
+    # The TUI is a front end beside this CLI: found by name like every subcommand, so that the
+    # appliance never imports it (import contract) and `airseal <command>` never loads Textual.
+    "tui": "airseal.tui.command",
 }
 
 
@@ -61,10 +64,27 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context) -> None:
     """Airseal: sign files and actions offline and carry them to air-gapped endpoints.
 
-    With no command, opens the terminal UI on the appliance home ($AIRSEAL_HOME).
+    With no command, opens the terminal UI on the appliance home ($AIRSEAL_HOME) when run on a
+    terminal; otherwise prints this help and exits 2.
     """
-    if ctx.invoked_subcommand is None:
-        click.echo(ctx.get_help())
+    if ctx.invoked_subcommand is not None:
+        return
+    if _on_a_terminal():
+        tui = cli.get_command(ctx, "tui")
+        assert tui is not None
+        ctx.exit(ctx.invoke(tui) or 0)
+    click.echo(ctx.get_help())
+    click.echo(
+        "\nairseal: not on a terminal, so the terminal UI was not started; name a command "
+        "(or run `airseal tui` on a terminal).",
+        err=True,
+    )
+    ctx.exit(exit_codes.USAGE)
+
+
+def _on_a_terminal() -> bool:
+    """The TUI needs a terminal on both ends: never write escape codes into a pipe or a file."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
 
 def register_all() -> None:

@@ -1,5 +1,5 @@
 import sys
 
-from appliance.cli import main
+from airseal.appliance.cli import main
 
 sys.exit(main())

@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from appliance import actions
-from appliance.cli import cli
-from appliance.cli.session import json_option, open_appliance
-from appliance.cli.ui import TerminalPrompter, emit_json
+from airseal.appliance import actions
+from airseal.appliance.cli import cli
+from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.ui import TerminalPrompter, emit_json
 
 
 def action_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

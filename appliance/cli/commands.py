@@ -11,15 +11,15 @@ from pathlib import Path
 import click
 import sqlite_utils
 
-from appliance import audit, keystore
-from appliance.cli import cli, exit_codes
-from appliance.cli.session import json_option, open_appliance
-from appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
-from appliance.db import SCHEMA_VERSION, open_database
-from appliance.errors import UsageError
-from appliance.files import write_atomic
-from appliance.home import Home, default_home, init_home
-from trustroot.keys import spki_pem
+from airseal.appliance import audit, keystore
+from airseal.appliance.cli import cli, exit_codes
+from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
+from airseal.appliance.db import SCHEMA_VERSION, open_database
+from airseal.appliance.errors import UsageError
+from airseal.appliance.files import write_atomic
+from airseal.appliance.home import Home, default_home, init_home
+from airseal.trustroot.keys import spki_pem
 
 
 def _open() -> tuple[Home, sqlite_utils.Database]:
@@ -236,7 +236,9 @@ def sign_blob(
     file: Path, key_name: str, output_signature: Path | None, bundle: Path | None, as_json: bool
 ) -> None:
     """Sign FILE (streamed: any size, constant memory)."""
-    from appliance import blobs  # the signing core loads only for the commands that sign or verify
+    from airseal.appliance import (
+        blobs,  # the signing core loads only for the commands that sign or verify
+    )
 
     home, db = _open()
     with byte_progress(f"Signing {file.name}", file_size(file)) as advance:
@@ -300,7 +302,9 @@ def verify_blob(
     as_json: bool,
 ) -> None:
     """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1)."""
-    from appliance import blobs  # the signing core loads only for the commands that sign or verify
+    from airseal.appliance import (
+        blobs,  # the signing core loads only for the commands that sign or verify
+    )
 
     keyless = certificate_identity is not None or certificate_oidc_issuer is not None
     if keyless:
@@ -343,9 +347,9 @@ def verify_blob(
 def _verify_keyless(
     file: Path, bundle: Path, identity: str, issuer: str, trusted_root: Path | None
 ) -> dict[str, object]:
-    from appliance import blobs
-    from trustroot.bundle import MAX_BUNDLE_BYTES
-    from trustroot.keyless import verify_keyless_bundle
+    from airseal.appliance import blobs
+    from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
+    from airseal.trustroot.keyless import verify_keyless_bundle
 
     digest, _ = blobs.hash_file(file)
     root_json = blobs.read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.errors import TrustrootError, VerificationError
 
 OK = 0
 VERIFICATION_FAILED = 1  # a signature, digest, bundle, identity or media check failed

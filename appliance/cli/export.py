@@ -7,11 +7,11 @@ from pathlib import Path
 
 import click
 
-from appliance import export as export_service
-from appliance.cli import cli, exit_codes
-from appliance.cli.session import json_option, open_appliance
-from appliance.cli.ui import TerminalPrompter, emit_json, stderr
-from media import layout
+from airseal.appliance import export as export_service
+from airseal.appliance.cli import cli, exit_codes
+from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.ui import TerminalPrompter, emit_json, stderr
+from airseal.media import layout
 
 
 @cli.command(name="export")
@@ -77,7 +77,7 @@ def media_check(ctx: click.Context, mount: Path, as_json: bool) -> None:
 
     Exit 0 when complete; 1 with the list of missing, damaged, extra or unsafe files.
     """
-    from media.check import check_media
+    from airseal.media.check import check_media
 
     report = check_media(mount, now=datetime.now(UTC))
     if as_json:
@@ -89,7 +89,7 @@ def media_check(ctx: click.Context, mount: Path, as_json: bool) -> None:
 
 
 def _print_report(report: object) -> None:
-    from media.check import CheckReport
+    from airseal.media.check import CheckReport
 
     assert isinstance(report, CheckReport)
     if report.ok:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from appliance import intake, settings
-from appliance.blobs import load_key_argument
-from appliance.cli import cli
-from appliance.cli.session import json_option, open_appliance
-from appliance.cli.ui import byte_progress, emit_json, file_size
+from airseal.appliance import intake, settings
+from airseal.appliance.blobs import load_key_argument
+from airseal.appliance.cli import cli
+from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.ui import byte_progress, emit_json, file_size
 
 
 @cli.group(name="file")

@@ -1,6 +1,7 @@
 """`airseal piv`: a YubiKey's PIV application (the equivalent of ``cosign piv-tool``).
 
-Thin over :mod:`appliance.signers.piv` and :mod:`appliance.piv_attestation`; errors reach the
+Thin over :mod:`airseal.appliance.signers.piv` and :mod:`airseal.appliance.piv_attestation`; errors
+reach the
 operator through the CLI's ``main``. Register with ``cli.add_command(piv)``.
 
 Secrets never come from argv: PIN, PUK and management keys are read from the environment
@@ -22,9 +23,9 @@ from typing import Any
 
 import click
 
-from appliance.errors import PinError, UsageError, YubiKeyNotFound
-from appliance.piv_attestation import TrustAnchors
-from appliance.signers import piv as backend
+from airseal.appliance.errors import PinError, UsageError, YubiKeyNotFound
+from airseal.appliance.piv_attestation import TrustAnchors
+from airseal.appliance.signers import piv as backend
 
 PIN_ENV = "AIRSEAL_PIN"
 NEW_PIN_ENV = "AIRSEAL_NEW_PIN"
@@ -309,7 +310,7 @@ def generate_key_command(
 
 
 def _fingerprint(ref: backend.PivKeyRef) -> str:
-    from trustroot.keys import fingerprint
+    from airseal.trustroot.keys import fingerprint
 
     return fingerprint(ref.public_key)
 

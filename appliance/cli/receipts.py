@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from appliance import receipts
-from appliance.cli import cli, exit_codes
-from appliance.cli.session import json_option, open_appliance
-from appliance.cli.ui import emit_json
+from airseal.appliance import receipts
+from airseal.appliance.cli import cli, exit_codes
+from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.ui import emit_json
 
 
 @cli.group(name="receipts")

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import click
 import sqlite_utils
 
-from appliance.db import open_database
-from appliance.home import Home, open_home
+from airseal.appliance.db import open_database
+from airseal.appliance.home import Home, open_home
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 

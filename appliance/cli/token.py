@@ -1,6 +1,7 @@
 """`airseal token`: what a PKCS#11 module sees (slots, tokens, serials, PIN state, free memory).
 
-Thin over :mod:`appliance.signers.pkcs11`; errors reach the operator through the CLI's `main`.
+Thin over :mod:`airseal.appliance.signers.pkcs11`; errors reach the operator through the CLI's
+`main`.
 Register with ``cli.add_command(token)``.
 """
 
@@ -13,7 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from appliance.signers.pkcs11 import PinProvider, TokenInfo, list_tokens
+from airseal.appliance.signers.pkcs11 import PinProvider, TokenInfo, list_tokens
 
 PIN_ENV = "AIRSEAL_PIN"
 MODULE_ENV = "AIRSEAL_PKCS11_MODULE"

@@ -20,7 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from appliance.errors import PasswordError
+from airseal.appliance.errors import PasswordError
 
 stderr = Console(stderr=True)
 

@@ -1,7 +1,8 @@
 """Registering and opening hardware-held keys (PKCS#11 tokens, YubiKey PIV) for the keystore.
 
 The keystore stores only a reference (module, token serial, key id / device serial, slot) and the
-public key; the PIN is asked through the operator's :class:`~appliance.prompts.Prompter` each time
+public key; the PIN is asked through the operator's :class:`~airseal.appliance.prompts.Prompter`
+each time
 a signer opens (``AIRSEAL_PIN`` answers it in scripts). Signers close their sessions when the
 ``with`` block ends, on every path.
 """
@@ -12,8 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from appliance.prompts import Prompter, token_pin
-from trustroot.signer import Signer
+from airseal.appliance.prompts import Prompter, token_pin
+from airseal.trustroot.signer import Signer
 
 
 def pkcs11_pin_provider(prompter: Prompter, token: str) -> Any:
@@ -24,7 +25,7 @@ def pkcs11_pin_provider(prompter: Prompter, token: str) -> Any:
 def open_pkcs11_signer(
     reference: dict[str, str], public_key_pem: bytes, prompter: Prompter
 ) -> Iterator[Signer]:
-    from appliance.signers.pkcs11 import Pkcs11KeyRef, Pkcs11Signer
+    from airseal.appliance.signers.pkcs11 import Pkcs11KeyRef, Pkcs11Signer
 
     ref = Pkcs11KeyRef.from_record({**reference, "public_key_pem": public_key_pem.decode()})
     signer = Pkcs11Signer(ref, pkcs11_pin_provider(prompter, ref.token_label or ref.token_serial))
@@ -45,7 +46,7 @@ def pkcs11_reference(ref: Any) -> dict[str, str]:
 def open_piv_signer(
     reference: dict[str, Any], public_key_pem: bytes, prompter: Prompter
 ) -> Iterator[Signer]:
-    from appliance.signers.piv import PivKeyRef, PivSigner
+    from airseal.appliance.signers.piv import PivKeyRef, PivSigner
 
     ref = PivKeyRef.from_record({**reference, "public_key_pem": public_key_pem.decode()})
     signer = PivSigner(

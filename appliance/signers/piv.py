@@ -2,7 +2,7 @@
 
 The equivalent of ``cosign piv-tool``: inspect, reset, set the PIN/PUK/management key, generate a
 key (with a self-signed certificate in the slot, as ykman does), attest it, and sign with it through
-:class:`PivSigner`, a :class:`trustroot.signer.Signer`.
+:class:`PivSigner`, a :class:`airseal.trustroot.signer.Signer`.
 
 What this module guarantees:
 
@@ -13,14 +13,17 @@ What this module guarantees:
 - **The slot's policies are honoured, not assumed.** Before a signature the signer reads the slot's
   metadata: PIN policy ALWAYS (slot 9c's default) means a PIN verification right before every
   signature, ONCE means once per connection; touch ALWAYS or CACHED means a notice first. A missed
-  touch is :class:`~appliance.errors.TouchNotConfirmed` ("touch the key ... and retry"); a wrong PIN
+  touch is :class:`~airseal.appliance.errors.TouchNotConfirmed` ("touch the key ... and retry"); a
+  wrong PIN
   says how many tries remain; a blocked PIN says to use the PUK.
 - **The registered key is the key that signs.** A :class:`PivSigner` checks that the slot still
-  holds the public key of its :class:`PivKeyRef` (else :class:`~appliance.errors.TokenKeyMismatch`)
+  holds the public key of its :class:`PivKeyRef` (else
+  :class:`~airseal.appliance.errors.TokenKeyMismatch`)
   and verifies each signature with it before returning it.
 - **One process owns a YubiKey at a time.** PC/SC connections are exclusive, and all Airseal YubiKey
   work on a machine is serialised by one lock (a thread lock plus an ``flock``); a caller that
-  cannot get it within the timeout gets :class:`~appliance.errors.YubiKeyBusy`, never a hang.
+  cannot get it within the timeout gets :class:`~airseal.appliance.errors.YubiKeyBusy`, never a
+  hang.
   Several YubiKeys attached is not an error: :func:`yubikey` picks by serial (or asks ``choose``).
 - **Management keys as ykman keeps them.** A random management key is stored on the YubiKey in
   ykman's PIN-protected object (``ykman.piv.pivman_set_mgm_key(..., store_on_device=True)``), so
@@ -78,7 +81,7 @@ from yubikit.piv import (
     SlotMetadata,
 )
 
-from appliance.errors import (
+from airseal.appliance.errors import (
     ManagementKeyError,
     PinBlocked,
     PinError,
@@ -93,9 +96,9 @@ from appliance.errors import (
     YubiKeyError,
     YubiKeyNotFound,
 )
-from appliance.piv_attestation import TrustAnchors, VerifiedAttestation, verify_attestation
-from trustroot.errors import UnsupportedAlgorithm
-from trustroot.keys import (
+from airseal.appliance.piv_attestation import TrustAnchors, VerifiedAttestation, verify_attestation
+from airseal.trustroot.errors import UnsupportedAlgorithm
+from airseal.trustroot.keys import (
     KeyAlgorithm,
     PublicKey,
     fingerprint,
@@ -104,7 +107,7 @@ from trustroot.keys import (
     spki_pem,
     verify_digest,
 )
-from trustroot.signer import sign_message_via_digest
+from airseal.trustroot.signer import sign_message_via_digest
 
 SmartCardFactory = Callable[[], SmartCardConnection]
 PinCallback = Callable[[], str]
@@ -1099,7 +1102,7 @@ def _close_held(held: list[SmartCardConnection]) -> None:
 
 
 class PivSigner:
-    """A :class:`trustroot.signer.Signer` over a YubiKey PIV slot.
+    """A :class:`airseal.trustroot.signer.Signer` over a YubiKey PIV slot.
 
     Holds the YubiKey (and the machine-wide YubiKey lock) from its first signature until
     :meth:`close` or the end of its ``with`` block, so that an export signing many statements

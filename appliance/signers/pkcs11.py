@@ -10,11 +10,12 @@ What this module guarantees:
 - **The database holds a reference, not a secret.** :class:`Pkcs11KeyRef` names the module, the
   token (label and serial), the key id and label, and the public key. A :class:`Pkcs11Signer`
   opened from it checks that the token still holds *that* key under the id (a different key is a
-  :class:`~appliance.errors.TokenKeyMismatch`), and verifies its first signature with the stored
+  :class:`~airseal.appliance.errors.TokenKeyMismatch`), and verifies its first signature with the
+  stored
   public key before handing it out.
 - **Signatures are what cosign and our verifiers expect.** ECDSA signs the SHA-256 digest with
   ``CKM_ECDSA`` and converts the token's raw ``r||s`` into DER. RSA signs a ``DigestInfo(SHA-256)``
-  with ``CKM_RSA_PKCS`` (PKCS#1 v1.5, what cosign and :mod:`trustroot.keys` verify). RSA-PSS
+  with ``CKM_RSA_PKCS`` (PKCS#1 v1.5, what cosign and :mod:`airseal.trustroot.keys` verify). RSA-PSS
   (``CKM_RSA_PKCS_PSS``, MGF1-SHA-256, salt length 32) is available by choice,
   ``Pkcs11Signer(..., rsa_padding=RsaPadding.PSS)``, for consumers that require PSS: Sigstore
   bundles verified by :mod:`trustroot` and cosign must use PKCS#1 v1.5, so PSS is never the default.
@@ -72,7 +73,7 @@ from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass, To
 from pkcs11 import exceptions as p11x
 from pkcs11.mechanisms import MGF
 
-from appliance.errors import (
+from airseal.appliance.errors import (
     AmbiguousKeyLabel,
     AmbiguousToken,
     MechanismNotOffered,
@@ -86,8 +87,8 @@ from appliance.errors import (
     TokenNotFound,
     WrongPin,
 )
-from trustroot.errors import InvalidSignature, TrustrootError, UnsupportedAlgorithm
-from trustroot.keys import (
+from airseal.trustroot.errors import InvalidSignature, TrustrootError, UnsupportedAlgorithm
+from airseal.trustroot.keys import (
     KeyAlgorithm,
     PublicKey,
     key_algorithm,
@@ -96,7 +97,7 @@ from trustroot.keys import (
     spki_pem,
     verify_digest,
 )
-from trustroot.signer import sign_message_via_digest
+from airseal.trustroot.signer import sign_message_via_digest
 
 __all__ = [
     "PinProvider",
@@ -1237,7 +1238,7 @@ class _SignerState:
 
 
 class Pkcs11Signer:
-    """A :class:`trustroot.signer.Signer` whose private key stays on a PKCS#11 token.
+    """A :class:`airseal.trustroot.signer.Signer` whose private key stays on a PKCS#11 token.
 
     Opening it selects the token, logs in (asking ``pin_provider`` if needed), finds the key by
     id and checks the token's public key against the reference. One session and one login then

@@ -20,16 +20,16 @@ from typing import Any
 
 import pytest
 
-from agent.approval import ApproveAll, Approver
-from agent.enrolment import enroll, pinned_trust
-from agent.identity import load_signer
-from agent.importer import Importer, ImportOptions, StageHook, host_facts
-from agent.journal import Journal
-from agent.lock import StateLock
-from agent.report import ImportReport
-from agent.state import AgentState, init_state, open_state
-from media.reader import DirectorySource
-from trustroot.signer import Signer
+from airseal.agent.approval import ApproveAll, Approver
+from airseal.agent.enrolment import enroll, pinned_trust
+from airseal.agent.identity import load_signer
+from airseal.agent.importer import Importer, ImportOptions, StageHook, host_facts
+from airseal.agent.journal import Journal
+from airseal.agent.lock import StateLock
+from airseal.agent.report import ImportReport
+from airseal.agent.state import AgentState, init_state, open_state
+from airseal.media.reader import DirectorySource
+from airseal.trustroot.signer import Signer
 
 from .helpers import PASSWORD, Distributor, new_distributor, utcnow
 
@@ -142,7 +142,7 @@ def agent_cli() -> Callable[..., CliResult]:
     ) -> CliResult:
         child_env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in unset}
         done = subprocess.run(
-            [sys.executable, "-m", "agent", *args],
+            [sys.executable, "-m", "airseal.agent", *args],
             capture_output=True,
             text=True,
             env=child_env,

@@ -1,6 +1,7 @@
 """Builders for agent tests: a distributor key, payload archives, signed actions, real media.
 
-Media is written by the real export writer (:func:`media.writer.write_export`); hostile media
+Media is written by the real export writer (:func:`airseal.media.writer.write_export`); hostile
+media
 that the writer (rightly) refuses to produce is made by :func:`resign_export`, which edits a
 written export and signs a fresh statement over it, as a compromised or buggy appliance could.
 """
@@ -22,8 +23,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from media import layout
-from media.statement import (
+from airseal.media import layout
+from airseal.media.statement import (
     ActionPayload,
     ActionPredicate,
     Conditions,
@@ -32,11 +33,11 @@ from media.statement import (
     Intake,
     action_statement,
 )
-from media.writer import ActionToExport, ExportHeader, write_export
-from trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
-from trustroot.dsse import Statement, Subject
-from trustroot.keys import fingerprint, spki_pem
-from trustroot.signer import PrivateKeySigner
+from airseal.media.writer import ActionToExport, ExportHeader, write_export
+from airseal.trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
+from airseal.trustroot.dsse import Statement, Subject
+from airseal.trustroot.keys import fingerprint, spki_pem
+from airseal.trustroot.signer import PrivateKeySigner
 
 PASSWORD = "agent key password for tests"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.archive import (
+from airseal.agent.archive import (
     ArchiveLimits,
     Member,
     archive_kind,
@@ -19,7 +19,7 @@ from agent.archive import (
     normalise_name,
     run_target,
 )
-from agent.errors import UnsafeArchive
+from airseal.agent.errors import UnsafeArchive
 
 from .helpers import hostile_tar, tar_info, tar_payload, zip_payload, zip_symlink
 

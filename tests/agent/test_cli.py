@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from agent import exit_codes
+from airseal.agent import exit_codes
 
 from .helpers import ActionBuild, new_distributor, script, sign_action, write_media
 
@@ -28,7 +28,7 @@ def test_version_is_fast_and_imports_little(agent_cli):
         [
             sys.executable,
             "-c",
-            "import sys; from agent.cli import main; "
+            "import sys; from airseal.agent.cli import main; "
             "heavy = ('cryptography', 'pydantic', 'sqlite_utils', 'sigstore_models', "
             "'appliance', 'media'); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))",
@@ -149,7 +149,7 @@ def test_a_crash_mid_run_is_reported_on_the_next_start(agent_cli, agent_state, t
         [sign_action(ActionBuild("sleeper", sleeper, mode="execute", timeout=120), distributor)],
     )
     child = subprocess.Popen(
-        [sys.executable, "-m", "agent", "import", str(mount), "--non-interactive"],
+        [sys.executable, "-m", "airseal.agent", "import", str(mount), "--non-interactive"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         stdin=subprocess.DEVNULL,
@@ -190,7 +190,7 @@ def test_a_crash_mid_run_is_reported_on_the_next_start(agent_cli, agent_state, t
 
 
 def test_state_lock_makes_a_second_import_fail_fast(agent_cli, agent_state, tmp_path):
-    from agent.lock import StateLock
+    from airseal.agent.lock import StateLock
 
     with StateLock(agent_state.lock_path):
         result = agent_cli("import", str(tmp_path), "--yes")

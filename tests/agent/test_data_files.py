@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import agent.data
-from agent.identity import CREDENTIAL_NAME
+import airseal.agent.data
+from airseal.agent.identity import CREDENTIAL_NAME
 
-DATA = Path(agent.data.__file__).parent
+DATA = Path(airseal.agent.data.__file__).parent
 UNIT = DATA / "airseal-agent-import@.service"
 RULE = DATA / "90-airseal-agent.rules"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.conditions import HostFacts, condition_problem, window_problem
-from agent.errors import (
+from airseal.agent.conditions import HostFacts, condition_problem, window_problem
+from airseal.agent.errors import (
     ActionStatementMismatch,
     DistributorMismatch,
     ExpiredMedia,
@@ -18,21 +18,21 @@ from agent.errors import (
     ReplayedMedia,
     UntrustedDistributor,
 )
-from agent.journal import RunHistory, RunKey
-from agent.plan import plan_actions, segments
-from agent.trust import PinnedKeyTrust, TrustedKey, hint_to_fingerprint, parse_purposes
-from agent.verification import (
+from airseal.agent.journal import RunHistory, RunKey
+from airseal.agent.plan import plan_actions, segments
+from airseal.agent.trust import PinnedKeyTrust, TrustedKey, hint_to_fingerprint, parse_purposes
+from airseal.agent.verification import (
     SequenceRecord,
     VerifiedAction,
     check_sequence,
     verify_action_bundle,
     verify_export_bundle,
 )
-from media import layout
-from media.errors import MediaDigestMismatch
-from media.statement import ActionPredicate, ExportedAction, PayloadRef
-from trustroot.errors import InvalidSignature
-from trustroot.keys import key_hint
+from airseal.media import layout
+from airseal.media.errors import MediaDigestMismatch
+from airseal.media.statement import ActionPredicate, ExportedAction, PayloadRef
+from airseal.trustroot.errors import InvalidSignature
+from airseal.trustroot.keys import key_hint
 
 from .helpers import (
     ActionBuild,

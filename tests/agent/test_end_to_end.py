@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from appliance import actions, intake
-from appliance.cli import main as airseal_main
-from appliance.db import open_database
-from appliance.export import export_to_media
-from appliance.home import init_home
-from appliance.keystore import generate_file_key, get_key
-from media.check import check_media
+from airseal.appliance import actions, intake
+from airseal.appliance.cli import main as airseal_main
+from airseal.appliance.db import open_database
+from airseal.appliance.export import export_to_media
+from airseal.appliance.home import init_home
+from airseal.appliance.keystore import generate_file_key, get_key
+from airseal.media.check import check_media
+from airseal.trustroot.keys import spki_pem
 from tests.realparts.fat32 import fat32_mount
-from trustroot.keys import spki_pem
 
 from .helpers import script, tar_payload, zip_payload
 

@@ -10,15 +10,15 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.execution import BoundedOutput, resolve_account, run_program
-from agent.receipts import sign_receipt
-from agent.report import ActionReport, ImportReport
-from media.limits import MAX_ACTIONS, MAX_RECEIPT_BYTES
-from media.receipt import ReceiptPredicate
-from trustroot.bundle import parse_bundle
-from trustroot.dsse import Statement
-from trustroot.keys import spki_pem
-from trustroot.signer import PrivateKeySigner
+from airseal.agent.execution import BoundedOutput, resolve_account, run_program
+from airseal.agent.receipts import sign_receipt
+from airseal.agent.report import ActionReport, ImportReport
+from airseal.media.limits import MAX_ACTIONS, MAX_RECEIPT_BYTES
+from airseal.media.receipt import ReceiptPredicate
+from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.dsse import Statement
+from airseal.trustroot.keys import spki_pem
+from airseal.trustroot.signer import PrivateKeySigner
 
 ENV = {"PATH": "/usr/bin:/bin"}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.approval import ApprovalRequest, ApproveAll, RefuseUnapproved
-from agent.enrolment import enroll
-from agent.errors import (
+from airseal.agent.approval import ApprovalRequest, ApproveAll, RefuseUnapproved
+from airseal.agent.enrolment import enroll
+from airseal.agent.errors import (
     ActionStatementMismatch,
     DistributorNotApproved,
     ExpiredMedia,
@@ -22,13 +22,13 @@ from agent.errors import (
     UnsafeDestination,
     UntrustedDistributor,
 )
-from agent.journal import Journal
-from agent.staging import memory_staging_parent
-from media.errors import InvalidExportStatement
-from media.receipt import read_receipt_statement
-from trustroot.bundle import parse_bundle
-from trustroot.keys import load_public_key
-from trustroot.verify import verify_dsse_bundle
+from airseal.agent.journal import Journal
+from airseal.agent.staging import memory_staging_parent
+from airseal.media.errors import InvalidExportStatement
+from airseal.media.receipt import read_receipt_statement
+from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.keys import load_public_key
+from airseal.trustroot.verify import verify_dsse_bundle
 
 from .helpers import (
     ActionBuild,

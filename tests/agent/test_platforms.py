@@ -6,8 +6,8 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 import pytest
 
-from agent import platforms
-from agent.platforms import (
+from airseal.agent import platforms
+from airseal.agent.platforms import (
     command_line,
     current_os,
     default_state_dir,

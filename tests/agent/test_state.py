@@ -8,20 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import AgentBusy, KeyPasswordError, StateError, UsageError
-from agent.identity import (
+from airseal.agent.errors import AgentBusy, KeyPasswordError, StateError, UsageError
+from airseal.agent.identity import (
     CREDENTIAL_NAME,
     PASSWORD_ENV,
     key_password,
     load_public_key,
     load_signer,
 )
-from agent.journal import SCHEMA_VERSION, Journal
-from agent.lock import StateLock
-from agent.state import init_state, open_state, state_dir, update_config
-from trustroot.cosign_keys import SIGSTORE_LABEL, decrypt_cosign_key
-from trustroot.errors import WrongPassword
-from trustroot.keys import fingerprint
+from airseal.agent.journal import SCHEMA_VERSION, Journal
+from airseal.agent.lock import StateLock
+from airseal.agent.state import init_state, open_state, state_dir, update_config
+from airseal.trustroot.cosign_keys import SIGSTORE_LABEL, decrypt_cosign_key
+from airseal.trustroot.errors import WrongPassword
+from airseal.trustroot.keys import fingerprint
 
 from .helpers import PASSWORD
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.approval import ApproveAll
-from agent.enrolment import enroll
-from agent.journal import Journal
-from trustroot.errors import VerificationError
+from airseal.agent.approval import ApproveAll
+from airseal.agent.enrolment import enroll
+from airseal.agent.journal import Journal
+from airseal.trustroot.errors import VerificationError
 
 from .conftest import ImportRunner
 from .helpers import (

@@ -271,7 +271,7 @@ def test_verify_blob_works_with_networking_blocked(airseal, appliance_home, blob
     result = _offline(
         sys.executable,
         "-m",
-        "appliance.cli",
+        "airseal.appliance.cli",
         "verify-blob",
         str(blob),
         "--key",
@@ -284,7 +284,7 @@ def test_verify_blob_works_with_networking_blocked(airseal, appliance_home, blob
     result = _offline(
         sys.executable,
         "-m",
-        "appliance.cli",
+        "airseal.appliance.cli",
         "verify-blob",
         str(keyless / "new_bundle.txt"),
         "--bundle",

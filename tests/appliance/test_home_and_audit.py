@@ -7,10 +7,10 @@ import stat
 
 import pytest
 
-from appliance import audit
-from appliance.db import SCHEMA_VERSION, migrate, open_database, schema_version
-from appliance.errors import HomeError
-from appliance.home import init_home, open_home
+from airseal.appliance import audit
+from airseal.appliance.db import SCHEMA_VERSION, migrate, open_database, schema_version
+from airseal.appliance.errors import HomeError
+from airseal.appliance.home import init_home, open_home
 
 
 @pytest.fixture

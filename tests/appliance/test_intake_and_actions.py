@@ -9,16 +9,16 @@ import os
 
 import pytest
 
-from appliance import actions, intake, settings
-from appliance.db import open_database
-from appliance.errors import UsageError
-from appliance.home import init_home
-from appliance.keystore import generate_file_key, get_key
-from media.statement import read_action_statement
-from trustroot.bundle import parse_bundle
-from trustroot.errors import InvalidSignature, MalformedSignature
-from trustroot.keys import load_public_key
-from trustroot.verify import verify_dsse_bundle
+from airseal.appliance import actions, intake, settings
+from airseal.appliance.db import open_database
+from airseal.appliance.errors import UsageError
+from airseal.appliance.home import init_home
+from airseal.appliance.keystore import generate_file_key, get_key
+from airseal.media.statement import read_action_statement
+from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.errors import InvalidSignature, MalformedSignature
+from airseal.trustroot.keys import load_public_key
+from airseal.trustroot.verify import verify_dsse_bundle
 
 
 class FixedPrompter:
@@ -49,7 +49,7 @@ def payload(tmp_path):
 
 
 def _vendor_signature(home, db, path, tmp_path):
-    from appliance.blobs import sign_blob
+    from airseal.appliance.blobs import sign_blob
 
     signed = sign_blob(home, db, path, "vendor", FixedPrompter())
     sig = tmp_path / "vendor.sig"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from appliance.mounts import detect_media
-from media.capacity import find_mount, read_mount_table
+from airseal.appliance.mounts import detect_media
+from airseal.media.capacity import find_mount, read_mount_table
 
 MOUNTINFO = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw

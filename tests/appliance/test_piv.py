@@ -32,8 +32,8 @@ from yubikit.piv import (
     PivSession,
 )
 
-from appliance.cli.piv import piv as piv_group
-from appliance.errors import (
+from airseal.appliance.cli.piv import piv as piv_group
+from airseal.appliance.errors import (
     AttestationInvalid,
     ManagementKeyError,
     PinBlocked,
@@ -48,20 +48,20 @@ from appliance.errors import (
     YubiKeyBusy,
     YubiKeyNotFound,
 )
-from appliance.piv_attestation import TrustAnchors, parse_attestation, verify_attestation
-from appliance.signers import piv
-from appliance.signers.piv import PivKeyRef, PivSigner
+from airseal.appliance.piv_attestation import TrustAnchors, parse_attestation, verify_attestation
+from airseal.appliance.signers import piv
+from airseal.appliance.signers.piv import PivKeyRef, PivSigner
+from airseal.trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
+from airseal.trustroot.dsse import Statement, Subject
+from airseal.trustroot.errors import InvalidSignature
+from airseal.trustroot.keys import PublicKey, fingerprint, verify_digest
+from airseal.trustroot.signer import Signer
+from airseal.trustroot.verify import verify_dsse_bundle
 from tests.realparts.soft_piv import (
     SoftPivCard,
     SoftPivConnection,
     TestAttestationCA,
 )
-from trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
-from trustroot.dsse import Statement, Subject
-from trustroot.errors import InvalidSignature
-from trustroot.keys import PublicKey, fingerprint, verify_digest
-from trustroot.signer import Signer
-from trustroot.verify import verify_dsse_bundle
 
 PIN, PUK = "123456", "12345678"
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)

@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from yubikit.core import TRANSPORT
 from yubikit.piv import PivSession
 
-from appliance.errors import (
+from airseal.appliance.errors import (
     AttestationInvalid,
     TouchNotConfirmed,
     UsageError,
@@ -37,9 +37,13 @@ from appliance.errors import (
     YubiKeyBusy,
     YubiKeyNotFound,
 )
-from appliance.piv_attestation import TrustAnchors, load_certificate
-from appliance.signers import piv
-from appliance.signers.piv import PivKeyRef, PivSigner
+from airseal.appliance.piv_attestation import TrustAnchors, load_certificate
+from airseal.appliance.signers import piv
+from airseal.appliance.signers.piv import PivKeyRef, PivSigner
+from airseal.trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
+from airseal.trustroot.dsse import Statement, Subject
+from airseal.trustroot.keys import verify_digest
+from airseal.trustroot.verify import verify_dsse_bundle
 from tests.realparts.vpcd import (
     LIBYKCS11,
     OPENSC_PKCS11,
@@ -47,10 +51,6 @@ from tests.realparts.vpcd import (
     PcscYubiKey,
     pcsc_unavailable_reason,
 )
-from trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
-from trustroot.dsse import Statement, Subject
-from trustroot.keys import verify_digest
-from trustroot.verify import verify_dsse_bundle
 
 _UNAVAILABLE = pcsc_unavailable_reason()
 pytestmark = [pytest.mark.slow, pytest.mark.root]
@@ -242,8 +242,8 @@ connection.disconnect()
 
 TRY_BACKEND = r"""
 import sys
-from appliance.errors import YubiKeyBusy
-from appliance.signers import piv
+from airseal.appliance.errors import YubiKeyBusy
+from airseal.appliance.signers import piv
 try:
     piv.piv_info(piv.yubikey(int(sys.argv[1]), lock_timeout=0.5))
 except YubiKeyBusy as error:
@@ -320,12 +320,12 @@ with token.open(user_pin=pin) as session:
     out.update(raw_signature=raw.hex(), always_authenticate=always, key_label=key.label)
 
 try:
-    from appliance.signers.pkcs11 import Pkcs11Signer, find_key
+    from airseal.appliance.signers.pkcs11 import Pkcs11Signer, find_key
 except ImportError:
     out["backend"] = None
 else:
-    from trustroot.bundle import bundle_to_json, sign_statement
-    from trustroot.dsse import Statement
+    from airseal.trustroot.bundle import bundle_to_json, sign_statement
+    from airseal.trustroot.dsse import Statement
     statement = Statement.from_payload(sys.stdin.buffer.read())
     ref = find_key(module, token=token.label, label=out["key_label"],
                    pin_provider=lambda: pin, key_id=key_id)
@@ -362,7 +362,7 @@ def _check_pkcs11(
     half = len(raw) // 2
     der = encode_dss_signature(int.from_bytes(raw[:half], "big"), int.from_bytes(raw[half:], "big"))
     verify_digest(ref.public_key, der, digest)
-    if importlib.util.find_spec("appliance.signers.pkcs11") is not None:
+    if importlib.util.find_spec("airseal.appliance.signers.pkcs11") is not None:
         assert result["backend"] is not None  # our PKCS#11 backend signed too
     if result["backend"] is not None:
         assert result["backend"]["public_key_pem"] == ref.public_key_pem
@@ -404,8 +404,8 @@ def test_pkcs11_modules_sign_with_the_piv_keys(
 
 AIRSEAL_WITH_PIV = r"""
 import sys
-from appliance.cli import cli, main
-from appliance.cli.piv import piv
+from airseal.appliance.cli import cli, main
+from airseal.appliance.cli.piv import piv
 cli.add_command(piv)  # not yet registered on the root group: the lead wires it in
 sys.exit(main(sys.argv[1:]))
 """

@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_ds
 from pkcs11 import Attribute, KeyType, Mechanism, MechanismFlag, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
-from appliance.cli.token import token as token_group
-from appliance.errors import (
+from airseal.appliance.cli.token import token as token_group
+from airseal.appliance.errors import (
     AmbiguousKeyLabel,
     AmbiguousToken,
     MechanismNotOffered,
@@ -42,7 +42,7 @@ from appliance.errors import (
     TokenNotFound,
     WrongPin,
 )
-from appliance.signers.pkcs11 import (
+from airseal.appliance.signers.pkcs11 import (
     Pkcs11KeyRef,
     Pkcs11Signer,
     RsaPadding,
@@ -53,14 +53,19 @@ from appliance.signers.pkcs11 import (
     pin_failure_error,
     require_mechanism,
 )
+from airseal.trustroot.bundle import (
+    bundle_to_json,
+    message_signature_bundle,
+    parse_bundle,
+    sign_statement,
+)
+from airseal.trustroot.dsse import Statement, Subject
+from airseal.trustroot.errors import InvalidSignature
+from airseal.trustroot.keys import load_public_key, spki_pem, verify_digest
+from airseal.trustroot.signer import Signer
+from airseal.trustroot.verify import verify_blob_bundle, verify_dsse_bundle
 from tests.interop.sigstore_js import verify_with_sigstore_js
 from tests.realparts.softhsm import USER_PIN, SoftHsm, SoftHsmToken
-from trustroot.bundle import bundle_to_json, message_signature_bundle, parse_bundle, sign_statement
-from trustroot.dsse import Statement, Subject
-from trustroot.errors import InvalidSignature
-from trustroot.keys import load_public_key, spki_pem, verify_digest
-from trustroot.signer import Signer
-from trustroot.verify import verify_blob_bundle, verify_dsse_bundle
 
 WRONG_PIN = "Wombat-wrong-pin"
 Tokens = tuple[SoftHsm, SoftHsmToken, SoftHsmToken]
@@ -637,7 +642,7 @@ def test_a_module_unloaded_elsewhere_is_loaded_again(two_tokens: Tokens) -> None
 def test_an_all_zero_serial_names_no_token():
     """OpenSC gives every PIV card without a CHUID the serial 00000000: selecting by it would be
     ambiguous as soon as two are attached, so it is treated as absent (the label selects)."""
-    from appliance.signers.pkcs11 import _meaningful_serial
+    from airseal.appliance.signers.pkcs11 import _meaningful_serial
 
     assert _meaningful_serial("00000000") == ""
     assert _meaningful_serial("") == ""

@@ -11,31 +11,31 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.receipts import write_receipt
-from appliance import actions, intake
-from appliance.cli import main as airseal_main
-from appliance.db import SCHEMA_VERSION, open_database, schema_version
-from appliance.export import export_to_media
-from appliance.home import Home, init_home, open_home
-from appliance.keystore import generate_file_key
-from appliance.receipts import (
+from airseal.agent.receipts import write_receipt
+from airseal.appliance import actions, intake
+from airseal.appliance.cli import main as airseal_main
+from airseal.appliance.db import SCHEMA_VERSION, open_database, schema_version
+from airseal.appliance.export import export_to_media
+from airseal.appliance.home import Home, init_home, open_home
+from airseal.appliance.keystore import generate_file_key
+from airseal.appliance.receipts import (
     AgentKeyChanged,
     ReceiptRefused,
     UnknownExport,
     import_receipts,
     list_receipts,
 )
-from media import layout
-from media.receipt import (
+from airseal.media import layout
+from airseal.media.receipt import (
     ActionResult,
     ReceiptPredicate,
     Refusal,
     receipt_media_path,
     receipt_statement,
 )
-from trustroot.bundle import bundle_to_json, sign_statement
-from trustroot.keys import spki_pem
-from trustroot.signer import PrivateKeySigner
+from airseal.trustroot.bundle import bundle_to_json, sign_statement
+from airseal.trustroot.keys import spki_pem
+from airseal.trustroot.signer import PrivateKeySigner
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -160,7 +160,7 @@ def test_a_genuine_receipt_is_stored_and_its_agent_key_pinned(site, mount):
     assert report.ok and report.count("imported") == 1
     (agent,) = db["agents"].rows
     assert agent["id"] == "agent-1" and agent["hostname"] == "ws-042"
-    from trustroot.keys import fingerprint
+    from airseal.trustroot.keys import fingerprint
 
     assert agent["key_fingerprint"] == fingerprint(signer.public_key)
     stored = {r["action_id"]: r["outcome"] for r in db["receipt_actions"].rows}

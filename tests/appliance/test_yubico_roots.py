@@ -1,7 +1,7 @@
 """The Yubico PIV attestation certificates we ship: exactly the pinned ones, chaining as documented.
 
 The expected fingerprints are the table of ../shared/interop/yubico/README.md, written out here
-independently of the constants in :mod:`appliance.piv_attestation`.
+independently of the constants in :mod:`airseal.appliance.piv_attestation`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from appliance.errors import AttestationInvalid
-from appliance.piv_attestation import (
+from airseal.appliance.errors import AttestationInvalid
+from airseal.appliance.piv_attestation import (
     YUBICO_CERTIFICATES,
     common_name,
     load_pinned,
@@ -77,7 +77,7 @@ NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
 def _load(name: str) -> x509.Certificate:
-    data = resources.files("appliance.data.yubico").joinpath(name).read_bytes()
+    data = resources.files("airseal.appliance.data.yubico").joinpath(name).read_bytes()
     return x509.load_pem_x509_certificate(data)
 
 
@@ -88,12 +88,12 @@ def _der_sha256(certificate: x509.Certificate) -> str:
 def test_exactly_the_documented_certificates_ship() -> None:
     shipped = {
         entry.name
-        for entry in resources.files("appliance.data.yubico").iterdir()
+        for entry in resources.files("airseal.appliance.data.yubico").iterdir()
         if entry.name.endswith(".pem")
     }
     assert shipped == set(EXPECTED)
     assert {p.file for p in YUBICO_CERTIFICATES} == set(EXPECTED)
-    readme = resources.files("appliance.data.yubico").joinpath("README.md").read_text()
+    readme = resources.files("airseal.appliance.data.yubico").joinpath("README.md").read_text()
     for name in EXPECTED:
         assert name in readme
 

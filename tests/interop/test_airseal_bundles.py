@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from airseal.trustroot.bundle import bundle_to_json, sign_statement
+from airseal.trustroot.dsse import Statement, Subject
+from airseal.trustroot.keys import spki_pem
 from tests.trustroot.keysets import make_signer
-from trustroot.bundle import bundle_to_json, sign_statement
-from trustroot.dsse import Statement, Subject
-from trustroot.keys import spki_pem
 
 
 @pytest.fixture

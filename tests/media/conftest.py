@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from airseal.trustroot.signer import PrivateKeySigner
 from tests.realparts.fat32 import Fat32, fat32_mount, fsck
-from trustroot.signer import PrivateKeySigner
 
 from .helpers import new_signer
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from media.check import CheckReport, check_media
-from media.writer import ActionToExport, ExportResult, StepCallback, write_export
-from trustroot.signer import PrivateKeySigner
+from airseal.media.check import CheckReport, check_media
+from airseal.media.writer import ActionToExport, ExportResult, StepCallback, write_export
+from airseal.trustroot.signer import PrivateKeySigner
 
 from .helpers import SPLIT_THRESHOLD, export_header, signing_callback, standard_actions
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from media.statement import (
+from airseal.media.statement import (
     ActionPayload,
     ActionPredicate,
     DownloadOptions,
@@ -17,11 +17,11 @@ from media.statement import (
     Intake,
     action_statement,
 )
-from media.writer import ActionToExport, ExportHeader, SignCallback
-from trustroot.bundle import bundle_to_json, sign_statement
-from trustroot.dsse import Statement
-from trustroot.keys import fingerprint
-from trustroot.signer import PrivateKeySigner
+from airseal.media.writer import ActionToExport, ExportHeader, SignCallback
+from airseal.trustroot.bundle import bundle_to_json, sign_statement
+from airseal.trustroot.dsse import Statement
+from airseal.trustroot.keys import fingerprint
+from airseal.trustroot.signer import PrivateKeySigner
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from media.capacity import (
+from airseal.media.capacity import (
     MARGIN_BYTES,
     NotFat32,
     fat32_space,

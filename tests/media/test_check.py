@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from media.check import CheckReport, check_media
-from media.limits import MAX_EXPORT_BUNDLE_BYTES
-from media.statement import EXPORT_PREDICATE_TYPE
-from media.writer import write_export
-from trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
-from trustroot.dsse import Statement
-from trustroot.signer import PrivateKeySigner
+from airseal.media.check import CheckReport, check_media
+from airseal.media.limits import MAX_EXPORT_BUNDLE_BYTES
+from airseal.media.statement import EXPORT_PREDICATE_TYPE
+from airseal.media.writer import write_export
+from airseal.trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
+from airseal.trustroot.dsse import Statement
+from airseal.trustroot.signer import PrivateKeySigner
 
 from .helpers import NOW, SPLIT_THRESHOLD, export_header, signing_callback, standard_actions
 

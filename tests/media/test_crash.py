@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trustroot.signer import PrivateKeySigner
+from airseal.trustroot.signer import PrivateKeySigner
 
 from .crash import ExportSeries, count_steps, run_export_in_child
 

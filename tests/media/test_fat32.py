@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from media.capacity import fat32_space, probe_capacity
-from media.check import check_media
-from media.errors import InsufficientSpace, UnsafeName
-from media.writer import ActionToExport, write_export
+from airseal.media.capacity import fat32_space, probe_capacity
+from airseal.media.check import check_media
+from airseal.media.errors import InsufficientSpace, UnsafeName
+from airseal.media.writer import ActionToExport, write_export
+from airseal.trustroot.signer import PrivateKeySigner
 from tests.realparts.fat32 import Fat32, fat32_mount, fsck
-from trustroot.signer import PrivateKeySigner
 
 from .crash import ExportSeries, count_steps, run_export_in_child
 from .helpers import export_header, make_action, signing_callback, write_payload

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from media.errors import UnsafeName, UnsafePath
-from media.names import (
+from airseal.media.errors import UnsafeName, UnsafePath
+from airseal.media.names import (
     check_name,
     check_unique,
     is_safe_name,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from media.errors import MissingFile, OversizedFile, TooManyEntries, UnsafeEntry, UnsafePath
-from media.limits import MAX_DEPTH, MAX_TOP_LEVEL_ENTRIES
-from media.reader import DirectorySource
-from media.rules import EntryKind
+from airseal.media.errors import MissingFile, OversizedFile, TooManyEntries, UnsafeEntry, UnsafePath
+from airseal.media.limits import MAX_DEPTH, MAX_TOP_LEVEL_ENTRIES
+from airseal.media.reader import DirectorySource
+from airseal.media.rules import EntryKind
 
 
 @pytest.fixture(params=[True, False], ids=["openat", "portable"])

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from media.limits import MAX_RECEIPT_BYTES
-from media.rules import EntryKind, MediaEntry, entry_problem, judge_listing, receipt_problem
+from airseal.media.limits import MAX_RECEIPT_BYTES
+from airseal.media.rules import EntryKind, MediaEntry, entry_problem, judge_listing, receipt_problem
 
 LISTED = {
     "actions/a/action.sigstore.json": 100,

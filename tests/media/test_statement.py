@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from media.errors import InvalidExportStatement
-from media.limits import MAX_SUBJECTS
-from media.statement import (
+from airseal.media.errors import InvalidExportStatement
+from airseal.media.limits import MAX_SUBJECTS
+from airseal.media.statement import (
     ACTION_PREDICATE_TYPE,
     EXPORT_PREDICATE_TYPE,
     ActionPredicate,
@@ -21,7 +21,7 @@ from media.statement import (
     read_action_statement,
     read_export_statement,
 )
-from trustroot.dsse import Statement, Subject
+from airseal.trustroot.dsse import Statement, Subject
 
 from .helpers import NOW
 

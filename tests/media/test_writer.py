@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from media.capacity import Capacity
-from media.check import check_media
-from media.errors import (
+from airseal.media.capacity import Capacity
+from airseal.media.check import check_media
+from airseal.media.errors import (
     InsufficientSpace,
     MediaWriteError,
     PayloadMismatch,
@@ -20,11 +20,11 @@ from media.errors import (
     UnknownCapacity,
     UnsafeName,
 )
-from media.readback import ReadBack
-from media.writer import ActionToExport, ExtraFile, write_export
-from trustroot.bundle import parse_bundle
-from trustroot.signer import PrivateKeySigner
-from trustroot.verify import verify_dsse_bundle
+from airseal.media.readback import ReadBack
+from airseal.media.writer import ActionToExport, ExtraFile, write_export
+from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.signer import PrivateKeySigner
+from airseal.trustroot.verify import verify_dsse_bundle
 
 from .helpers import (
     SPLIT_THRESHOLD,

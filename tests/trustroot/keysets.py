@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from trustroot.signer import PrivateKeySigner
+from airseal.trustroot.signer import PrivateKeySigner
 
 _KEYS = {
     "ecdsa-p256": lambda: ec.generate_private_key(ec.SECP256R1()),

@@ -9,10 +9,14 @@ import json
 
 import pytest
 
-from tests.trustroot.keysets import ALGORITHMS, make_signer
-from trustroot.bundle import bundle_to_json, message_signature_bundle, parse_bundle, sign_statement
-from trustroot.dsse import Statement, Subject
-from trustroot.errors import (
+from airseal.trustroot.bundle import (
+    bundle_to_json,
+    message_signature_bundle,
+    parse_bundle,
+    sign_statement,
+)
+from airseal.trustroot.dsse import Statement, Subject
+from airseal.trustroot.errors import (
     DigestMismatch,
     InvalidSignature,
     MalformedBundle,
@@ -20,8 +24,13 @@ from trustroot.errors import (
     UnsupportedAlgorithm,
     WrongKey,
 )
-from trustroot.keys import KeyAlgorithm, key_hint
-from trustroot.verify import verify_blob_bundle, verify_detached_signature, verify_dsse_bundle
+from airseal.trustroot.keys import KeyAlgorithm, key_hint
+from airseal.trustroot.verify import (
+    verify_blob_bundle,
+    verify_detached_signature,
+    verify_dsse_bundle,
+)
+from tests.trustroot.keysets import ALGORITHMS, make_signer
 
 CONTENT = b"airseal test payload\n" * 100
 
@@ -196,7 +205,7 @@ def test_ed25519_needs_the_content():
 def test_unsupported_algorithms_are_named():
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-    from trustroot.keys import key_algorithm
+    from airseal.trustroot.keys import key_algorithm
 
     with pytest.raises(UnsupportedAlgorithm, match="secp521r1"):
         key_algorithm(ec.generate_private_key(ec.SECP521R1()).public_key())

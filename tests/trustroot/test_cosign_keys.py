@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 
-from trustroot.cosign_keys import (
+from airseal.trustroot.cosign_keys import (
     COSIGN_LABEL,
     SIGSTORE_LABEL,
     decrypt_cosign_key,
@@ -19,9 +19,9 @@ from trustroot.cosign_keys import (
     load_private_key,
     pem_label,
 )
-from trustroot.errors import KeyFormatError, UnsupportedAlgorithm, WrongPassword
-from trustroot.keys import load_public_key, spki_pem, verify_digest
-from trustroot.signer import PrivateKeySigner
+from airseal.trustroot.errors import KeyFormatError, UnsupportedAlgorithm, WrongPassword
+from airseal.trustroot.keys import load_public_key, spki_pem, verify_digest
+from airseal.trustroot.signer import PrivateKeySigner
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "cosign"
 COSIGN_KEYS = sorted(FIXTURES.glob("*.key"))

@@ -13,8 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from trustroot.errors import DigestMismatch, IdentityMismatch, MalformedBundle, VerificationError
-from trustroot.keyless import (
+from airseal.trustroot.errors import (
+    DigestMismatch,
+    IdentityMismatch,
+    MalformedBundle,
+    VerificationError,
+)
+from airseal.trustroot.keyless import (
     MAX_BUNDLE_BYTES,
     KeylessResult,
     default_trusted_root_json,
@@ -269,7 +274,7 @@ ATTEMPTS.clear()
 
 _VERIFY_SCRIPT = """
 import hashlib, pathlib
-from trustroot.keyless import verify_keyless_bundle
+from airseal.trustroot.keyless import verify_keyless_bundle
 bundle = pathlib.Path(sys.argv[1]).read_bytes()
 digest = hashlib.sha256(pathlib.Path(sys.argv[2]).read_bytes()).digest()
 result = verify_keyless_bundle(bundle, digest, identity=sys.argv[3], issuer=sys.argv[4])

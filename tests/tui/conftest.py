@@ -21,10 +21,10 @@ from typing import Any
 
 import pytest
 
-from appliance import audit as audit_module
-from media.capacity import Capacity
-from tui.app import AirsealApp
-from tui.context import ApplianceContext
+from airseal.appliance import audit as audit_module
+from airseal.media.capacity import Capacity
+from airseal.tui.app import AirsealApp
+from airseal.tui.context import ApplianceContext
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -72,12 +72,13 @@ def stable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _stabilise(monkeypatch: pytest.MonkeyPatch, first_id: int = 0) -> None:
-    import appliance.actions
-    import appliance.export
-    import appliance.home
-    import appliance.intake
-    import appliance.keystore
+    import airseal.appliance.actions
+    import airseal.appliance.export
+    import airseal.appliance.home
+    import airseal.appliance.intake
+    import airseal.appliance.keystore
 
+    appliance = airseal.appliance
     for module in (appliance.keystore, audit_module, appliance.intake, appliance.actions):
         monkeypatch.setattr(module, "datetime", FrozenDatetime)
     ids = CountingUuid(first_id)
@@ -130,10 +131,10 @@ def build_site(root: Path, media: Path) -> dict[str, Any]:
     """A small appliance: one imported key, a vendor-signed file, two actions (a download
     into ``<root>/../endpoint``, so that real agents can run it here, and an execute for hosts
     ``ws-*``), one export to ``media`` and the receipts of three agents on it."""
-    from appliance import actions, blobs, intake, keystore
-    from appliance.db import SCHEMA_VERSION, open_database
-    from appliance.export import export_to_media
-    from appliance.home import init_home
+    from airseal.appliance import actions, blobs, intake, keystore
+    from airseal.appliance.db import SCHEMA_VERSION, open_database
+    from airseal.appliance.export import export_to_media
+    from airseal.appliance.home import init_home
 
     home, _ = init_home(root)
     db = open_database(home)
@@ -192,11 +193,11 @@ def write_agent_receipts(media: Path, export: Any, action_ids: list[str]) -> lis
 
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from agent.receipts import write_receipt
-    from media.receipt import ActionResult, ReceiptPredicate, receipt_statement
-    from trustroot.bundle import bundle_to_json, sign_statement
-    from trustroot.keys import spki_pem
-    from trustroot.signer import PrivateKeySigner
+    from airseal.agent.receipts import write_receipt
+    from airseal.media.receipt import ActionResult, ReceiptPredicate, receipt_statement
+    from airseal.trustroot.bundle import bundle_to_json, sign_statement
+    from airseal.trustroot.keys import spki_pem
+    from airseal.trustroot.signer import PrivateKeySigner
 
     statement = (media / "airseal" / "export.sigstore.json").read_bytes()
     written = []
@@ -261,7 +262,7 @@ def snapshot_site(_site_template: dict[str, Any], stable: None) -> dict[str, Any
 
 @pytest.fixture
 def empty_home(tmp_path: Path) -> Path:
-    from appliance.home import init_home
+    from airseal.appliance.home import init_home
 
     root = tmp_path / "home"
     init_home(root)
@@ -275,7 +276,7 @@ async def settle(pilot: Any, rounds: int = 3, timeout: float = 30.0) -> None:
     answered: while one is open, only the messages are let through."""
     from textual.worker import WorkerFailed
 
-    from tui.widgets.dialogs import SecretDialog
+    from airseal.tui.widgets.dialogs import SecretDialog
 
     for _ in range(rounds):
         busy = any(not worker.is_finished for worker in pilot.app.workers)
@@ -330,7 +331,7 @@ async def answer_secret(pilot: Any, secret: str, *, confirm: bool | None = None)
     """Wait for the masked dialog, type ``secret`` (twice when it asks twice) and submit."""
     from textual.widgets import Input
 
-    from tui.widgets.dialogs import SecretDialog
+    from airseal.tui.widgets.dialogs import SecretDialog
 
     dialog = await wait_for_screen(pilot, SecretDialog)
     if confirm is not None:

@@ -9,17 +9,17 @@ from pathlib import Path
 from textual.binding import Binding
 from textual.command import CommandPalette
 
+from airseal.tui.commands import PALETTE
+from airseal.tui.navigation import PLACES
+from airseal.tui.screens.help import key_table
+from airseal.tui.screens.keys import KeysScreen
+from airseal.tui.widgets.dialogs import FormDialog
 from tests.tui.conftest import make_app, settle, type_text, wait_for, wait_for_screen
-from tui.commands import PALETTE
-from tui.navigation import PLACES
-from tui.screens.help import key_table
-from tui.screens.keys import KeysScreen
-from tui.widgets.dialogs import FormDialog
 
 # (mode, actions that lead there from the main screen, screen module and class)
 SUB_SCREENS = (
-    ("keys", ("tokens",), "tui.screens.tokens", "TokensScreen"),
-    ("keys", ("piv",), "tui.screens.piv", "PivScreen"),
+    ("keys", ("tokens",), "airseal.tui.screens.tokens", "TokensScreen"),
+    ("keys", ("piv",), "airseal.tui.screens.piv", "PivScreen"),
 )
 NOT_IN_PALETTE = {"refresh", "back", "cancel", "save"}
 """Keys that only make sense on the screen itself (reload, leave, the form's own buttons)."""

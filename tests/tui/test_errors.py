@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input
 
-from appliance.cli import main as airseal_main
-from appliance.errors import PasswordError
+from airseal.appliance.cli import main as airseal_main
+from airseal.appliance.errors import PasswordError
+from airseal.tui.errors import INTERNAL_ERROR_TEXT, describe_error
+from airseal.tui.screens.keys import KeysScreen
+from airseal.tui.widgets.dialogs import ErrorDialog, FormDialog
 from tests.tui.conftest import COSIGN_KEY, answer_secret, make_app, settle, wait_for_screen
-from tui.errors import INTERNAL_ERROR_TEXT, describe_error
-from tui.screens.keys import KeysScreen
-from tui.widgets.dialogs import ErrorDialog, FormDialog
 
 WRONG = "not-the-password"
 

@@ -23,8 +23,22 @@ from pytest_textual_snapshot import SVGImageExtension
 from syrupy.assertion import SnapshotAssertion
 from textual.widgets import Input, Select
 
-from appliance.piv_attestation import TrustAnchors
-from appliance.signers.piv import YubiKeyDevice
+from airseal.appliance.piv_attestation import TrustAnchors
+from airseal.appliance.signers.piv import YubiKeyDevice
+from airseal.tui.commands import PALETTE
+from airseal.tui.screens.action_form import ActionFormScreen
+from airseal.tui.screens.actions import ActionsScreen
+from airseal.tui.screens.files import FilesScreen
+from airseal.tui.screens.keys import KeysScreen
+from airseal.tui.screens.media_check import MediaCheckScreen
+from airseal.tui.screens.piv import PivScreen
+from airseal.tui.widgets.dialogs import (
+    ConfirmDialog,
+    ErrorDialog,
+    FormDialog,
+    SecretDialog,
+    TextDialog,
+)
 from tests.realparts.soft_piv import SoftPivCard, SoftPivConnection, TestAttestationCA
 from tests.tui.conftest import (
     COSIGN_KEY,
@@ -39,14 +53,6 @@ from tests.tui.conftest import (
     wait_for,
     wait_for_screen,
 )
-from tui.commands import PALETTE
-from tui.screens.action_form import ActionFormScreen
-from tui.screens.actions import ActionsScreen
-from tui.screens.files import FilesScreen
-from tui.screens.keys import KeysScreen
-from tui.screens.media_check import MediaCheckScreen
-from tui.screens.piv import PivScreen
-from tui.widgets.dialogs import ConfirmDialog, ErrorDialog, FormDialog, SecretDialog, TextDialog
 
 Steps = Callable[[Any], Awaitable[None]]
 
@@ -202,7 +208,7 @@ async def test_keys_screen_and_dialogs(
 def test_tokens_without_a_module(
     snap_compare: Any, snapshot_site: dict, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("appliance.hardware_keys.COMMON_MODULES", ())
+    monkeypatch.setattr("airseal.appliance.hardware_keys.COMMON_MODULES", ())
     monkeypatch.delenv("AIRSEAL_PKCS11_MODULE", raising=False)
     assert snap(snap_compare, make_app(snapshot_site["root"]), go("2", "t"))
 

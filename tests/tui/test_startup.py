@@ -32,17 +32,18 @@ def _packages(modules: set[str]) -> set[str]:
 
 def test_the_dashboard_needs_no_signing_stack() -> None:
     loaded = _packages(_loaded(
-        "import tui.app, tui.screens.dashboard, appliance.dashboard, appliance.db, appliance.home"
+        "import airseal.tui.app, airseal.tui.screens.dashboard, airseal.appliance.dashboard\n"
+        "import airseal.appliance.db, airseal.appliance.home"
     ))
     assert "textual" in loaded
     assert loaded.isdisjoint(SIGNING_STACK), sorted(loaded & set(SIGNING_STACK))
 
 
-def test_the_cli_path_of_the_launcher_never_loads_the_tui() -> None:
+def test_the_cli_never_loads_the_tui_for_other_commands() -> None:
     loaded = _loaded(
-        "from tui.launcher import main\n"
+        "from airseal.appliance.cli import main\n"
         "import contextlib, io\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    main(['--version'])"
     )
-    assert "tui.app" not in loaded and "textual" not in _packages(loaded)
+    assert "airseal.tui.app" not in loaded and "textual" not in _packages(loaded)

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from appliance import audit, intake
-from appliance.actions import list_actions
-from appliance.db import SCHEMA_VERSION, open_database
-from appliance.home import init_home, open_home
-from appliance.keystore import get_key
-from media.check import check_media
+from airseal.appliance import audit, intake
+from airseal.appliance.actions import list_actions
+from airseal.appliance.db import SCHEMA_VERSION, open_database
+from airseal.appliance.home import init_home, open_home
+from airseal.appliance.keystore import get_key
+from airseal.media.check import check_media
 from tests.tui.conftest import PAYLOAD
 
 PASSWORD = "tmux-operator-password"

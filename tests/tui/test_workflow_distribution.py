@@ -9,11 +9,17 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Input, Select, SelectionList, Static
 
-from appliance import actions as action_service
-from appliance import blobs, keystore
-from appliance.db import open_database
-from appliance.home import open_home
-from media.check import check_media
+from airseal.appliance import actions as action_service
+from airseal.appliance import blobs, keystore
+from airseal.appliance.db import open_database
+from airseal.appliance.home import open_home
+from airseal.media.check import check_media
+from airseal.tui.screens.action_form import ActionFormScreen
+from airseal.tui.screens.actions import ActionsScreen
+from airseal.tui.screens.export import ExportScreen
+from airseal.tui.screens.files import FilesScreen
+from airseal.tui.screens.media_check import MediaCheckScreen
+from airseal.tui.widgets.dialogs import FormDialog, TextDialog
 from tests.tui.conftest import (
     COSIGN_KEY,
     COSIGN_KEY_PASSWORD,
@@ -28,12 +34,6 @@ from tests.tui.conftest import (
     wait_for,
     wait_for_screen,
 )
-from tui.screens.action_form import ActionFormScreen
-from tui.screens.actions import ActionsScreen
-from tui.screens.export import ExportScreen
-from tui.screens.files import FilesScreen
-from tui.screens.media_check import MediaCheckScreen
-from tui.widgets.dialogs import FormDialog, TextDialog
 
 
 def _prepare(root: Path, tmp: Path) -> tuple[Path, Path, Path]:

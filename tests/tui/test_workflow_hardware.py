@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Select, Static
 
-from appliance.db import open_database
-from appliance.home import open_home
-from appliance.keystore import get_key
-from appliance.piv_attestation import TrustAnchors
-from appliance.signers.piv import YubiKeyDevice
+from airseal.appliance.db import open_database
+from airseal.appliance.home import open_home
+from airseal.appliance.keystore import get_key
+from airseal.appliance.piv_attestation import TrustAnchors
+from airseal.appliance.signers.piv import YubiKeyDevice
+from airseal.tui.screens.keys import KeysScreen
+from airseal.tui.screens.piv import PivScreen
+from airseal.tui.screens.tokens import TokensScreen
+from airseal.tui.widgets.dialogs import ConfirmDialog, ErrorDialog, FormDialog, TextDialog
 from tests.realparts.soft_piv import SoftPivCard, SoftPivConnection, TestAttestationCA
 from tests.realparts.softhsm import USER_PIN, SoftHsm
 from tests.tui.conftest import (
@@ -25,10 +29,6 @@ from tests.tui.conftest import (
     wait_for,
     wait_for_screen,
 )
-from tui.screens.keys import KeysScreen
-from tui.screens.piv import PivScreen
-from tui.screens.tokens import TokensScreen
-from tui.widgets.dialogs import ConfirmDialog, ErrorDialog, FormDialog, TextDialog
 
 DEFAULT_PIN = "123456"
 

@@ -7,9 +7,11 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Input, Select
 
-from appliance.db import open_database
-from appliance.home import open_home
-from appliance.keystore import get_key, list_keys, open_signer
+from airseal.appliance.db import open_database
+from airseal.appliance.home import open_home
+from airseal.appliance.keystore import get_key, list_keys, open_signer
+from airseal.tui.screens.keys import KeysScreen
+from airseal.tui.widgets.dialogs import FormDialog, SecretDialog
 from tests.tui.conftest import (
     COSIGN_KEY,
     COSIGN_KEY_PASSWORD,
@@ -22,8 +24,6 @@ from tests.tui.conftest import (
     wait_for,
     wait_for_screen,
 )
-from tui.screens.keys import KeysScreen
-from tui.widgets.dialogs import FormDialog, SecretDialog
 
 SECRET = "tui-Secret-9f3b"
 

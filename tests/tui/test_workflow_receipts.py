@@ -12,23 +12,23 @@ from pathlib import Path
 
 from textual.widgets import DataTable, Input, Static
 
-from agent.approval import ApproveAll
-from agent.conditions import HostFacts
-from agent.enrolment import enroll, pinned_trust
-from agent.identity import load_signer
-from agent.importer import Importer
-from agent.journal import Journal
-from agent.lock import StateLock
-from agent.report import ImportReport
-from agent.state import init_state
-from appliance import keystore
-from appliance.db import open_database
-from appliance.home import open_home
-from media.check import check_media
-from media.reader import DirectorySource
+from airseal.agent.approval import ApproveAll
+from airseal.agent.conditions import HostFacts
+from airseal.agent.enrolment import enroll, pinned_trust
+from airseal.agent.identity import load_signer
+from airseal.agent.importer import Importer
+from airseal.agent.journal import Journal
+from airseal.agent.lock import StateLock
+from airseal.agent.report import ImportReport
+from airseal.agent.state import init_state
+from airseal.appliance import keystore
+from airseal.appliance.db import open_database
+from airseal.appliance.home import open_home
+from airseal.media.check import check_media
+from airseal.media.reader import DirectorySource
+from airseal.trustroot.keys import spki_pem
+from airseal.tui.screens.receipts import ReceiptsScreen
 from tests.tui.conftest import NOW, PAYLOAD, make_app, wait_for, wait_for_screen
-from trustroot.keys import spki_pem
-from tui.screens.receipts import ReceiptsScreen
 
 AGENT_PASSWORD = "endpoint key password"
 

@@ -1,6 +1,7 @@
 """The action form: every field of a node action, checked by the action service itself.
 
-The service (:func:`appliance.actions.create_action` / ``edit_action``) is the only judge of what
+The service (:func:`airseal.appliance.actions.create_action` / ``edit_action``) is the only judge
+of what
 is valid; when it refuses, its message appears next to the field it names. Editing signs a new
 version: fields left as they were keep the signed values.
 """
@@ -19,14 +20,14 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from appliance import actions
-from appliance.actions import ActionRecord, ActionSpec
-from appliance.errors import KeyNotFound, UsageError
-from appliance.intake import FileNotInStore
-from tui.errors import describe_error
-from tui.formatting import size
-from tui.screens.base import AirsealScreen
-from tui.widgets.nav import NavBar
+from airseal.appliance import actions
+from airseal.appliance.actions import ActionRecord, ActionSpec
+from airseal.appliance.errors import KeyNotFound, UsageError
+from airseal.appliance.intake import FileNotInStore
+from airseal.tui.errors import describe_error
+from airseal.tui.formatting import size
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.nav import NavBar
 
 OS_CHOICES = (("linux", "linux"), ("macos", "macos"), ("windows", "windows"))
 MODE_CHOICES = (("execute: run a file", "execute"), ("download: place a file", "download"))
@@ -277,7 +278,7 @@ class ActionFormScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_choices(self) -> None:
-        from appliance import intake, keystore
+        from airseal.appliance import intake, keystore
 
         with self.context.session() as (_home, db):
             files = intake.list_files(db)

@@ -15,12 +15,12 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label
 
-from appliance import actions
-from appliance.actions import ActionRecord
-from tui.formatting import day
-from tui.screens.base import AirsealScreen
-from tui.widgets.dialogs import FormDialog, FormField, TextDialog
-from tui.widgets.nav import NavBar
+from airseal.appliance import actions
+from airseal.appliance.actions import ActionRecord
+from airseal.tui.formatting import day
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.dialogs import FormDialog, FormField, TextDialog
+from airseal.tui.widgets.nav import NavBar
 
 
 def state_of(record: ActionRecord, now: datetime) -> str:
@@ -169,12 +169,12 @@ class ActionsScreen(AirsealScreen):
         return self.shown[table.cursor_row]
 
     async def action_new_action(self) -> None:
-        from tui.screens.action_form import ActionFormScreen
+        from airseal.tui.screens.action_form import ActionFormScreen
 
         await self.app.push_screen(ActionFormScreen())
 
     async def action_edit_action(self) -> None:
-        from tui.screens.action_form import ActionFormScreen
+        from airseal.tui.screens.action_form import ActionFormScreen
 
         record = self.selected()
         if record is None:

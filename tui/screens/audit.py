@@ -13,9 +13,9 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
-from tui.formatting import when
-from tui.screens.base import AirsealScreen
-from tui.widgets.nav import NavBar
+from airseal.tui.formatting import when
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.nav import NavBar
 
 LIMIT = 1000
 
@@ -90,8 +90,8 @@ class AuditScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def read_log(self, search: str) -> None:
-        from appliance.audit import verify_chain
-        from appliance.audit_entries import recent_entries
+        from airseal.appliance.audit import verify_chain
+        from airseal.appliance.audit_entries import recent_entries
 
         with self.context.session() as (home, db):
             report = verify_chain(home, db)

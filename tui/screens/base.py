@@ -9,9 +9,9 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 if TYPE_CHECKING:
-    from tui.app import AirsealApp
-    from tui.context import ApplianceContext
-    from tui.prompter import ModalPrompter
+    from airseal.tui.app import AirsealApp
+    from airseal.tui.context import ApplianceContext
+    from airseal.tui.prompter import ModalPrompter
 
 
 class AirsealScreen(Screen[Any]):

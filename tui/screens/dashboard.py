@@ -14,14 +14,14 @@ from textual.message import Message
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from tui.formatting import day, until, when
-from tui.screens.base import AirsealScreen
-from tui.widgets.dialogs import ConfirmDialog
-from tui.widgets.nav import NavBar
-from tui.widgets.tiles import Tile
+from airseal.tui.formatting import day, until, when
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.dialogs import ConfirmDialog
+from airseal.tui.widgets.nav import NavBar
+from airseal.tui.widgets.tiles import Tile
 
 if TYPE_CHECKING:
-    from appliance.dashboard import DashboardSummary
+    from airseal.appliance.dashboard import DashboardSummary
 
 TOPIC_SCREENS = {"settings": "files"}
 SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "•"}
@@ -78,8 +78,8 @@ class DashboardScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        from appliance.dashboard import summarize
-        from appliance.errors import HomeError
+        from airseal.appliance.dashboard import summarize
+        from airseal.appliance.errors import HomeError
 
         try:
             with self.context.session() as (home, db):
@@ -204,9 +204,9 @@ class DashboardScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def initialise(self) -> None:
-        from appliance import audit
-        from appliance.db import SCHEMA_VERSION, open_database
-        from appliance.home import init_home
+        from airseal.appliance import audit
+        from airseal.appliance.db import SCHEMA_VERSION, open_database
+        from airseal.appliance.home import init_home
 
         home, created = init_home(self.context.root)
         if created:

@@ -25,11 +25,11 @@ from textual.widgets import (
     Static,
 )
 
-from tui.errors import describe_error
-from tui.formatting import size, when
-from tui.screens.base import AirsealScreen
-from tui.widgets.media_picker import MediaPicker
-from tui.widgets.nav import NavBar
+from airseal.tui.errors import describe_error
+from airseal.tui.formatting import size, when
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.media_picker import MediaPicker
+from airseal.tui.widgets.nav import NavBar
 
 
 def check_summary(report: Any) -> str:
@@ -119,8 +119,8 @@ class ExportScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        from appliance import keystore, settings
-        from appliance.actions import current_actions
+        from airseal.appliance import keystore, settings
+        from airseal.appliance.actions import current_actions
 
         now = self.context.now()
         with self.context.session() as (_home, db):
@@ -202,7 +202,7 @@ class ExportScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="space")
     def measure(self, target: Path, chosen: list[str]) -> None:
-        from trustroot.errors import TrustrootError
+        from airseal.trustroot.errors import TrustrootError
 
         try:
             with self.context.session() as (_home, db):
@@ -273,8 +273,8 @@ class ExportScreen(AirsealScreen):
     def export(
         self, target: Path, key: str, chosen: list[str], days: int, allow_unknown: bool
     ) -> None:
-        from appliance.export import export_to_media
-        from media.check import check_media
+        from airseal.appliance.export import export_to_media
+        from airseal.media.check import check_media
 
         last = [0.0]
 

@@ -15,12 +15,12 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Select, Static
 
-from appliance import intake
-from appliance.intake import StoredFile
-from tui.errors import describe_error
-from tui.formatting import day, size
-from tui.screens.base import AirsealScreen
-from tui.widgets.nav import NavBar
+from airseal.appliance import intake
+from airseal.appliance.intake import StoredFile
+from airseal.tui.errors import describe_error
+from airseal.tui.formatting import day, size
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.nav import NavBar
 
 METHODS = (
     ("no vendor signature", "none"),
@@ -200,7 +200,7 @@ class FilesScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="add")
     def add(self, path: Path, name: str | None, method: str, values: dict[str, str]) -> None:
-        from appliance.blobs import load_key_argument
+        from airseal.appliance.blobs import load_key_argument
 
         def file(field: str) -> Path | None:
             return Path(values[field]).expanduser() if values.get(field) else None

@@ -12,12 +12,12 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Label
 
-from tui.navigation import PLACES
+from airseal.tui.navigation import PLACES
 
 SUB_SCREENS = (
-    ("PKCS#11 tokens", "tui.screens.tokens", "TokensScreen"),
-    ("YubiKey PIV", "tui.screens.piv", "PivScreen"),
-    ("Action form", "tui.screens.action_form", "ActionFormScreen"),
+    ("PKCS#11 tokens", "airseal.tui.screens.tokens", "TokensScreen"),
+    ("YubiKey PIV", "airseal.tui.screens.piv", "PivScreen"),
+    ("Action form", "airseal.tui.screens.action_form", "ActionFormScreen"),
 )
 
 
@@ -42,7 +42,7 @@ def _display(key: str) -> str:
 
 def key_table() -> list[tuple[str, str, str]]:
     """(screen, keys, what they do) for the app and every screen."""
-    from tui.app import AirsealApp
+    from airseal.tui.app import AirsealApp
 
     rows: list[tuple[str, str, str]] = []
     for binding in AirsealApp.BINDINGS:

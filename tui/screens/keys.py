@@ -13,13 +13,13 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Static
 
-from appliance import keystore
-from appliance.errors import UsageError
-from appliance.keystore import KeyRecord
-from tui.formatting import day
-from tui.screens.base import AirsealScreen
-from tui.widgets.dialogs import FormDialog, FormField, TextDialog
-from tui.widgets.nav import NavBar
+from airseal.appliance import keystore
+from airseal.appliance.errors import UsageError
+from airseal.appliance.keystore import KeyRecord
+from airseal.tui.formatting import day
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.dialogs import FormDialog, FormField, TextDialog
+from airseal.tui.widgets.nav import NavBar
 
 ALGORITHMS = tuple((name, name) for name in keystore.GENERATORS)
 
@@ -254,7 +254,7 @@ class KeysScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def export_public(self, name: str, path: Path) -> None:
-        from appliance.public_keys import export_public_key
+        from airseal.appliance.public_keys import export_public_key
 
         with self.context.session() as (home, db):
             written = export_public_key(home, db, name, path)
@@ -271,7 +271,7 @@ class KeysScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def show(self, name: str) -> None:
-        from appliance.public_keys import public_key_pem
+        from airseal.appliance.public_keys import public_key_pem
 
         with self.context.session() as (_home, db):
             record = keystore.get_key(db, name)
@@ -295,11 +295,11 @@ class KeysScreen(AirsealScreen):
     # -- hardware ---------------------------------------------------------------------------
 
     async def action_tokens(self) -> None:
-        from tui.screens.tokens import TokensScreen
+        from airseal.tui.screens.tokens import TokensScreen
 
         await self.app.push_screen(TokensScreen())
 
     async def action_piv(self) -> None:
-        from tui.screens.piv import PivScreen
+        from airseal.tui.screens.piv import PivScreen
 
         await self.app.push_screen(PivScreen())

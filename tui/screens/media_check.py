@@ -14,10 +14,10 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, ProgressBar, Static
 
-from tui.screens.base import AirsealScreen
-from tui.screens.export import check_summary
-from tui.widgets.media_picker import MediaPicker
-from tui.widgets.nav import NavBar
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.screens.export import check_summary
+from airseal.tui.widgets.media_picker import MediaPicker
+from airseal.tui.widgets.nav import NavBar
 
 
 class MediaCheckScreen(AirsealScreen):
@@ -80,7 +80,7 @@ class MediaCheckScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="check")
     def check(self, target: Path) -> None:
-        from media.check import check_media
+        from airseal.media.check import check_media
 
         last = [0]
 

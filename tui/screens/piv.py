@@ -18,13 +18,13 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Label, Select, Static
 
-from appliance import keystore
-from appliance.errors import UsageError
-from appliance.prompts import token_pin
-from appliance.signers import piv as backend
-from tui.screens.base import AirsealScreen
-from tui.widgets.dialogs import ConfirmDialog, FormDialog, FormField, TextDialog
-from tui.widgets.nav import NavBar
+from airseal.appliance import keystore
+from airseal.appliance.errors import UsageError
+from airseal.appliance.prompts import token_pin
+from airseal.appliance.signers import piv as backend
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.dialogs import ConfirmDialog, FormDialog, FormField, TextDialog
+from airseal.tui.widgets.nav import NavBar
 
 SLOTS = (
     ("9a authentication", "9a"),
@@ -161,7 +161,7 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def scan(self) -> None:
-        from appliance.errors import YubiKeyError
+        from airseal.appliance.errors import YubiKeyError
 
         try:
             devices = self.context.yubikeys()
@@ -205,7 +205,7 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_info(self) -> None:
-        from appliance.errors import YubiKeyError
+        from airseal.appliance.errors import YubiKeyError
 
         try:
             info = backend.piv_info(self.factory())
@@ -303,8 +303,8 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def generate(self, values: dict[str, str]) -> None:
-        from appliance.signers.hardware import piv_reference
-        from trustroot.keys import fingerprint
+        from airseal.appliance.signers.hardware import piv_reference
+        from airseal.trustroot.keys import fingerprint
 
         generated = backend.generate_key(
             self.factory(),
@@ -372,7 +372,7 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def register(self, name: str, slot: str) -> None:
-        from appliance.hardware_keys import register_piv_slot
+        from airseal.appliance.hardware_keys import register_piv_slot
 
         with self.context.session() as (home, db):
             record = register_piv_slot(home, db, name, self.factory(), slot=slot)
@@ -385,7 +385,7 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def attest(self, slot: str) -> None:
-        from appliance.piv_attestation import common_name
+        from airseal.appliance.piv_attestation import common_name
 
         attested = backend.attestation(self.factory(), slot)
         verified = attested.verify(now=self.context.now(), anchors=self.context.attestation_anchors)

@@ -15,11 +15,11 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, ProgressBar, Static
 
-from tui.formatting import when
-from tui.screens.base import AirsealScreen
-from tui.widgets.media_picker import MediaPicker
-from tui.widgets.nav import NavBar
-from tui.widgets.outcome_bar import outcome_bar, tally
+from airseal.tui.formatting import when
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.media_picker import MediaPicker
+from airseal.tui.widgets.nav import NavBar
+from airseal.tui.widgets.outcome_bar import outcome_bar, tally
 
 
 def import_text(report: Any) -> str:
@@ -116,7 +116,7 @@ class ReceiptsScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        from appliance.receipts import list_receipts
+        from airseal.appliance.receipts import list_receipts
 
         with self.context.session() as (_home, db):
             listing = list_receipts(db)
@@ -177,7 +177,7 @@ class ReceiptsScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="import")
     def import_from(self, mount: Path) -> None:
-        from appliance.receipts import import_receipts
+        from airseal.appliance.receipts import import_receipts
 
         with self.context.session() as (home, db):
             report = import_receipts(home, db, mount, now=self.context.now())

@@ -16,12 +16,12 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from appliance import keystore
-from appliance.errors import UsageError
-from appliance.keystore import KeyRecord
-from tui.screens.base import AirsealScreen
-from tui.widgets.dialogs import FormDialog, FormField
-from tui.widgets.nav import NavBar
+from airseal.appliance import keystore
+from airseal.appliance.errors import UsageError
+from airseal.appliance.keystore import KeyRecord
+from airseal.tui.screens.base import AirsealScreen
+from airseal.tui.widgets.dialogs import FormDialog, FormField
+from airseal.tui.widgets.nav import NavBar
 
 
 class TokensScreen(AirsealScreen):
@@ -49,7 +49,7 @@ class TokensScreen(AirsealScreen):
         self.module = ""
 
     def compose(self) -> ComposeResult:
-        from appliance.hardware_keys import known_pkcs11_modules
+        from airseal.appliance.hardware_keys import known_pkcs11_modules
 
         modules = known_pkcs11_modules()
         yield NavBar("keys")
@@ -99,7 +99,7 @@ class TokensScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def list_tokens(self, module: str) -> None:
-        from appliance.signers.pkcs11 import list_tokens
+        from airseal.appliance.signers.pkcs11 import list_tokens
 
         self.post_message(self.Listed(module, list_tokens(module)))
 

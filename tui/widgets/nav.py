@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from tui.navigation import PLACES
+from airseal.tui.navigation import PLACES
 
 
 def _markup(current: str) -> str:
