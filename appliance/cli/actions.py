@@ -166,9 +166,9 @@ def action_show(action_id: str, version: int | None, show_bundle: bool, as_json:
         click.echo(record.bundle, nl=False)
         return
     if as_json:
-        emit_json({**record.summary(), "predicate": record.predicate})
+        emit_json(record.details())
         return
-    click.echo(json.dumps({**record.summary(), "predicate": record.predicate}, indent=2))
+    click.echo(json.dumps(record.details(), indent=2))
 
 
 @action_group.command(name="revoke")

@@ -147,7 +147,7 @@ class ActionFormScreen(AirsealScreen):
         return Input(self._initial(field), placeholder=placeholder, id=f"f-{field}", compact=True)
 
     def compose(self) -> ComposeResult:
-        p = self.record.predicate if self.record else {}
+        p = self.record.predicate if self.record else None
         title = (
             f"Edit action {self.record.id} (signs version {self.record.version + 1})"
             if self.record
@@ -171,7 +171,7 @@ class ActionFormScreen(AirsealScreen):
                     "Target OS",
                     Select(
                         list(OS_CHOICES),
-                        value=p.get("os", "linux"),
+                        value=p.os if p else "linux",
                         allow_blank=False,
                         id="f-os",
                         compact=True,
@@ -185,7 +185,7 @@ class ActionFormScreen(AirsealScreen):
                     "Distribution",
                     Select(
                         list(MODE_CHOICES),
-                        value=p.get("mode", "execute"),
+                        value=p.mode if p else "execute",
                         allow_blank=False,
                         id="f-mode",
                         compact=True,
@@ -226,7 +226,7 @@ class ActionFormScreen(AirsealScreen):
                         "Reboot",
                         Select(
                             list(REBOOT_CHOICES),
-                            value=(p.get("execute") or {}).get("reboot", "never"),
+                            value=p.execute.reboot if p and p.execute else "never",
                             allow_blank=False,
                             id="f-reboot",
                             compact=True,
@@ -248,24 +248,22 @@ class ActionFormScreen(AirsealScreen):
         if self.record is None:
             return ""
         p = self.record.predicate
-        cond = p.get("conditions") or {}
-        execute = p.get("execute") or {}
-        download = p.get("download") or {}
+        cond, execute, download = p.conditions, p.execute, p.download
         value: Any = {
-            "name": p.get("name"),
-            "description": p.get("description"),
-            "label": p.get("label"),
-            "if-missing": "; ".join(cond.get("ifMissing", ())),
-            "if-exists": "; ".join(cond.get("ifExists", ())),
-            "host": cond.get("host"),
-            "group": cond.get("group"),
-            "run": execute.get("run"),
-            "args": shlex.join(execute.get("args", ())) if execute.get("args") else "",
-            "run-as": execute.get("runAs"),
-            "timeout": str(execute["timeoutSeconds"]) if execute.get("timeoutSeconds") else "",
-            "dest": download.get("dest"),
-            "file-mode": download.get("fileMode"),
-            "owner": download.get("owner"),
+            "name": p.name,
+            "description": p.description,
+            "label": p.label,
+            "if-missing": "; ".join(cond.if_missing),
+            "if-exists": "; ".join(cond.if_exists),
+            "host": cond.host,
+            "group": cond.group,
+            "run": execute.run if execute else None,
+            "args": shlex.join(execute.args) if execute and execute.args else "",
+            "run-as": execute.run_as if execute else None,
+            "timeout": str(execute.timeout_seconds) if execute else "",
+            "dest": download.dest if download else None,
+            "file-mode": download.file_mode if download else None,
+            "owner": download.owner if download else None,
         }.get(field)
         return "" if value is None else str(value)
 

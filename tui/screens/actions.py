@@ -41,15 +41,15 @@ def matches(record: ActionRecord, text: str) -> bool:
             record.os,
             record.mode,
             record.key_name,
-            str(record.predicate.get("label", "")),
-            str(record.predicate["payload"]["name"]),
+            record.predicate.label,
+            record.predicate.payload.name,
         ]
     ).lower()
     return all(word in haystack for word in text.lower().split())
 
 
 def action_text(record: ActionRecord) -> str:
-    return json.dumps({**record.summary(), "predicate": record.predicate}, indent=2)
+    return json.dumps(record.details(), indent=2)
 
 
 class ActionsScreen(AirsealScreen):
@@ -132,8 +132,8 @@ class ActionsScreen(AirsealScreen):
                 r.name,
                 r.os,
                 r.mode,
-                str(r.predicate.get("label", "")),
-                str(r.predicate["payload"]["name"]),
+                r.predicate.label,
+                r.predicate.payload.name,
                 r.key_name,
                 day(r.valid_until),
                 state_of(r, now),

@@ -136,12 +136,12 @@ class ExportScreen(AirsealScreen):
         had = {str(selection.get_option_at_index(i).value) for i in range(selection.option_count)}
         selection.clear_options()
         for record in message.actions:
-            payload = record.predicate["payload"]
+            payload = record.predicate.payload
             chosen = record.id in before or record.id not in had
             selection.add_option(
                 (
                     f"{record.name}  ({record.os}, {record.mode})  {record.id} v{record.version}  "
-                    f"{payload['name']} {size(int(payload['size']))}",
+                    f"{payload.name} {size(payload.size)}",
                     record.id,
                     chosen,
                 )
