@@ -1,0 +1,19 @@
+"""The one API both front ends call: :class:`Appliance`, its options and its results.
+
+Importing this package is cheap: the signing stack loads only inside the methods that sign.
+"""
+
+from airseal.appliance.service.appliance import Appliance, NoPrompter
+from airseal.appliance.service.options import ApplianceOptions, utc_now
+from airseal.appliance.service.results import TOKEN_COLUMNS, Initialised, MediaCheck, TokenTable
+
+__all__ = [
+    "TOKEN_COLUMNS",
+    "Appliance",
+    "ApplianceOptions",
+    "Initialised",
+    "MediaCheck",
+    "NoPrompter",
+    "TokenTable",
+    "utc_now",
+]
