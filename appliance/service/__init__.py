@@ -3,17 +3,25 @@
 Importing this package is cheap: the signing stack loads only inside the methods that sign.
 """
 
-from airseal.appliance.service.appliance import Appliance, NoPrompter
+from airseal.appliance.service.appliance import Appliance, NoPrompter, default_home
 from airseal.appliance.service.options import ApplianceOptions, utc_now
-from airseal.appliance.service.results import TOKEN_COLUMNS, Initialised, MediaCheck, TokenTable
+from airseal.appliance.service.results import (
+    TOKEN_COLUMNS,
+    AuditRow,
+    Initialised,
+    MediaCheck,
+    TokenTable,
+)
 
 __all__ = [
     "TOKEN_COLUMNS",
     "Appliance",
     "ApplianceOptions",
+    "AuditRow",
     "Initialised",
     "MediaCheck",
     "NoPrompter",
     "TokenTable",
+    "default_home",
     "utc_now",
 ]

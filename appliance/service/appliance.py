@@ -16,7 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airseal.appliance.service.options import ApplianceOptions
-from airseal.appliance.service.results import Initialised, MediaCheck, TokenTable
+from airseal.appliance.service.results import AuditRow, Initialised, MediaCheck, TokenTable
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from airseal.appliance.mounts import MediaMount, SpaceCheck
     from airseal.appliance.prompts import Prompter
     from airseal.appliance.receipts import ReceiptImportReport, ReceiptListing
-    from airseal.appliance.service.yubikey import YubiKeyPiv
+    from airseal.appliance.service.yubikey import PivKeyRef, YubiKeyPiv
     from airseal.trustroot.keyless import KeylessResult
     from airseal.trustroot.keys import PublicKey
     from airseal.trustroot.verify import VerifiedBlob
@@ -44,6 +44,13 @@ Progress = Callable[[int, int], None]
 """(bytes done, bytes in all) of an export."""
 BytesDone = Callable[[int], None]
 """Bytes read so far of a file being hashed, signed or stored."""
+
+
+def default_home() -> Path:
+    """Where the appliance lives unless told: ``$AIRSEAL_HOME``, else the platform's data dir."""
+    from airseal.appliance.home import default_home as home_root
+
+    return home_root()
 
 
 class NoPrompter:
@@ -133,6 +140,14 @@ class Appliance:
 
         return verify_chain(self.home, self.db)
 
+    def audit_log(self, limit: int = 50) -> list[AuditRow]:
+        """The newest ``limit`` rows as stored, newest first."""
+        rows = self.db.execute(
+            "SELECT seq, ts, actor, action, subject, details FROM audit ORDER BY seq DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [AuditRow(*row) for row in rows]
+
     def audit_entries(self, *, limit: int = 500, search: str | None = None) -> list[AuditEntry]:
         """The newest entries, newest first."""
         from airseal.appliance.audit_entries import recent_entries
@@ -198,7 +213,18 @@ class Appliance:
             self.home, self.db, name, self.yubikey(serial).open_connection, slot=slot
         )
 
-    def check_key_name(self, name: str) -> str:
+    def register_piv_key(self, name: str, ref: PivKeyRef) -> KeyRecord:
+        """Record a key just generated on a YubiKey under ``name`` (audited as generated)."""
+        from airseal.appliance.keystore import register_key
+        from airseal.appliance.signers.hardware import piv_reference
+
+        return register_key(
+            self.home, self.db, name, "piv", ref.public_key, piv_reference(ref),
+            audit_action="key.generate",
+        )
+
+    @staticmethod
+    def check_key_name(name: str) -> str:
         """``name`` if it can name a key, else :class:`~airseal.appliance.errors.UsageError`."""
         from airseal.appliance.keystore import check_name
 
@@ -208,6 +234,13 @@ class Appliance:
         from airseal.appliance.public_keys import public_key_pem
 
         return public_key_pem(self.db, name)
+
+    def write_public_key(self, name: str, path: Path) -> None:
+        """Write ``name``'s public key (PEM SPKI) to ``path`` atomically, as ``key
+        export-public -o`` does (not audited, unlike :meth:`export_public_key`)."""
+        from airseal.appliance.files import write_atomic
+
+        write_atomic(path, self.public_key_pem(name).encode("ascii"), mode=0o644)
 
     def export_public_key(self, name: str, destination: Path) -> Path:
         """Write ``name``'s public key (PEM SPKI, the shape of ``cosign.pub``) to a file."""
@@ -223,11 +256,27 @@ class Appliance:
     # -- signing and verifying blobs --------------------------------------------------------
 
     def sign_blob(
-        self, path: Path, key_name: str, *, on_progress: BytesDone | None = None
+        self,
+        path: Path,
+        key_name: str,
+        *,
+        signature_path: Path | None = None,
+        bundle_path: Path | None = None,
+        on_progress: BytesDone | None = None,
     ) -> BlobSignature:
+        """Sign ``path`` (streamed); the detached signature and the bundle are written
+        atomically to the paths given."""
         from airseal.appliance.blobs import sign_blob
+        from airseal.appliance.files import write_atomic
 
-        return sign_blob(self.home, self.db, path, key_name, self.prompter, on_progress=on_progress)
+        result = sign_blob(
+            self.home, self.db, path, key_name, self.prompter, on_progress=on_progress
+        )
+        if signature_path:
+            write_atomic(signature_path, result.signature_b64)
+        if bundle_path:
+            write_atomic(bundle_path, result.bundle_json)
+        return result
 
     def verification_key(self, value: str) -> tuple[PublicKey, str]:
         """``--key``: a PEM public key file, or the name of a key here (opens the home only
@@ -348,19 +397,20 @@ class Appliance:
         split_threshold: int | None = None,
         allow_unknown_capacity: bool = False,
         on_progress: Progress | None = None,
-        now: datetime | None = None,
     ) -> ExportSummary:
+        """Write the actions (default: every current one) to ``target``, read them back, sign
+        the export statement with ``key_name``."""
         from airseal.appliance.export import export_to_media
         from airseal.media import layout
 
         return export_to_media(
             self.home, self.db, target, key_name, self.prompter,
-            action_ids=list(action_ids) if action_ids else None,
+            action_ids=list(action_ids) if action_ids is not None else None,
             valid_days=valid_days,
             split_threshold=split_threshold or layout.FAT32_MAX_FILE_SIZE,
             allow_unknown_capacity=allow_unknown_capacity,
             on_progress=on_progress,
-            now=now,
+            now=self.now(),
         )
 
     def detect_media(self) -> list[MediaMount]:
@@ -383,11 +433,13 @@ class Appliance:
             )
         return check_space(self.db, target, list(action_ids), mountinfo=mountinfo)
 
-    def check_media(self, mount: Path) -> MediaCheck:
+    def check_media(self, mount: Path, *, on_progress: Progress | None = None) -> MediaCheck:
         """The courier's check: complete and undamaged? Needs no home and no keys."""
         from airseal.media.check import check_media
 
-        return MediaCheck(check_media(mount, now=self.now()))
+        if on_progress is None:
+            return MediaCheck(check_media(mount, now=self.now()))
+        return MediaCheck(check_media(mount, now=self.now(), on_progress=on_progress))
 
     # -- receipts ---------------------------------------------------------------------------
 

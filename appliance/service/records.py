@@ -24,33 +24,35 @@ if TYPE_CHECKING:
     from airseal.appliance.prompts import Prompter, token_pin
     from airseal.appliance.receipts import ReceiptImportReport, ReceiptListing
     from airseal.appliance.settings import SETTINGS
+    from airseal.media.layout import FAT32_MAX_FILE_SIZE
 
 _HOME = {
-    "ActionNotFound": "actions",
-    "ActionRecord": "actions",
-    "ActionSpec": "actions",
-    "ChainProblem": "audit",
-    "ChainReport": "audit",
-    "AuditEntry": "audit_entries",
-    "BlobSignature": "blobs",
-    "DashboardSummary": "dashboard",
-    "ExportSummary": "export",
-    "FileNotInStore": "intake",
-    "IntakeRefused": "intake",
-    "StoredFile": "intake",
-    "VendorSignature": "intake",
-    "GENERATORS": "keystore",
-    "KeyRecord": "keystore",
-    "MediaMount": "mounts",
-    "SpaceCheck": "mounts",
-    "TrustAnchors": "piv_attestation",
-    "VerifiedAttestation": "piv_attestation",
-    "common_name": "piv_attestation",
-    "Prompter": "prompts",
-    "token_pin": "prompts",
-    "ReceiptImportReport": "receipts",
-    "ReceiptListing": "receipts",
-    "SETTINGS": "settings",
+    "ActionNotFound": "airseal.appliance.actions",
+    "ActionRecord": "airseal.appliance.actions",
+    "ActionSpec": "airseal.appliance.actions",
+    "ChainProblem": "airseal.appliance.audit",
+    "ChainReport": "airseal.appliance.audit",
+    "AuditEntry": "airseal.appliance.audit_entries",
+    "BlobSignature": "airseal.appliance.blobs",
+    "DashboardSummary": "airseal.appliance.dashboard",
+    "ExportSummary": "airseal.appliance.export",
+    "FileNotInStore": "airseal.appliance.intake",
+    "IntakeRefused": "airseal.appliance.intake",
+    "StoredFile": "airseal.appliance.intake",
+    "VendorSignature": "airseal.appliance.intake",
+    "GENERATORS": "airseal.appliance.keystore",
+    "KeyRecord": "airseal.appliance.keystore",
+    "MediaMount": "airseal.appliance.mounts",
+    "SpaceCheck": "airseal.appliance.mounts",
+    "TrustAnchors": "airseal.appliance.piv_attestation",
+    "VerifiedAttestation": "airseal.appliance.piv_attestation",
+    "common_name": "airseal.appliance.piv_attestation",
+    "Prompter": "airseal.appliance.prompts",
+    "token_pin": "airseal.appliance.prompts",
+    "ReceiptImportReport": "airseal.appliance.receipts",
+    "ReceiptListing": "airseal.appliance.receipts",
+    "SETTINGS": "airseal.appliance.settings",
+    "FAT32_MAX_FILE_SIZE": "airseal.media.layout",
 }
 
 
@@ -58,12 +60,13 @@ def __getattr__(name: str) -> Any:
     module = _HOME.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"airseal.appliance.{module}"), name)
+    value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
 
 
 __all__ = [
+    "FAT32_MAX_FILE_SIZE",
     "GENERATORS",
     "SETTINGS",
     "ActionNotFound",

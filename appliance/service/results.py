@@ -38,6 +38,34 @@ class Initialised:
 
 
 @dataclass(frozen=True)
+class AuditRow:
+    """One audit log row as stored (``details`` is the recorded JSON text, unparsed)."""
+
+    seq: int
+    ts: str
+    actor: str
+    action: str
+    subject: str
+    details: str
+
+    def describe(self) -> list[str]:
+        return [
+            f"{self.seq:>6} {self.ts} {self.actor:<10} {self.action:<14} {self.subject} "
+            f"{self.details}"
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "seq": self.seq,
+            "ts": self.ts,
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
 class MediaCheck:
     """The courier's check of one medium: complete and undamaged, or what is wrong."""
 

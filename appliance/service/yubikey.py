@@ -27,6 +27,7 @@ from airseal.appliance.signers.piv import (
 if TYPE_CHECKING:
     from airseal.appliance.piv_attestation import VerifiedAttestation
     from airseal.appliance.service.options import ApplianceOptions
+    from airseal.trustroot.keys import PublicKey
 
 Secret = Callable[[], str]
 
@@ -95,11 +96,16 @@ class YubiKeyPiv:
     def attestation(self, slot: str = "9c") -> PivAttestation:
         return _piv.attestation(self.open_connection, slot)
 
-    def verify_attestation(self, slot: str = "9c") -> VerifiedAttestation:
-        """The slot's attestation, chained to the configured anchors (default: Yubico's)."""
-        return self.attestation(slot).verify(
-            now=self._options.clock(), anchors=self._options.attestation_anchors
-        )
+    def verify_attested(self, attested: PivAttestation) -> VerifiedAttestation:
+        """``attested`` chained to the configured anchors (default: Yubico's), now."""
+        return attested.verify(now=self._options.clock(), anchors=self._options.attestation_anchors)
+
+
+def key_fingerprint(public_key: PublicKey) -> str:
+    """The key's SHA-256 fingerprint, as the key list shows it."""
+    from airseal.trustroot.keys import fingerprint
+
+    return fingerprint(public_key)
 
 
 __all__ = [
@@ -113,4 +119,5 @@ __all__ = [
     "PivInfo",
     "PivKeyRef",
     "YubiKeyPiv",
+    "key_fingerprint",
 ]

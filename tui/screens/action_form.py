@@ -1,9 +1,8 @@
 """The action form: every field of a node action, checked by the action service itself.
 
-The service (:func:`airseal.appliance.actions.create_action` / ``edit_action``) is the only judge
-of what
-is valid; when it refuses, its message appears next to the field it names. Editing signs a new
-version: fields left as they were keep the signed values.
+The service (:meth:`airseal.appliance.service.Appliance.create_action` / ``edit_action``) is the
+only judge of what is valid; when it refuses, its message appears next to the field it names.
+Editing signs a new version: fields left as they were keep the signed values.
 """
 
 from __future__ import annotations
@@ -20,10 +19,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from airseal.appliance import actions
-from airseal.appliance.actions import ActionRecord, ActionSpec
 from airseal.appliance.errors import KeyNotFound, UsageError
-from airseal.appliance.intake import FileNotInStore
+from airseal.appliance.service.records import ActionRecord, ActionSpec, FileNotInStore
 from airseal.tui.errors import describe_error
 from airseal.tui.formatting import size
 from airseal.tui.screens.base import AirsealScreen
@@ -276,11 +273,9 @@ class ActionFormScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_choices(self) -> None:
-        from airseal.appliance import intake, keystore
-
-        with self.context.session() as (_home, db):
-            files = intake.list_files(db)
-            keys = keystore.list_keys(db)
+        with self.context.open() as appliance:
+            files = appliance.list_files()
+            keys = appliance.list_keys()
         self.post_message(self.Choices(files, keys))
 
     @on(Choices)
@@ -428,15 +423,11 @@ class ActionFormScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="save")
     def save(self, spec: ActionSpec, key_name: str) -> None:
-        with self.context.session() as (home, db):
+        with self.context.open(self.prompter) as appliance:
             if self.record is None:
-                record = actions.create_action(
-                    home, db, spec, key_name, self.prompter, now=self.context.now()
-                )
+                record = appliance.create_action(spec, key_name)
             else:
-                record = actions.edit_action(
-                    home, db, self.record.id, spec, key_name, self.prompter, now=self.context.now()
-                )
+                record = appliance.edit_action(self.record.id, spec, key_name)
         self.post_message(self.Saved(record, self.record is None))
 
     def worker_failed(self, name: str, error: BaseException) -> bool:
