@@ -80,7 +80,7 @@ class ActionRecord:
     created: str
     valid_until: str
     revoked: str | None
-    predicate: dict[str, Any]
+    predicate: ActionPredicate
     bundle: str
 
     def expired(self, now: datetime) -> bool:
@@ -101,6 +101,19 @@ class ActionRecord:
             "revoked": self.revoked,
         }
 
+    def details(self) -> dict[str, Any]:
+        """The summary and the signed predicate as stored (wire keys, sorted): what ``action
+        show`` prints in the CLI and the TUI."""
+        return {**self.summary(), "predicate": _sorted(self.predicate.to_json_dict())}
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
 
 def _validation_message(exc: ValidationError) -> str:
     parts = []
@@ -116,27 +129,24 @@ def build_predicate(
     *,
     action_id: str,
     version: int,
-    base: dict[str, Any] | None,
+    base: ActionPredicate | None,
     now: datetime,
 ) -> ActionPredicate:
     """Merge ``spec`` over ``base`` (the previous version) and validate. Raises UsageError."""
-    previous = base or {}
-
-    def pick(value: Any, key: str, default: Any = None) -> Any:
-        return value if value is not None else previous.get(key, default)
-
     file_ref = spec.file
-    if file_ref is None and not previous:
+    if file_ref is None and base is None:
         raise UsageError("--file is required: a stored file's SHA-256 or a path to it")
     if file_ref is not None:
         stored = find_file(db, file_ref)
         payload = ActionPayload(name=stored.name, sha256=stored.sha256, size=stored.size)
         intake = Intake(verified=stored.verified, method=stored.method, signer=stored.signer)
     else:
-        payload = ActionPayload.model_validate(previous["payload"])
-        intake = Intake.model_validate(previous["intake"])
-    mode = pick(spec.mode, "mode")
-    old_exec, old_down = previous.get("execute") or {}, previous.get("download") or {}
+        assert base is not None
+        payload, intake = base.payload, base.intake
+    mode: Any = _pick(spec.mode, base.mode if base else None)
+    old_exec = (base.execute if base else None) or ExecuteOptions()
+    old_down = base.download if base else None
+    old_cond = base.conditions if base else Conditions()
     valid_days = (
         spec.valid_days
         if spec.valid_days is not None
@@ -146,41 +156,34 @@ def build_predicate(
         execute = download = None
         if mode == "execute":
             execute = ExecuteOptions(
-                run=spec.run if spec.run is not None else old_exec.get("run"),
-                args=spec.args if spec.args is not None else tuple(old_exec.get("args", ())),
-                run_as=spec.run_as if spec.run_as is not None else old_exec.get("runAs"),
-                timeout_seconds=spec.timeout
-                if spec.timeout is not None
-                else old_exec.get("timeoutSeconds", 3600),
-                reboot=cast(Reboot, spec.reboot or old_exec.get("reboot", "never")),
+                run=_pick(spec.run, old_exec.run),
+                args=_pick(spec.args, old_exec.args),
+                run_as=_pick(spec.run_as, old_exec.run_as),
+                timeout_seconds=_pick(spec.timeout, old_exec.timeout_seconds),
+                reboot=cast(Reboot, spec.reboot or old_exec.reboot),
             )
         elif mode == "download":
-            dest = spec.dest or old_down.get("dest")
+            dest = spec.dest or (old_down.dest if old_down else None)
             if not dest:
                 raise UsageError("download actions need --dest (absolute path on the endpoint)")
             download = DownloadOptions(
                 dest=dest,
-                file_mode=spec.file_mode or old_down.get("fileMode", "0644"),
-                owner=spec.owner if spec.owner is not None else old_down.get("owner"),
+                file_mode=spec.file_mode or (old_down.file_mode if old_down else "0644"),
+                owner=_pick(spec.owner, old_down.owner if old_down else None),
             )
-        old_cond = previous.get("conditions") or {}
         conditions = Conditions(
-            if_missing=spec.if_missing
-            if spec.if_missing is not None
-            else tuple(old_cond.get("ifMissing", ())),
-            if_exists=spec.if_exists
-            if spec.if_exists is not None
-            else tuple(old_cond.get("ifExists", ())),
-            host=spec.host if spec.host is not None else old_cond.get("host"),
-            group=spec.group if spec.group is not None else old_cond.get("group"),
+            if_missing=_pick(spec.if_missing, old_cond.if_missing),
+            if_exists=_pick(spec.if_exists, old_cond.if_exists),
+            host=_pick(spec.host, old_cond.host),
+            group=_pick(spec.group, old_cond.group),
         )
         return ActionPredicate(
             id=action_id,
             version=version,
-            name=pick(spec.name, "name"),
-            description=pick(spec.description, "description", ""),
-            label=pick(spec.label, "label", ""),
-            os=pick(spec.os, "os"),
+            name=_pick(spec.name, base.name if base else None),
+            description=_pick(spec.description, base.description if base else ""),
+            label=_pick(spec.label, base.label if base else ""),
+            os=_pick(spec.os, base.os if base else None),
             mode=mode,
             conditions=conditions,
             execute=execute,
@@ -192,6 +195,11 @@ def build_predicate(
         )
     except ValidationError as exc:
         raise UsageError(_validation_message(exc), subject="action") from None
+
+
+def _pick(value: Any, previous: Any) -> Any:
+    """The operator's value when given, else the previous version's."""
+    return value if value is not None else previous
 
 
 def _sign_and_store(
@@ -283,7 +291,8 @@ def edit_action(
 
 
 def _record(row: dict[str, Any]) -> ActionRecord:
-    return ActionRecord(**{**row, "predicate": json.loads(row["predicate"])})
+    predicate = ActionPredicate.model_validate(json.loads(row["predicate"]))
+    return ActionRecord(**{**row, "predicate": predicate})
 
 
 def list_actions(

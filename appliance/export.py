@@ -121,7 +121,7 @@ def export_to_media(
     to_export = [
         ActionToExport(
             id=r.id, version=r.version, name=r.name, bundle=r.bundle.encode(),
-            payload=store_path(home, r.payload_sha256), payload_name=r.predicate["payload"]["name"],
+            payload=store_path(home, r.payload_sha256), payload_name=r.predicate.payload.name,
         )
         for r in chosen
     ]

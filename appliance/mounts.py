@@ -115,14 +115,14 @@ def check_space(
     payload_bytes = 0
     for action_id in dict.fromkeys(action_ids):
         record = get_action(db, action_id)
-        payload = record.predicate["payload"]
-        size = int(payload["size"])
+        payload = record.predicate.payload
+        size = payload.size
         payload_bytes += size
         files.append((layout.ACTION_BUNDLE_NAME, len(record.bundle.encode())))
         parts = max(1, -(-size // layout.FAT32_MAX_FILE_SIZE))
         for index in range(parts):
             part = min(layout.FAT32_MAX_FILE_SIZE, size - index * layout.FAT32_MAX_FILE_SIZE)
-            files.append((str(payload["name"]), part))
+            files.append((payload.name, part))
     files.append((layout.STATEMENT_NAME, 4096 + 1024 * len(files)))
     directories = 3 + 2 * len(action_ids)
     needed = space_needed(files, directories, capacity.cluster_size)

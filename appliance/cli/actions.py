@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from airseal.appliance import actions
 from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import json_option, open_appliance
-from airseal.appliance.cli.ui import TerminalPrompter, emit_json
+from airseal.appliance.cli.ui import emit_json
+from airseal.appliance.service.records import ActionRecord, ActionSpec
 
 
 def action_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -77,10 +77,10 @@ def action_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..
     return apply
 
 
-def _spec(kw: dict[str, Any]) -> actions.ActionSpec:
+def _spec(kw: dict[str, Any]) -> ActionSpec:
     args = kw.pop("args_text", None)
     if_missing, if_exists = kw.pop("if_missing", ()), kw.pop("if_exists", ())
-    return actions.ActionSpec(
+    return ActionSpec(
         name=kw["name"],
         description=kw["description"],
         label=kw["label"],
@@ -114,10 +114,7 @@ def action_group() -> None:
 @json_option
 def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
     """Create and sign an action (an in-toto statement in a DSSE bundle)."""
-    session = open_appliance()
-    record = actions.create_action(
-        session.home, session.db, _spec(kw), key_name, TerminalPrompter()
-    )
+    record = open_appliance().create_action(_spec(kw), key_name)
     _print(record, as_json, "Created")
 
 
@@ -128,10 +125,7 @@ def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
 @json_option
 def action_edit(action_id: str, key_name: str | None, as_json: bool, **kw: Any) -> None:
     """Sign a new version of ACTION_ID with the given fields changed."""
-    session = open_appliance()
-    record = actions.edit_action(
-        session.home, session.db, action_id, _spec(kw), key_name, TerminalPrompter()
-    )
+    record = open_appliance().edit_action(action_id, _spec(kw), key_name)
     _print(record, as_json, "Signed")
 
 
@@ -141,8 +135,8 @@ def action_edit(action_id: str, key_name: str | None, as_json: bool, **kw: Any) 
 @json_option
 def action_list(include_revoked: bool, versions: bool, as_json: bool) -> None:
     """The actions (latest versions)."""
-    records = actions.list_actions(
-        open_appliance().db, include_revoked=include_revoked, all_versions=versions
+    records = open_appliance().list_actions(
+        include_revoked=include_revoked, all_versions=versions
     )
     if as_json:
         emit_json([r.summary() for r in records])
@@ -161,14 +155,14 @@ def action_list(include_revoked: bool, versions: bool, as_json: bool) -> None:
 @json_option
 def action_show(action_id: str, version: int | None, show_bundle: bool, as_json: bool) -> None:
     """Show an action's signed fields."""
-    record = actions.get_action(open_appliance().db, action_id, version)
+    record = open_appliance().get_action(action_id, version)
     if show_bundle:
         click.echo(record.bundle, nl=False)
         return
     if as_json:
-        emit_json({**record.summary(), "predicate": record.predicate})
+        emit_json(record.details())
         return
-    click.echo(json.dumps({**record.summary(), "predicate": record.predicate}, indent=2))
+    click.echo(json.dumps(record.details(), indent=2))
 
 
 @action_group.command(name="revoke")
@@ -177,15 +171,14 @@ def action_show(action_id: str, version: int | None, show_bundle: bool, as_json:
 @json_option
 def action_revoke(action_id: str, reason: str, as_json: bool) -> None:
     """Revoke every version of an action: no later export carries it."""
-    session = open_appliance()
-    count = actions.revoke_action(session.home, session.db, action_id, reason)
+    count = open_appliance().revoke_action(action_id, reason)
     if as_json:
         emit_json({"id": action_id, "revoked_versions": count})
     else:
         click.echo(f"Revoked {action_id} ({count} version(s))")
 
 
-def _print(record: actions.ActionRecord, as_json: bool, verb: str) -> None:
+def _print(record: ActionRecord, as_json: bool, verb: str) -> None:
     if as_json:
         emit_json(record.summary())
     else:

@@ -9,44 +9,23 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import sqlite_utils
 
-from airseal.appliance import audit, keystore
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.session import json_option, open_appliance
-from airseal.appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
-from airseal.appliance.db import SCHEMA_VERSION, open_database
+from airseal.appliance.cli.session import appliance_without_home, json_option, open_appliance
+from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr
 from airseal.appliance.errors import UsageError
-from airseal.appliance.files import write_atomic
-from airseal.appliance.home import Home, default_home, init_home
-from airseal.trustroot.keys import spki_pem
-
-
-def _open() -> tuple[Home, sqlite_utils.Database]:
-    session = open_appliance()
-    return session.home, session.db
+from airseal.appliance.service.records import GENERATORS, KeyRecord
 
 
 @cli.command()
 @json_option
 def init(as_json: bool) -> None:
     """Create the appliance home ($AIRSEAL_HOME, else the platform data dir)."""
-    home, created = init_home(default_home())
-    db = open_database(home)
-    if created:
-        audit.record(home, db, "init", str(home.root), {"schema": SCHEMA_VERSION})
+    result = appliance_without_home().init()
     if as_json:
-        emit_json(
-            {
-                "home": str(home.root),
-                "created": created,
-                "appliance_id": home.appliance_id,
-                "schema": SCHEMA_VERSION,
-            }
-        )
+        emit_json(result.to_json())
     else:
-        state = "Created" if created else "Already initialised:"
-        click.echo(f"{state} {home.root} (appliance {home.appliance_id}, schema {SCHEMA_VERSION})")
+        click.echo("\n".join(result.describe()))
 
 
 # --- audit -------------------------------------------------------------------------------------
@@ -62,8 +41,7 @@ def audit_group() -> None:
 @click.pass_context
 def audit_verify(ctx: click.Context, as_json: bool) -> None:
     """Check the whole chain; names every edited, deleted or reordered row (exit 1 if any)."""
-    home, db = _open()
-    report = audit.verify_chain(home, db)
+    report = open_appliance().verify_audit()
     if as_json:
         emit_json(report.to_dict())
     elif report.ok:
@@ -81,19 +59,12 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
 @json_option
 def audit_list(limit: int, as_json: bool) -> None:
     """Show the newest audit entries."""
-    _, db = _open()
-    rows = list(
-        db.execute(
-            "SELECT seq, ts, actor, action, subject, details FROM audit ORDER BY seq DESC LIMIT ?",
-            [limit],
-        ).fetchall()
-    )
+    rows = open_appliance().audit_log(limit)
     if as_json:
-        keys = ("seq", "ts", "actor", "action", "subject", "details")
-        emit_json([dict(zip(keys, r, strict=True)) for r in rows])
+        emit_json([row.to_json() for row in rows])
         return
-    for seq, ts, actor, action, subject, details in reversed(rows):
-        click.echo(f"{seq:>6} {ts} {actor:<10} {action:<14} {subject} {details}")
+    for row in reversed(rows):
+        click.echo("\n".join(row.describe()))
 
 
 # --- keys --------------------------------------------------------------------------------------
@@ -106,7 +77,7 @@ def key_group() -> None:
 
 @key_group.command(name="generate")
 @click.argument("name")
-@click.option("--algorithm", type=click.Choice(sorted(keystore.GENERATORS)), default="ecdsa-p256",
+@click.option("--algorithm", type=click.Choice(sorted(GENERATORS)), default="ecdsa-p256",
               show_default=True, help="File keys only.")
 @click.option("--pkcs11", is_flag=True, help="Generate on a PKCS#11 token (EC P-256).")
 @click.option("--module", envvar="AIRSEAL_PKCS11_MODULE",
@@ -121,17 +92,15 @@ def key_generate(name: str, algorithm: str, pkcs11: bool, module: str | None, to
     File keys take their password from COSIGN_PASSWORD, else it is asked twice. Token PINs come
     from AIRSEAL_PIN, else a hidden prompt. YubiKey slots: `airseal piv generate-key`.
     """
-    home, db = _open()
+    appliance = open_appliance()
     if pkcs11:
         if not module or not token:
             raise UsageError("--pkcs11 needs --module and --token")
-        record = keystore.generate_pkcs11_key(home, db, name, TerminalPrompter(), module=module,
-                                              token=token, label=key_label)
+        record = appliance.generate_pkcs11_key(name, module=module, token=token, label=key_label)
     else:
         if module or token or key_label:
             raise UsageError("--module, --token and --label go with --pkcs11")
-        record = keystore.generate_file_key(home, db, name, TerminalPrompter(),
-                                            algorithm=algorithm)
+        record = appliance.generate_file_key(name, algorithm=algorithm)
     _print_record(record, as_json, "Generated")
 
 
@@ -156,20 +125,19 @@ def key_import(name: str, path: Path | None, pkcs11: bool, module: str | None,
     PATH: a cosign encrypted key or a PEM RSA/ECDSA/Ed25519 key (PKCS#1, PKCS#8, SEC1),
     re-encrypted in cosign's format; passwords from COSIGN_PASSWORD, else asked.
     """
-    home, db = _open()
+    appliance = open_appliance()
     if sum((path is not None, pkcs11, piv)) != 1:
         raise UsageError("give exactly one of PATH, --pkcs11 or --piv")
     if pkcs11:
         if not (module and token and key_label):
             raise UsageError("--pkcs11 needs --module, --token and --label")
-        record = keystore.import_pkcs11_key(home, db, name, TerminalPrompter(), module=module,
-                                            token=token, label=key_label, key_id=key_id)
+        record = appliance.import_pkcs11_key(name, module=module, token=token, label=key_label,
+                                             key_id=key_id)
     elif piv:
-        record = keystore.import_piv_key(home, db, name, TerminalPrompter(), slot=slot,
-                                         serial=serial)
+        record = appliance.import_piv_key(name, slot=slot, serial=serial)
     else:
         assert path is not None
-        record = keystore.import_file_key(home, db, name, path, TerminalPrompter())
+        record = appliance.import_file_key(name, path)
     _print_record(record, as_json, "Imported")
 
 
@@ -183,12 +151,11 @@ def key_import(name: str, path: Path | None, pkcs11: bool, module: str | None,
 )
 def key_export_public(name: str, output: Path | None) -> None:
     """Print the public key as PEM SPKI (the shape of cosign.pub)."""
-    _, db = _open()
-    pem = spki_pem(keystore.get_key(db, name).public_key)
+    appliance = open_appliance()
     if output is None:
-        click.echo(pem.decode(), nl=False)
+        click.echo(appliance.public_key_pem(name), nl=False)
     else:
-        write_atomic(output, pem, mode=0o644)
+        appliance.write_public_key(name, output)
         click.echo(f"Wrote {output}", err=True)
 
 
@@ -196,8 +163,7 @@ def key_export_public(name: str, output: Path | None) -> None:
 @json_option
 def key_list(as_json: bool) -> None:
     """List the keys this appliance holds."""
-    _, db = _open()
-    records = keystore.list_keys(db)
+    records = open_appliance().list_keys()
     if as_json:
         emit_json([r.to_dict() for r in records])
         return
@@ -207,7 +173,7 @@ def key_list(as_json: bool) -> None:
         click.echo(f"{r.name:<20} {r.backend:<7} {r.algorithm:<11} {r.fingerprint}")
 
 
-def _print_record(record: keystore.KeyRecord, as_json: bool, verb: str) -> None:
+def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
     if as_json:
         emit_json(record.to_dict())
     else:
@@ -236,17 +202,12 @@ def sign_blob(
     file: Path, key_name: str, output_signature: Path | None, bundle: Path | None, as_json: bool
 ) -> None:
     """Sign FILE (streamed: any size, constant memory)."""
-    from airseal.appliance import (
-        blobs,  # the signing core loads only for the commands that sign or verify
-    )
-
-    home, db = _open()
+    appliance = open_appliance()
     with byte_progress(f"Signing {file.name}", file_size(file)) as advance:
-        result = blobs.sign_blob(home, db, file, key_name, TerminalPrompter(), on_progress=advance)
-    if output_signature:
-        write_atomic(output_signature, result.signature_b64)
-    if bundle:
-        write_atomic(bundle, result.bundle_json)
+        result = appliance.sign_blob(
+            file, key_name, signature_path=output_signature, bundle_path=bundle,
+            on_progress=advance,
+        )
     if as_json:
         emit_json(
             {
@@ -302,10 +263,6 @@ def verify_blob(
     as_json: bool,
 ) -> None:
     """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1)."""
-    from airseal.appliance import (
-        blobs,  # the signing core loads only for the commands that sign or verify
-    )
-
     keyless = certificate_identity is not None or certificate_oidc_issuer is not None
     if keyless:
         if (
@@ -324,9 +281,10 @@ def verify_blob(
     else:
         if not key_arg:
             raise UsageError("give --key (or the keyless identity options)")
-        key, label = blobs.load_key_argument(key_arg, lambda: _open()[1])
+        appliance = appliance_without_home()
+        key, label = appliance.verification_key(key_arg)
         with byte_progress(f"Verifying {file.name}", file_size(file)) as advance:
-            verified = blobs.verify_blob(
+            verified = appliance.verify_blob(
                 file, key, signature_path=signature, bundle_path=bundle, on_progress=advance
             )
         result = {
@@ -347,24 +305,13 @@ def verify_blob(
 def _verify_keyless(
     file: Path, bundle: Path, identity: str, issuer: str, trusted_root: Path | None
 ) -> dict[str, object]:
-    from airseal.appliance import blobs
-    from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
-    from airseal.trustroot.keyless import verify_keyless_bundle
-
-    digest, _ = blobs.hash_file(file)
-    root_json = blobs.read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
-    outcome = verify_keyless_bundle(
-        blobs.read_capped(bundle, MAX_BUNDLE_BYTES),
-        digest,
-        identity=identity,
-        issuer=issuer,
-        trusted_root_json=root_json,
-        subject=str(bundle),
+    sha256, outcome = appliance_without_home().verify_keyless(
+        file, bundle, identity=identity, issuer=issuer, trusted_root=trusted_root
     )
     return {
         "verified": True,
         "file": str(file),
-        "sha256": digest.hex(),
+        "sha256": sha256,
         "identity": outcome.identity,
         "issuer": outcome.issuer,
     }

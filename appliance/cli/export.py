@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from airseal.appliance import export as export_service
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.session import json_option, open_appliance
-from airseal.appliance.cli.ui import TerminalPrompter, emit_json, stderr
-from airseal.media import layout
+from airseal.appliance.cli.session import appliance_without_home, json_option, open_appliance
+from airseal.appliance.cli.ui import emit_json, stderr
+from airseal.appliance.service.records import FAT32_MAX_FILE_SIZE
 
 
 @cli.command(name="export")
@@ -25,8 +23,8 @@ from airseal.media import layout
 @click.option("--key", "key_name", required=True, help="Key that signs the export statement.")
 @click.option("--allow-unknown-capacity", is_flag=True,
               help="Write even when the free space of the media cannot be determined.")
-@click.option("--split-threshold", type=click.IntRange(1024, layout.FAT32_MAX_FILE_SIZE),
-              default=layout.FAT32_MAX_FILE_SIZE, hidden=True,
+@click.option("--split-threshold", type=click.IntRange(1024, FAT32_MAX_FILE_SIZE),
+              default=FAT32_MAX_FILE_SIZE, hidden=True,
               help="Split payloads above this many bytes (default: FAT32's 4 GiB - 1).")
 @json_option
 def export_command(target: Path, action_ids: tuple[str, ...], valid_days: int | None,
@@ -39,7 +37,7 @@ def export_command(target: Path, action_ids: tuple[str, ...], valid_days: int | 
     """
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    session = open_appliance()
+    appliance = open_appliance()
     with Progress(TextColumn("[bold]Export"), BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), console=stderr, transient=True,
                   disable=as_json or not stderr.is_terminal) as progress:
@@ -48,9 +46,8 @@ def export_command(target: Path, action_ids: tuple[str, ...], valid_days: int | 
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        summary = export_service.export_to_media(
-            session.home, session.db, target, key_name, TerminalPrompter(),
-            action_ids=list(action_ids) or None, valid_days=valid_days,
+        summary = appliance.export(
+            target, key_name, action_ids=list(action_ids) or None, valid_days=valid_days,
             split_threshold=split_threshold, allow_unknown_capacity=allow_unknown_capacity,
             on_progress=advance,
         )
@@ -77,31 +74,10 @@ def media_check(ctx: click.Context, mount: Path, as_json: bool) -> None:
 
     Exit 0 when complete; 1 with the list of missing, damaged, extra or unsafe files.
     """
-    from airseal.media.check import check_media
-
-    report = check_media(mount, now=datetime.now(UTC))
+    check = appliance_without_home().check_media(mount)
     if as_json:
-        emit_json(report.to_json_dict())
+        emit_json(check.to_json())
     else:
-        _print_report(report)
-    if not report.ok:
+        click.echo("\n".join(check.describe()), err=not check.ok)
+    if not check.ok:
         ctx.exit(exit_codes.VERIFICATION_FAILED)
-
-
-def _print_report(report: object) -> None:
-    from airseal.media.check import CheckReport
-
-    assert isinstance(report, CheckReport)
-    if report.ok:
-        click.echo(f"Media COMPLETE: export {report.export_id} (sequence {report.sequence}), "
-                   f"{report.actions} action(s), {report.files_checked} files, "
-                   f"{report.bytes_checked} bytes checked")
-        if report.expires is not None:
-            state = "EXPIRED" if report.expired else "valid until"
-            click.echo(f"  {state} {report.expires:%Y-%m-%d %H:%M} UTC")
-        click.echo(f"  authenticity: {report.authenticity}")
-        return
-    click.echo(f"Media {report.status.upper()}: {report.mount}", err=True)
-    for finding in report.findings:
-        click.echo(f"  {finding.check:<10} {finding.path}: {finding.reason}", err=True)
-    click.echo("  do not carry this media: export again at the appliance", err=True)

@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from airseal.appliance import intake, settings
-from airseal.appliance.blobs import load_key_argument
 from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import json_option, open_appliance
 from airseal.appliance.cli.ui import byte_progress, emit_json, file_size
+from airseal.appliance.service.records import VendorSignature
 
 
 @cli.group(name="file")
@@ -56,11 +55,11 @@ def file_add(
     With the setting intake.require-signature=true, files without one are refused.
     A refused file leaves nothing in the store.
     """
-    session = open_appliance()
+    appliance = open_appliance()
     key = None
     if key_arg:
-        key, _ = load_key_argument(key_arg, lambda: session.db)
-    vendor = intake.VendorSignature(
+        key, _ = appliance.verification_key(key_arg)
+    vendor = VendorSignature(
         signature=signature,
         bundle=bundle,
         key=key,
@@ -69,9 +68,7 @@ def file_add(
         trusted_root=trusted_root,
     )
     with byte_progress(f"Adding {path.name}", file_size(path)) as advance:
-        stored = intake.add_file(
-            session.home, session.db, path, vendor, name=name, on_progress=advance
-        )
+        stored = appliance.add_file(path, vendor, name=name, on_progress=advance)
     if as_json:
         emit_json(stored.to_dict())
         return
@@ -83,7 +80,7 @@ def file_add(
 @json_option
 def file_list(as_json: bool) -> None:
     """Files in the store, newest first."""
-    stored = intake.list_files(open_appliance().db)
+    stored = open_appliance().list_files()
     if as_json:
         emit_json([s.to_dict() for s in stored])
         return
@@ -104,14 +101,13 @@ def config_group() -> None:
 @json_option
 def config_get(name: str | None, as_json: bool) -> None:
     """Show one setting, or all of them."""
-    db = open_appliance().db
-    names = [name] if name else list(settings.SETTINGS)
-    values = {n: settings.get(db, n) for n in names}
+    appliance = open_appliance()
+    values = appliance.settings(name)
     if as_json:
         emit_json(values)
         return
     for n, value in values.items():
-        click.echo(f"{n} = {value}    # {settings.SETTINGS[n].description}")
+        click.echo(f"{n} = {value}    # {appliance.setting_description(n)}")
 
 
 @config_group.command(name="set")
@@ -119,6 +115,5 @@ def config_get(name: str | None, as_json: bool) -> None:
 @click.argument("value")
 def config_set(name: str, value: str) -> None:
     """Change a setting (audited)."""
-    session = open_appliance()
-    settings.set_value(session.home, session.db, name, value)
+    open_appliance().set_setting(name, value)
     click.echo(f"{name} = {value}")

@@ -14,7 +14,6 @@ context object: ``obj={"open_connection": factory, "anchors": TrustAnchors(...)}
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import sys
@@ -24,8 +23,15 @@ from typing import Any
 import click
 
 from airseal.appliance.errors import PinError, UsageError, YubiKeyNotFound
-from airseal.appliance.piv_attestation import TrustAnchors
-from airseal.appliance.signers import piv as backend
+from airseal.appliance.service import Appliance, ApplianceOptions
+from airseal.appliance.service.records import TrustAnchors
+from airseal.appliance.service.yubikey import (
+    ALGORITHMS,
+    MANAGEMENT_KEY_ALGORITHMS,
+    PivKeyRef,
+    YubiKeyPiv,
+    key_fingerprint,
+)
 
 PIN_ENV = "AIRSEAL_PIN"
 NEW_PIN_ENV = "AIRSEAL_NEW_PIN"
@@ -62,14 +68,17 @@ def _management_key() -> str:
     return _secret(MANAGEMENT_KEY_ENV, "YubiKey PIV management key (hex)")
 
 
-def _factory(ctx: click.Context, serial: int | None) -> backend.SmartCardFactory:
-    override: backend.SmartCardFactory | None = (ctx.obj or {}).get("open_connection")
-    return override or backend.yubikey(serial)
+def _appliance(ctx: click.Context) -> Appliance:
+    """The service with the YubiKey and trust anchors tests put in the context object."""
+    obj = ctx.obj or {}
+    override: Callable[[], Any] | None = obj.get("open_connection")
+    anchors: TrustAnchors | None = obj.get("anchors")
+    factory = (lambda _serial: override) if override is not None else None
+    return Appliance(options=ApplianceOptions(yubikey_factory=factory, attestation_anchors=anchors))
 
 
-def _anchors(ctx: click.Context) -> TrustAnchors | None:
-    anchors: TrustAnchors | None = (ctx.obj or {}).get("anchors")
-    return anchors
+def _yubikey(ctx: click.Context, serial: int | None) -> YubiKeyPiv:
+    return _appliance(ctx).yubikey(serial)
 
 
 def _emit(data: Any) -> None:
@@ -101,7 +110,7 @@ def piv() -> None:
 def info_command(ctx: click.Context, serial: int | None, as_json: bool) -> None:
     """Serial, firmware, PIN/PUK tries left, and the slots that hold keys."""
     if serial is None and not (ctx.obj or {}).get("open_connection"):
-        devices = backend.list_yubikeys()
+        devices = _appliance(ctx).yubikeys()
         if not devices:
             raise YubiKeyNotFound("no YubiKey is attached")
         if len(devices) > 1:
@@ -114,7 +123,7 @@ def info_command(ctx: click.Context, serial: int | None, as_json: bool) -> None:
                     click.echo(f"  {device.describe()}{state}")
             return
         serial = devices[0].serial
-    result = backend.piv_info(_factory(ctx, serial))
+    result = _yubikey(ctx, serial).info()
     if as_json:
         _emit(result.to_dict())
         return
@@ -167,7 +176,7 @@ def reset_command(ctx: click.Context, serial: int | None, yes: bool) -> None:
         )
         if typed != RESET_WORD:
             raise UsageError("reset was not confirmed; nothing was changed")
-    backend.piv_reset(_factory(ctx, serial), confirm=True)
+    _yubikey(ctx, serial).reset(confirm=True)
     click.echo("PIV application reset: PIN 123456, PUK 12345678, default management key.")
     click.echo("Change them now: airseal piv set-pin, set-puk, set-management-key --random")
 
@@ -179,7 +188,7 @@ def set_pin_command(ctx: click.Context, serial: int | None) -> None:
     """Change the PIN (AIRSEAL_PIN and AIRSEAL_NEW_PIN, or hidden prompts)."""
     old = _secret(PIN_ENV, "Current PIN")
     new = _secret(NEW_PIN_ENV, "New PIN (6-8 characters)", confirm=True)
-    backend.set_pin(_factory(ctx, serial), old, new)
+    _yubikey(ctx, serial).set_pin(old, new)
     click.echo("PIN changed.")
 
 
@@ -190,7 +199,7 @@ def set_puk_command(ctx: click.Context, serial: int | None) -> None:
     """Change the PUK (AIRSEAL_PUK and AIRSEAL_NEW_PUK, or hidden prompts)."""
     old = _secret(PUK_ENV, "Current PUK")
     new = _secret(NEW_PUK_ENV, "New PUK (6-8 characters)", confirm=True)
-    backend.set_puk(_factory(ctx, serial), old, new)
+    _yubikey(ctx, serial).set_puk(old, new)
     click.echo("PUK changed.")
 
 
@@ -201,7 +210,7 @@ def unblock_pin_command(ctx: click.Context, serial: int | None) -> None:
     """Set a new PIN with the PUK (AIRSEAL_PUK and AIRSEAL_NEW_PIN, or hidden prompts)."""
     puk = _secret(PUK_ENV, "PUK")
     new = _secret(NEW_PIN_ENV, "New PIN (6-8 characters)", confirm=True)
-    backend.unblock_pin(_factory(ctx, serial), puk, new)
+    _yubikey(ctx, serial).unblock_pin(puk, new)
     click.echo("PIN set; its tries are reset.")
 
 
@@ -215,7 +224,7 @@ def unblock_pin_command(ctx: click.Context, serial: int | None) -> None:
 )
 @click.option(
     "--algorithm",
-    type=click.Choice(sorted(backend.MANAGEMENT_KEY_ALGORITHMS)),
+    type=click.Choice(sorted(MANAGEMENT_KEY_ALGORITHMS)),
     help="Default: aes256 (tdes on firmware before 5.4).",
 )
 @click.option("--touch", is_flag=True, help="Require a touch to use the management key.")
@@ -231,8 +240,7 @@ def set_management_key_command(
     new_key = None
     if not random_key:
         new_key = _secret(NEW_MANAGEMENT_KEY_ENV, "New management key (hex)", confirm=True)
-    change = backend.set_management_key(
-        _factory(ctx, serial),
+    change = _yubikey(ctx, serial).set_management_key(
         pin=_pin,
         random=random_key,
         new_key=new_key,
@@ -254,7 +262,7 @@ def set_management_key_command(
 @click.option("--slot", default="9c", show_default=True, help="PIV slot (9a, 9c, 9d, 9e, 82-95).")
 @click.option(
     "--algorithm",
-    type=click.Choice(sorted(backend.ALGORITHMS)),
+    type=click.Choice(sorted(ALGORITHMS)),
     default="ecdsa-p256",
     show_default=True,
 )
@@ -280,8 +288,7 @@ def generate_key_command(
     as_json: bool,
 ) -> None:
     """Generate a key on the YubiKey, with a self-signed certificate in the slot."""
-    generated = backend.generate_key(
-        _factory(ctx, serial),
+    generated = _yubikey(ctx, serial).generate_key(
         pin=_pin,
         slot=slot,
         algorithm=algorithm,
@@ -309,10 +316,8 @@ def generate_key_command(
     click.echo(ref.public_key_pem, nl=False)
 
 
-def _fingerprint(ref: backend.PivKeyRef) -> str:
-    from airseal.trustroot.keys import fingerprint
-
-    return fingerprint(ref.public_key)
+def _fingerprint(ref: PivKeyRef) -> str:
+    return key_fingerprint(ref.public_key)
 
 
 @piv.command("attestation")
@@ -324,11 +329,11 @@ def attestation_command(ctx: click.Context, serial: int | None, slot: str, as_js
     """Print the slot's attestation chain and verify it to Yubico's attestation roots.
 
     Exits 1 when it does not verify: the key is then not proven to come from a genuine YubiKey."""
-    attested = backend.attestation(_factory(ctx, serial), slot)
-    now = dt.datetime.now(dt.UTC)
+    yubikey = _yubikey(ctx, serial)
+    attested = yubikey.attestation(slot)
     if not as_json:
         click.echo(attested.chain_pem(), nl=False)
-    verified = attested.verify(now=now, anchors=_anchors(ctx))
+    verified = yubikey.verify_attested(attested)
     key = verified.key
     if as_json:
         _emit(

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from airseal.appliance import receipts
 from airseal.appliance.cli import cli, exit_codes
 from airseal.appliance.cli.session import json_option, open_appliance
 from airseal.appliance.cli.ui import emit_json
@@ -27,8 +26,7 @@ def receipts_import(ctx: click.Context, mount: Path, as_json: bool) -> None:
     Each receipt must be signed by its agent's key (pinned the first time the agent is seen)
     and answer an export this appliance wrote.
     """
-    session = open_appliance()
-    report = receipts.import_receipts(session.home, session.db, mount)
+    report = open_appliance().import_receipts(mount)
     if as_json:
         emit_json(report.to_dict())
     else:
@@ -54,7 +52,7 @@ def receipts_import(ctx: click.Context, mount: Path, as_json: bool) -> None:
 @json_option
 def receipts_list(as_json: bool) -> None:
     """Per-action and per-agent status from the receipts imported so far."""
-    listing = receipts.list_receipts(open_appliance().db)
+    listing = open_appliance().list_receipts()
     if as_json:
         emit_json(listing.to_dict())
         return

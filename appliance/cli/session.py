@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import click
-import sqlite_utils
 
-from airseal.appliance.db import open_database
-from airseal.appliance.home import Home, open_home
+from airseal.appliance.cli.ui import TerminalPrompter
+from airseal.appliance.service import Appliance
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
-@dataclass(frozen=True)
-class Session:
-    home: Home
-    db: sqlite_utils.Database
+def open_appliance() -> Appliance:
+    """The appliance in ``$AIRSEAL_HOME`` (else the platform's), opened now: a command that needs
+    the home fails before it asks or reads anything when there is none."""
+    appliance = Appliance(prompter=TerminalPrompter())
+    appliance.home  # noqa: B018  (opens it)
+    return appliance
 
 
-def open_appliance() -> Session:
-    home = open_home()
-    return Session(home, open_database(home))
+def appliance_without_home() -> Appliance:
+    """For commands that need no home (the courier's check, token listing, a PEM key file)."""
+    return Appliance(prompter=TerminalPrompter())

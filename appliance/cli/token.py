@@ -1,7 +1,8 @@
 """`airseal token`: what a PKCS#11 module sees (slots, tokens, serials, PIN state, free memory).
 
-Thin over :mod:`airseal.appliance.signers.pkcs11`; errors reach the operator through the CLI's
-`main`.
+Thin over the service's :meth:`~airseal.appliance.service.Appliance.list_tokens`, whose
+:class:`~airseal.appliance.service.TokenTable` words the table for the TUI too; errors reach the
+operator through the CLI's `main`.
 Register with ``cli.add_command(token)``.
 """
 
@@ -9,18 +10,20 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import click
 from rich.console import Console
 from rich.table import Table
 
-from airseal.appliance.signers.pkcs11 import PinProvider, TokenInfo, list_tokens
+from airseal.appliance.cli.session import appliance_without_home
+from airseal.appliance.service import TOKEN_COLUMNS, TokenTable
 
 PIN_ENV = "AIRSEAL_PIN"
 MODULE_ENV = "AIRSEAL_PKCS11_MODULE"
 
 
-def pin_from_env_or_prompt(what: str = "the token") -> PinProvider:
+def pin_from_env_or_prompt(what: str = "the token") -> Callable[[], str]:
     """A ``pin_provider`` for the CLI: ``AIRSEAL_PIN`` if set, else a hidden prompt.
 
     Called only when the token needs the PIN; the PIN is never echoed, logged or passed in argv.
@@ -36,27 +39,17 @@ def pin_from_env_or_prompt(what: str = "the token") -> PinProvider:
     return provide
 
 
-def render_tokens(infos: list[TokenInfo], module_path: str) -> Table:
-    table = Table(title=f"Tokens in {module_path}", title_justify="left")
-    table.add_column("Slot", justify="right")
-    table.add_column("Label", no_wrap=True)
-    table.add_column("Serial", no_wrap=True)
-    table.add_column("Manufacturer")
-    table.add_column("Model")
-    table.add_column("Free public", justify="right")
-    table.add_column("Free private", justify="right")
-    table.add_column("State")
-    for info in infos:
-        table.add_row(
-            str(info.slot_id),
-            info.label or "-",
-            info.serial or "-",
-            info.manufacturer,
-            info.model,
-            info.public_memory,
-            info.private_memory,
-            info.state,
+def render_tokens(tokens: TokenTable) -> Table:
+    table = Table(title=tokens.title, title_justify="left")
+    right = {"Slot", "Free public", "Free private"}
+    for column in TOKEN_COLUMNS:
+        table.add_column(
+            column,
+            justify="right" if column in right else "left",
+            no_wrap=column in {"Label", "Serial"},
         )
+    for row in tokens.rows():
+        table.add_row(*row)
     return table
 
 
@@ -77,11 +70,11 @@ def token() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_command(module_path: str, as_json: bool) -> None:
     """List the slots and tokens a PKCS#11 module sees. Needs no PIN."""
-    infos = list_tokens(module_path)
+    tokens = appliance_without_home().list_tokens(module_path)
     if as_json:
-        click.echo(json.dumps([info.to_dict() for info in infos], indent=2))
+        click.echo(json.dumps(tokens.to_json(), indent=2))
         return
-    if not infos:
-        click.echo(f"No token is present in {module_path}.")
+    if not tokens.tokens:
+        click.echo(tokens.empty_text)
         return
-    Console(width=max(120, Console().width)).print(render_tokens(infos, module_path))
+    Console(width=max(120, Console().width)).print(render_tokens(tokens))

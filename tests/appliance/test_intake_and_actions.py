@@ -154,8 +154,8 @@ def test_editing_signs_a_new_version_and_keeps_the_old(appliance, payload):
         home, db, first.id, actions.ActionSpec(description="v2 notes"), None, FixedPrompter()
     )
     assert (second.id, second.version) == (first.id, 2)
-    assert second.predicate["description"] == "v2 notes"
-    assert second.predicate["download"] == first.predicate["download"]
+    assert second.predicate.to_json_dict()["description"] == "v2 notes"
+    assert second.predicate.to_json_dict()["download"] == first.predicate.to_json_dict()["download"]
     assert actions.get_action(db, first.id, 1).bundle == first.bundle
     assert [r.version for r in actions.list_actions(db)] == [2]
     assert [r.version for r in actions.list_actions(db, all_versions=True)] == [1, 2]

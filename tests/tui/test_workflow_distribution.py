@@ -161,9 +161,10 @@ async def test_file_to_action_to_export_to_media_check(empty_home: Path, tmp_pat
     assert stored == [("agent-installer.sh", "cosign-signature", 1)]
     assert (home.store_dir / digest).read_bytes() == PAYLOAD
     record = action_service.get_action(db, created.id)
-    assert record.predicate["download"] == {"dest": "/opt/agent.sh", "fileMode": "0755",
-                                            "owner": None}
-    assert record.predicate["conditions"]["ifMissing"] == ["/opt/agent.sh"]
+    assert record.predicate.to_json_dict()["download"] == {
+        "dest": "/opt/agent.sh", "fileMode": "0755", "owner": None
+    }
+    assert record.predicate.to_json_dict()["conditions"]["ifMissing"] == ["/opt/agent.sh"]
     assert record.created == NOW.isoformat()  # the app's clock reached the service
     exports = db.execute("SELECT sequence, target, actions FROM exports").fetchall()
     assert len(exports) == 1 and exports[0][1] == str(media)
@@ -211,9 +212,9 @@ async def test_edit_and_revoke_an_action(snapshot_site: dict, tmp_path: Path) ->
     db = open_database(open_home(root))
     latest = action_service.get_action(db, action.id)
     assert latest.version == 2 and latest.revoked
-    assert latest.predicate["execute"]["args"] == ["--quiet", "--retry", "3"]
-    assert latest.predicate["execute"]["timeoutSeconds"] == 900
-    assert latest.predicate["conditions"]["host"] == "ws-*"  # kept from version 1
+    assert latest.predicate.to_json_dict()["execute"]["args"] == ["--quiet", "--retry", "3"]
+    assert latest.predicate.to_json_dict()["execute"]["timeoutSeconds"] == 900
+    assert latest.predicate.to_json_dict()["conditions"]["host"] == "ws-*"  # kept from version 1
     reason = db.execute(
         "SELECT details FROM audit WHERE action = 'action.revoke' AND subject = ?", [action.id]
     ).fetchone()

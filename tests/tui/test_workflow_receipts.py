@@ -73,7 +73,7 @@ async def test_receipts_from_real_agents_imported_through_the_ui(
     site_key = keystore.get_key(db, "site-ops")
     db.close()
     distributor = spki_pem(site_key.public_key)
-    placed = Path(download.predicate["download"]["dest"])
+    placed = Path(download.predicate.to_json_dict()["download"]["dest"])
     assert placed.is_relative_to(root.parent)  # the test site places files in its own folder
 
     first = run_agent(tmp_path / "agent-1", "ws-101", media, distributor)

@@ -1,9 +1,8 @@
 """The action form: every field of a node action, checked by the action service itself.
 
-The service (:func:`airseal.appliance.actions.create_action` / ``edit_action``) is the only judge
-of what
-is valid; when it refuses, its message appears next to the field it names. Editing signs a new
-version: fields left as they were keep the signed values.
+The service (:meth:`airseal.appliance.service.Appliance.create_action` / ``edit_action``) is the
+only judge of what is valid; when it refuses, its message appears next to the field it names.
+Editing signs a new version: fields left as they were keep the signed values.
 """
 
 from __future__ import annotations
@@ -20,10 +19,8 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
-from airseal.appliance import actions
-from airseal.appliance.actions import ActionRecord, ActionSpec
 from airseal.appliance.errors import KeyNotFound, UsageError
-from airseal.appliance.intake import FileNotInStore
+from airseal.appliance.service.records import ActionRecord, ActionSpec, FileNotInStore
 from airseal.tui.errors import describe_error
 from airseal.tui.formatting import size
 from airseal.tui.screens.base import AirsealScreen
@@ -147,7 +144,7 @@ class ActionFormScreen(AirsealScreen):
         return Input(self._initial(field), placeholder=placeholder, id=f"f-{field}", compact=True)
 
     def compose(self) -> ComposeResult:
-        p = self.record.predicate if self.record else {}
+        p = self.record.predicate if self.record else None
         title = (
             f"Edit action {self.record.id} (signs version {self.record.version + 1})"
             if self.record
@@ -171,7 +168,7 @@ class ActionFormScreen(AirsealScreen):
                     "Target OS",
                     Select(
                         list(OS_CHOICES),
-                        value=p.get("os", "linux"),
+                        value=p.os if p else "linux",
                         allow_blank=False,
                         id="f-os",
                         compact=True,
@@ -185,7 +182,7 @@ class ActionFormScreen(AirsealScreen):
                     "Distribution",
                     Select(
                         list(MODE_CHOICES),
-                        value=p.get("mode", "execute"),
+                        value=p.mode if p else "execute",
                         allow_blank=False,
                         id="f-mode",
                         compact=True,
@@ -226,7 +223,7 @@ class ActionFormScreen(AirsealScreen):
                         "Reboot",
                         Select(
                             list(REBOOT_CHOICES),
-                            value=(p.get("execute") or {}).get("reboot", "never"),
+                            value=p.execute.reboot if p and p.execute else "never",
                             allow_blank=False,
                             id="f-reboot",
                             compact=True,
@@ -248,24 +245,22 @@ class ActionFormScreen(AirsealScreen):
         if self.record is None:
             return ""
         p = self.record.predicate
-        cond = p.get("conditions") or {}
-        execute = p.get("execute") or {}
-        download = p.get("download") or {}
+        cond, execute, download = p.conditions, p.execute, p.download
         value: Any = {
-            "name": p.get("name"),
-            "description": p.get("description"),
-            "label": p.get("label"),
-            "if-missing": "; ".join(cond.get("ifMissing", ())),
-            "if-exists": "; ".join(cond.get("ifExists", ())),
-            "host": cond.get("host"),
-            "group": cond.get("group"),
-            "run": execute.get("run"),
-            "args": shlex.join(execute.get("args", ())) if execute.get("args") else "",
-            "run-as": execute.get("runAs"),
-            "timeout": str(execute["timeoutSeconds"]) if execute.get("timeoutSeconds") else "",
-            "dest": download.get("dest"),
-            "file-mode": download.get("fileMode"),
-            "owner": download.get("owner"),
+            "name": p.name,
+            "description": p.description,
+            "label": p.label,
+            "if-missing": "; ".join(cond.if_missing),
+            "if-exists": "; ".join(cond.if_exists),
+            "host": cond.host,
+            "group": cond.group,
+            "run": execute.run if execute else None,
+            "args": shlex.join(execute.args) if execute and execute.args else "",
+            "run-as": execute.run_as if execute else None,
+            "timeout": str(execute.timeout_seconds) if execute else "",
+            "dest": download.dest if download else None,
+            "file-mode": download.file_mode if download else None,
+            "owner": download.owner if download else None,
         }.get(field)
         return "" if value is None else str(value)
 
@@ -278,11 +273,9 @@ class ActionFormScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_choices(self) -> None:
-        from airseal.appliance import intake, keystore
-
-        with self.context.session() as (_home, db):
-            files = intake.list_files(db)
-            keys = keystore.list_keys(db)
+        with self.context.open() as appliance:
+            files = appliance.list_files()
+            keys = appliance.list_keys()
         self.post_message(self.Choices(files, keys))
 
     @on(Choices)
@@ -430,15 +423,11 @@ class ActionFormScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="save")
     def save(self, spec: ActionSpec, key_name: str) -> None:
-        with self.context.session() as (home, db):
+        with self.context.open(self.prompter) as appliance:
             if self.record is None:
-                record = actions.create_action(
-                    home, db, spec, key_name, self.prompter, now=self.context.now()
-                )
+                record = appliance.create_action(spec, key_name)
             else:
-                record = actions.edit_action(
-                    home, db, self.record.id, spec, key_name, self.prompter, now=self.context.now()
-                )
+                record = appliance.edit_action(self.record.id, spec, key_name)
         self.post_message(self.Saved(record, self.record is None))
 
     def worker_failed(self, name: str, error: BaseException) -> bool:

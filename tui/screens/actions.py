@@ -15,8 +15,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label
 
-from airseal.appliance import actions
-from airseal.appliance.actions import ActionRecord
+from airseal.appliance.service.records import ActionRecord
 from airseal.tui.formatting import day
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.dialogs import FormDialog, FormField, TextDialog
@@ -41,15 +40,15 @@ def matches(record: ActionRecord, text: str) -> bool:
             record.os,
             record.mode,
             record.key_name,
-            str(record.predicate.get("label", "")),
-            str(record.predicate["payload"]["name"]),
+            record.predicate.label,
+            record.predicate.payload.name,
         ]
     ).lower()
     return all(word in haystack for word in text.lower().split())
 
 
 def action_text(record: ActionRecord) -> str:
-    return json.dumps({**record.summary(), "predicate": record.predicate}, indent=2)
+    return json.dumps(record.details(), indent=2)
 
 
 class ActionsScreen(AirsealScreen):
@@ -105,8 +104,8 @@ class ActionsScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        with self.context.session() as (_home, db):
-            records = actions.list_actions(db, include_revoked=True)
+        with self.context.open() as appliance:
+            records = appliance.list_actions(include_revoked=True)
         self.post_message(self.Loaded(records))
 
     @on(Loaded)
@@ -132,8 +131,8 @@ class ActionsScreen(AirsealScreen):
                 r.name,
                 r.os,
                 r.mode,
-                str(r.predicate.get("label", "")),
-                str(r.predicate["payload"]["name"]),
+                r.predicate.label,
+                r.predicate.payload.name,
                 r.key_name,
                 day(r.valid_until),
                 state_of(r, now),
@@ -221,8 +220,8 @@ class ActionsScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def revoke(self, action_id: str, reason: str) -> None:
-        with self.context.session() as (home, db):
-            count = actions.revoke_action(home, db, action_id, reason)
+        with self.context.open() as appliance:
+            count = appliance.revoke_action(action_id, reason)
         self.post_message(self.Revoked(action_id, count))
 
     @on(Revoked)

@@ -90,12 +90,9 @@ class AuditScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def read_log(self, search: str) -> None:
-        from airseal.appliance.audit import verify_chain
-        from airseal.appliance.audit_entries import recent_entries
-
-        with self.context.session() as (home, db):
-            report = verify_chain(home, db)
-            entries = recent_entries(db, limit=LIMIT, search=search or None)
+        with self.context.open() as appliance:
+            report = appliance.verify_audit()
+            entries = appliance.audit_entries(limit=LIMIT, search=search or None)
         self.post_message(self.Loaded(entries, report))
 
     @on(Loaded)

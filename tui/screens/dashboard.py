@@ -21,7 +21,7 @@ from airseal.tui.widgets.nav import NavBar
 from airseal.tui.widgets.tiles import Tile
 
 if TYPE_CHECKING:
-    from airseal.appliance.dashboard import DashboardSummary
+    from airseal.appliance.service.records import DashboardSummary
 
 TOPIC_SCREENS = {"settings": "files"}
 SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "•"}
@@ -78,12 +78,11 @@ class DashboardScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        from airseal.appliance.dashboard import summarize
         from airseal.appliance.errors import HomeError
 
         try:
-            with self.context.session() as (home, db):
-                summary = summarize(home, db, now=self.context.now())
+            with self.context.open() as appliance:
+                summary = appliance.dashboard()
         except HomeError as error:
             self.post_message(self.HomeMissing(str(self.context.root), error.diagnostics()))
             return
@@ -204,15 +203,6 @@ class DashboardScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def initialise(self) -> None:
-        from airseal.appliance import audit
-        from airseal.appliance.db import SCHEMA_VERSION, open_database
-        from airseal.appliance.home import init_home
-
-        home, created = init_home(self.context.root)
-        if created:
-            db = open_database(home)
-            try:
-                audit.record(home, db, "init", str(home.root), {"schema": SCHEMA_VERSION})
-            finally:
-                db.close()
+        with self.context.open() as appliance:
+            appliance.init()
         self.app.call_from_thread(self.load)

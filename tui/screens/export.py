@@ -32,25 +32,6 @@ from airseal.tui.widgets.media_picker import MediaPicker
 from airseal.tui.widgets.nav import NavBar
 
 
-def check_summary(report: Any) -> str:
-    """One paragraph of the courier's check, as the CLI words it."""
-    if report.ok:
-        lines = [
-            f"Media COMPLETE: export {report.export_id} (sequence {report.sequence}), "
-            f"{report.actions} action(s), {report.files_checked} files, "
-            f"{report.bytes_checked} bytes checked"
-        ]
-        if report.expires is not None:
-            state = "EXPIRED" if report.expired else "valid until"
-            lines.append(f"  {state} {report.expires:%Y-%m-%d %H:%M} UTC")
-        lines.append(f"  authenticity: {report.authenticity}")
-        return "\n".join(lines)
-    lines = [f"Media {report.status.upper()}: {report.mount}"]
-    lines += [f"  {f.check:<10} {f.path}: {f.reason}" for f in report.findings]
-    lines.append("  do not carry this media: export again at the appliance")
-    return "\n".join(lines)
-
-
 class ExportScreen(AirsealScreen):
     AUTO_FOCUS = "#export-actions"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -119,15 +100,12 @@ class ExportScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        from airseal.appliance import keystore, settings
-        from airseal.appliance.actions import current_actions
-
-        now = self.context.now()
-        with self.context.session() as (_home, db):
-            current = current_actions(db, now)
-            keys = keystore.list_keys(db)
-            days = settings.get_int(db, "export.valid-days")
-        self.post_message(self.Loaded(current, keys, days, self.context.detect_media()))
+        with self.context.open() as appliance:
+            current = appliance.current_actions()
+            keys = appliance.list_keys()
+            days = appliance.setting_int("export.valid-days")
+            media = appliance.detect_media()
+        self.post_message(self.Loaded(current, keys, days, media))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
@@ -136,12 +114,12 @@ class ExportScreen(AirsealScreen):
         had = {str(selection.get_option_at_index(i).value) for i in range(selection.option_count)}
         selection.clear_options()
         for record in message.actions:
-            payload = record.predicate["payload"]
+            payload = record.predicate.payload
             chosen = record.id in before or record.id not in had
             selection.add_option(
                 (
                     f"{record.name}  ({record.os}, {record.mode})  {record.id} v{record.version}  "
-                    f"{payload['name']} {size(int(payload['size']))}",
+                    f"{payload.name} {size(payload.size)}",
                     record.id,
                     chosen,
                 )
@@ -205,8 +183,8 @@ class ExportScreen(AirsealScreen):
         from airseal.trustroot.errors import TrustrootError
 
         try:
-            with self.context.session() as (_home, db):
-                space = self.context.check_space(db, target, chosen)
+            with self.context.open() as appliance:
+                space = appliance.check_space(target, chosen)
         except TrustrootError as error:
             self.post_message(self.Space(error.diagnostics(), False))
             return
@@ -273,9 +251,6 @@ class ExportScreen(AirsealScreen):
     def export(
         self, target: Path, key: str, chosen: list[str], days: int, allow_unknown: bool
     ) -> None:
-        from airseal.appliance.export import export_to_media
-        from airseal.media.check import check_media
-
         last = [0.0]
 
         def advance(done: int, total: int) -> None:
@@ -283,20 +258,16 @@ class ExportScreen(AirsealScreen):
                 last[0] = done
                 self.post_message(self.Progress(done, total))
 
-        with self.context.session() as (home, db):
-            summary = export_to_media(
-                home,
-                db,
+        with self.context.open(self.prompter) as appliance:
+            summary = appliance.export(
                 target,
                 key,
-                self.prompter,
                 action_ids=chosen,
                 valid_days=days,
                 allow_unknown_capacity=allow_unknown,
                 on_progress=advance,
-                now=self.context.now(),
             )
-        report = check_media(target, now=self.context.now())
+            report = appliance.check_media(target)
         self.post_message(self.Exported(summary, report))
 
     @on(Progress)
@@ -314,7 +285,7 @@ class ExportScreen(AirsealScreen):
             f"  {s.files} files, {s.bytes_written} bytes ({size(s.bytes_written)}), "
             f"read back {'OK' if s.read_back_ok else 'FAILED'}, "
             f"valid until {when(s.expires)} UTC, signed by {s.key_name} "
-            f"({s.signatures} signature(s))\n\n" + check_summary(report)
+            f"({s.signatures} signature(s))\n\n" + "\n".join(report.describe())
         )
         self._result(text, ok=s.read_back_ok and report.ok)
         self.notify(f"Export {s.sequence} written and checked.", title="Export done")

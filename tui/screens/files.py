@@ -15,8 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, Label, ProgressBar, Select, Static
 
-from airseal.appliance import intake
-from airseal.appliance.intake import StoredFile
+from airseal.appliance.service.records import StoredFile, VendorSignature
 from airseal.tui.errors import describe_error
 from airseal.tui.formatting import day, size
 from airseal.tui.screens.base import AirsealScreen
@@ -132,8 +131,8 @@ class FilesScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        with self.context.session() as (_home, db):
-            files = intake.list_files(db)
+        with self.context.open() as appliance:
+            files = appliance.list_files()
         self.post_message(self.Loaded(files))
 
     @on(Loaded)
@@ -200,16 +199,14 @@ class FilesScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="add")
     def add(self, path: Path, name: str | None, method: str, values: dict[str, str]) -> None:
-        from airseal.appliance.blobs import load_key_argument
-
         def file(field: str) -> Path | None:
             return Path(values[field]).expanduser() if values.get(field) else None
 
-        with self.context.session() as (home, db):
+        with self.context.open(self.prompter) as appliance:
             key = None
             if values.get("key"):
-                key, _ = load_key_argument(values["key"], lambda: db)
-            vendor = intake.VendorSignature(
+                key, _ = appliance.verification_key(values["key"])
+            vendor = VendorSignature(
                 signature=file("signature"),
                 bundle=file("bundle"),
                 key=key,
@@ -229,7 +226,7 @@ class FilesScreen(AirsealScreen):
                     mark = done
                     self.post_message(self.Progress(done, total))
 
-            stored = intake.add_file(home, db, path, vendor, name=name, on_progress=advance)
+            stored = appliance.add_file(path, vendor, name=name, on_progress=advance)
         self.post_message(self.Added(stored))
 
     @on(Progress)

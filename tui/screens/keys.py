@@ -13,20 +13,20 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Label, Static
 
-from airseal.appliance import keystore
 from airseal.appliance.errors import UsageError
-from airseal.appliance.keystore import KeyRecord
+from airseal.appliance.service import Appliance
+from airseal.appliance.service.records import GENERATORS, KeyRecord
 from airseal.tui.formatting import day
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.dialogs import FormDialog, FormField, TextDialog
 from airseal.tui.widgets.nav import NavBar
 
-ALGORITHMS = tuple((name, name) for name in keystore.GENERATORS)
+ALGORITHMS = tuple((name, name) for name in GENERATORS)
 
 
 def _name_problem(values: dict[str, str]) -> str | None:
     try:
-        keystore.check_name(values.get("name", ""))
+        Appliance.check_key_name(values.get("name", ""))
     except UsageError as error:
         return error.diagnostics()
     return None
@@ -100,8 +100,8 @@ class KeysScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        with self.context.session() as (_home, db):
-            records = keystore.list_keys(db)
+        with self.context.open() as appliance:
+            records = appliance.list_keys()
         self.post_message(self.Loaded(records))
 
     @on(Loaded)
@@ -178,8 +178,8 @@ class KeysScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def generate(self, name: str, algorithm: str) -> None:
-        with self.context.session() as (home, db):
-            record = keystore.generate_file_key(home, db, name, self.prompter, algorithm=algorithm)
+        with self.context.open(self.prompter) as appliance:
+            record = appliance.generate_file_key(name, algorithm=algorithm)
         self.post_message(self.KeyAdded(record, "Generated"))
 
     def action_import_key(self) -> None:
@@ -217,8 +217,8 @@ class KeysScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def import_file(self, name: str, path: Path) -> None:
-        with self.context.session() as (home, db):
-            record = keystore.import_file_key(home, db, name, path, self.prompter)
+        with self.context.open(self.prompter) as appliance:
+            record = appliance.import_file_key(name, path)
         self.post_message(self.KeyAdded(record, "Imported"))
 
     @on(KeyAdded)
@@ -254,10 +254,8 @@ class KeysScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def export_public(self, name: str, path: Path) -> None:
-        from airseal.appliance.public_keys import export_public_key
-
-        with self.context.session() as (home, db):
-            written = export_public_key(home, db, name, path)
+        with self.context.open() as appliance:
+            written = appliance.export_public_key(name, path)
         self.post_message(self.PublicKeyWritten(name, str(written)))
 
     @on(PublicKeyWritten)
@@ -271,11 +269,9 @@ class KeysScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def show(self, name: str) -> None:
-        from airseal.appliance.public_keys import public_key_pem
-
-        with self.context.session() as (_home, db):
-            record = keystore.get_key(db, name)
-            pem = public_key_pem(db, name)
+        with self.context.open() as appliance:
+            record = appliance.get_key(name)
+            pem = appliance.public_key_pem(name)
         self.post_message(self.PublicKeyShown(record, pem))
 
     @on(PublicKeyShown)

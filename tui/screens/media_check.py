@@ -15,7 +15,6 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, ProgressBar, Static
 
 from airseal.tui.screens.base import AirsealScreen
-from airseal.tui.screens.export import check_summary
 from airseal.tui.widgets.media_picker import MediaPicker
 from airseal.tui.widgets.nav import NavBar
 
@@ -80,8 +79,6 @@ class MediaCheckScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="check")
     def check(self, target: Path) -> None:
-        from airseal.media.check import check_media
-
         last = [0]
 
         def advance(done: int, total: int) -> None:
@@ -89,9 +86,8 @@ class MediaCheckScreen(AirsealScreen):
                 last[0] = done
                 self.post_message(self.Progress(done, total))
 
-        self.post_message(
-            self.Checked(check_media(target, now=self.context.now(), on_progress=advance))
-        )
+        with self.context.open() as appliance:
+            self.post_message(self.Checked(appliance.check_media(target, on_progress=advance)))
 
     @on(Progress)
     def _progress(self, message: Progress) -> None:
@@ -101,8 +97,8 @@ class MediaCheckScreen(AirsealScreen):
 
     @on(Checked)
     def _checked(self, message: Checked) -> None:
-        report = message.report
-        self._show(check_summary(report), ok=report.ok)
+        report = message.report.report
+        self._show("\n".join(message.report.describe()), ok=report.ok)
         table = self.query_one(DataTable)
         table.clear()
         groups = (

@@ -18,10 +18,10 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Label, Select, Static
 
-from airseal.appliance import keystore
 from airseal.appliance.errors import UsageError
-from airseal.appliance.prompts import token_pin
-from airseal.appliance.signers import piv as backend
+from airseal.appliance.service import Appliance
+from airseal.appliance.service.records import common_name, token_pin
+from airseal.appliance.service.yubikey import ALGORITHMS, YubiKeyPiv, key_fingerprint
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.dialogs import ConfirmDialog, FormDialog, FormField, TextDialog
 from airseal.tui.widgets.nav import NavBar
@@ -164,7 +164,7 @@ class PivScreen(AirsealScreen):
         from airseal.appliance.errors import YubiKeyError
 
         try:
-            devices = self.context.yubikeys()
+            devices = self.context.open().yubikeys()
         except YubiKeyError as error:
             self.post_message(self.Failed(error.diagnostics()))
             return
@@ -197,8 +197,9 @@ class PivScreen(AirsealScreen):
     def _status_box(self, text: str) -> None:
         self.query_one("#piv-info", Static).update(text)
 
-    def factory(self) -> Any:
-        return self.context.yubikey(self.serial)
+    def yubikey(self) -> YubiKeyPiv:
+        """The chosen YubiKey (the only one attached when none is chosen)."""
+        return self.context.open().yubikey(self.serial)
 
     def action_info(self) -> None:
         self.load_info()
@@ -208,7 +209,7 @@ class PivScreen(AirsealScreen):
         from airseal.appliance.errors import YubiKeyError
 
         try:
-            info = backend.piv_info(self.factory())
+            info = self.yubikey().info()
         except YubiKeyError as error:
             self.post_message(self.Failed(error.diagnostics()))
             return
@@ -268,7 +269,7 @@ class PivScreen(AirsealScreen):
         def check(values: dict[str, str]) -> str | None:
             if values["name"]:
                 try:
-                    keystore.check_name(values["name"])
+                    Appliance.check_key_name(values["name"])
                 except UsageError as error:
                     return error.diagnostics()
             return None
@@ -286,7 +287,7 @@ class PivScreen(AirsealScreen):
                         "algorithm",
                         "Algorithm",
                         "ecdsa-p256",
-                        options=tuple((a, a) for a in backend.ALGORITHMS),
+                        options=tuple((a, a) for a in ALGORITHMS),
                     ),
                     FormField("pin_policy", "PIN policy", "default", options=PIN_POLICY),
                     FormField("touch_policy", "Touch policy", "default", options=TOUCH_POLICY),
@@ -303,11 +304,7 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def generate(self, values: dict[str, str]) -> None:
-        from airseal.appliance.signers.hardware import piv_reference
-        from airseal.trustroot.keys import fingerprint
-
-        generated = backend.generate_key(
-            self.factory(),
+        generated = self.yubikey().generate_key(
             pin=self._pin,
             slot=values["slot"],
             algorithm=values["algorithm"],
@@ -315,25 +312,16 @@ class PivScreen(AirsealScreen):
             touch_policy=values["touch_policy"],
             management_key=self._management_key,
             notice=self.prompter.notice,
-            now=self.context.now(),
         )
         ref = generated.ref
         text = (
             f"Generated {generated.algorithm} key in slot {ref.slot} of {ref.describe()}; "
             f"PIN policy {generated.pin_policy}, touch policy {generated.touch_policy}; "
-            f"key SHA-256 {fingerprint(ref.public_key)[:16]}…"
+            f"key SHA-256 {key_fingerprint(ref.public_key)[:16]}…"
         )
         if values["name"]:
-            with self.context.session() as (home, db):
-                keystore.register_key(
-                    home,
-                    db,
-                    values["name"],
-                    "piv",
-                    ref.public_key,
-                    piv_reference(ref),
-                    audit_action="key.generate",
-                )
+            with self.context.open() as appliance:
+                appliance.register_piv_key(values["name"], ref)
             text += f"; registered as {values['name']}"
         self.post_message(self.Done(text))
 
@@ -342,7 +330,7 @@ class PivScreen(AirsealScreen):
 
         def check(values: dict[str, str]) -> str | None:
             try:
-                keystore.check_name(values["name"])
+                Appliance.check_key_name(values["name"])
             except UsageError as error:
                 return error.diagnostics()
             return None
@@ -372,10 +360,8 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def register(self, name: str, slot: str) -> None:
-        from airseal.appliance.hardware_keys import register_piv_slot
-
-        with self.context.session() as (home, db):
-            record = register_piv_slot(home, db, name, self.factory(), slot=slot)
+        with self.context.open() as appliance:
+            record = appliance.register_piv_slot(name, serial=self.serial, slot=slot)
         self.post_message(
             self.Done(f"Registered slot {slot} as key {record.name} ({record.fingerprint[:16]}…)")
         )
@@ -385,10 +371,8 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def attest(self, slot: str) -> None:
-        from airseal.appliance.piv_attestation import common_name
-
-        attested = backend.attestation(self.factory(), slot)
-        verified = attested.verify(now=self.context.now(), anchors=self.context.attestation_anchors)
+        yubikey = self.yubikey()
+        verified = yubikey.verify_attested(yubikey.attestation(slot))
         names = [common_name(c.subject) for c in verified.chain]
         self.post_message(self.Attested(attestation_text(verified, names)))
 
@@ -413,17 +397,17 @@ class PivScreen(AirsealScreen):
         if which == "pin":
             old = ask("Current PIN")
             new = ask("New PIN (6-8 characters)", confirm=True)
-            backend.set_pin(self.factory(), old, new)
+            self.yubikey().set_pin(old, new)
             self.post_message(self.Done("PIN changed."))
         elif which == "puk":
             old = ask("Current PUK")
             new = ask("New PUK (6-8 characters)", confirm=True)
-            backend.set_puk(self.factory(), old, new)
+            self.yubikey().set_puk(old, new)
             self.post_message(self.Done("PUK changed."))
         else:
             puk = ask("PUK")
             new = ask("New PIN (6-8 characters)", confirm=True)
-            backend.unblock_pin(self.factory(), puk, new)
+            self.yubikey().unblock_pin(puk, new)
             self.post_message(self.Done("PIN set; its tries are reset."))
 
     def action_management_key(self) -> None:
@@ -443,8 +427,7 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def random_management_key(self) -> None:
-        change = backend.set_management_key(
-            self.factory(),
+        change = self.yubikey().set_management_key(
             pin=self._pin,
             random=True,
             management_key=self._management_key,
@@ -479,7 +462,7 @@ class PivScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def reset(self) -> None:
-        backend.piv_reset(self.factory(), confirm=True)
+        self.yubikey().reset(confirm=True)
         self.post_message(
             self.Done(
                 "PIV application reset: PIN 123456, PUK 12345678, default "

@@ -116,10 +116,8 @@ class ReceiptsScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
-        from airseal.appliance.receipts import list_receipts
-
-        with self.context.session() as (_home, db):
-            listing = list_receipts(db)
+        with self.context.open() as appliance:
+            listing = appliance.list_receipts()
         self.post_message(self.Loaded(listing))
 
     @on(Loaded)
@@ -177,10 +175,8 @@ class ReceiptsScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="import")
     def import_from(self, mount: Path) -> None:
-        from airseal.appliance.receipts import import_receipts
-
-        with self.context.session() as (home, db):
-            report = import_receipts(home, db, mount, now=self.context.now())
+        with self.context.open() as appliance:
+            report = appliance.import_receipts(mount)
         self.post_message(self.Imported(report))
 
     @on(Imported)

@@ -16,9 +16,9 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
-from airseal.appliance import keystore
 from airseal.appliance.errors import UsageError
-from airseal.appliance.keystore import KeyRecord
+from airseal.appliance.service import TOKEN_COLUMNS, Appliance, TokenTable
+from airseal.appliance.service.records import KeyRecord
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.dialogs import FormDialog, FormField
 from airseal.tui.widgets.nav import NavBar
@@ -35,8 +35,7 @@ class TokensScreen(AirsealScreen):
 
     @dataclass
     class Listed(Message):
-        module: str
-        tokens: list[Any]
+        table: TokenTable
 
     @dataclass
     class KeyAdded(Message):
@@ -49,9 +48,7 @@ class TokensScreen(AirsealScreen):
         self.module = ""
 
     def compose(self) -> ComposeResult:
-        from airseal.appliance.hardware_keys import known_pkcs11_modules
-
-        modules = known_pkcs11_modules()
+        modules = self.context.open().known_pkcs11_modules()
         yield NavBar("keys")
         yield Static("PKCS#11 tokens", classes="section-title")
         with Horizontal(classes="toolbar"):
@@ -72,16 +69,7 @@ class TokensScreen(AirsealScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
-            "Slot",
-            "Label",
-            "Serial",
-            "Manufacturer",
-            "Model",
-            "Free public",
-            "Free private",
-            "State",
-        )
+        self.query_one(DataTable).add_columns(*TOKEN_COLUMNS)
         if self.query_one("#module", Input).value:
             self.action_list_tokens()
 
@@ -99,33 +87,23 @@ class TokensScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def list_tokens(self, module: str) -> None:
-        from airseal.appliance.signers.pkcs11 import list_tokens
-
-        self.post_message(self.Listed(module, list_tokens(module)))
+        with self.context.open() as appliance:
+            self.post_message(self.Listed(appliance.list_tokens(module)))
 
     @on(Listed)
     def _listed(self, message: Listed) -> None:
-        self.module, self.tokens = message.module, message.tokens
+        tokens = message.table
+        self.module, self.tokens = tokens.module, list(tokens.tokens)
         table = self.query_one(DataTable)
         table.clear()
-        for info in message.tokens:
-            table.add_row(
-                str(info.slot_id),
-                info.label or "-",
-                info.serial or "-",
-                info.manufacturer,
-                info.model,
-                info.public_memory,
-                info.private_memory,
-                info.state,
-                key=f"{info.slot_id}",
-            )
-        count = len(message.tokens)
+        for info, row in zip(tokens.tokens, tokens.rows(), strict=True):
+            table.add_row(*row, key=f"{info.slot_id}")
+        count = len(tokens.tokens)
         self.query_one("#tokens-status", Label).update(
-            f"{count} token(s) in {message.module}. g generates a key on the selected token, "
+            f"{count} token(s) in {tokens.module}. g generates a key on the selected token, "
             "k registers a key it already holds."
             if count
-            else f"No token is present in {message.module}."
+            else tokens.empty_text
         )
 
     def _selected_token(self) -> Any | None:
@@ -142,7 +120,7 @@ class TokensScreen(AirsealScreen):
     @staticmethod
     def _check_name(values: dict[str, str]) -> str | None:
         try:
-            keystore.check_name(values.get("name", ""))
+            Appliance.check_key_name(values.get("name", ""))
         except UsageError as error:
             return error.diagnostics()
         return None
@@ -174,10 +152,8 @@ class TokensScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def generate(self, module: str, token: str, name: str, label: str | None) -> None:
-        with self.context.session() as (home, db):
-            record = keystore.generate_pkcs11_key(
-                home, db, name, self.prompter, module=module, token=token, label=label
-            )
+        with self.context.open(self.prompter) as appliance:
+            record = appliance.generate_pkcs11_key(name, module=module, token=token, label=label)
         self.post_message(self.KeyAdded(record, "Generated"))
 
     def action_register_token_key(self) -> None:
@@ -208,12 +184,9 @@ class TokensScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="task")
     def register(self, module: str, token: str, name: str, label: str, key_id: str | None) -> None:
-        with self.context.session() as (home, db):
-            record = keystore.import_pkcs11_key(
-                home,
-                db,
+        with self.context.open(self.prompter) as appliance:
+            record = appliance.import_pkcs11_key(
                 name,
-                self.prompter,
                 module=module,
                 token=token,
                 label=label,

@@ -1,0 +1,27 @@
+"""The one API both front ends call: :class:`Appliance`, its options and its results.
+
+Importing this package is cheap: the signing stack loads only inside the methods that sign.
+"""
+
+from airseal.appliance.service.appliance import Appliance, NoPrompter, default_home
+from airseal.appliance.service.options import ApplianceOptions, utc_now
+from airseal.appliance.service.results import (
+    TOKEN_COLUMNS,
+    AuditRow,
+    Initialised,
+    MediaCheck,
+    TokenTable,
+)
+
+__all__ = [
+    "TOKEN_COLUMNS",
+    "Appliance",
+    "ApplianceOptions",
+    "AuditRow",
+    "Initialised",
+    "MediaCheck",
+    "NoPrompter",
+    "TokenTable",
+    "default_home",
+    "utc_now",
+]

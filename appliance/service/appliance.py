@@ -1,0 +1,511 @@
+"""The appliance as both front ends see it: one object per unit of work, one method per use case.
+
+The CLI and the TUI open an :class:`Appliance`, call its methods and show the typed results; they
+never reach the database, the signers or the file formats themselves. The home and the database
+open on first use and close with the ``with`` block, in the thread that opened them (SQLite
+connections stay in their thread: the TUI opens one ``Appliance`` per worker). Heavy modules (the
+signing stack, PKCS#11, yubikit, sigstore) load inside the methods that need them, so listing keys
+or verifying the audit chain starts fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from airseal.appliance.service.options import ApplianceOptions
+from airseal.appliance.service.results import AuditRow, Initialised, MediaCheck, TokenTable
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import sqlite_utils
+
+    from airseal.appliance.actions import ActionRecord, ActionSpec
+    from airseal.appliance.audit import ChainReport
+    from airseal.appliance.audit_entries import AuditEntry
+    from airseal.appliance.blobs import BlobSignature
+    from airseal.appliance.dashboard import DashboardSummary
+    from airseal.appliance.export import ExportSummary
+    from airseal.appliance.home import Home
+    from airseal.appliance.intake import StoredFile, VendorSignature
+    from airseal.appliance.keystore import KeyRecord
+    from airseal.appliance.mounts import MediaMount, SpaceCheck
+    from airseal.appliance.prompts import Prompter
+    from airseal.appliance.receipts import ReceiptImportReport, ReceiptListing
+    from airseal.appliance.service.yubikey import PivKeyRef, YubiKeyPiv
+    from airseal.trustroot.keyless import KeylessResult
+    from airseal.trustroot.keys import PublicKey
+    from airseal.trustroot.verify import VerifiedBlob
+
+Progress = Callable[[int, int], None]
+"""(bytes done, bytes in all) of an export."""
+BytesDone = Callable[[int], None]
+"""Bytes read so far of a file being hashed, signed or stored."""
+
+
+def default_home() -> Path:
+    """Where the appliance lives unless told: ``$AIRSEAL_HOME``, else the platform's data dir."""
+    from airseal.appliance.home import default_home as home_root
+
+    return home_root()
+
+
+class NoPrompter:
+    """Answers no question: for work that must never need a password or PIN."""
+
+    def secret(self, prompt: str, *, confirm: bool = False) -> str:
+        from airseal.appliance.errors import UsageError
+
+        raise UsageError(f"{prompt}: no one can be asked here")
+
+    def notice(self, message: str) -> None:
+        """Nothing to tell: no one is listening."""
+
+
+class Appliance:
+    """The operator's appliance at ``root`` (default: ``$AIRSEAL_HOME`` or the platform's)."""
+
+    def __init__(
+        self,
+        root: Path | None = None,
+        prompter: Prompter | None = None,
+        options: ApplianceOptions | None = None,
+    ) -> None:
+        self.root = root
+        self.prompter: Prompter = prompter if prompter is not None else NoPrompter()
+        self.options = options or ApplianceOptions()
+        self._home: Home | None = None
+        self._db: sqlite_utils.Database | None = None
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Appliance:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def home(self) -> Home:
+        """The opened home (raises :class:`~airseal.appliance.errors.HomeError` if absent)."""
+        if self._home is None:
+            from airseal.appliance.home import open_home
+
+            self._home = open_home(self.root)
+        return self._home
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            from airseal.appliance.db import open_database
+
+            self._db = open_database(self.home)
+        return self._db
+
+    def now(self) -> datetime:
+        return self.options.clock()
+
+    # -- home -------------------------------------------------------------------------------
+
+    def init(self) -> Initialised:
+        """Create the home (idempotent); the first creation is the audit log's first entry."""
+        from airseal.appliance import audit
+        from airseal.appliance.db import SCHEMA_VERSION, open_database
+        from airseal.appliance.home import default_home, init_home
+
+        home, created = init_home(self.root or default_home())
+        self.close()
+        self._home, self._db = home, open_database(home)
+        if created:
+            audit.record(home, self._db, "init", str(home.root), {"schema": SCHEMA_VERSION})
+        return Initialised(home.root, created, home.appliance_id, SCHEMA_VERSION)
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def verify_audit(self) -> ChainReport:
+        from airseal.appliance.audit import verify_chain
+
+        return verify_chain(self.home, self.db)
+
+    def audit_log(self, limit: int = 50) -> list[AuditRow]:
+        """The newest ``limit`` rows as stored, newest first."""
+        rows = self.db.execute(
+            "SELECT seq, ts, actor, action, subject, details FROM audit ORDER BY seq DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [AuditRow(*row) for row in rows]
+
+    def audit_entries(self, *, limit: int = 500, search: str | None = None) -> list[AuditEntry]:
+        """The newest entries, newest first."""
+        from airseal.appliance.audit_entries import recent_entries
+
+        return recent_entries(self.db, limit=limit, search=search)
+
+    # -- keys -------------------------------------------------------------------------------
+
+    def list_keys(self) -> list[KeyRecord]:
+        from airseal.appliance.keystore import list_keys
+
+        return list_keys(self.db)
+
+    def get_key(self, name: str) -> KeyRecord:
+        from airseal.appliance.keystore import get_key
+
+        return get_key(self.db, name)
+
+    def generate_file_key(self, name: str, *, algorithm: str = "ecdsa-p256") -> KeyRecord:
+        from airseal.appliance.keystore import generate_file_key
+
+        return generate_file_key(self.home, self.db, name, self.prompter, algorithm=algorithm)
+
+    def generate_pkcs11_key(
+        self, name: str, *, module: str, token: str, label: str | None = None
+    ) -> KeyRecord:
+        from airseal.appliance.keystore import generate_pkcs11_key
+
+        return generate_pkcs11_key(
+            self.home, self.db, name, self.prompter, module=module, token=token, label=label
+        )
+
+    def import_file_key(self, name: str, path: Path) -> KeyRecord:
+        from airseal.appliance.keystore import import_file_key
+
+        return import_file_key(self.home, self.db, name, path, self.prompter)
+
+    def import_pkcs11_key(
+        self, name: str, *, module: str, token: str, label: str, key_id: str | None = None
+    ) -> KeyRecord:
+        from airseal.appliance.keystore import import_pkcs11_key
+
+        return import_pkcs11_key(
+            self.home, self.db, name, self.prompter,
+            module=module, token=token, label=label, key_id=key_id,
+        )
+
+    def import_piv_key(
+        self, name: str, *, slot: str = "9c", serial: int | None = None
+    ) -> KeyRecord:
+        """Register a YubiKey slot; with a ``yubikey_factory`` option, the key it gives."""
+        if self.options.yubikey_factory is not None:
+            return self.register_piv_slot(name, serial=serial, slot=slot)
+        from airseal.appliance.keystore import import_piv_key
+
+        return import_piv_key(self.home, self.db, name, self.prompter, slot=slot, serial=serial)
+
+    def register_piv_slot(self, name: str, *, serial: int | None, slot: str = "9c") -> KeyRecord:
+        """Register the key in ``slot`` of the YubiKey with ``serial`` under ``name``."""
+        from airseal.appliance.hardware_keys import register_piv_slot
+
+        return register_piv_slot(
+            self.home, self.db, name, self.yubikey(serial).open_connection, slot=slot
+        )
+
+    def register_piv_key(self, name: str, ref: PivKeyRef) -> KeyRecord:
+        """Record a key just generated on a YubiKey under ``name`` (audited as generated)."""
+        from airseal.appliance.keystore import register_key
+        from airseal.appliance.signers.hardware import piv_reference
+
+        return register_key(
+            self.home, self.db, name, "piv", ref.public_key, piv_reference(ref),
+            audit_action="key.generate",
+        )
+
+    @staticmethod
+    def check_key_name(name: str) -> str:
+        """``name`` if it can name a key, else :class:`~airseal.appliance.errors.UsageError`."""
+        from airseal.appliance.keystore import check_name
+
+        return check_name(name)
+
+    def public_key_pem(self, name: str) -> str:
+        from airseal.appliance.public_keys import public_key_pem
+
+        return public_key_pem(self.db, name)
+
+    def write_public_key(self, name: str, path: Path) -> None:
+        """Write ``name``'s public key (PEM SPKI) to ``path`` atomically, as ``key
+        export-public -o`` does (not audited, unlike :meth:`export_public_key`)."""
+        from airseal.appliance.files import write_atomic
+
+        write_atomic(path, self.public_key_pem(name).encode("ascii"), mode=0o644)
+
+    def export_public_key(self, name: str, destination: Path) -> Path:
+        """Write ``name``'s public key (PEM SPKI, the shape of ``cosign.pub``) to a file."""
+        from airseal.appliance.public_keys import export_public_key
+
+        return export_public_key(self.home, self.db, name, destination)
+
+    def known_pkcs11_modules(self) -> list[str]:
+        from airseal.appliance.hardware_keys import known_pkcs11_modules
+
+        return known_pkcs11_modules()
+
+    # -- signing and verifying blobs --------------------------------------------------------
+
+    def sign_blob(
+        self,
+        path: Path,
+        key_name: str,
+        *,
+        signature_path: Path | None = None,
+        bundle_path: Path | None = None,
+        on_progress: BytesDone | None = None,
+    ) -> BlobSignature:
+        """Sign ``path`` (streamed); the detached signature and the bundle are written
+        atomically to the paths given."""
+        from airseal.appliance.blobs import sign_blob
+        from airseal.appliance.files import write_atomic
+
+        result = sign_blob(
+            self.home, self.db, path, key_name, self.prompter, on_progress=on_progress
+        )
+        if signature_path:
+            write_atomic(signature_path, result.signature_b64)
+        if bundle_path:
+            write_atomic(bundle_path, result.bundle_json)
+        return result
+
+    def verification_key(self, value: str) -> tuple[PublicKey, str]:
+        """``--key``: a PEM public key file, or the name of a key here (opens the home only
+        then)."""
+        from airseal.appliance.blobs import load_key_argument
+
+        return load_key_argument(value, lambda: self.db)
+
+    def verify_blob(
+        self,
+        path: Path,
+        key: PublicKey,
+        *,
+        signature_path: Path | None = None,
+        bundle_path: Path | None = None,
+        on_progress: BytesDone | None = None,
+    ) -> VerifiedBlob:
+        from airseal.appliance.blobs import verify_blob
+
+        return verify_blob(
+            path, key, signature_path=signature_path, bundle_path=bundle_path,
+            on_progress=on_progress,
+        )
+
+    def verify_keyless(
+        self,
+        path: Path,
+        bundle: Path,
+        *,
+        identity: str,
+        issuer: str,
+        trusted_root: Path | None = None,
+    ) -> tuple[str, KeylessResult]:
+        """Check a keyless bundle offline; returns the file's SHA-256 (hex) and the outcome."""
+        from airseal.appliance import blobs
+        from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
+        from airseal.trustroot.keyless import verify_keyless_bundle
+
+        digest, _ = blobs.hash_file(path)
+        root_json = blobs.read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
+        outcome = verify_keyless_bundle(
+            blobs.read_capped(bundle, MAX_BUNDLE_BYTES),
+            digest,
+            identity=identity,
+            issuer=issuer,
+            trusted_root_json=root_json,
+            subject=str(bundle),
+        )
+        return digest.hex(), outcome
+
+    # -- files ------------------------------------------------------------------------------
+
+    def add_file(
+        self,
+        source: Path,
+        vendor: VendorSignature,
+        *,
+        name: str | None = None,
+        on_progress: BytesDone | None = None,
+    ) -> StoredFile:
+        from airseal.appliance.intake import add_file
+
+        return add_file(self.home, self.db, source, vendor, name=name, on_progress=on_progress)
+
+    def list_files(self) -> list[StoredFile]:
+        from airseal.appliance.intake import list_files
+
+        return list_files(self.db)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def create_action(self, spec: ActionSpec, key_name: str) -> ActionRecord:
+        from airseal.appliance.actions import create_action
+
+        return create_action(self.home, self.db, spec, key_name, self.prompter, now=self.now())
+
+    def edit_action(self, action_id: str, spec: ActionSpec, key_name: str | None) -> ActionRecord:
+        """Sign a new version; fields the spec leaves out keep the signed values."""
+        from airseal.appliance.actions import edit_action
+
+        return edit_action(
+            self.home, self.db, action_id, spec, key_name, self.prompter, now=self.now()
+        )
+
+    def revoke_action(self, action_id: str, reason: str) -> int:
+        """Revoke every version; returns how many were revoked."""
+        from airseal.appliance.actions import revoke_action
+
+        return revoke_action(self.home, self.db, action_id, reason)
+
+    def list_actions(
+        self, *, include_revoked: bool = False, all_versions: bool = False
+    ) -> list[ActionRecord]:
+        from airseal.appliance.actions import list_actions
+
+        return list_actions(self.db, include_revoked=include_revoked, all_versions=all_versions)
+
+    def current_actions(self) -> list[ActionRecord]:
+        """What an export would carry now: latest versions, neither revoked nor expired."""
+        from airseal.appliance.actions import current_actions
+
+        return current_actions(self.db, self.now())
+
+    def get_action(self, action_id: str, version: int | None = None) -> ActionRecord:
+        from airseal.appliance.actions import get_action
+
+        return get_action(self.db, action_id, version)
+
+    # -- export and media -------------------------------------------------------------------
+
+    def export(
+        self,
+        target: Path,
+        key_name: str,
+        *,
+        action_ids: Sequence[str] | None = None,
+        valid_days: int | None = None,
+        split_threshold: int | None = None,
+        allow_unknown_capacity: bool = False,
+        on_progress: Progress | None = None,
+    ) -> ExportSummary:
+        """Write the actions (default: every current one) to ``target``, read them back, sign
+        the export statement with ``key_name``."""
+        from airseal.appliance.export import export_to_media
+        from airseal.media import layout
+
+        return export_to_media(
+            self.home, self.db, target, key_name, self.prompter,
+            action_ids=list(action_ids) if action_ids is not None else None,
+            valid_days=valid_days,
+            split_threshold=split_threshold or layout.FAT32_MAX_FILE_SIZE,
+            allow_unknown_capacity=allow_unknown_capacity,
+            on_progress=on_progress,
+            now=self.now(),
+        )
+
+    def detect_media(self) -> list[MediaMount]:
+        """Removable media mounted now."""
+        from airseal.appliance.mounts import detect_media
+
+        table = self.options.mount_table
+        return detect_media(table() if table else None)
+
+    def check_space(self, target: Path, action_ids: Sequence[str]) -> SpaceCheck:
+        """Whether an export of ``action_ids`` fits on ``target``."""
+        from airseal.appliance.mounts import check_space
+
+        table = self.options.mount_table
+        mountinfo = table() if table else None
+        if self.options.capacity_probe is not None:
+            return check_space(
+                self.db, target, list(action_ids),
+                probe=self.options.capacity_probe, mountinfo=mountinfo,
+            )
+        return check_space(self.db, target, list(action_ids), mountinfo=mountinfo)
+
+    def check_media(self, mount: Path, *, on_progress: Progress | None = None) -> MediaCheck:
+        """The courier's check: complete and undamaged? Needs no home and no keys."""
+        from airseal.media.check import check_media
+
+        if on_progress is None:
+            return MediaCheck(check_media(mount, now=self.now()))
+        return MediaCheck(check_media(mount, now=self.now(), on_progress=on_progress))
+
+    # -- receipts ---------------------------------------------------------------------------
+
+    def import_receipts(self, mount: Path) -> ReceiptImportReport:
+        from airseal.appliance.receipts import import_receipts
+
+        return import_receipts(self.home, self.db, mount, now=self.now())
+
+    def list_receipts(self) -> ReceiptListing:
+        from airseal.appliance.receipts import list_receipts
+
+        return list_receipts(self.db)
+
+    # -- settings ---------------------------------------------------------------------------
+
+    def settings(self, name: str | None = None) -> dict[str, str]:
+        """Every setting's value (or only ``name``'s), in declaration order."""
+        from airseal.appliance import settings
+
+        names = [name] if name else list(settings.SETTINGS)
+        return {n: settings.get(self.db, n) for n in names}
+
+    def setting_description(self, name: str) -> str:
+        from airseal.appliance import settings
+
+        return settings.SETTINGS[name].description
+
+    def setting_int(self, name: str) -> int:
+        from airseal.appliance import settings
+
+        return settings.get_int(self.db, name)
+
+    def set_setting(self, name: str, value: str) -> None:
+        from airseal.appliance import settings
+
+        settings.set_value(self.home, self.db, name, value)
+
+    # -- hardware ---------------------------------------------------------------------------
+
+    def list_tokens(self, module: str) -> TokenTable:
+        """What a PKCS#11 module sees; needs no PIN and no home."""
+        from airseal.appliance.signers.pkcs11 import list_tokens
+
+        return TokenTable(module, tuple(list_tokens(module)))
+
+    def yubikeys(self) -> list[Any]:
+        """The YubiKeys attached now."""
+        if self.options.yubikey_lister is not None:
+            return self.options.yubikey_lister()
+        from airseal.appliance.signers.piv import list_yubikeys
+
+        return list(list_yubikeys())
+
+    def yubikey(self, serial: int | None = None) -> YubiKeyPiv:
+        """PIV management of one YubiKey (the only one attached when ``serial`` is None)."""
+        from airseal.appliance.service.yubikey import YubiKeyPiv
+
+        if self.options.yubikey_factory is not None:
+            return YubiKeyPiv(self.options.yubikey_factory(serial), self.options)
+        from airseal.appliance.signers.piv import yubikey
+
+        return YubiKeyPiv(yubikey(serial), self.options)
+
+    # -- dashboard --------------------------------------------------------------------------
+
+    def dashboard(self) -> DashboardSummary:
+        from airseal.appliance.dashboard import summarize
+
+        return summarize(self.home, self.db, now=self.now())
