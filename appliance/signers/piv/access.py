@@ -41,8 +41,11 @@ from airseal.appliance.signers.piv.devices import SmartCardFactory, device_error
 from airseal.appliance.signers.piv.slots import MANAGEMENT_KEY_ALGORITHMS, choice_from
 
 PinCallback = Callable[[], str]
+"""Returns the PIV PIN when the YubiKey needs it; asked late, never kept."""
 NoticeCallback = Callable[[str], None]
+"""Tells the operator something to do now (touch the key)."""
 SecretCallback = Callable[[], str]
+"""Returns an operator-held management key (hex) when one is needed."""
 
 
 def no_notice(_message: str) -> None:
@@ -191,39 +194,48 @@ def piv_reset(open_connection: SmartCardFactory, *, confirm: bool = False) -> No
         session.reset()
 
 
-def set_pin(open_connection: SmartCardFactory, old_pin: str, new_pin: str) -> None:
-    """Change the PIN (keeping ykman's PIN-derived management key in step, if one is used)."""
-    _check_given(old_pin, "PIN")
-    _check_new_secret(new_pin, "PIN")
+def _change_secret(
+    open_connection: SmartCardFactory,
+    *,
+    given: str,
+    given_what: str,
+    new: str,
+    new_what: str,
+    change: Callable[[PivSession], None],
+) -> None:
+    """Check both secrets before anything is sent, then ``change``; a rejected ``given`` says
+    how many tries it has left."""
+    _check_given(given, given_what)
+    _check_new_secret(new, new_what)
     with open_connection() as connection, device_errors("YubiKey PIV"):
         session = piv_session(connection)
         try:
-            pivman_change_pin(session, old_pin, new_pin)
+            change(session)
         except InvalidPinError as exc:
-            raise pin_error(exc, "PIN") from None
+            raise pin_error(exc, given_what) from None
+
+
+def set_pin(open_connection: SmartCardFactory, old_pin: str, new_pin: str) -> None:
+    """Change the PIN (keeping ykman's PIN-derived management key in step, if one is used)."""
+    _change_secret(
+        open_connection, given=old_pin, given_what="PIN", new=new_pin, new_what="PIN",
+        change=lambda session: pivman_change_pin(session, old_pin, new_pin),
+    )
 
 
 def set_puk(open_connection: SmartCardFactory, old_puk: str, new_puk: str) -> None:
-    _check_given(old_puk, "PUK")
-    _check_new_secret(new_puk, "PUK")
-    with open_connection() as connection, device_errors("YubiKey PIV"):
-        session = piv_session(connection)
-        try:
-            session.change_puk(old_puk, new_puk)
-        except InvalidPinError as exc:
-            raise pin_error(exc, "PUK") from None
+    _change_secret(
+        open_connection, given=old_puk, given_what="PUK", new=new_puk, new_what="PUK",
+        change=lambda session: session.change_puk(old_puk, new_puk),
+    )
 
 
 def unblock_pin(open_connection: SmartCardFactory, puk: str, new_pin: str) -> None:
     """Set a new PIN with the PUK (what a blocked PIN needs)."""
-    _check_given(puk, "PUK")
-    _check_new_secret(new_pin, "PIN")
-    with open_connection() as connection, device_errors("YubiKey PIV"):
-        session = piv_session(connection)
-        try:
-            session.unblock_pin(puk, new_pin)
-        except InvalidPinError as exc:
-            raise pin_error(exc, "PUK") from None
+    _change_secret(
+        open_connection, given=puk, given_what="PUK", new=new_pin, new_what="PIN",
+        change=lambda session: session.unblock_pin(puk, new_pin),
+    )
 
 
 @dataclass(frozen=True)
