@@ -368,3 +368,34 @@ def _spki(pem: str) -> bytes:
     return key.public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+@dataclass(frozen=True)
+class PivAttestation:
+    """A slot's attestation certificate and the device's attestation (F9) certificate."""
+
+    slot: str
+    serial: int | None
+    attestation: x509.Certificate
+    device_certificate: x509.Certificate
+    slot_public_key_pem: str
+
+    def verify(
+        self, *, now: dt.datetime, anchors: TrustAnchors | None = None
+    ) -> VerifiedAttestation:
+        """Chain to ``anchors`` (default: Yubico's shipped roots) and check it is this key."""
+        return verify_attestation(
+            self.attestation,
+            self.device_certificate,
+            now=now,
+            anchors=anchors,
+            expected_public_key_pem=self.slot_public_key_pem,
+            expected_serial=self.serial,
+        )
+
+    def chain_pem(self) -> str:
+        return "".join(
+            c.public_bytes(serialization.Encoding.PEM).decode("ascii")
+            for c in (self.attestation, self.device_certificate)
+        )
+

@@ -51,6 +51,7 @@ from airseal.appliance.errors import (
 from airseal.appliance.piv_attestation import TrustAnchors, parse_attestation, verify_attestation
 from airseal.appliance.signers import piv
 from airseal.appliance.signers.piv import PivKeyRef, PivSigner
+from airseal.appliance.signers.piv import devices as piv_devices
 from airseal.trustroot.bundle import bundle_to_json, parse_bundle, sign_statement
 from airseal.trustroot.dsse import Statement, Subject
 from airseal.trustroot.errors import InvalidSignature
@@ -747,15 +748,15 @@ def _other_public_pem() -> str:
 
 def test_one_owner_at_a_time(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setenv(piv.LOCK_FILE_ENV, str(tmp_path / "yubikey.lock"))
-    first = piv._YubiKeyLock()
+    first = piv_devices._YubiKeyLock()
     first.acquire(1)
     try:
         outcome: list[BaseException] = []
 
         def other_thread() -> None:
             try:
-                piv._LOCK.acquire(0.3)  # another lock object: the flock, as another process
-                piv._LOCK.release()
+                piv_devices._LOCK.acquire(0.3)  # another lock object: the flock, as another process
+                piv_devices._LOCK.release()
             except BaseException as exc:
                 outcome.append(exc)
 
@@ -767,8 +768,8 @@ def test_one_owner_at_a_time(tmp_path, monkeypatch) -> None:  # type: ignore[no-
             first.acquire(0.2)  # the same process again: waits, then says busy
     finally:
         first.release()
-    piv._LOCK.acquire(1)
-    piv._LOCK.release()
+    piv_devices._LOCK.acquire(1)
+    piv_devices._LOCK.release()
 
 
 def test_no_pcsc_service_is_a_clear_error(monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -642,7 +642,7 @@ def test_a_module_unloaded_elsewhere_is_loaded_again(two_tokens: Tokens) -> None
 def test_an_all_zero_serial_names_no_token():
     """OpenSC gives every PIV card without a CHUID the serial 00000000: selecting by it would be
     ambiguous as soon as two are attached, so it is treated as absent (the label selects)."""
-    from airseal.appliance.signers.pkcs11 import _meaningful_serial
+    from airseal.appliance.signers.pkcs11.tokens import _meaningful_serial
 
     assert _meaningful_serial("00000000") == ""
     assert _meaningful_serial("") == ""
