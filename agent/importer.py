@@ -86,7 +86,8 @@ from airseal.agent.verification import (
 from airseal.media import layout
 from airseal.media.errors import MediaIOError
 from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES
-from airseal.media.reader import MediaSource, verify_media_files
+from airseal.media.reader import MediaSource
+from airseal.media.verdict import verify_media_files
 from airseal.trustroot.errors import TrustrootError, VerificationError
 from airseal.trustroot.signer import Signer
 
