@@ -10,7 +10,13 @@ from typing import BinaryIO
 
 import pytest
 
+from airseal.agent.approval import ApproveAll
+from airseal.agent.enrolment import pinned_trust
 from airseal.agent.errors import ExpiredMedia, ReplayedMedia
+from airseal.agent.importer import Importer, host_facts
+from airseal.agent.journal import Journal
+from airseal.agent.lock import StateLock
+from airseal.agent.state import open_state
 from airseal.agent.trust import PinnedKeyTrust, TrustedKey
 from airseal.agent.verification import (
     DistributorHistory,
@@ -139,3 +145,26 @@ def test_steps_run_in_order_and_each_refuses_on_its_own(mount, trust):
     with pytest.raises(RuntimeError, match="verify_actions"):
         verifier.verified()
 
+
+def test_the_import_enters_the_media_once(mount, enrolled, agent_signer):
+    """Verification, staging copies and the receipt all go through the one source given."""
+    source = RecordingSource(mount)
+    state = open_state(enrolled.root)
+    with StateLock(state.lock_path), Journal.open(state.journal_path) as journal:
+        report = Importer(
+            state,
+            journal,
+            pinned_trust(journal),
+            source,
+            approver=ApproveAll(),
+            clock=utcnow,
+            host=host_facts(state),
+            signer=lambda: agent_signer,
+        ).run()
+    assert report.status == "completed", report.error
+    assert report.media == "recorded media"
+    assert report.receipt_path == f"airseal/receipts/{state.agent_id}/export-1.json"
+    assert (mount / report.receipt_path).is_file()
+    assert source.calls[-1] == ("write_receipt", f"{state.agent_id}/export-1")
+    payload_opens = [p for call, p in source.calls if call == "open" and "/payload/" in p]
+    assert len(payload_opens) == 4  # hashed in check 2, copied to staging in check 3
