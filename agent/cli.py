@@ -323,7 +323,6 @@ def import_media(
             clock=_now,
             host=host_facts(state),
             signer=lambda: load_signer(state.root, password()),
-            receipt_mount=mount,
             options=ImportOptions(
                 dry_run=dry_run, retry_interrupted=retry_interrupted, allow_reboot=not no_reboot
             ),

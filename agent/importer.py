@@ -1,9 +1,13 @@
-"""The import pipeline: the thin shell that reads media, asks the pure decisions, stages and runs.
+"""One import of one media: the pure check 2 (:mod:`airseal.agent.verification`) composed with the
+shell that acts on its result (:mod:`airseal.agent.runner`).
 
-Stages, in order (a test or a front end can watch them through ``hook(stage, importer)``):
+The media enter once, as the :class:`airseal.media.reader.MediaSource` given to
+:class:`Importer`: verification reads it, staging copies from it and the receipt is written
+through it. Stages, in order (a test or a front end can watch them through
+``hook(stage, importer)``):
 
 ``export-verified``   check 2: export statement signature, trusted signer, freshness, sequence
-``files-verified``    check 2: listing rules and every file's digest (airseal.media.reader)
+``files-verified``    check 2: listing rules and every file's digest (airseal.media.verdict)
 ``actions-verified``  check 2: each action's own signed statement, matched to the listing
 ``approved``          distributor identified and approved (first time only)
 ``planned``           OS, validity window, idempotence, conditions: run or skip, with reasons
@@ -24,85 +28,33 @@ failures (state, key password, unreadable media) are raised. The caller holds th
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import Any
 
 from airseal.agent import platforms
-from airseal.agent.approval import Approver, approval_request
-from airseal.agent.archive import ArchiveLimits, archive_kind, check_members, extract, read_members
-from airseal.agent.archive import run_target as archive_run_target
+from airseal.agent.approval import Approver
 from airseal.agent.conditions import HostFacts
-from airseal.agent.errors import (
-    ActionFailed,
-    AgentError,
-    DistributorNotApproved,
-    ImportRefused,
-)
-from airseal.agent.execution import (
-    Account,
-    chown_tree,
-    current_user,
-    is_privileged,
-    resolve_account,
-    run_program,
-    run_reboot,
-)
+from airseal.agent.errors import AgentError
 from airseal.agent.journal import Journal
-from airseal.agent.placement import (
-    PreparedDownload,
-    commit,
-    discard,
-    flush_everything,
-    flush_folders,
-    prepare_download,
-)
-from airseal.agent.plan import PlannedAction, plan_actions, segments
-from airseal.agent.receipts import ReceiptError, sign_receipt, write_receipt
 from airseal.agent.report import ActionReport, ImportReport, error_json
-from airseal.agent.staging import (
-    StagedPayload,
-    Staging,
-    copy_verified,
-    memory_staging_parent,
-    new_file,
-    open_verified,
-)
+from airseal.agent.runner import ActionRunner, Clock, ImportOptions, SignerSupplier
+from airseal.agent.staging import StagedPayload
 from airseal.agent.state import AgentState
 from airseal.agent.trust import TrustSource
 from airseal.agent.verification import (
+    DistributorHistory,
+    MediaVerifier,
     SequenceRecord,
-    VerifiedAction,
     VerifiedExport,
-    check_sequence,
-    verify_action_bundle,
-    verify_export_bundle,
+    VerifiedMedia,
 )
-from airseal.media import layout
 from airseal.media.errors import MediaIOError
-from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES
-from airseal.media.reader import MediaSource, verify_media_files
+from airseal.media.reader import MediaSource
 from airseal.trustroot.errors import TrustrootError, VerificationError
-from airseal.trustroot.signer import Signer
+
+__all__ = ["ImportOptions", "Importer", "StageHook", "host_facts", "remembered_distributors"]
 
 StageHook = Callable[[str, "Importer"], None]
-SignerSupplier = Callable[[], Signer]
-Clock = Callable[[], datetime]
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    dry_run: bool = False
-    retry_interrupted: bool = False
-    allow_reboot: bool = True
-    """``False`` (``--no-reboot``): a needed reboot is recorded as pending, not started."""
-    write_receipt: bool = True
-    archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
 
 
 def host_facts(state: AgentState) -> HostFacts:
@@ -113,6 +65,18 @@ def host_facts(state: AgentState) -> HostFacts:
         groups=frozenset(state.config.groups),
         path_exists=os.path.exists,
     )
+
+
+def remembered_distributors(journal: Journal) -> dict[str, DistributorHistory]:
+    """What check 2 needs from the journal: each distributor's newest accepted export and
+    whether it was approved, by fingerprint."""
+    return {
+        known.fingerprint: DistributorHistory(
+            SequenceRecord(known.last_sequence, known.last_export_id, known.last_export_sha256),
+            approved=known.approved is not None,
+        )
+        for known in journal.distributors()
+    }
 
 
 class Importer:
@@ -129,32 +93,44 @@ class Importer:
         clock: Clock,
         host: HostFacts,
         signer: SignerSupplier | None,
-        receipt_mount: Path | None,
-        options: ImportOptions = ImportOptions(),
+        options: ImportOptions | None = None,
         hook: StageHook | None = None,
         media_label: str | None = None,
     ) -> None:
+        if options is None:
+            options = ImportOptions()
         self.state = state
         self.journal = journal
         self.trust = trust
         self.source = source
-        self.approver = approver
         self.clock = clock
-        self.host = host
         self.options = options
-        self.receipt_mount = receipt_mount
-        self.media_label = media_label or str(receipt_mount or "media")
-        self._signer_supplier = signer
-        self._signer: Signer | None = None
+        self.media_label = media_label or source.label
         self._hook = hook
         self.now = clock()
         self.export: VerifiedExport | None = None
-        self.actions: list[VerifiedAction] = []
-        self.planned: tuple[PlannedAction, ...] = ()
-        self.staging: Staging | None = None
-        self.staged: dict[str, StagedPayload] = {}
-        self.reports: dict[str, ActionReport] = {}
+        self.runner = ActionRunner(
+            state,
+            journal,
+            source,
+            approver=approver,
+            clock=clock,
+            now=self.now,
+            host=host,
+            signer=signer,
+            options=options,
+            announce=self.hook,
+        )
         self.report: ImportReport | None = None
+
+    @property
+    def staged(self) -> dict[str, StagedPayload]:
+        """Payloads staged so far (check 3), by action id."""
+        return self.runner.staged
+
+    def hook(self, stage: str) -> None:
+        if self._hook is not None:
+            self._hook(stage, self)
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -167,11 +143,11 @@ class Importer:
         report.interrupted = [r.to_json_dict(with_output=False) for r in interrupted]
         self.report = report
         try:
-            self._verify_and_run(report)
+            self.runner.run(self._verify(report), report)
         except VerificationError as error:
             report.status = "refused"
             report.error = error
-            for entry in self.reports.values():
+            for entry in report.actions:
                 if entry.outcome == "would-run":
                     entry.outcome, entry.reason = "not-run", None
         except (AgentError, MediaIOError, TrustrootError) as error:
@@ -183,10 +159,9 @@ class Importer:
         except BaseException:
             self._finish_failed(report, None, "failed")
             raise
-        report.actions = list(self.reports.values())
         report.finished = self.clock()
-        reboot_command = self._decide_reboot(report)
-        receipt = self._write_receipt(report)
+        reboot_command = self.runner.reboot_command(report)
+        receipt = self.runner.write_receipt(report, self.export)
         self.journal.finish_import(
             import_id,
             report.status,
@@ -197,67 +172,28 @@ class Importer:
             reboot=report.reboot,
         )
         if reboot_command is not None:
-            problem = run_reboot(reboot_command)
-            if problem is not None:
-                report.warnings.append(f"the reboot command failed: {problem}")
-                self.journal.set_reboot(import_id, "failed")
+            self.runner.reboot(reboot_command, report)
         return report
 
-    def _finish_failed(
-        self, report: ImportReport, error: TrustrootError | None, status: str
-    ) -> None:
-        self.journal.finish_import(
-            report.import_id,
-            status,
-            now=self.clock(),
-            error=error_json(error) if error is not None else None,
+    def _verify(self, report: ImportReport) -> VerifiedMedia:
+        """Check 2, step by step, recording what each step established."""
+        verifier = MediaVerifier(
+            self.source, self.trust, remembered_distributors(self.journal), now=self.now
         )
+        export = verifier.authenticate_export()
+        self._record_export(export, report)
+        report.repeat = verifier.verify_sequence()
+        self.hook("export-verified")
+        verifier.verify_files()
+        self.hook("files-verified")
+        verifier.verify_actions()
+        self.hook("actions-verified")
+        return verifier.verified()
 
-    def hook(self, stage: str) -> None:
-        if self._hook is not None:
-            self._hook(stage, self)
-
-    # -- check 2 ---------------------------------------------------------------------------------
-
-    def _verify_and_run(self, report: ImportReport) -> None:
-        export = self._verify_export(report)
-        self._verify_files(export)
-        self._verify_actions(export)
-        self._approve(export, report)
-        if not self.options.dry_run:
-            self.journal.accept_export(
-                export.distributor.fingerprint,
-                export.sequence,
-                export.export_id,
-                export.bundle_sha256,
-            )
-        self.planned = plan_actions(
-            self.actions,
-            self.host,
-            now=self.now,
-            history=self.journal.history(),
-            retry_interrupted=self.options.retry_interrupted,
-        )
-        for item in self.planned:
-            entry = self.reports[item.action.id]
-            entry.mode = item.action.predicate.mode
-            entry.outcome = "would-run" if item.runs else item.decision
-            entry.reason = item.reason
-        self.hook("planned")
-        self._journal_decisions(export)
-        if self.options.dry_run:
-            report.status = "dry-run"
-            return
-        if any(item.runs for item in self.planned):
-            self._load_signer()
-        self._stage_and_run(export, report)
-
-    def _verify_export(self, report: ImportReport) -> VerifiedExport:
-        subject = layout.on_mount(layout.STATEMENT_NAME)
-        data = self.source.read_bytes(subject, max_size=MAX_EXPORT_BUNDLE_BYTES)
-        export = verify_export_bundle(data, self.trust, now=self.now, subject=subject)
+    def _record_export(self, export: VerifiedExport, report: ImportReport) -> None:
+        """An authenticated export: into the report and the journal, with one entry per listed
+        action (a refusal from here on still earns a receipt naming them)."""
         self.export = export
-        predicate = export.contents.predicate
         report.export_id, report.sequence = export.export_id, export.sequence
         report.distributor = export.distributor.fingerprint
         report.distributor_name = export.distributor.name
@@ -268,367 +204,18 @@ class Importer:
             distributor=export.distributor.fingerprint,
             sha256=export.bundle_sha256,
         )
-        for listed in predicate.actions:
-            self.reports[listed.id] = ActionReport(
-                listed.id, listed.version, listed.name, "unknown", "not-run"
-            )
-        known = self.journal.distributor(export.distributor.fingerprint)
-        record = (
-            SequenceRecord(known.last_sequence, known.last_export_id, known.last_export_sha256)
-            if known is not None
-            else None
-        )
-        report.repeat = check_sequence(export, record) == "repeat"
-        self.hook("export-verified")
-        return export
-
-    def _verify_files(self, export: VerifiedExport) -> None:
-        verify_media_files(self.source, export.contents).raise_first()
-        self.hook("files-verified")
-
-    def _verify_actions(self, export: VerifiedExport) -> None:
-        digests = export.contents.by_path()
-        for listed in export.contents.predicate.actions:
-            subject = layout.on_mount(listed.bundle)
-            data = self.source.read_bytes(subject, max_size=MAX_ACTION_BUNDLE_BYTES)
-            self.actions.append(
-                verify_action_bundle(
-                    data, listed, digests[listed.bundle].sha256, self.trust, subject=subject
-                )
-            )
-        self.hook("actions-verified")
-
-    def _approve(self, export: VerifiedExport, report: ImportReport) -> None:
-        record = self.journal.distributor(export.distributor.fingerprint)
-        if record is None or record.approved is None:
-            if self.options.dry_run:
-                report.warnings.append(
-                    f"distributor {export.distributor.name} is not approved yet; a real import "
-                    "asks for approval first"
-                )
-            else:
-                request = approval_request(export, self.actions)
-                if not self.approver(request):
-                    raise DistributorNotApproved(
-                        f"distributor {export.distributor.name} ({export.distributor.fingerprint}) "
-                        f"was not approved ({self.approver.how})",
-                        subject=export.subject,
-                    )
-                self.journal.approve(
-                    export.distributor.fingerprint, self.approver.how, now=self.clock()
-                )
-                report.approved_now = True
-        self.hook("approved")
-
-    def _journal_decisions(self, export: VerifiedExport) -> None:
-        # An action held back because an earlier run crashed is a skip in the journal: the
-        # journal's "interrupted" rows are the crashes themselves.
-        rows = [
-            self._run_row(
-                item.action,
-                "skipped"
-                if item.decision == "interrupted"
-                else self.reports[item.action.id].outcome,
-                item.reason,
-            )
-            for item in self.planned
-            if not item.runs or self.options.dry_run
-        ]
-        if rows:
-            ids = self.journal.add_runs(rows, now=self.now)
-            self.journal.finish_runs(((i, {}) for i in ids), now=self.now)
-
-    def _run_row(self, action: VerifiedAction, outcome: str, reason: str | None) -> dict[str, Any]:
-        assert self.report is not None and self.export is not None
-        p = action.predicate
-        return {
-            "import_id": self.report.import_id,
-            "export_id": self.export.export_id,
-            "action_id": p.id,
-            "version": p.version,
-            "name": p.name,
-            "mode": p.mode,
-            "payload_sha256": p.payload.sha256,
-            "outcome": outcome,
-            "reason": reason,
+        entries = {
+            listed.id: ActionReport(listed.id, listed.version, listed.name, "unknown", "not-run")
+            for listed in export.contents.predicate.actions
         }
+        report.actions = list(entries.values())
 
-    def _load_signer(self) -> Signer:
-        if self._signer is None:
-            if self._signer_supplier is None:
-                raise ReceiptError("no agent key is available to sign receipts")
-            self._signer = self._signer_supplier()
-        return self._signer
-
-    # -- check 3 and running ---------------------------------------------------------------------
-
-    def _stage_and_run(self, export: VerifiedExport, report: ImportReport) -> None:
-        to_run = [item for item in self.planned if item.runs]
-        if not to_run:
-            report.status = "completed"
-            return
-        with Staging(
-            self.state.staging_dir,
-            f"import-{report.import_id}",
-            owner_tag=self.state.agent_id,
-            memory_parent=memory_staging_parent(self.host.os),
-        ) as staging:
-            self.staging = staging
-            for item in to_run:
-                action = item.action
-                self.staged[action.id] = staging.stage(
-                    self.source, action.listed, action.predicate.payload.sha256
-                )
-            self._check_archives(to_run)
-            self.hook("staged")
-            for group in segments(self.planned):
-                if group[0].action.predicate.mode == "download":
-                    self._run_downloads(group)
-                else:
-                    self._run_execute(group[0], staging)
-        self.staging = None
-        failed = any(r.outcome == "failed" for r in self.reports.values())
-        report.status = "partial" if failed else "completed"
-
-    def _check_archives(self, to_run: list[PlannedAction]) -> None:
-        limits = self.options.archive_limits
-        for item in to_run:
-            p = item.action.predicate
-            kind = archive_kind(p.payload.name)
-            if p.mode != "execute" or kind is None:
-                continue
-            staged = self.staged[p.id]
-            with open_verified(staged) as stream:
-                check_members(
-                    read_members(stream, kind, limits, subject=staged.subject),
-                    self.host.os,
-                    limits,
-                    subject=staged.subject,
-                )
-
-    def _finish(self, run_id: int, action: VerifiedAction, **fields: Any) -> None:
-        self.journal.finish_runs([(run_id, self._record(action, **fields))], now=self.clock())
-
-    def _record(self, action: VerifiedAction, **fields: Any) -> dict[str, Any]:
-        entry = self.reports[action.id]
-        for name in ("outcome", "reason", "exit_code", "output", "reboot_requested"):
-            if name in fields:
-                setattr(entry, name, fields[name])
-        return fields
-
-    def _run_downloads(self, group: list[PlannedAction]) -> None:
-        ids = self.journal.add_runs(
-            [self._run_row(item.action, "started", None) for item in group], now=self.clock()
+    def _finish_failed(
+        self, report: ImportReport, error: TrustrootError | None, status: str
+    ) -> None:
+        self.journal.finish_import(
+            report.import_id,
+            status,
+            now=self.clock(),
+            error=error_json(error) if error is not None else None,
         )
-        prepared: list[tuple[PlannedAction, int, PreparedDownload]] = []
-        for item, run_id in zip(group, ids, strict=True):
-            action = item.action
-            self.hook(f"before-run:{action.id}")
-            assert action.predicate.download is not None
-            try:
-                ready = prepare_download(
-                    self.staged[action.id],
-                    action.predicate.download,
-                    self.host.os,
-                    privileged=is_privileged(),
-                    subject=action.subject,
-                )
-            except ActionFailed as exc:
-                self._finish(run_id, action, outcome="failed", reason=exc.message())
-                continue
-            except ImportRefused as refusal:
-                for _, _, waiting in prepared:
-                    discard(waiting)
-                self._finish(run_id, action, outcome="refused", reason=str(refusal))
-                for other, other_id in zip(group, ids, strict=True):
-                    if self.reports[other.action.id].outcome == "would-run":
-                        self._finish(other_id, other.action, outcome="not-run", reason=None)
-                raise
-            prepared.append((item, run_id, ready))
-        flush_everything([ready.temporary for _, _, ready in prepared])
-        results: list[tuple[int, dict[str, Any]]] = []
-        for item, run_id, ready in prepared:
-            try:
-                commit(ready)
-            except ActionFailed as exc:
-                fields = self._record(item.action, outcome="failed", reason=exc.message())
-            else:
-                fields = self._record(item.action, outcome="succeeded", reason=None)
-            results.append((run_id, fields))
-        flush_folders([ready for _, _, ready in prepared])
-        self.journal.finish_runs(results, now=self.clock())
-        for item, _, _ in prepared:
-            self.hook(f"after-run:{item.action.id}")
-
-    def _run_execute(self, item: PlannedAction, staging: Staging) -> None:
-        action = item.action
-        p = action.predicate
-        assert p.execute is not None
-        options = p.execute
-        (run_id,) = self.journal.add_runs(
-            [self._run_row(action, "started", None)], now=self.clock()
-        )
-        self.hook(f"before-run:{action.id}")
-        account: Account | None = None
-        base: Path | None = None
-        private_base = False
-        try:
-            me = current_user()
-            problem = platforms.run_as_problem(
-                self.host.os, options.run_as, privileged=is_privileged(), current_user=me
-            )
-            if problem is not None:
-                raise ActionFailed(problem, check="run-as")
-            if options.run_as is not None and options.run_as != me:
-                account = resolve_account(options.run_as)
-                base = Path(tempfile.mkdtemp(prefix="airseal-run-"))
-                private_base = True
-            else:
-                base = staging.folder(f"run-{action.id}")
-            workdir = base / "files"
-            os.mkdir(workdir, 0o700)
-            reboot_flag = base / "reboot-requested"
-            program = self._prepare_program(action, workdir)
-            if account is not None:
-                chown_tree(base, account)
-            argv = platforms.command_line(self.host.os, str(program), options.args)
-            env = platforms.run_environment(
-                self.host.os,
-                os.environ,
-                home=account.home if account else os.path.expanduser("~"),
-                user=account.name if account else me,
-                extra={
-                    "AIRSEAL_ACTION_ID": p.id,
-                    "AIRSEAL_ACTION_VERSION": str(p.version),
-                    "AIRSEAL_EXPORT_ID": self.export.export_id if self.export else "",
-                    "AIRSEAL_REBOOT_FILE": str(reboot_flag),
-                },
-            )
-            result = run_program(
-                argv, cwd=workdir, env=env, account=account, timeout=options.timeout_seconds
-            )
-            flag_set = reboot_flag.exists()
-        except ImportRefused as refusal:
-            self._finish(run_id, action, outcome="refused", reason=str(refusal))
-            raise
-        except ActionFailed as exc:
-            self._finish(run_id, action, outcome="failed", reason=exc.message())
-            return
-        except OSError as exc:
-            where = f"{exc.filename}: " if exc.filename else ""
-            self._finish(run_id, action, outcome="failed", reason=f"{where}{exc.strerror or exc}")
-            return
-        finally:
-            if private_base and base is not None:
-                shutil.rmtree(base, ignore_errors=True)
-        requested = platforms.reboot_requested(self.host.os, result.exit_code, flag_set)
-        if result.timed_out:
-            outcome, reason = "failed", f"timed out after {options.timeout_seconds} s"
-        elif result.exit_code is not None and platforms.exit_code_succeeded(
-            self.host.os, result.exit_code
-        ):
-            outcome, reason = "succeeded", None
-        else:
-            outcome, reason = "failed", f"exited with code {result.exit_code}"
-        self._finish(
-            run_id,
-            action,
-            outcome=outcome,
-            reason=reason,
-            exit_code=result.exit_code,
-            output=result.output,
-            reboot_requested=requested,
-        )
-        self.hook(f"after-run:{action.id}")
-
-    def _prepare_program(self, action: VerifiedAction, workdir: Path) -> Path:
-        """Put the verified payload (or its archive's content) in ``workdir``; the file to run."""
-        p = action.predicate
-        assert p.execute is not None
-        staged = self.staged[p.id]
-        kind = archive_kind(p.payload.name)
-        if kind is not None:
-            if p.execute.run is None:
-                raise ActionFailed(
-                    f"{p.payload.name} is an archive, and the action names no file in it to run"
-                )
-            with open_verified(staged) as stream:
-                checked = extract(
-                    stream,
-                    kind,
-                    workdir,
-                    self.host.os,
-                    self.options.archive_limits,
-                    subject=staged.subject,
-                )
-            target = archive_run_target(checked, p.execute.run, self.host.os)
-            if target is None:
-                raise ActionFailed(f"{p.execute.run} is not a regular file in {p.payload.name}")
-            program = workdir / target
-            if hasattr(os, "chmod"):
-                os.chmod(program, os.stat(program).st_mode & 0o777 | 0o700)
-            return program
-        if p.execute.run is not None:
-            raise ActionFailed(
-                f"the action runs {p.execute.run} inside an archive, but {p.payload.name} is "
-                "not a tar or zip archive"
-            )
-        program = workdir / p.payload.name
-        fd = new_file(program, 0o700)
-        try:
-            copy_verified(staged, fd)
-        finally:
-            os.close(fd)
-        return program
-
-    # -- after the run ---------------------------------------------------------------------------
-
-    def _decide_reboot(self, report: ImportReport) -> tuple[str, ...] | None:
-        if report.status not in ("completed", "partial"):
-            return None
-        needed = False
-        for action in self.actions:
-            entry = self.reports[action.id]
-            options = action.predicate.execute
-            if options is None or entry.outcome not in ("succeeded", "failed"):
-                continue
-            if options.reboot == "always" or (
-                options.reboot == "if-requested" and entry.reboot_requested
-            ):
-                needed = True
-        if not needed:
-            return None
-        if not self.options.allow_reboot:
-            report.reboot = "pending"
-            return None
-        report.reboot = "started"
-        return self.state.reboot_command(self.host.os)
-
-    def _write_receipt(self, report: ImportReport) -> bytes | None:
-        if (
-            self.export is None
-            or self.options.dry_run
-            or not self.options.write_receipt
-            or self.receipt_mount is None
-        ):
-            return None
-        try:
-            signer = self._load_signer()
-            from airseal.trustroot.keys import spki_pem
-
-            data = sign_receipt(
-                report,
-                signer,
-                agent_id=self.state.agent_id,
-                agent_key_pem=spki_pem(signer.public_key).decode(),
-                hostname=self.host.hostname,
-                os_name=self.host.os,
-                export_bundle_sha256=self.export.bundle_sha256,
-            )
-            report.receipt_path = write_receipt(
-                self.receipt_mount, self.state.agent_id, self.export.export_id, data
-            )
-        except (AgentError, TrustrootError) as exc:
-            report.warnings.append(f"receipt not written: {exc}")
-            return None
-        return data

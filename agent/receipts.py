@@ -5,36 +5,30 @@ trusted distributor): completed, partly failed, or refused by a later check (the
 which file failed which check on which endpoint). Media that did not authenticate gets nothing:
 its export id may be forged. Dry runs write nothing.
 
-The receipt must fit the media rules (:func:`airseal.media.rules.receipt_problem`: name and size),
-so
-reasons are shortened, then dropped, until the signed bundle fits ``MAX_RECEIPT_BYTES``.
-It is written atomically next to its final name (temporary file, fsync, rename).
+The receipt must fit the media rules (:func:`airseal.media.rules.receipt_problem`: name and
+size), so reasons are shortened, then dropped, until the signed bundle fits ``MAX_RECEIPT_BYTES``.
+It is written through the same :class:`airseal.media.reader.MediaSource` the import read
+(:meth:`~airseal.media.reader.MediaSource.write_receipt`: atomic, no link followed).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import secrets
-import stat
 from collections.abc import Sequence
-from pathlib import Path
 from typing import get_args
 
 from airseal.agent.errors import AgentError
 from airseal.agent.platforms import OperatingSystem
 from airseal.agent.report import ActionReport, ImportReport, error_check
-from airseal.media import layout
+from airseal.media.errors import BadMedia, MediaIOError
 from airseal.media.limits import MAX_RECEIPT_BYTES
+from airseal.media.reader import MediaSource
 from airseal.media.receipt import (
     ActionResult,
     Outcome,
     ReceiptPredicate,
     Refusal,
-    receipt_media_path,
     receipt_statement,
 )
-from airseal.media.rules import receipt_problem
 from airseal.trustroot.bundle import bundle_to_json, sign_statement
 from airseal.trustroot.signer import Signer
 
@@ -140,47 +134,10 @@ def sign_receipt(
     raise ReceiptError(f"the receipt is larger than {MAX_RECEIPT_BYTES} bytes even without reasons")
 
 
-def _plain_dir(path: Path, create: bool) -> None:
+def write_receipt(source: MediaSource, agent_id: str, export_id: str, data: bytes) -> str:
+    """Put the receipt on the media through its source (atomically, following no link, within
+    the media's receipt rules); returns its path relative to the mount."""
     try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        if not create:
-            raise
-        os.mkdir(path)
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        raise ReceiptError("is not a plain folder (a link or a file)", subject=str(path))
-
-
-def write_receipt(mount: Path, agent_id: str, export_id: str, data: bytes) -> str:
-    """Write the receipt onto the media atomically; returns its path relative to the mount."""
-    relative = receipt_media_path(agent_id, export_id)
-    problem = receipt_problem(relative, len(data))
-    if problem is not None:
-        raise ReceiptError(problem, subject=layout.on_mount(relative))
-    media_dir = mount / layout.MEDIA_DIR
-    folder = media_dir / layout.RECEIPTS_DIR / agent_id
-    target = folder / f"{export_id}.json"
-    temporary = folder / f".{export_id}.{secrets.token_hex(4)}.tmp"
-    try:
-        _plain_dir(media_dir, create=False)
-        _plain_dir(media_dir / layout.RECEIPTS_DIR, create=True)
-        _plain_dir(folder, create=True)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(temporary, flags | getattr(os, "O_BINARY", 0), 0o644)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise ReceiptError(exc.strerror or str(exc), subject=layout.on_mount(relative)) from None
-    from airseal.agent.files import fsync_dir
-
-    fsync_dir(folder)
-    return layout.on_mount(relative)
+        return source.write_receipt(agent_id, export_id, data)
+    except (BadMedia, MediaIOError) as exc:
+        raise ReceiptError(exc.detail, subject=exc.subject) from None

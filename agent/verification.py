@@ -1,8 +1,11 @@
-"""Every trust decision of an import, as pure functions: bytes and ``now`` in, verified values or
-typed errors out (python-tuf's ``TrustedMetadataSet``). Nothing here reads media or the journal.
+"""Every trust decision of an import: check 2 of 3, pure (python-tuf's ``TrustedMetadataSet``).
 
-Check 2 of 3 is made of these, in this order (the pipeline in :mod:`airseal.agent.importer` calls
-them):
+Bytes, what the agent remembers and ``now`` go in; verified values or typed refusals come out.
+:class:`MediaVerifier` reads the media only through the :class:`airseal.media.reader.MediaSource`
+it is given, never the journal, never the clock; it writes nothing, stages nothing, runs nothing.
+Its result, :class:`VerifiedMedia`, is all that :mod:`airseal.agent.runner` may act on.
+
+Check 2 is made of these, in this order:
 
 1. :func:`verify_export_bundle`: the export statement's DSSE signature with a key the
    :class:`airseal.agent.trust.TrustSource` allows to sign exports, the statement's shape, that it
@@ -10,7 +13,7 @@ them):
    the key that signed it, and its freshness (``expires`` against ``now``);
 2. :func:`check_sequence`: not older than the newest export already accepted from that
    distributor (a replay or rollback), and not another export under the same sequence;
-3. (the listing rules and every file's digest: :func:`airseal.media.reader.verify_media_files`);
+3. the listing rules and every file's digest (:func:`airseal.media.verdict.verify_media_files`);
 4. :func:`verify_action_bundle`: each action's own DSSE statement, signed by a key allowed to
    sign actions, with the exact bytes the listing names, matching the listing's entry.
 """
@@ -18,9 +21,10 @@ them):
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
 from airseal.agent.errors import (
     ActionStatementMismatch,
@@ -33,7 +37,10 @@ from airseal.agent.errors import (
 )
 from airseal.agent.platforms import destination_problem
 from airseal.agent.trust import Purpose, TrustedKey, TrustSource, hint_to_fingerprint
+from airseal.media import layout
 from airseal.media.errors import MediaDigestMismatch
+from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES
+from airseal.media.reader import MediaSource, read_export_bundle
 from airseal.media.statement import (
     ActionPredicate,
     ExportContents,
@@ -41,8 +48,11 @@ from airseal.media.statement import (
     read_action_statement,
     read_export_statement,
 )
+from airseal.media.verdict import MediaVerdict, verify_media_files
 from airseal.trustroot.bundle import Bundle, parse_bundle
 from airseal.trustroot.verify import verify_dsse_bundle
+
+_T = TypeVar("_T")
 
 CLOCK_SKEW = timedelta(days=1)
 """How far in the future an export's creation time may be before the endpoint clock is doubted."""
@@ -219,3 +229,129 @@ def verify_action_bundle(
                 f"download destination {predicate.download.dest!r} {problem}", subject=subject
             )
     return VerifiedAction(listed, predicate, key, subject)
+
+
+# -- the whole of check 2 over one media -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DistributorHistory:
+    """What the agent remembers of one distributor, as far as check 2 needs it."""
+
+    accepted: SequenceRecord
+    """The newest export accepted from it (sequence 0 and no export before the first)."""
+    approved: bool
+    """Whether the endpoint user approved it; the runner asks when not."""
+
+
+@dataclass(frozen=True)
+class VerifiedMedia:
+    """Media that passed check 2: the only input the runner acts on."""
+
+    export: VerifiedExport
+    actions: tuple[VerifiedAction, ...]
+    """Every listed action, verified and matched to the listing, in the listing's order."""
+    files: MediaVerdict
+    """The file verdict (clean: every listed file present with its size and digest)."""
+    repeat: bool
+    """The very export accepted last, again: re-importing it is idempotent."""
+    approved: bool
+    """The distributor was approved here before this import."""
+
+    @property
+    def distributor(self) -> TrustedKey:
+        return self.export.distributor
+
+
+class MediaVerifier:
+    """Check 2 over one opened media, one step at a time and in order, each step raising the
+    typed refusal that stops the import. The steps are separate so that the shell can record
+    what is known after each (an authenticated export earns a receipt even if a later step
+    refuses); :func:`verify_media` runs them all."""
+
+    def __init__(
+        self,
+        source: MediaSource,
+        trust: TrustSource,
+        history: Mapping[str, DistributorHistory],
+        *,
+        now: datetime,
+    ) -> None:
+        self.source = source
+        self.trust = trust
+        self.history = history
+        self.now = now
+        self.export: VerifiedExport | None = None
+        self.repeat = False
+        self.files: MediaVerdict | None = None
+        self.actions: tuple[VerifiedAction, ...] | None = None
+
+    def authenticate_export(self) -> VerifiedExport:
+        """Step 1: the export statement's signature, signer, shape and freshness."""
+        subject = layout.on_mount(layout.STATEMENT_NAME)
+        data = read_export_bundle(self.source)
+        self.export = verify_export_bundle(data, self.trust, now=self.now, subject=subject)
+        return self.export
+
+    def verify_sequence(self) -> bool:
+        """Step 2: no replay or rollback; ``True`` when this is the export accepted last."""
+        export = self._require(self.export, "verify_sequence", "authenticate_export")
+        known = self.history.get(export.distributor.fingerprint)
+        self.repeat = check_sequence(export, known.accepted if known else None) == "repeat"
+        return self.repeat
+
+    def verify_files(self) -> MediaVerdict:
+        """Step 3: the listing rules and every file's digest, split payloads re-joined."""
+        export = self._require(self.export, "verify_files", "authenticate_export")
+        verdict = verify_media_files(self.source, export.contents)
+        verdict.raise_first()
+        self.files = verdict
+        return verdict
+
+    def verify_actions(self) -> tuple[VerifiedAction, ...]:
+        """Step 4: each action's own signed statement, matched to the listing."""
+        self._require(self.files, "verify_actions", "verify_files")
+        assert self.export is not None
+        digests = self.export.contents.by_path()
+        actions = []
+        for listed in self.export.contents.predicate.actions:
+            subject = layout.on_mount(listed.bundle)
+            data = self.source.read_bytes(subject, max_size=MAX_ACTION_BUNDLE_BYTES)
+            actions.append(
+                verify_action_bundle(
+                    data, listed, digests[listed.bundle].sha256, self.trust, subject=subject
+                )
+            )
+        self.actions = tuple(actions)
+        return self.actions
+
+    def verified(self) -> VerifiedMedia:
+        """The result, once every step has passed."""
+        actions = self._require(self.actions, "verified", "verify_actions")
+        assert self.export is not None and self.files is not None
+        known = self.history.get(self.export.distributor.fingerprint)
+        return VerifiedMedia(
+            self.export, actions, self.files, self.repeat, known is not None and known.approved
+        )
+
+    @staticmethod
+    def _require(value: _T | None, step: str, before: str) -> _T:
+        if value is None:
+            raise RuntimeError(f"MediaVerifier.{step}() needs {before}() to have passed first")
+        return value
+
+
+def verify_media(
+    source: MediaSource,
+    trust: TrustSource,
+    history: Mapping[str, DistributorHistory],
+    *,
+    now: datetime,
+) -> VerifiedMedia:
+    """Check 2 in one call: :class:`VerifiedMedia`, or the first typed refusal."""
+    verifier = MediaVerifier(source, trust, history, now=now)
+    verifier.authenticate_export()
+    verifier.verify_sequence()
+    verifier.verify_files()
+    verifier.verify_actions()
+    return verifier.verified()

@@ -144,7 +144,6 @@ def stage_breakdown(base: Path, template: Path, media: Path) -> dict[str, float]
             clock=lambda: datetime.now(UTC),
             host=host_facts(state),
             signer=lambda: signer,
-            receipt_mount=media,
             hook=hook,
         ).run()
         marks.append(("done (run, receipt, journal)", time.perf_counter()))

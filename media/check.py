@@ -23,16 +23,10 @@ from typing import Any, Literal
 
 from airseal.media import layout
 from airseal.media.errors import BadMedia, MediaReadError, MissingFile
-from airseal.media.reader import (
-    DirectorySource,
-    MediaSource,
-    MediaVerdict,
-    ProgressCallback,
-    read_export_bundle,
-    verify_media_files,
-)
+from airseal.media.reader import DirectorySource, MediaSource, read_export_bundle
 from airseal.media.rules import EntryKind, Finding
 from airseal.media.statement import ExportContents, read_export_statement
+from airseal.media.verdict import MediaVerdict, ProgressCallback, verify_media_files
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement
 from airseal.trustroot.errors import VerificationError

@@ -107,6 +107,15 @@ class PayloadMismatch(BadMedia):
     hint = "the payload is not the file the action signed; recreate the action or restore the file"
 
 
+class InvalidReceipt(BadMedia):
+    title = "Invalid receipt"
+    check = "receipt"
+    hint = (
+        "a receipt is airseal/receipts/<agent-id>/<export-id>.json, with ids the media rules "
+        "allow and within the receipt size limit"
+    )
+
+
 class MediaIOError(TrustrootError):
     """Reading or writing the media failed; nothing was decided about its content."""
 

@@ -1,4 +1,4 @@
-"""Reading media safely: a pluggable source, and the file checks shared by check and agent.
+"""Media access: a pluggable source that reads safely and writes only receipts.
 
 :class:`MediaSource` is to media what python-tuf's ``FetcherInterface`` is to a repository: the
 rest of the code never touches paths on the stick directly. :class:`DirectorySource` reads a real
@@ -8,35 +8,33 @@ larger than the caller's cap: every path is walked component by component from t
 ``O_NOFOLLOW`` directory descriptors and the opened file is checked with ``fstat``, so a symlink
 swapped in after the listing is still refused.
 
-:func:`verify_media_files` applies :mod:`airseal.media.rules` to a listing and hashes what the rules
-clear, re-joining split payloads; it reports findings rather than raising, so the courier sees
-every problem at once, and :meth:`MediaVerdict.raise_first` turns them into typed errors for the
-agent.
+The one thing an agent writes to media is its receipt (:meth:`MediaSource.write_receipt`); it
+goes through the same source, walked the same way, so a link planted where a receipts folder
+belongs is refused rather than written through. The checks of the files a statement lists are in
+:mod:`airseal.media.verdict`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
-import hashlib
 import io
 import os
+import secrets
 import stat
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NoReturn, cast
 
 from airseal.media import layout
 from airseal.media.errors import (
-    BadMedia,
-    MediaDigestMismatch,
+    InvalidReceipt,
     MediaReadError,
+    MediaWriteError,
     MissingFile,
     OversizedFile,
-    SizeMismatch,
     TooManyEntries,
-    UnlistedFile,
     UnsafeEntry,
     UnsafeName,
     UnsafePath,
@@ -46,15 +44,10 @@ from airseal.media.limits import (
     MAX_ENTRIES,
     MAX_EXPORT_BUNDLE_BYTES,
     MAX_TOP_LEVEL_ENTRIES,
-    MiB,
 )
 from airseal.media.names import safe_relative_path
-from airseal.media.rules import EntryKind, Finding, MediaEntry, entry_kind, judge_listing
-from airseal.media.statement import ExportContents
-
-CHUNK_SIZE = MiB
-ProgressCallback = Callable[[int, int], None]
-"""Called with ``(bytes_done, bytes_total)``."""
+from airseal.media.receipt import receipt_media_path
+from airseal.media.rules import EntryKind, MediaEntry, entry_kind, receipt_problem
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -63,6 +56,8 @@ _O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 _O_NOCTTY = getattr(os, "O_NOCTTY", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _REPARSE_POINT = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
+_FOLDER = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
 
 
 class MediaSource(ABC):
@@ -95,6 +90,34 @@ class MediaSource(ABC):
         """The whole file, read with the cap enforced."""
         with self.open(path, max_size=max_size) as stream:
             return stream.read()
+
+    @property
+    def label(self) -> str:
+        """How reports and the journal name this media (a mount point, an image)."""
+        return "media"
+
+    def write_receipt(self, agent_id: str, export_id: str, data: bytes) -> str:
+        """Put an agent's receipt at ``airseal/receipts/<agent-id>/<export-id>.json``, atomically
+        (temporary file, fsync, rename), creating the two folders if needed. Returns its path on
+        the media.
+
+        The name and size must pass :func:`airseal.media.rules.receipt_problem`
+        (:class:`InvalidReceipt`); ``airseal/`` must exist (:class:`MissingFile`); a link or file
+        where a folder belongs is refused with nothing written through it (:class:`UnsafeEntry`);
+        a failed write is a :class:`MediaWriteError`.
+        """
+        relative = receipt_media_path(agent_id, export_id)
+        where = layout.on_mount(relative)
+        problem = receipt_problem(relative, len(data))
+        if problem is not None:
+            raise InvalidReceipt(problem, subject=where)
+        self._put_file(where.split("/"), data, existing=1)
+        return where
+
+    def _put_file(self, parts: list[str], data: bytes, *, existing: int) -> None:
+        """Replace the file at ``parts`` atomically; the first ``existing`` folders must be there,
+        the others are created. A source that cannot write refuses."""
+        raise MediaWriteError("this media cannot be written to", subject="/".join(parts))
 
 
 class _CappedReader(io.RawIOBase):
@@ -143,6 +166,10 @@ class DirectorySource(MediaSource):
         self.root = Path(root)
         supported = os.open in os.supports_dir_fd and bool(_O_NOFOLLOW) and bool(_O_DIRECTORY)
         self._dir_fd = supported if use_dir_fd is None else (use_dir_fd and supported)
+
+    @property
+    def label(self) -> str:
+        return str(self.root)
 
     # -- walking the tree without following anything --------------------------------------------
 
@@ -354,8 +381,103 @@ class DirectorySource(MediaSource):
                 f"is {entry.size} bytes, over the {max_size} byte limit", subject=path
             )
 
+    # -- the one write: a receipt ----------------------------------------------------------------
 
-# -- checking the files an export statement lists -----------------------------------------------
+    def _put_file(self, parts: list[str], data: bytes, *, existing: int) -> None:
+        if not self._dir_fd:
+            self._put_file_by_path(parts, data, existing)
+            return
+        where, temporary = "/".join(parts), _temporary_name(parts[-1])
+        fd = self._open_root()
+        try:
+            for i, part in enumerate(parts[:-1]):
+                child = self._enter_writable(fd, part, "/".join(parts[: i + 1]), i >= existing)
+                os.close(fd)
+                fd = child
+            try:
+                _write_and_close(os.open(temporary, _NEW_FILE, 0o644, dir_fd=fd), data)
+                os.replace(temporary, parts[-1], src_dir_fd=fd, dst_dir_fd=fd)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(temporary, dir_fd=fd)
+                raise MediaWriteError(exc.strerror or str(exc), subject=where) from None
+            with contextlib.suppress(OSError):
+                os.fsync(fd)  # makes the rename durable
+        finally:
+            os.close(fd)
+
+    def _put_file_by_path(self, parts: list[str], data: bytes, existing: int) -> None:
+        folder = self._writable_folder_path(parts[:-1], existing)
+        temporary = folder / _temporary_name(parts[-1])
+        try:
+            _write_and_close(os.open(temporary, _NEW_FILE, 0o644), data)
+            os.replace(temporary, folder / parts[-1])
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise MediaWriteError(exc.strerror or str(exc), subject="/".join(parts)) from None
+        with contextlib.suppress(OSError):
+            fd = os.open(folder, os.O_RDONLY | _O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    def _enter_writable(self, dir_fd: int, name: str, subject: str, create: bool) -> int:
+        """A descriptor for the folder ``name`` in ``dir_fd`` (made if absent and ``create``);
+        never through a link: ``O_NOFOLLOW`` on every open, ``mkdir`` only where nothing is."""
+        try:
+            return os.open(name, _FOLDER, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if not create:
+                raise MissingFile("is absent", subject=subject) from None
+        except OSError as exc:
+            self._refuse_folder(exc, dir_fd, name, subject)
+        try:
+            os.mkdir(name, dir_fd=dir_fd)
+        except FileExistsError:
+            pass  # made meanwhile: opened without following, like any other
+        except OSError as exc:
+            raise MediaWriteError(exc.strerror or str(exc), subject=subject) from None
+        try:
+            return os.open(name, _FOLDER, dir_fd=dir_fd)
+        except OSError as exc:
+            self._refuse_folder(exc, dir_fd, name, subject)
+
+    def _refuse_folder(self, exc: OSError, dir_fd: int, name: str, subject: str) -> NoReturn:
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            raise MediaWriteError(exc.strerror or str(exc), subject=subject) from None
+        kind = self._entry(subject, st).kind
+        if kind is not EntryKind.DIRECTORY:
+            raise UnsafeEntry(f"is a {kind.value}, not a plain folder", subject=subject)
+        raise MediaWriteError(exc.strerror or str(exc), subject=subject) from None
+
+    def _writable_folder_path(self, parts: list[str], existing: int) -> Path:
+        """The portable walk for writing: ``lstat`` every component, make the missing ones."""
+        folder = self.root
+        for i, part in enumerate(parts):
+            folder = folder / part
+            subject = "/".join(parts[: i + 1])
+            try:
+                try:
+                    st = os.lstat(folder)
+                except FileNotFoundError:
+                    if i < existing:
+                        raise MissingFile("is absent", subject=subject) from None
+                    with contextlib.suppress(FileExistsError):
+                        os.mkdir(folder)
+                    st = os.lstat(folder)
+            except OSError as exc:
+                raise MediaWriteError(exc.strerror or str(exc), subject=subject) from None
+            entry = self._entry(subject, st)
+            if entry.kind is not EntryKind.DIRECTORY:
+                raise UnsafeEntry(f"is a {entry.kind.value}, not a plain folder", subject=subject)
+        return folder
+
+
+# -- the export statement's bytes -----------------------------------------------------------------
 
 
 def read_export_bundle(source: MediaSource) -> bytes:
@@ -363,176 +485,24 @@ def read_export_bundle(source: MediaSource) -> bytes:
 
     Nothing is parsed or verified: the agent verifies these bytes against its trust root before
     it reads the statement (:func:`airseal.media.statement.read_export_statement`) and then checks
-    the
-    files with :func:`verify_media_files`.
+    the files with :func:`airseal.media.verdict.verify_media_files`.
     """
     return source.read_bytes(
         layout.on_mount(layout.STATEMENT_NAME), max_size=MAX_EXPORT_BUNDLE_BYTES
     )
 
 
-@dataclass
-class MediaVerdict:
-    """Findings about the files under ``airseal/`` against an export statement."""
-
-    missing: list[Finding] = field(default_factory=list)
-    damaged: list[Finding] = field(default_factory=list)
-    extra: list[Finding] = field(default_factory=list)
-    unsafe: list[Finding] = field(default_factory=list)
-    files_checked: int = 0
-    bytes_checked: int = 0
-    receipts: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not (self.missing or self.damaged or self.extra or self.unsafe)
-
-    def record(self, finding: Finding) -> None:
-        """File a finding under missing, unsafe or damaged according to its check."""
-        if finding.check == "present":
-            self.missing.append(finding)
-        elif finding.check in ("entry-type", "name", "path"):
-            self.unsafe.append(finding)
-        else:
-            self.damaged.append(finding)
-
-    def raise_first(self) -> None:
-        """Raise the first finding as a typed :class:`BadMedia` error (for the agent)."""
-        for findings in (self.unsafe, self.damaged, self.missing, self.extra):
-            for finding in findings:
-                raise _finding_error(finding)
+def _temporary_name(name: str) -> str:
+    """A hidden, random sibling name for writing ``name`` before the rename."""
+    return f".{name.rsplit('.', 1)[0]}.{secrets.token_hex(4)}.tmp"
 
 
-def _finding_error(finding: Finding) -> BadMedia:
-    classes: dict[str, type[BadMedia]] = {
-        "entry-type": UnsafeEntry,
-        "name": UnsafeName,
-        "path": UnsafePath,
-        "size": SizeMismatch,
-        "size-limit": OversizedFile,
-        "sha256": MediaDigestMismatch,
-        "present": MissingFile,
-        "listed": UnlistedFile,
-        "entry-count": TooManyEntries,
-    }
-    error_class = classes.get(finding.check, BadMedia)
-    return error_class(finding.reason, subject=finding.path, check=finding.check)
-
-
-def _hash_into(
-    source: MediaSource,
-    path: str,
-    size: int,
-    sinks: list[hashlib._Hash],
-    buffer: memoryview,
-    progress: Callable[[int], None],
-) -> int:
-    total = 0
-    with source.open(path, max_size=size) as stream:
-        while True:
-            n = stream.readinto(buffer)  # type: ignore[attr-defined]
-            if not n:
-                break
-            chunk = buffer[:n]
-            for sink in sinks:
-                sink.update(chunk)
-            total += n
-            progress(n)
-    return total
-
-
-def verify_media_files(
-    source: MediaSource,
-    contents: ExportContents,
-    *,
-    on_progress: ProgressCallback | None = None,
-) -> MediaVerdict:
-    """Check every file under ``airseal/`` against ``contents`` (a read export statement).
-
-    Every listed file must be a plain file with the listed size and sha256; nothing else may be
-    there except the statement and valid receipts; split payloads are hashed part by part, in
-    order, and the joined digest must equal the action's payload digest. Streamed, 1 MiB at a
-    time. Whether ``contents`` is *authentic* is not decided here.
-    """
-    verdict = MediaVerdict()
-    listed = contents.by_path()
+def _write_and_close(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to a new file and fsync it before closing."""
     try:
-        entries = list(source.walk(layout.MEDIA_DIR))
-    except (BadMedia, MediaReadError) as exc:
-        verdict.record(Finding(exc.subject or layout.MEDIA_DIR, exc.check, exc.detail))
-        return verdict
-    listing = judge_listing(entries, {p: f.size for p, f in listed.items()})
-    verdict.missing.extend(listing.missing)
-    verdict.damaged.extend(listing.damaged)
-    verdict.extra.extend(listing.extra)
-    verdict.unsafe.extend(listing.unsafe)
-    verdict.receipts = listing.receipts
-
-    clear = set(listing.to_hash)
-    total = sum(listed[p].size for p in clear)
-    done = 0
-
-    def progress(n: int) -> None:
-        nonlocal done
-        done += n
-        if on_progress is not None:
-            on_progress(done, total)
-
-    buffer = memoryview(bytearray(CHUNK_SIZE))
-    groups: list[tuple[list[str], str | None, str]] = []
-    in_payload: set[str] = set()
-    for action in contents.predicate.actions:
-        paths = list(action.payload_paths)
-        in_payload.update(paths)
-        joined = action.payload.sha256 if action.payload.parts else None
-        groups.append((paths, joined, action.id))
-    for path in listing.to_hash:
-        if path not in in_payload:
-            groups.append(([path], None, ""))
-    for paths, joined_sha, action_id in groups:
-        whole = hashlib.sha256()
-        all_good = True
-        for path in paths:
-            if path not in clear:
-                all_good = False
-                continue
-            file_hash = hashlib.sha256()
-            where = layout.on_mount(path)
-            try:
-                n = _hash_into(
-                    source, where, listed[path].size, [file_hash, whole], buffer, progress
-                )
-            except (BadMedia, MediaReadError) as exc:
-                verdict.record(Finding(where, exc.check, exc.detail))
-                all_good = False
-                continue
-            verdict.files_checked += 1
-            verdict.bytes_checked += n
-            if n != listed[path].size:
-                verdict.damaged.append(
-                    Finding(
-                        where, "size", f"read {n} bytes, the statement lists {listed[path].size}"
-                    )
-                )
-                all_good = False
-            elif file_hash.hexdigest() != listed[path].sha256:
-                verdict.damaged.append(
-                    Finding(
-                        where,
-                        "sha256",
-                        f"sha256 is {file_hash.hexdigest()}, the statement lists "
-                        f"{listed[path].sha256}",
-                    )
-                )
-                all_good = False
-        if joined_sha is not None and all_good and whole.hexdigest() != joined_sha:
-            first = layout.on_mount(paths[0])
-            verdict.damaged.append(
-                Finding(
-                    first,
-                    "sha256",
-                    f"the {len(paths)} parts of action {action_id}'s payload join to sha256 "
-                    f"{whole.hexdigest()}, the action lists {joined_sha}",
-                )
-            )
-    return verdict
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -110,7 +110,6 @@ class ImportRunner:
                 clock=clock,
                 host=host_facts(state),
                 signer=lambda: self.signer,
-                receipt_mount=mount,
                 options=ImportOptions(**options),
                 hook=hook,
             )

@@ -26,6 +26,7 @@ from airseal.appliance.receipts import (
     list_receipts,
 )
 from airseal.media import layout
+from airseal.media.reader import DirectorySource
 from airseal.media.receipt import (
     ActionResult,
     ReceiptPredicate,
@@ -134,7 +135,7 @@ def put(
     facts: dict | None = None,
 ) -> Path:
     export = export_id or (facts or {}).get("export_id")
-    write_receipt(mount, agent_id, export, data)
+    write_receipt(DirectorySource(mount), agent_id, export, data)
     return mount / layout.MEDIA_DIR / receipt_media_path(agent_id, export)
 
 

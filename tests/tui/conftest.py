@@ -194,6 +194,7 @@ def write_agent_receipts(media: Path, export: Any, action_ids: list[str]) -> lis
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from airseal.agent.receipts import write_receipt
+    from airseal.media.reader import DirectorySource
     from airseal.media.receipt import ActionResult, ReceiptPredicate, receipt_statement
     from airseal.trustroot.bundle import bundle_to_json, sign_statement
     from airseal.trustroot.keys import spki_pem
@@ -225,7 +226,9 @@ def write_agent_receipts(media: Path, export: Any, action_ids: list[str]) -> lis
         data = bundle_to_json(sign_statement(
             signer, receipt_statement(predicate, hashlib.sha256(statement).hexdigest())
         ))
-        written.append(media / write_receipt(media, agent_id, export.export_id, data))
+        written.append(
+            media / write_receipt(DirectorySource(media), agent_id, export.export_id, data)
+        )
     return written
 
 

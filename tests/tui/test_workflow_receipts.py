@@ -53,7 +53,6 @@ def run_agent(state_root: Path, hostname: str, media: Path, distributor_pem: byt
         report = Importer(
             state, journal, pinned_trust(journal), DirectorySource(media),
             approver=ApproveAll(), clock=lambda: NOW, host=host, signer=lambda: signer,
-            receipt_mount=media,
         ).run()
     assert not report.refused, report.error
     return Endpoint(state.agent_id, hostname, report)
