@@ -40,7 +40,6 @@ from airseal.agent.archive import run_target as archive_run_target
 from airseal.agent.conditions import HostFacts
 from airseal.agent.errors import (
     ActionFailed,
-    AgentError,
     DistributorNotApproved,
     ImportRefused,
 )
@@ -83,11 +82,11 @@ from airseal.agent.verification import (
     verify_action_bundle,
     verify_export_bundle,
 )
+from airseal.errors import AirsealError
 from airseal.media import layout
-from airseal.media.errors import MediaIOError
 from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES
 from airseal.media.reader import MediaSource, verify_media_files
-from airseal.trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.errors import VerificationError
 from airseal.trustroot.signer import Signer
 
 StageHook = Callable[[str, "Importer"], None]
@@ -174,7 +173,7 @@ class Importer:
             for entry in self.reports.values():
                 if entry.outcome == "would-run":
                     entry.outcome, entry.reason = "not-run", None
-        except (AgentError, MediaIOError, TrustrootError) as error:
+        except AirsealError as error:
             self._finish_failed(report, error, "failed")
             raise
         except KeyboardInterrupt:
@@ -204,7 +203,7 @@ class Importer:
         return report
 
     def _finish_failed(
-        self, report: ImportReport, error: TrustrootError | None, status: str
+        self, report: ImportReport, error: AirsealError | None, status: str
     ) -> None:
         self.journal.finish_import(
             report.import_id,
@@ -628,7 +627,7 @@ class Importer:
             report.receipt_path = write_receipt(
                 self.receipt_mount, self.state.agent_id, self.export.export_id, data
             )
-        except (AgentError, TrustrootError) as exc:
+        except AirsealError as exc:
             report.warnings.append(f"receipt not written: {exc}")
             return None
         return data

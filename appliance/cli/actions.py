@@ -9,9 +9,10 @@ from typing import Any
 
 import click
 
+from airseal._internal.cli import json_option
 from airseal.appliance import actions
 from airseal.appliance.cli import cli
-from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import TerminalPrompter, emit_json
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import click
 import sqlite_utils
 
+from airseal._internal.cli import json_option
 from airseal.appliance import audit, keystore
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
 from airseal.appliance.db import SCHEMA_VERSION, open_database
 from airseal.appliance.errors import UsageError

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
+from airseal._internal.cli import json_option
 from airseal.appliance import export as export_service
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import TerminalPrompter, emit_json, stderr
 from airseal.media import layout
 

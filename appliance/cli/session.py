@@ -1,16 +1,13 @@
-"""The open appliance a command works on, and options shared by commands."""
+"""The open appliance a command works on."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import click
 import sqlite_utils
 
 from airseal.appliance.db import open_database
 from airseal.appliance.home import Home, open_home
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 @dataclass(frozen=True)
