@@ -212,15 +212,16 @@ def config(
 @json_option
 def enroll(key_path: Path, name: str | None, role: str, approved: bool, as_json: bool) -> None:
     """Pin a distributor's public key: media signed by it becomes trusted here."""
+    from airseal._internal.atomic import read_capped
     from airseal.agent.enrolment import enroll as pin
-    from airseal.agent.files import read_capped
     from airseal.agent.lock import StateLock
     from airseal.agent.trust import parse_purposes
+    from airseal.errors import FileTooLarge
     from airseal.trustroot.keys import MAX_KEY_PEM_BYTES
 
     try:
         pem = read_capped(key_path, MAX_KEY_PEM_BYTES)
-    except ValueError as exc:
+    except FileTooLarge as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from None
     state, _ = _ensure_state()
     with StateLock(state.lock_path), _journal(state) as journal:

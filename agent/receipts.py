@@ -180,7 +180,7 @@ def write_receipt(mount: Path, agent_id: str, export_id: str, data: bytes) -> st
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise ReceiptError(exc.strerror or str(exc), subject=layout.on_mount(relative)) from None
-    from airseal.agent.files import fsync_dir
+    from airseal._internal.atomic import fsync_dir
 
     fsync_dir(folder)
     return layout.on_mount(relative)

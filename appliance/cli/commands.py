@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 import sqlite_utils
 
+from airseal._internal.atomic import read_capped, write_atomic
 from airseal._internal.cli import json_option
 from airseal.appliance import audit, keystore
 from airseal.appliance.cli import cli, exit_codes
@@ -18,7 +19,6 @@ from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import TerminalPrompter, byte_progress, emit_json, file_size, stderr
 from airseal.appliance.db import SCHEMA_VERSION, open_database
 from airseal.appliance.errors import UsageError
-from airseal.appliance.files import write_atomic
 from airseal.appliance.home import Home, default_home, init_home
 from airseal.trustroot.keys import spki_pem
 
@@ -353,9 +353,9 @@ def _verify_keyless(
     from airseal.trustroot.keyless import verify_keyless_bundle
 
     digest, _ = blobs.hash_file(file)
-    root_json = blobs.read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
+    root_json = read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
     outcome = verify_keyless_bundle(
-        blobs.read_capped(bundle, MAX_BUNDLE_BYTES),
+        read_capped(bundle, MAX_BUNDLE_BYTES),
         digest,
         identity=identity,
         issuer=issuer,
