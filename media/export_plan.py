@@ -34,7 +34,12 @@ from airseal.media.errors import (
 )
 from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_SUBJECTS, MiB
 from airseal.media.names import check_name, check_unique, collision_key, safe_relative_path
-from airseal.media.statement import ExportFile, ExportPredicate, read_action_statement
+from airseal.media.statement import (
+    ExportedAction,
+    ExportFile,
+    ExportPredicate,
+    read_action_statement,
+)
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
 from airseal.trustroot.errors import VerificationError
@@ -96,19 +101,26 @@ class ExportPlan:
     """Bytes of all sources (the statement excluded)."""
 
 
+def export_predicate(
+    header: ExportHeader, actions: Sequence[ExportedAction], files: Sequence[ExportFile]
+) -> ExportPredicate:
+    """The signed predicate of an export with this header (validated on construction)."""
+    return ExportPredicate(
+        export_id=header.export_id,
+        sequence=header.sequence,
+        created=header.created,
+        expires=header.expires,
+        appliance_id=header.appliance_id,
+        distributor=header.distributor,
+        actions=tuple(actions),
+        files=tuple(files),
+    )
+
+
 def check_header(header: ExportHeader) -> None:
     """Refuse a header the export statement could not carry (:class:`ValueError`)."""
     try:
-        ExportPredicate(
-            export_id=header.export_id,
-            sequence=header.sequence,
-            created=header.created,
-            expires=header.expires,
-            appliance_id=header.appliance_id,
-            distributor=header.distributor,
-            actions=(),
-            files=(ExportFile(path="probe", size=0),),
-        )
+        export_predicate(header, (), (ExportFile(path="probe", size=0),))
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -66,6 +66,7 @@ from airseal.media.export_plan import (
     check_capacity,
     check_header,
     check_target,
+    export_predicate,
     plan_export,
 )
 from airseal.media.limits import MAX_EXPORT_BUNDLE_BYTES, MiB
@@ -74,7 +75,6 @@ from airseal.media.readback import WINDOW_BYTES, ReadBack
 from airseal.media.statement import (
     ExportedAction,
     ExportFile,
-    ExportPredicate,
     PayloadRef,
     export_statement,
 )
@@ -343,16 +343,8 @@ class _ExportWriter:
                     ),
                 )
             )
-        h = self.header
-        predicate = ExportPredicate(
-            export_id=h.export_id,
-            sequence=h.sequence,
-            created=h.created,
-            expires=h.expires,
-            appliance_id=h.appliance_id,
-            distributor=h.distributor,
-            actions=tuple(exported),
-            files=tuple(ExportFile(path=f.path, size=f.size) for f in written),
+        predicate = export_predicate(
+            self.header, exported, [ExportFile(path=f.path, size=f.size) for f in written]
         )
         return export_statement(predicate, {f.path: f.sha256 for f in written})
 
