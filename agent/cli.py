@@ -1,14 +1,13 @@
 """The `airseal-agent` command line: thin over the agent's services.
 
 Cold start matters (the agent runs on every USB insertion): this module imports only click and
-the error types; each command imports what it uses. Errors are caught once, in :func:`main`:
-their user-facing text goes to stderr without a traceback and their class picks the exit code
-(:mod:`airseal.agent.exit_codes`).
+the error types; each command imports what it uses. Errors are caught once, in :func:`main`
+(:func:`airseal._internal.cli.run_main`, shared with `airseal`): their user-facing text goes to
+stderr without a traceback and their class picks the exit code (:mod:`airseal.agent.exit_codes`).
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Callable
@@ -17,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from airseal._internal.cli import json_option, run_main
 from airseal.agent import exit_codes
-from airseal.trustroot.errors import TrustrootError
 
 if TYPE_CHECKING:
     from airseal.agent.approval import ApprovalRequest
@@ -26,9 +25,6 @@ if TYPE_CHECKING:
     from airseal.agent.journal import Journal
     from airseal.agent.report import ImportReport
     from airseal.agent.state import AgentState
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="airseal", prog_name="airseal-agent")
@@ -216,15 +212,16 @@ def config(
 @json_option
 def enroll(key_path: Path, name: str | None, role: str, approved: bool, as_json: bool) -> None:
     """Pin a distributor's public key: media signed by it becomes trusted here."""
+    from airseal._internal.atomic import read_capped
     from airseal.agent.enrolment import enroll as pin
-    from airseal.agent.files import read_capped
     from airseal.agent.lock import StateLock
     from airseal.agent.trust import parse_purposes
+    from airseal.errors import FileTooLarge
     from airseal.trustroot.keys import MAX_KEY_PEM_BYTES
 
     try:
         pem = read_capped(key_path, MAX_KEY_PEM_BYTES)
-    except ValueError as exc:
+    except FileTooLarge as exc:
         raise click.BadParameter(str(exc), param_hint="--key") from None
     state, _ = _ensure_state()
     with StateLock(state.lock_path), _journal(state) as journal:
@@ -500,32 +497,7 @@ def history(limit: int, as_json: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        result = cli.main(args=argv, prog_name="airseal-agent", standalone_mode=False)
-    except TrustrootError as error:
-        click.echo(error.diagnostics(), err=True)
-        return exit_codes.for_error(error)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return exit_codes.INTERRUPTED
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except KeyboardInterrupt:
-        return exit_codes.INTERRUPTED
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        click.echo(f"airseal-agent: {where}{error.strerror or error}", err=True)
-        return exit_codes.OPERATIONAL
-    except Exception:
-        logging.getLogger("airseal-agent").exception("internal error")
-        click.echo(
-            "airseal-agent: internal error (a bug): please report the traceback above", err=True
-        )
-        return exit_codes.INTERNAL
-    return result if isinstance(result, int) else exit_codes.OK
+    return run_main(cli, argv, prog_name="airseal-agent", exit_codes=exit_codes.ERROR_CODES)
 
 
 if __name__ == "__main__":

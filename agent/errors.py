@@ -4,13 +4,10 @@ Two families, as in :mod:`airseal.media.errors` (python-tuf's ``RepositoryError`
 ``DownloadError``):
 
 - :class:`ImportRefused` (a :class:`airseal.trustroot.errors.VerificationError`): the media, a
-statement,
-  an archive or a destination failed a check. Fail closed: nothing from such media is run.
-  :mod:`airseal.media.errors` ``BadMedia`` and :mod:`airseal.trustroot.errors` verification errors
-  pass through
-  the agent unchanged and are refusals too.
-- :class:`AgentError` (a :class:`airseal.trustroot.errors.TrustrootError`): the agent could not do
-its
+  statement, an archive or a destination failed a check. Fail closed: nothing from such media is
+  run. :mod:`airseal.media.errors` ``BadMedia`` and :mod:`airseal.trustroot.errors` verification
+  errors pass through the agent unchanged and are refusals too.
+- :class:`AgentError` (an :class:`airseal.errors.AirsealError`): the agent could not do its
   work (state directory, key password, lock, a command that failed to start); nothing was decided
   about the media.
 
@@ -20,7 +17,9 @@ the ``check`` that failed, and carries a hint; ``str(error)`` is written for the
 
 from __future__ import annotations
 
-from airseal.trustroot.errors import TrustrootError, VerificationError
+from airseal import errors as shared
+from airseal.errors import AirsealError
+from airseal.trustroot.errors import VerificationError
 
 
 class ImportRefused(VerificationError):
@@ -108,7 +107,7 @@ class UnsafeDestination(ImportRefused):
     hint = "download destinations are absolute paths without '.' or '..' components"
 
 
-class AgentError(TrustrootError):
+class AgentError(AirsealError):
     """The agent could not do its work; nothing was decided about any media."""
 
     title = "Agent error"
@@ -160,6 +159,8 @@ class RunAsUnavailable(ActionFailed):
     hint = "running an action as another account needs the agent to run as root (or SYSTEM)"
 
 
-class UsageError(AgentError):
+class UsageError(AgentError, shared.UsageError):
+    """The shared usage error (exit 2), tagged as the agent's."""
+
     title = "Usage"
     check = "usage"

@@ -1,4 +1,4 @@
-"""Exit codes of `airseal-agent`, in one place. They mirror `airseal`'s, plus one.
+"""Exit codes of `airseal-agent`: the shared table (:mod:`airseal._internal.cli`), plus one.
 
 | code | meaning |
 |---|---|
@@ -13,22 +13,20 @@
 
 from __future__ import annotations
 
-from airseal.trustroot.errors import TrustrootError, VerificationError
+from airseal._internal import cli as shared
+from airseal.errors import AirsealError
+from airseal.trustroot.errors import VerificationError
 
-OK = 0
-REFUSED = 1
-USAGE = 2
-OPERATIONAL = 3
-ACTIONS_FAILED = 4
-INTERNAL = 70
-INTERRUPTED = 130
+OK = shared.OK
+REFUSED = shared.FAILED
+USAGE = shared.USAGE
+OPERATIONAL = shared.OPERATIONAL
+ACTIONS_FAILED = shared.ACTIONS_FAILED
+INTERNAL = shared.INTERNAL
+INTERRUPTED = shared.INTERRUPTED
+
+ERROR_CODES: shared.ExitCodes = ((VerificationError, REFUSED),)
 
 
-def for_error(error: TrustrootError) -> int:
-    from airseal.agent.errors import UsageError
-
-    if isinstance(error, VerificationError):
-        return REFUSED
-    if isinstance(error, UsageError):
-        return USAGE
-    return OPERATIONAL
+def for_error(error: AirsealError) -> int:
+    return shared.exit_code_for(error, ERROR_CODES)

@@ -26,8 +26,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airseal._internal.atomic import read_capped, write_atomic
 from airseal.agent.errors import KeyPasswordError, StateError
-from airseal.agent.files import read_capped, write_atomic
+from airseal.errors import FileTooLarge
 
 CREDENTIAL_NAME = "airseal-agent-key"
 CREDENTIALS_DIRECTORY_ENV = "CREDENTIALS_DIRECTORY"
@@ -61,7 +62,7 @@ def key_password(
         if path.exists():
             try:
                 value = read_capped(path, MAX_PASSWORD_BYTES)
-            except (OSError, ValueError) as exc:
+            except (OSError, FileTooLarge) as exc:
                 raise KeyPasswordError(
                     f"cannot read the credential: {exc}", subject=str(path)
                 ) from None

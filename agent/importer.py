@@ -34,7 +34,6 @@ from collections.abc import Callable
 from airseal.agent import platforms
 from airseal.agent.approval import Approver
 from airseal.agent.conditions import HostFacts
-from airseal.agent.errors import AgentError
 from airseal.agent.journal import Journal
 from airseal.agent.report import ActionReport, ImportReport, error_json
 from airseal.agent.runner import ActionRunner, Clock, ImportOptions, SignerSupplier
@@ -48,9 +47,9 @@ from airseal.agent.verification import (
     VerifiedExport,
     VerifiedMedia,
 )
-from airseal.media.errors import MediaIOError
+from airseal.errors import AirsealError
 from airseal.media.reader import MediaSource
-from airseal.trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.errors import VerificationError
 
 __all__ = ["ImportOptions", "Importer", "StageHook", "host_facts", "remembered_distributors"]
 
@@ -150,7 +149,7 @@ class Importer:
             for entry in report.actions:
                 if entry.outcome == "would-run":
                     entry.outcome, entry.reason = "not-run", None
-        except (AgentError, MediaIOError, TrustrootError) as error:
+        except AirsealError as error:
             self._finish_failed(report, error, "failed")
             raise
         except KeyboardInterrupt:
@@ -211,7 +210,7 @@ class Importer:
         report.actions = list(entries.values())
 
     def _finish_failed(
-        self, report: ImportReport, error: TrustrootError | None, status: str
+        self, report: ImportReport, error: AirsealError | None, status: str
     ) -> None:
         self.journal.finish_import(
             report.import_id,

@@ -8,8 +8,9 @@ It remembers what the endpoint trusts and has done, so that:
   ``started`` run found by the next command holding the state lock is a run that never finished.
 
 The schema version is SQLite's ``user_version``; each migration runs in one transaction with the
-version bump. Migrations only ever append. Commits are durable (``synchronous=FULL``); the
-pipeline batches many rows into one transaction where a crash cannot make that wrong.
+version bump (:mod:`airseal._internal.migrations` runs them). Migrations only ever append.
+Commits are durable (``synchronous=FULL``); the pipeline batches many rows into one transaction
+where a crash cannot make that wrong.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 
 import sqlite_utils
 
+from airseal._internal import migrations
 from airseal.agent.errors import StateError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -250,22 +252,17 @@ class Journal:
     # -- schema ----------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
-        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        return migrations.schema_version(self.db.conn)
 
     def migrate(self, *, subject: str = "journal") -> int:
-        current = self.schema_version()
-        if current > SCHEMA_VERSION:
+        try:
+            return migrations.migrate(self.db.conn, MIGRATIONS)
+        except migrations.SchemaTooNew as exc:
             raise StateError(
-                f"journal schema {current} is newer than this agent ({SCHEMA_VERSION})",
+                f"journal schema {exc.found} is newer than this agent ({exc.supported})",
                 subject=subject,
                 hint="upgrade airseal-agent",
-            )
-        for version in range(current, SCHEMA_VERSION):
-            with self.transaction() as conn:
-                for statement in _split(MIGRATIONS[version]):
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {version + 1}")
-        return self.schema_version()
+            ) from None
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -526,14 +523,3 @@ def _import(row: dict[str, Any]) -> ImportRecord:
     data["error"] = json.loads(data["error"]) if data["error"] else None
     return ImportRecord(**data)
 
-
-def _split(script: str) -> list[str]:
-    statements, buffer = [], ""
-    for line in script.strip().splitlines():
-        buffer += line + "\n"
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        statements.append(buffer.strip())
-    return statements

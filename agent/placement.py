@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from airseal._internal.atomic import fsync_dir
 from airseal.agent.errors import ActionFailed, UnsafeDestination
-from airseal.agent.files import fsync_dir
 from airseal.agent.platforms import (
     OperatingSystem,
     destination_problem,

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from airseal.trustroot.errors import TrustrootError
+from airseal.errors import AirsealError
 
 ImportStatus = Literal["completed", "partial", "refused", "dry-run"]
 
@@ -38,7 +38,7 @@ class ActionReport:
         }
 
 
-def error_check(error: TrustrootError) -> str:
+def error_check(error: AirsealError) -> str:
     """The check that failed: the error's own ``check``, else its title as a slug
     (``invalid-signature``, ``malformed-bundle``) for trustroot errors, which carry none."""
     check = getattr(error, "check", None)
@@ -47,7 +47,7 @@ def error_check(error: TrustrootError) -> str:
     return "-".join(error.title.lower().split())[:64] or "import"
 
 
-def error_json(error: TrustrootError) -> dict[str, Any]:
+def error_json(error: AirsealError) -> dict[str, Any]:
     return {
         "title": error.title,
         "check": error_check(error),
@@ -73,7 +73,7 @@ class ImportReport:
     """The very export accepted last was imported again (idempotent)."""
     approved_now: bool = False
     actions: list[ActionReport] = field(default_factory=list)
-    error: TrustrootError | None = None
+    error: AirsealError | None = None
     interrupted: list[dict[str, Any]] = field(default_factory=list)
     """Runs an earlier, crashed import left unfinished, found when this one started."""
     receipt_path: str | None = None

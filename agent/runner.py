@@ -30,7 +30,7 @@ from airseal.agent.approval import Approver, approval_request
 from airseal.agent.archive import ArchiveLimits, archive_kind, check_members, extract, read_members
 from airseal.agent.archive import run_target as archive_run_target
 from airseal.agent.conditions import HostFacts
-from airseal.agent.errors import ActionFailed, AgentError, DistributorNotApproved, ImportRefused
+from airseal.agent.errors import ActionFailed, DistributorNotApproved, ImportRefused
 from airseal.agent.execution import (
     Account,
     chown_tree,
@@ -62,8 +62,8 @@ from airseal.agent.staging import (
 )
 from airseal.agent.state import AgentState
 from airseal.agent.verification import VerifiedAction, VerifiedExport, VerifiedMedia
+from airseal.errors import AirsealError
 from airseal.media.reader import MediaSource
-from airseal.trustroot.errors import TrustrootError
 from airseal.trustroot.signer import Signer
 
 SignerSupplier = Callable[[], Signer]
@@ -484,7 +484,7 @@ class ActionRunner:
             report.receipt_path = write_receipt(
                 self.source, self.state.agent_id, export.export_id, data
             )
-        except (AgentError, TrustrootError) as exc:
+        except AirsealError as exc:
             report.warnings.append(f"receipt not written: {exc}")
             return None
         return data

@@ -23,10 +23,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from airseal._internal.atomic import read_capped, write_atomic
 from airseal.agent import identity
 from airseal.agent.errors import StateError, UsageError
-from airseal.agent.files import read_capped, write_atomic
 from airseal.agent.platforms import OperatingSystem, current_os, default_state_dir
+from airseal.errors import FileTooLarge
 
 CONFIG_NAME = "config.json"
 JOURNAL_NAME = "journal.db"
@@ -160,7 +161,7 @@ def open_state(root: Path, *, env: Mapping[str, str] | None = None) -> AgentStat
         data = json.loads(read_capped(path, MAX_CONFIG_BYTES))
     except FileNotFoundError:
         raise StateError("the agent is not initialised here", subject=str(root)) from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, FileTooLarge) as exc:
         raise StateError(f"cannot read config.json ({exc})", subject=str(path)) from None
     config = AgentConfig.from_json_dict(data, subject=str(path))
     return AgentState(root, config, os.environ if env is None else env)

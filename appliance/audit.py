@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from airseal.appliance.files import write_atomic
+from airseal._internal.atomic import write_atomic
 from airseal.appliance.home import Home
 
 GENESIS = "0" * 64

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from airseal._internal.atomic import read_capped
 from airseal.appliance import audit
 from airseal.appliance.errors import UsageError
 from airseal.appliance.home import Home
@@ -107,15 +108,6 @@ def sign_blob(
         signature=signature,
         bundle_json=bundle_to_json(bundle),
     )
-
-
-def read_capped(path: Path, limit: int) -> bytes:
-    """Read a small untrusted file, refusing anything larger than ``limit`` bytes."""
-    with open(path, "rb") as handle:
-        data = handle.read(limit + 1)
-    if len(data) > limit:
-        raise UsageError(f"file is larger than {limit} bytes", subject=str(path))
-    return data
 
 
 def verify_blob(

@@ -1,7 +1,8 @@
 """The appliance database: SQLite through sqlite-utils, WAL, schema versioned by migrations.
 
 The schema version is SQLite's ``user_version``; each migration runs in one transaction with the
-version bump, so a crash leaves the previous version intact. Migrations only ever append.
+version bump, so a crash leaves the previous version intact (:mod:`airseal._internal.migrations`
+runs them). Migrations only ever append.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sqlite3
 
 import sqlite_utils
 
+from airseal._internal import migrations
 from airseal.appliance.home import Home
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: add one.
@@ -134,44 +136,20 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
-    return int(db.execute("PRAGMA user_version").fetchone()[0])
+    return migrations.schema_version(db.conn)
 
 
 def migrate(db: sqlite_utils.Database) -> int:
     """Apply pending migrations; returns the resulting version."""
-    current = schema_version(db)
-    if current > SCHEMA_VERSION:
+    try:
+        return migrations.migrate(db.conn, MIGRATIONS)
+    except migrations.SchemaTooNew as exc:
         from airseal.appliance.errors import HomeError
 
         raise HomeError(
-            f"database schema {current} is newer than this airseal ({SCHEMA_VERSION})",
+            f"database schema {exc.found} is newer than this airseal ({exc.supported})",
             hint="upgrade airseal",
-        )
-    for version in range(current, SCHEMA_VERSION):
-        conn = db.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _split(MIGRATIONS[version]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {version + 1}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    return schema_version(db)
-
-
-def _split(script: str) -> list[str]:
-    """Split a migration into statements (triggers contain inner semicolons)."""
-    statements, buffer = [], ""
-    for line in script.strip().splitlines():
-        buffer += line + "\n"
-        if sqlite3.complete_statement(buffer):
-            statements.append(buffer.strip())
-            buffer = ""
-    if buffer.strip():
-        statements.append(buffer.strip())
-    return statements
+        ) from None
 
 
 def open_database(home: Home) -> sqlite_utils.Database:

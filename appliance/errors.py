@@ -3,15 +3,19 @@
 `trustroot` errors (verification results) pass through unchanged; these cover everything else
 the appliance decides: its home, keys, tokens, media. The CLI maps classes to exit codes in one
 place (:mod:`airseal.appliance.cli.exit_codes`). Messages never contain passwords or PINs.
+
+:class:`UsageError` is the one every front end shares (:class:`airseal.errors.UsageError`,
+exit 2), re-exported here for the appliance's callers.
 """
 
 from __future__ import annotations
 
-from airseal.trustroot.errors import TrustrootError
+from airseal.errors import AirsealError
+from airseal.errors import UsageError as UsageError  # shared by every front end: exit 2
 
 
-class ApplianceError(TrustrootError):
-    """Base of appliance errors (same title/detail/subject/hint shape as trustroot's)."""
+class ApplianceError(AirsealError):
+    """Base of appliance errors (the shape is :class:`airseal.errors.AirsealError`'s)."""
 
     title = "Error"
 
@@ -48,10 +52,6 @@ class PinError(TokenError):
 class AuditChainBroken(ApplianceError):
     title = "Audit chain broken"
     hint = "the audit log was edited outside Airseal; keep the database for investigation"
-
-
-class UsageError(ApplianceError):
-    title = "Usage"
 
 
 # PKCS#11 tokens (airseal.appliance.signers.pkcs11). Subjects name the module or the token; never a

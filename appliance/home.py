@@ -14,8 +14,8 @@ from pathlib import Path
 
 import platformdirs
 
+from airseal._internal.atomic import write_atomic
 from airseal.appliance.errors import HomeError
-from airseal.appliance.files import write_atomic
 
 HOME_ENV = "AIRSEAL_HOME"
 CONFIG_NAME = "config.json"

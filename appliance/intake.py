@@ -18,10 +18,10 @@ from typing import Any
 
 import sqlite_utils
 
+from airseal._internal.atomic import fsync_dir, read_capped
 from airseal.appliance import audit, settings
-from airseal.appliance.blobs import read_capped, verify_blob
+from airseal.appliance.blobs import verify_blob
 from airseal.appliance.errors import ApplianceError, UsageError
-from airseal.appliance.files import fsync_dir
 from airseal.appliance.home import Home
 from airseal.media.names import name_problem
 from airseal.trustroot.bundle import MAX_BUNDLE_BYTES

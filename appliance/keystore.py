@@ -20,9 +20,9 @@ from typing import Any
 import sqlite_utils
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
+from airseal._internal.atomic import write_atomic
 from airseal.appliance import audit
 from airseal.appliance.errors import KeyExists, KeyNotFound, UsageError
-from airseal.appliance.files import write_new
 from airseal.appliance.home import Home
 from airseal.appliance.prompts import Prompter, key_password
 from airseal.trustroot.cosign_keys import encrypt_cosign_key, load_private_key
@@ -148,7 +148,7 @@ def _store_file_key(
         raise KeyExists(f"a key named {name!r} exists", subject=name)
     path = home.keys_dir / f"{name}.key"
     try:
-        write_new(path, encrypt_cosign_key(key, password), mode=0o600)
+        write_atomic(path, encrypt_cosign_key(key, password), mode=0o600, exclusive=True)
     except FileExistsError:
         raise KeyExists(
             f"{path} exists (not registered: remove it by hand)", subject=name

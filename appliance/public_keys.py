@@ -6,9 +6,9 @@ from pathlib import Path
 
 import sqlite_utils
 
+from airseal._internal.atomic import write_atomic
 from airseal.appliance import audit
 from airseal.appliance.errors import UsageError
-from airseal.appliance.files import write_atomic
 from airseal.appliance.home import Home
 from airseal.appliance.keystore import get_key
 from airseal.trustroot.keys import spki_pem

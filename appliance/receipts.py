@@ -33,6 +33,7 @@ import sqlite_utils
 
 from airseal.appliance import audit
 from airseal.appliance.home import Home
+from airseal.errors import AirsealError
 from airseal.media import layout
 from airseal.media.errors import BadMedia, MediaReadError
 from airseal.media.limits import MAX_RECEIPT_BYTES
@@ -41,7 +42,7 @@ from airseal.media.receipt import ReceiptPredicate, read_receipt_statement
 from airseal.media.rules import EntryKind, receipt_problem
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
-from airseal.trustroot.errors import TrustrootError, VerificationError
+from airseal.trustroot.errors import VerificationError
 from airseal.trustroot.keys import fingerprint, load_public_key
 from airseal.trustroot.verify import verify_dsse_bundle
 
@@ -90,7 +91,7 @@ class ReceiptResult:
     export_id: str | None = None
     outcome: str | None = None
     """The receipt's own status: completed | partial | refused (what the agent did)."""
-    error: TrustrootError | None = None
+    error: AirsealError | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -3,11 +3,9 @@
 Two families, kept apart as python-tuf keeps ``RepositoryError`` apart from ``DownloadError``:
 
 - :class:`BadMedia` (a :class:`airseal.trustroot.errors.VerificationError`): *the media is bad*.
-Something
-  on the stick, or a name or path about to be written to it, breaks a rule. Fail closed: nothing
-  from such media may be used.
-- :class:`MediaIOError` (a :class:`airseal.trustroot.errors.TrustrootError`): *reading or writing
-failed*.
+  Something on the stick, or a name or path about to be written to it, breaks a rule. Fail
+  closed: nothing from such media may be used.
+- :class:`MediaIOError` (an :class:`airseal.errors.AirsealError`): *reading or writing failed*.
   Nothing was decided about the content (a full stick, an unknown capacity, an I/O error, bytes
   that did not read back as written).
 
@@ -17,12 +15,8 @@ and the ``check`` that failed, and carries a hint. ``str(error)`` is written for
 
 from __future__ import annotations
 
-from airseal.trustroot.errors import (
-    DigestMismatch,
-    StatementError,
-    TrustrootError,
-    VerificationError,
-)
+from airseal.errors import AirsealError
+from airseal.trustroot.errors import DigestMismatch, StatementError, VerificationError
 
 
 class BadMedia(VerificationError):
@@ -116,7 +110,7 @@ class InvalidReceipt(BadMedia):
     )
 
 
-class MediaIOError(TrustrootError):
+class MediaIOError(AirsealError):
     """Reading or writing the media failed; nothing was decided about its content."""
 
     title = "Media I/O failed"

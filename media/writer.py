@@ -2,10 +2,10 @@
 
 Order of work, and why a crash at any moment is safe:
 
-1. **Plan and check, write nothing.** Names and paths are checked for FAT32/exFAT, each action
-   bundle is matched with its payload, and the space needed (clusters, folders, a margin) is
-   compared with the free space (:mod:`airseal.media.capacity`). A refusal leaves the media
-   untouched.
+1. **Plan and check, write nothing** (:mod:`airseal.media.export_plan`). Names and paths are
+   checked for FAT32/exFAT, each action bundle is matched with its payload, and the space needed
+   (clusters, folders, a margin) is compared with the free space (:mod:`airseal.media.capacity`).
+   A refusal leaves the media untouched.
 2. **Stage.** Leftovers of interrupted exports are removed, then every file is written under
    ``<mount>/.airseal-staging-<export-id>/`` in the final layout: streamed in 1 MiB chunks,
    SHA-256 computed on the way in, payloads above ``split_threshold`` written as ``.partNNN``
@@ -44,38 +44,56 @@ import stat
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from pydantic import ValidationError
-
+from airseal._internal.atomic import fsync_dir
 from airseal.media import layout
-from airseal.media.capacity import Capacity, probe_capacity, space_needed
+from airseal.media.capacity import Capacity, probe_capacity
 from airseal.media.errors import (
-    BadMedia,
     InsufficientSpace,
-    InvalidExportStatement,
     MediaWriteError,
     PayloadMismatch,
     ReadBackMismatch,
-    UnknownCapacity,
-    UnsafeName,
 )
-from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES, MAX_EXPORT_BUNDLE_BYTES, MAX_SUBJECTS, MiB
-from airseal.media.names import check_name, check_unique, collision_key, safe_relative_path
+from airseal.media.export_plan import (
+    ActionToExport,
+    CapacityProbe,
+    ExportHeader,
+    ExportPlan,
+    ExtraFile,
+    PlannedSource,
+    check_capacity,
+    check_header,
+    check_target,
+    export_predicate,
+    plan_export,
+)
+from airseal.media.limits import MAX_EXPORT_BUNDLE_BYTES, MiB
+from airseal.media.names import collision_key
 from airseal.media.readback import WINDOW_BYTES, ReadBack
 from airseal.media.statement import (
     ExportedAction,
     ExportFile,
-    ExportPredicate,
     PayloadRef,
     export_statement,
-    read_action_statement,
 )
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
-from airseal.trustroot.errors import VerificationError
+
+__all__ = [
+    "CHUNK_SIZE",
+    "ActionToExport",
+    "CapacityProbe",
+    "ExportHeader",
+    "ExportResult",
+    "ExtraFile",
+    "ProgressCallback",
+    "SignCallback",
+    "StepCallback",
+    "WrittenFile",
+    "write_export",
+]
 
 CHUNK_SIZE = MiB
 SignCallback = Callable[[Statement], bytes]
@@ -84,43 +102,10 @@ ProgressCallback = Callable[[int, int], None]
 """``(bytes_done, bytes_total)``; the total counts every payload byte twice (write, read-back)."""
 StepCallback = Callable[[str], None]
 """Called before each change to the media, with a short description (logging, crash tests)."""
-CapacityProbe = Callable[[Path], Capacity]
 
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
-_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
-
-
-@dataclass(frozen=True)
-class ActionToExport:
-    """One signed action to put on the media: its bundle bytes and its payload file."""
-
-    id: str
-    version: int
-    name: str
-    bundle: bytes
-    payload: Path
-    payload_name: str
-
-
-@dataclass(frozen=True)
-class ExtraFile:
-    """Another file to carry under ``airseal/`` (e.g. ``tuf/metadata/root.json``); listed too."""
-
-    path: str
-    source: Path
-
-
-@dataclass(frozen=True)
-class ExportHeader:
-    export_id: str
-    sequence: int
-    created: datetime
-    expires: datetime
-    appliance_id: str
-    distributor: str
-    """Fingerprint (hex SHA-256 of the DER SPKI) of the key that signs the export."""
 
 
 @dataclass(frozen=True)
@@ -148,23 +133,10 @@ class ExportResult:
 
 
 @dataclass
-class _Item:
-    """One source to copy: to one file, or to several parts of a split payload."""
-
-    targets: list[tuple[str, int]]
-    source: Path | bytes
-    size: int
-    action: ActionToExport | None = None
-    signed_sha256: str | None = None
-    """The digest the action signed for this payload: the read-back is checked against it, so
-    the writer need not hash the payload on the way out (one SHA-256 pass instead of two)."""
-
-
-@dataclass
 class _Copied:
     """What :meth:`_ExportWriter.copy_item` wrote; digests are final once the read-back drained."""
 
-    item: _Item
+    item: PlannedSource
     files: list[tuple[str, int]]
     writer_digest: str | None
     """The whole source's digest as written, when the writer hashed it."""
@@ -185,18 +157,11 @@ class _Steps:
 
 
 def _fsync_dir(path: Path) -> None:
-    """fsync a folder where the OS allows it (not on Windows; some filesystems refuse)."""
+    """fsync a folder where the OS allows it; a real I/O error fails the export."""
     try:
-        fd = os.open(path, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
+        fsync_dir(path)
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.EBADF, errno.EROFS, errno.ENOTSUP, errno.EACCES):
-            raise MediaWriteError(f"fsync failed: {exc.strerror}", subject=str(path)) from None
-    finally:
-        os.close(fd)
+        raise MediaWriteError(f"fsync failed: {exc.strerror}", subject=str(path)) from None
 
 
 def _write_all(fd: int, data: memoryview, label: str) -> None:
@@ -210,21 +175,6 @@ def _write_all(fd: int, data: memoryview, label: str) -> None:
                 ) from None
             raise MediaWriteError(exc.strerror or str(exc), subject=label) from None
         data = data[n:]
-
-
-def _tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path, followlinks=False):
-        for name in files:
-            with contextlib.suppress(OSError):
-                st = os.lstat(os.path.join(dirpath, name))
-                if stat.S_ISREG(st.st_mode):
-                    total += st.st_size
-    return total
-
-
-def _count_dirs(path: Path) -> int:
-    return sum(1 for _ in os.walk(path, followlinks=False)) if path.is_dir() else 0
 
 
 class _ExportWriter:
@@ -257,176 +207,10 @@ class _ExportWriter:
         self.live = mount / layout.MEDIA_DIR
         self.staging = mount / layout.staging_dir_name(header.export_id)
         self.old = mount / layout.old_dir_name(header.export_id)
-        self.items: list[_Item] = []
-        self.total_bytes = 0
+        self.plan = ExportPlan((), 0)
         self.written_bytes = 0
         self.verified_bytes = 0
         self.readback: ReadBack | None = None
-
-    # -- 1. plan and check ---------------------------------------------------------------------
-
-    def check_header(self) -> None:
-        h = self.header
-        try:
-            ExportPredicate(
-                export_id=h.export_id,
-                sequence=h.sequence,
-                created=h.created,
-                expires=h.expires,
-                appliance_id=h.appliance_id,
-                distributor=h.distributor,
-                actions=(),
-                files=(ExportFile(path="probe", size=0),),
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise ValueError(f"export header: {where}: {first['msg']}") from None
-
-    def plan(self) -> None:
-        if self.split_threshold < 1:
-            raise ValueError("split_threshold must be at least 1 byte")
-        check_unique((a.id for a in self.actions), subject="actions")
-        for action in self.actions:
-            self._plan_action(action)
-        reserved = {collision_key(layout.ACTIONS_DIR), collision_key(layout.RECEIPTS_DIR)}
-        for extra in self.extra_files:
-            safe_relative_path(extra.path)
-            top = extra.path.split("/", 1)[0]
-            if collision_key(top) in reserved or collision_key(extra.path) == collision_key(
-                layout.STATEMENT_NAME
-            ):
-                raise UnsafeName(
-                    "extra files cannot go under actions/ or receipts/ or replace the statement",
-                    subject=extra.path,
-                )
-            size = self._source_size(extra.source, extra.path)
-            self.items.append(_Item([(extra.path, size)], extra.source, size))
-        paths = [path for item in self.items for path, _ in item.targets]
-        check_unique(paths, subject="export")
-        if len(paths) > MAX_SUBJECTS:
-            raise ValueError(f"an export holds at most {MAX_SUBJECTS} files, not {len(paths)}")
-        if not self.items:
-            raise ValueError("nothing to export: give at least one action or extra file")
-        self.total_bytes = sum(item.size for item in self.items)
-
-    @staticmethod
-    def _source_size(path: Path, label: str) -> int:
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            raise MediaWriteError(f"cannot read {path}: {exc.strerror}", subject=label) from None
-        if not stat.S_ISREG(st.st_mode):
-            raise MediaWriteError(f"{path} is not a regular file", subject=label)
-        return st.st_size
-
-    def _plan_action(self, action: ActionToExport) -> None:
-        bundle_path = layout.action_bundle_path(action.id)
-        if not layout.is_identifier(action.id):
-            raise UnsafeName(f"{action.id!r} is not a valid action id", subject=bundle_path)
-        check_name(action.payload_name, subject=layout.payload_path(action.id, "<payload>"))
-        if len(action.bundle) > MAX_ACTION_BUNDLE_BYTES:
-            raise InvalidExportStatement(
-                f"action bundle is {len(action.bundle)} bytes, over the "
-                f"{MAX_ACTION_BUNDLE_BYTES} byte limit",
-                subject=bundle_path,
-            )
-        size = self._source_size(
-            action.payload, layout.payload_path(action.id, action.payload_name)
-        )
-        try:
-            bundle = parse_bundle(action.bundle, subject=bundle_path)
-            if bundle.dsse_envelope is None:
-                raise InvalidExportStatement("not a DSSE bundle", subject=bundle_path)
-            statement = Statement.from_payload(bundle.dsse_envelope.payload, subject=bundle_path)
-            signed = read_action_statement(statement, subject=bundle_path)
-        except VerificationError as exc:
-            if isinstance(exc, BadMedia):
-                raise
-            raise InvalidExportStatement(exc.detail, subject=bundle_path) from None
-        mismatches = [
-            label
-            for label, ours, theirs in (
-                ("id", action.id, signed.id),
-                ("version", action.version, signed.version),
-                ("payload name", action.payload_name, signed.payload.name),
-                ("payload size", size, signed.payload.size),
-            )
-            if ours != theirs
-        ]
-        if mismatches:
-            raise PayloadMismatch(
-                f"the signed action differs in {', '.join(mismatches)}", subject=bundle_path
-            )
-        self.items.append(
-            _Item([(bundle_path, len(action.bundle))], action.bundle, len(action.bundle))
-        )
-        if size > self.split_threshold:
-            count = -(-size // self.split_threshold)
-            if count > layout.MAX_PARTS:
-                raise ValueError(
-                    f"{action.payload_name}: {count} parts exceed the {layout.MAX_PARTS} limit"
-                )
-            paths = layout.part_paths(action.id, action.payload_name, count)
-            sizes = [self.split_threshold] * (count - 1) + [
-                size - self.split_threshold * (count - 1)
-            ]
-            targets = list(zip(paths, sizes, strict=True))
-        else:
-            targets = [(layout.payload_path(action.id, action.payload_name), size)]
-        self.items.append(
-            _Item(targets, action.payload, size, action, statement.subject[0].sha256)
-        )
-
-    def check_target(self) -> tuple[list[Path], int]:
-        """The mount must be a folder and ``airseal`` a real folder; find leftovers."""
-        if not self.mount.is_dir():
-            raise MediaWriteError("the media folder does not exist", subject=str(self.mount))
-        try:
-            st = os.lstat(self.live)
-        except FileNotFoundError:
-            st = None
-        if st is not None and not stat.S_ISDIR(st.st_mode):
-            raise MediaWriteError(
-                "airseal/ on the media is not a plain folder (a symlink or a file); remove it",
-                subject=layout.MEDIA_DIR,
-            )
-        leftovers = sorted(
-            self.mount / name for name in os.listdir(self.mount) if layout.is_leftover_name(name)
-        )
-        reclaimable = sum(_tree_size(p) for p in leftovers)
-        return leftovers, reclaimable
-
-    def check_capacity(self, reclaimable: int) -> tuple[Capacity, int]:
-        capacity = self.capacity_probe(self.mount)
-        files = [
-            (path.rsplit("/", 1)[-1], size) for item in self.items for path, size in item.targets
-        ]
-        files.append((layout.STATEMENT_NAME, 4096 + 1024 * len(files)))
-        new_dirs = 3 + 2 * len(self.actions) + len(self.extra_files)
-        dirs = 2 * new_dirs + _count_dirs(self.live) + 2
-        need = space_needed(files, dirs, capacity.cluster_size)
-        if capacity.free_bytes is None:
-            if not self.allow_unknown_capacity:
-                raise UnknownCapacity(
-                    f"cannot tell whether {need} bytes fit ({capacity.method})",
-                    subject=str(self.mount),
-                )
-            return capacity, need
-        free = capacity.free_bytes + reclaimable
-        if free < need:
-            in_use = _tree_size(self.live) if self.live.is_dir() else 0
-            raise InsufficientSpace(
-                f"the export needs {need} bytes ({_mib(need)}), the media has {free} bytes free "
-                f"({_mib(free)}, measured by {capacity.method})"
-                + (
-                    f"; the previous export ({_mib(in_use)}) stays until the new one is complete"
-                    if in_use
-                    else ""
-                ),
-                subject=str(self.mount),
-            )
-        return capacity, need
 
     # -- 2. stage ------------------------------------------------------------------------------
 
@@ -465,9 +249,11 @@ class _ExportWriter:
     def progress(self) -> None:
         if self.on_progress is not None:
             verified = self.readback.verified_bytes if self.readback else self.verified_bytes
-            self.on_progress(self.written_bytes + verified, 2 * self.total_bytes)
+            self.on_progress(self.written_bytes + verified, 2 * self.plan.total_bytes)
 
-    def copy_item(self, item: _Item, readback: ReadBack, *, counted: bool = True) -> _Copied:
+    def copy_item(
+        self, item: PlannedSource, readback: ReadBack, *, counted: bool = True
+    ) -> _Copied:
         """Copy one source to its file(s) on the media, handing each to the read-back.
 
         A payload whose signed digest is known is not hashed here: the read-back hashes what
@@ -541,7 +327,7 @@ class _ExportWriter:
     ) -> Statement:
         exported = []
         for action in self.actions:
-            item = next(i for i in self.items if i.action is action)
+            item = next(i for i in self.plan.items if i.action is action)
             parts = [p for p, _ in item.targets] if len(item.targets) > 1 else []
             exported.append(
                 ExportedAction(
@@ -557,16 +343,8 @@ class _ExportWriter:
                     ),
                 )
             )
-        h = self.header
-        predicate = ExportPredicate(
-            export_id=h.export_id,
-            sequence=h.sequence,
-            created=h.created,
-            expires=h.expires,
-            appliance_id=h.appliance_id,
-            distributor=h.distributor,
-            actions=tuple(exported),
-            files=tuple(ExportFile(path=f.path, size=f.size) for f in written),
+        predicate = export_predicate(
+            self.header, exported, [ExportFile(path=f.path, size=f.size) for f in written]
         )
         return export_statement(predicate, {f.path: f.sha256 for f in written})
 
@@ -641,10 +419,19 @@ class _ExportWriter:
 
     def run(self) -> ExportResult:
         started = time.monotonic()
-        self.check_header()
-        self.plan()
-        leftovers, reclaimable = self.check_target()
-        capacity, need = self.check_capacity(reclaimable)
+        check_header(self.header)
+        self.plan = plan_export(
+            self.actions, self.extra_files, split_threshold=self.split_threshold
+        )
+        leftovers, reclaimable = check_target(self.mount)
+        capacity, need = check_capacity(
+            self.mount,
+            self.plan,
+            new_dirs=3 + 2 * len(self.actions) + len(self.extra_files),
+            reclaimable=reclaimable,
+            probe=self.capacity_probe,
+            allow_unknown_capacity=self.allow_unknown_capacity,
+        )
 
         for leftover in leftovers:
             self.remove_tree(leftover)
@@ -685,7 +472,7 @@ class _ExportWriter:
         copied: list[_Copied] = []
         with ReadBack(window=self.readback_window) as readback:
             self.readback = readback
-            for item in self.items:
+            for item in self.plan.items:
                 copied.append(self.copy_item(item, readback))
             results = readback.drain(self.progress)
             self.verified_bytes = readback.verified_bytes
@@ -711,7 +498,7 @@ class _ExportWriter:
         bundle = self.signed_bundle(statement)
         with ReadBack(window=self.readback_window) as readback:
             self.copy_item(
-                _Item([(layout.STATEMENT_NAME, len(bundle))], bundle, len(bundle)),
+                PlannedSource([(layout.STATEMENT_NAME, len(bundle))], bundle, len(bundle)),
                 readback,
                 counted=False,
             )
@@ -732,10 +519,6 @@ class _ExportWriter:
                 )
 
 
-def _mib(n: int) -> str:
-    return f"{n / MiB:.1f} MiB"
-
-
 def write_export(
     mount: str | os.PathLike[str],
     actions: Sequence[ActionToExport],
@@ -753,8 +536,7 @@ def write_export(
     """Write an export to ``<mount>/airseal/`` atomically (see the module docstring).
 
     Raises :class:`airseal.media.errors.BadMedia` subclasses for unsafe names or a payload that is
-    not
-    the one its action signed, :class:`InsufficientSpace` / :class:`UnknownCapacity` before
+    not the one its action signed, :class:`InsufficientSpace` / :class:`UnknownCapacity` before
     anything is written, :class:`ReadBackMismatch` when the media returns other bytes than were
     written, and :class:`MediaWriteError` for other failures. Until the final rename of the
     statement, the previous export stays in place or the media checks as incomplete.

@@ -1,49 +1,19 @@
 """Typed errors for everything `trustroot` decides.
 
 Each error names the *subject* (usually a file) and the *check* that failed, and carries a hint
-saying what the user can do. CLIs print ``str(error)`` without a traceback and map the class to an
-exit code in one place. Messages never contain secrets: callers must not put passwords or PINs into
-the subject or the detail.
+saying what the user can do (the shape of :class:`airseal.errors.AirsealError`, the root of every
+Airseal error). CLIs print ``str(error)`` without a traceback and map the class to an exit code in
+one place. Messages never contain secrets: callers must not put passwords or PINs into the subject
+or the detail.
 """
 
 from __future__ import annotations
 
+from airseal.errors import AirsealError
 
-class TrustrootError(Exception):
-    """Base of every error raised by this package."""
 
-    title = "Error"
-    hint = ""
-    check: str | None = None
-    """Which check failed, shown as ``[check]``; subclasses set a default, callers may refine it."""
-
-    def __init__(
-        self,
-        detail: str,
-        *,
-        subject: str | None = None,
-        check: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        self.detail = detail
-        self.subject = subject
-        if check is not None:
-            self.check = check
-        if hint is not None:
-            self.hint = hint
-        super().__init__(self.message())
-
-    def message(self) -> str:
-        where = f"{self.subject}: " if self.subject else ""
-        tag = f" [{self.check}]" if self.check else ""
-        return f"{where}{self.title.lower()}{tag}: {self.detail}"
-
-    def diagnostics(self) -> str:
-        """The message plus what the user can do about it."""
-        text = self.message()
-        if self.hint:
-            text += f"\n  hint: {self.hint}"
-        return text
+class TrustrootError(AirsealError):
+    """Base of every error raised by this package (the shape is :class:`AirsealError`'s)."""
 
 
 class VerificationError(TrustrootError):

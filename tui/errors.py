@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from airseal.trustroot.errors import TrustrootError
+from airseal.errors import AirsealError
 
 INTERNAL_ERROR_TEXT = "airseal: internal error (a bug): please report the traceback above"
 
@@ -23,7 +23,7 @@ class ErrorText:
 
 
 def describe_error(error: BaseException) -> ErrorText:
-    if isinstance(error, TrustrootError):
+    if isinstance(error, AirsealError):
         return ErrorText(error.title, error.diagnostics())
     if isinstance(error, OSError):
         where = f"{error.filename}: " if error.filename else ""

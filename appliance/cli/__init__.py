@@ -1,7 +1,8 @@
 """The `airseal` command line: thin over `appliance` services.
 
-Errors are caught once, in :func:`main`: their user-facing text goes to stderr (no traceback) and
-their class picks the exit code (:mod:`airseal.appliance.cli.exit_codes`).
+Errors are caught once, in :func:`main` (:func:`airseal._internal.cli.run_main`, shared with
+`airseal-agent`): their user-facing text goes to stderr (no traceback) and their class picks the
+exit code (:mod:`airseal.appliance.cli.exit_codes`).
 
 Subcommands live in their own modules and are imported only when named (:class:`LazyGroup`,
 click's documented pattern): `airseal audit verify` never loads the PKCS#11 or YubiKey stacks,
@@ -11,13 +12,12 @@ and `airseal --version` answers without loading the signing core.
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 
 import click
 
+from airseal._internal.cli import run_main
 from airseal.appliance.cli import exit_codes
-from airseal.trustroot.errors import TrustrootError
 
 # command name -> the module that defines it (and registers it on `cli` when imported)
 _COMMAND_MODULES: dict[str, str] = {
@@ -94,28 +94,7 @@ def register_all() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        result = cli.main(args=argv, prog_name="airseal", standalone_mode=False)
-    except TrustrootError as error:
-        click.echo(error.diagnostics(), err=True)
-        return exit_codes.for_error(error)
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        return exit_codes.INTERRUPTED
-    except click.ClickException as error:
-        error.show()
-        return error.exit_code
-    except KeyboardInterrupt:
-        return exit_codes.INTERRUPTED
-    except OSError as error:
-        where = f"{error.filename}: " if error.filename else ""
-        click.echo(f"{where}{error.strerror or error}", err=True)
-        return exit_codes.OPERATIONAL
-    except Exception:
-        logging.getLogger("airseal").exception("internal error")
-        click.echo("airseal: internal error (a bug): please report the traceback above", err=True)
-        return exit_codes.INTERNAL
-    return result if isinstance(result, int) else exit_codes.OK
+    return run_main(cli, argv, prog_name="airseal", exit_codes=exit_codes.ERROR_CODES)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
+from airseal._internal.cli import json_option
 from airseal.appliance.cli import cli
-from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
 from airseal.appliance.service.records import ActionRecord, ActionSpec
 

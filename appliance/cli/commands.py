@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
+from airseal._internal.cli import json_option
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.session import appliance_without_home, json_option, open_appliance
+from airseal.appliance.cli.session import appliance_without_home, open_appliance
 from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr
 from airseal.appliance.errors import UsageError
 from airseal.appliance.service.records import GENERATORS, KeyRecord

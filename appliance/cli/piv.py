@@ -1,8 +1,7 @@
 """`airseal piv`: a YubiKey's PIV application (the equivalent of ``cosign piv-tool``).
 
-Thin over :mod:`airseal.appliance.signers.piv` and :mod:`airseal.appliance.piv_attestation`; errors
-reach the
-operator through the CLI's ``main``. Register with ``cli.add_command(piv)``.
+Thin over :mod:`airseal.appliance.signers.piv` and :mod:`airseal.appliance.piv_attestation`;
+errors reach the operator through the CLI's ``main``. Register with ``cli.add_command(piv)``.
 
 Secrets never come from argv: PIN, PUK and management keys are read from the environment
 (``AIRSEAL_PIN``, ``AIRSEAL_NEW_PIN``, ``AIRSEAL_PUK``, ``AIRSEAL_NEW_PUK``,
@@ -22,6 +21,7 @@ from typing import Any
 
 import click
 
+from airseal._internal.cli import json_option
 from airseal.appliance.errors import PinError, UsageError, YubiKeyNotFound
 from airseal.appliance.service import Appliance, ApplianceOptions
 from airseal.appliance.service.records import TrustAnchors
@@ -92,10 +92,6 @@ def serial_option(function: Callable[..., Any]) -> Callable[..., Any]:
         envvar=SERIAL_ENV,
         help=f"The YubiKey to use, by serial (or set {SERIAL_ENV}); needed with several attached.",
     )(function)
-
-
-def json_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(function)
 
 
 @click.group("piv")

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
+from airseal._internal.cli import json_option
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.session import json_option, open_appliance
+from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
 
 

@@ -1,13 +1,9 @@
-"""The open appliance a command works on, and options shared by commands."""
+"""The open appliance a command works on."""
 
 from __future__ import annotations
 
-import click
-
 from airseal.appliance.cli.ui import TerminalPrompter
 from airseal.appliance.service import Appliance
-
-json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
 def open_appliance() -> Appliance:

@@ -238,7 +238,7 @@ class Appliance:
     def write_public_key(self, name: str, path: Path) -> None:
         """Write ``name``'s public key (PEM SPKI) to ``path`` atomically, as ``key
         export-public -o`` does (not audited, unlike :meth:`export_public_key`)."""
-        from airseal.appliance.files import write_atomic
+        from airseal._internal.atomic import write_atomic
 
         write_atomic(path, self.public_key_pem(name).encode("ascii"), mode=0o644)
 
@@ -266,8 +266,8 @@ class Appliance:
     ) -> BlobSignature:
         """Sign ``path`` (streamed); the detached signature and the bundle are written
         atomically to the paths given."""
+        from airseal._internal.atomic import write_atomic
         from airseal.appliance.blobs import sign_blob
-        from airseal.appliance.files import write_atomic
 
         result = sign_blob(
             self.home, self.db, path, key_name, self.prompter, on_progress=on_progress
@@ -311,14 +311,15 @@ class Appliance:
         trusted_root: Path | None = None,
     ) -> tuple[str, KeylessResult]:
         """Check a keyless bundle offline; returns the file's SHA-256 (hex) and the outcome."""
+        from airseal._internal.atomic import read_capped
         from airseal.appliance import blobs
         from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
         from airseal.trustroot.keyless import verify_keyless_bundle
 
         digest, _ = blobs.hash_file(path)
-        root_json = blobs.read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
+        root_json = read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
         outcome = verify_keyless_bundle(
-            blobs.read_capped(bundle, MAX_BUNDLE_BYTES),
+            read_capped(bundle, MAX_BUNDLE_BYTES),
             digest,
             identity=identity,
             issuer=issuer,

@@ -54,6 +54,17 @@ def test_usage_and_operational_exit_codes(agent_cli, tmp_path):
     assert "airseal-agent init" in not_initialised.stderr
 
 
+def test_the_agents_own_usage_errors_exit_2(agent_cli, agent_state, tmp_path):
+    bad_group = agent_cli("config", "--group", "a:b")
+    assert bad_group.code == exit_codes.USAGE == 2, bad_group.stderr
+    assert "not a group name" in bad_group.stderr and "Traceback" not in bad_group.stderr
+    huge_key = tmp_path / "huge.pub"
+    huge_key.write_bytes(b"-" * (1024 * 1024))
+    oversized = agent_cli("enroll", "--key", str(huge_key))
+    assert oversized.code == exit_codes.USAGE, oversized.stderr
+    assert "larger than" in oversized.stderr
+
+
 def test_enroll_import_status_history(agent_cli, agent_state, tmp_path):
     distributor = new_distributor(tmp_path / "keys")
     result = agent_cli(

@@ -318,4 +318,4 @@ def test_keyless_options_must_come_together(airseal, tmp_path):
     result = airseal(
         "verify-blob", str(target), "--bundle", str(target), "--certificate-identity", "a@b"
     )
-    assert result.code == 3 and "--certificate-oidc-issuer" in result.stderr
+    assert result.code == 2 and "--certificate-oidc-issuer" in result.stderr

@@ -96,14 +96,14 @@ def test_export_recorded_in_database_and_audit(airseal, stocked, tmp_path):
 def test_nothing_to_export_is_a_clear_error(airseal, appliance_home, tmp_path):
     assert airseal("key", "generate", "ops").code == 0
     result = airseal("export", "--to", str(tmp_path), "--key", "ops")
-    assert result.code == 3 and "no current actions" in result.stderr
+    assert result.code == 2 and "no current actions" in result.stderr
 
 
 def test_revoked_actions_are_not_exported(airseal, stocked, tmp_path):
     _, action_id = stocked
     assert airseal("action", "revoke", action_id).code == 0
     result = airseal("export", "--to", str(tmp_path), "--key", "ops", "--action", action_id)
-    assert result.code == 3 and "revoked" in result.stderr
+    assert result.code == 2 and "revoked" in result.stderr
 
 
 def test_a_full_stick_fails_before_writing_and_keeps_the_old_export(airseal, stocked, tmp_path):

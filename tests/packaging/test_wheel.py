@@ -40,6 +40,9 @@ def test_one_top_level_import_package(wheel_names: list[str]) -> None:
 
 def test_every_module_and_data_file_is_in_the_wheel(wheel_names: list[str]) -> None:
     expected = {f"airseal/{path.name}" for path in (ROOT / "airseal").glob("*.py")}
+    for sub in (ROOT / "airseal").iterdir():  # its own subpackages (the links are the folders)
+        if sub.is_dir() and not sub.is_symlink() and sub.name != "__pycache__":
+            expected |= {f"airseal/{sub.name}/{path.name}" for path in sub.glob("*.py")}
     for folder in FOLDERS:
         for path in (ROOT / folder).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts:

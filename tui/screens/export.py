@@ -180,12 +180,12 @@ class ExportScreen(AirsealScreen):
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="space")
     def measure(self, target: Path, chosen: list[str]) -> None:
-        from airseal.trustroot.errors import TrustrootError
+        from airseal.errors import AirsealError
 
         try:
             with self.context.open() as appliance:
                 space = appliance.check_space(target, chosen)
-        except TrustrootError as error:
+        except AirsealError as error:
             self.post_message(self.Space(error.diagnostics(), False))
             return
         fs = f"{space.filesystem}, " if space.filesystem else ""
