@@ -104,7 +104,7 @@ def test_the_next_import_removes_stale_staging_and_recorded_temporaries(
     stale = enrolled.staging_dir / "import-7-deadbeef"
     stale.mkdir(parents=True)
     (stale / "a.payload").write_bytes(b"x" * 1000)
-    shm = Path("/dev/shm")  # noqa: S108 (the agent's RAM staging parent on Linux)
+    shm = Path("/dev/shm")  # the agent's RAM staging parent on Linux
     memory = shm / f"{memory_prefix(enrolled.agent_id)}stale"
     memory.mkdir()
     folder = tmp_path / "drop"
