@@ -17,6 +17,7 @@ by path, as before (see :mod:`airseal.agent.destinations`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -49,6 +50,11 @@ _NEW_FILE_AT = (
     | getattr(os, "O_NOFOLLOW", 0)
     | getattr(os, "O_CLOEXEC", 0)
     | getattr(os, "O_BINARY", 0)
+)
+
+# As airseal._internal.atomic.fsync_dir: filesystems that cannot flush a folder are not failing.
+_FSYNC_UNSUPPORTED = frozenset(
+    {errno.EINVAL, errno.EBADF, errno.EROFS, errno.ENOTSUP, errno.EACCES}
 )
 
 
@@ -98,14 +104,15 @@ def check_destination(
     *,
     action: str,
     subject: str,
+    walk: bool = True,
 ) -> None:
     """Refuse, before anything is written, a destination that is unsafe, outside the allowed
-    roots, or reached through a link already there that the policy forbids."""
+    roots, or (``walk``) reached through a link already there that the policy forbids."""
     problem = destination_problem(options.dest, os_name)
     if problem is not None:
         raise UnsafeDestination(f"download destination {options.dest!r} {problem}", subject=subject)
     check_roots(options.dest, policy, os_name, action=action, subject=subject)
-    if not _by_descriptor(os_name):
+    if not walk or not _by_descriptor(os_name):
         return
     parent, name = split_destination(options.dest, os_name)
     try:
@@ -132,7 +139,8 @@ def prepare_download(
 ) -> PreparedDownload:
     """Copy the staged payload beside its destination, verified, with mode and owner set."""
     policy = policy or DestinationPolicy()
-    check_destination(options, os_name, policy, action=action or staged.action_id, subject=subject)
+    action = action or staged.action_id
+    check_destination(options, os_name, policy, action=action, subject=subject, walk=False)
     problem = owner_problem(os_name, options.owner, privileged=privileged)
     if problem is not None:
         raise ActionFailed(problem, subject=options.dest)
@@ -267,8 +275,9 @@ def flush_folders(prepared: Sequence[PreparedDownload]) -> None:
             continue
         try:
             os.fsync(fd)
-        except OSError:
-            pass
+        except OSError as exc:
+            if exc.errno not in _FSYNC_UNSUPPORTED:
+                raise
         finally:
             os.close(fd)
 
