@@ -150,6 +150,7 @@ class ActionRunner:
         self._announce("planned")
         self._journal_decisions()
         if self.options.dry_run:
+            self._check_destinations([item for item in self.planned if item.runs])
             report.status = "dry-run"
             return
         if any(item.runs for item in self.planned):

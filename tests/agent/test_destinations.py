@@ -162,6 +162,8 @@ def test_a_destination_outside_the_allowed_roots_is_refused_before_anything_runs
         outside,
         before=[sign_action(ActionBuild("ex1", first, mode="execute"), distributor)],
     )
+    dry = agent_cli("import", str(mount), "--yes", "--dry-run")
+    assert dry.code == exit_codes.REFUSED and "destination.allowed-roots" in dry.stderr
     result = agent_cli("import", str(mount), "--yes")
     assert result.code == exit_codes.REFUSED, result.stderr
     assert "airseal/actions/dl1/action.sigstore.json" in result.stderr
