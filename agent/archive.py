@@ -17,6 +17,10 @@ fresh private folder. Refused, for every member:
   Windows cannot hold (``CON``, ``a:b``, trailing dots).
 
 Set-id and sticky bits are dropped; the file to run is made executable by its owner.
+
+Before anything is written the target filesystem must have room for every byte the headers
+declare plus a margin (:func:`check_space`): a bomb within the limits fails as an action
+(a full disk is not the media's fault) instead of filling the agent's state filesystem.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import functools
 import os
 import posixpath
+import shutil
 import stat
 import tarfile
 import zipfile
@@ -33,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, Literal
 
-from airseal.agent.errors import UnsafeArchive
+from airseal.agent.errors import InsufficientSpace, UnsafeArchive
 from airseal.agent.platforms import OperatingSystem
 from airseal.media.names import collision_key, name_problem
 
@@ -48,6 +53,10 @@ CHUNK = 1024 * 1024
 MAX_LINK_TARGET = 4096
 MAX_NAME = 4096
 MAX_DEPTH = 32
+SPACE_MARGIN_BYTES = 16 * 1024 * 1024
+"""Room left free after an extraction: the journal, the receipt and the system need some."""
+BLOCK_BYTES = 4096
+"""What every member costs at least on disk (its last partial block, its inode)."""
 
 
 @dataclass(frozen=True)
@@ -309,6 +318,39 @@ def read_members(
 # -- extraction --------------------------------------------------------------------------------
 
 
+def declared_bytes(checked: Iterable[CheckedMember]) -> int:
+    """What extraction writes, by the headers (hard links are extracted as copies)."""
+    files: dict[str, int] = {}
+    total = 0
+    for item in checked:
+        if item.member.kind == "file":
+            files[item.path] = item.member.size
+            total += item.member.size
+        elif item.member.kind == "hardlink" and item.link_path is not None:
+            total += files.get(item.link_path, 0)
+    return total
+
+
+def check_space(checked: list[CheckedMember], destination: Path, *, subject: str) -> None:
+    """Refuse to start an extraction the filesystem has no room for (nothing is written)."""
+    declared = declared_bytes(checked)
+    needed = declared + BLOCK_BYTES * len(checked) + SPACE_MARGIN_BYTES
+    try:
+        free = shutil.disk_usage(destination).free
+    except OSError as exc:
+        raise InsufficientSpace(
+            f"cannot tell the free space where {subject} is extracted: {exc.strerror}",
+            subject=subject,
+        ) from None
+    if needed > free:
+        raise InsufficientSpace(
+            f"extracting needs {needed} bytes ({declared} declared by the archive's "
+            f"{len(checked)} members, plus a {SPACE_MARGIN_BYTES} byte margin); the "
+            f"filesystem of {destination} has {free} bytes free; nothing was extracted",
+            subject=subject,
+        )
+
+
 def _write_member(source: IO[bytes], target: Path, size: int, mode: int, where: str) -> None:
     fd = os.open(
         target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY, 0o600
@@ -360,6 +402,7 @@ def extract(
     checked = check_members(
         read_members(stream, kind, limits, subject=subject), os_name, limits, subject=subject
     )
+    check_space(checked, destination, subject=subject)
     stream.seek(start)
     by_index = {c.member.index: c for c in checked}
     dir_modes: list[tuple[Path, int]] = []

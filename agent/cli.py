@@ -147,42 +147,97 @@ def _print_identity(state: AgentState, created: bool, as_json: bool) -> None:
     "--reboot-command", help='The command that reboots this endpoint (e.g. "systemctl reboot").'
 )
 @click.option("--default-reboot-command", is_flag=True, help="Use the OS's reboot command.")
+@click.option(
+    "--allow-destination-root",
+    "roots",
+    multiple=True,
+    help="destination.allowed-roots: downloads must stay below these folders (repeatable; "
+    "replaces the list). None set: any absolute path.",
+)
+@click.option("--clear-destination-roots", is_flag=True, help="Allow any absolute destination.")
+@click.option(
+    "--destination-links",
+    type=click.Choice(["refuse", "root-owned", "follow"]),
+    help="destination.links: links on the way to a destination (default refuse).",
+)
+@click.option(
+    "--execute-retries",
+    type=click.IntRange(0, 100),
+    help="execute.retries: how often a failed execute action runs again on re-imports "
+    "(default 0: never).",
+)
 @json_option
 def config(
     groups: tuple[str, ...],
     clear_groups: bool,
     reboot_command: str | None,
     default_reboot_command: bool,
+    roots: tuple[str, ...],
+    clear_destination_roots: bool,
+    destination_links: str | None,
+    execute_retries: int | None,
     as_json: bool,
 ) -> None:
-    """Show or change the endpoint's groups and reboot command."""
+    """Show or change the endpoint's groups, reboot command, destination and retry policy."""
     import shlex
 
     from airseal.agent.lock import StateLock
     from airseal.agent.platforms import current_os
     from airseal.agent.state import update_config
 
+    if roots and clear_destination_roots:
+        raise click.UsageError(
+            "--allow-destination-root and --clear-destination-roots exclude each other"
+        )
     state = _open_state()
-    if groups or clear_groups or reboot_command or default_reboot_command:
+    changes = (
+        groups,
+        clear_groups,
+        reboot_command,
+        default_reboot_command,
+        roots,
+        clear_destination_roots,
+        destination_links,
+        execute_retries is not None,
+    )
+    if any(changes):
         with StateLock(state.lock_path):
             state = update_config(
                 state,
                 groups=() if clear_groups else (groups or None),
                 reboot_command=tuple(shlex.split(reboot_command)) if reboot_command else None,
                 clear_reboot_command=default_reboot_command,
+                destination_roots=() if clear_destination_roots else (roots or None),
+                destination_links=destination_links,
+                execute_retries=execute_retries,
             )
     command = list(state.reboot_command(current_os()))
+    policy = state.config.destination
     if as_json:
         _emit_json(
             {
                 "agentId": state.agent_id,
                 "groups": list(state.config.groups),
                 "rebootCommand": command,
+                "destination": {
+                    "allowedRoots": list(policy.allowed_roots),
+                    "links": policy.links,
+                },
+                "execute": {"retries": state.config.execute_retries},
             }
         )
         return
-    click.echo(f"groups          {', '.join(state.config.groups) or '(none)'}")
-    click.echo(f"reboot command  {shlex.join(command)}")
+    click.echo(f"groups                      {', '.join(state.config.groups) or '(none)'}")
+    click.echo(f"reboot command              {shlex.join(command)}")
+    click.echo(f"destination.allowed-roots   {policy.describe_roots()}")
+    click.echo(f"destination.links           {policy.links}")
+    click.echo(f"execute.retries             {_retries_text(state.config.execute_retries)}")
+
+
+def _retries_text(retries: int) -> str:
+    if retries == 0:
+        return "0 (a failed execute action is never run again)"
+    return f"{retries} (a failed execute action runs again up to {retries} times)"
 
 
 # -- enroll -------------------------------------------------------------------------------------
@@ -354,10 +409,13 @@ _MARKS = {
     "refused": "REFUSED",
     "not-run": "not run",
     "would-run": "would run",
+    "not-retried": "NOT RETRIED",
 }
 
 
 def _print_report(report: ImportReport) -> None:
+    for leftover in report.cleaned_up:
+        click.echo(f"Removed what an earlier, killed import left: {leftover}", err=True)
     for run in report.interrupted:
         click.echo(
             f"An earlier import was interrupted while {run['name']} v{run['version']} ran "
@@ -393,22 +451,27 @@ def _print_report(report: ImportReport) -> None:
 def status(as_json: bool) -> None:
     """The agent's identity, enrolled distributors, last import and anything left unfinished."""
     from airseal.agent.identity import load_public_key
+    from airseal.agent.leftovers import pending_leftovers, remove_leftovers
     from airseal.agent.lock import StateLock
+    from airseal.agent.platforms import current_os
     from airseal.trustroot.keys import fingerprint
 
     state = _open_state()
     lock = StateLock(state.lock_path)
     busy = not lock.try_acquire()
+    cleaned: list[str] = []
     try:
         with _journal(state) as journal:
             if busy:
                 running = journal.unfinished_runs()
                 interrupted = journal.interrupted_runs(limit=20)
+                placing = pending_leftovers(state)
             else:
-                running = []
+                running, placing = [], []
                 interrupted = journal.recover_interrupted(now=_now()) + journal.interrupted_runs(
                     limit=20
                 )
+                cleaned = remove_leftovers(state, current_os(), state.config.destination)
             distributors = journal.distributors()
             last = journal.imports(limit=1)
             reboot = journal.pending_reboot()
@@ -426,6 +489,13 @@ def status(as_json: bool) -> None:
         "distributors": [d.to_json_dict() for d in distributors],
         "lastImport": last[0].to_json_dict() if last else None,
         "pendingReboot": reboot.to_json_dict() if reboot else None,
+        "placing": placing,
+        "cleanedUp": cleaned,
+        "destination": {
+            "allowedRoots": list(state.config.destination.allowed_roots),
+            "links": state.config.destination.links,
+        },
+        "execute": {"retries": state.config.execute_retries},
     }
     if as_json:
         _emit_json(data)
@@ -433,6 +503,13 @@ def status(as_json: bool) -> None:
     click.echo(f"Agent {state.agent_id}  ({state.root})")
     click.echo(f"  key fingerprint  {data['keyFingerprint']}")
     click.echo(f"  groups           {', '.join(state.config.groups) or '(none)'}")
+    click.echo(
+        f"  destinations     {state.config.destination.describe_roots()}, links "
+        f"{state.config.destination.links}"
+    )
+    click.echo(f"  execute retries  {_retries_text(state.config.execute_retries)}")
+    for leftover in cleaned:
+        click.echo(f"Removed what an earlier, killed import left: {leftover}")
     if not distributors:
         click.echo("No distributor enrolled: airseal-agent enroll --key distributor.pub")
     for d in distributors:

@@ -107,6 +107,24 @@ class UnsafeDestination(ImportRefused):
     hint = "download destinations are absolute paths without '.' or '..' components"
 
 
+class DestinationThroughLink(UnsafeDestination):
+    title = "Link in destination"
+    hint = (
+        "a folder on the way to the destination is a symbolic link, which this endpoint does "
+        "not follow; remove the link, or allow links: airseal-agent config --destination-links "
+        "root-owned|follow"
+    )
+
+
+class DestinationOutsidePolicy(UnsafeDestination):
+    title = "Destination outside policy"
+    hint = (
+        "this endpoint accepts downloads only below its allowed roots "
+        "(airseal-agent config --allow-destination-root DIR); even a signed action cannot "
+        "leave them"
+    )
+
+
 class AgentError(AirsealError):
     """The agent could not do its work; nothing was decided about any media."""
 
@@ -151,6 +169,14 @@ class ActionFailed(AgentError):
 
     title = "Action failed"
     check = "run"
+
+
+class InsufficientSpace(ActionFailed):
+    """A full disk is not the media's fault: the action fails, the import goes on."""
+
+    title = "Not enough space"
+    check = "disk-space"
+    hint = "free space on the agent's state filesystem, then import the media again"
 
 
 class RunAsUnavailable(ActionFailed):

@@ -35,6 +35,7 @@ from airseal.agent import platforms
 from airseal.agent.approval import Approver
 from airseal.agent.conditions import HostFacts
 from airseal.agent.journal import Journal
+from airseal.agent.leftovers import remove_leftovers
 from airseal.agent.report import ActionReport, ImportReport, error_json
 from airseal.agent.runner import ActionRunner, Clock, ImportOptions, SignerSupplier
 from airseal.agent.staging import StagedPayload
@@ -135,11 +136,17 @@ class Importer:
 
     def run(self) -> ImportReport:
         interrupted = self.journal.recover_interrupted(now=self.now)
+        cleaned = (
+            []
+            if self.options.dry_run
+            else remove_leftovers(self.state, self.runner.host.os, self.state.config.destination)
+        )
         import_id = self.journal.begin_import(
             self.media_label, now=self.now, dry_run=self.options.dry_run
         )
         report = ImportReport(import_id, self.media_label, self.now)
         report.interrupted = [r.to_json_dict(with_output=False) for r in interrupted]
+        report.cleaned_up = cleaned
         self.report = report
         try:
             self.runner.run(self._verify(report), report)

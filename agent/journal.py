@@ -19,7 +19,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -133,6 +133,9 @@ class RunKey:
 
 @dataclass(frozen=True)
 class RunRecord:
+    """One run row. ``outcome`` is one of the values in the schema's comment, or
+    ``not-retried`` (a failed execute held back by the retry policy)."""
+
     id: int
     import_id: int
     export_id: str
@@ -213,6 +216,8 @@ class RunHistory:
     succeeded: frozenset[RunKey]
     interrupted: dict[RunKey, str]
     """Runs found interrupted, with when they started."""
+    failed: dict[RunKey, int] = field(default_factory=dict)
+    """How many times each action version that never succeeded ran and failed."""
 
 
 class Journal:
@@ -466,7 +471,15 @@ class Journal:
             key = RunKey(r["action_id"], r["version"], r["payload_sha256"])
             if key not in succeeded:
                 interrupted[key] = r["started"]
-        return RunHistory(succeeded, interrupted)
+        failed: dict[RunKey, int] = {}
+        for r in self._rows(
+            "SELECT action_id, version, payload_sha256, COUNT(*) AS times FROM runs "
+            "WHERE outcome = 'failed' GROUP BY action_id, version, payload_sha256"
+        ):
+            key = RunKey(r["action_id"], r["version"], r["payload_sha256"])
+            if key not in succeeded:
+                failed[key] = r["times"]
+        return RunHistory(succeeded, interrupted, failed)
 
     def unfinished_runs(self) -> list[RunRecord]:
         """Runs marked started that never finished (a crash, when no command holds the lock)."""

@@ -1,17 +1,23 @@
 """Download actions: a verified payload placed at its destination, atomically, with its mode
-and owner.
+and owner, in the folder the signed path names and nowhere else.
 
 A batch of downloads is placed in three steps so that durability costs two flushes per batch,
 not two per file: every payload is first copied into a temporary file beside its destination
 (hashed on the way: the last integrity check, immediately before use) with its mode and owner
 set; then everything is flushed to disk once; then each temporary file is renamed over its
 destination (atomic: the destination holds the old file or the whole new one, never half) and
-the folders are flushed. A failure leaves no temporary file behind.
+the folders are flushed. A failure leaves no temporary file behind; a kill leaves the ones the
+placement ledger (:mod:`airseal.agent.leftovers`) recorded before they were made.
+
+On POSIX every step reaches the folder through :func:`airseal.agent.destinations.open_folder`
+(no link the endpoint's policy forbids, ever) and works relative to its descriptor; on Windows
+by path, as before (see :mod:`airseal.agent.destinations`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
 import stat
@@ -19,7 +25,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from airseal._internal.atomic import fsync_dir
+from airseal.agent.destinations import (
+    DestinationPolicy,
+    check_roots,
+    open_folder,
+    safe_walk_supported,
+    unlink_in,
+)
 from airseal.agent.errors import ActionFailed, UnsafeDestination
 from airseal.agent.platforms import (
     OperatingSystem,
@@ -31,13 +43,48 @@ from airseal.agent.platforms import (
 from airseal.agent.staging import StagedPayload, copy_verified, new_file
 from airseal.media.statement import DownloadOptions
 
+_NEW_FILE_AT = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_BINARY", 0)
+)
+
+# As airseal._internal.atomic.fsync_dir: filesystems that cannot flush a folder are not failing.
+_FSYNC_UNSUPPORTED = frozenset(
+    {errno.EINVAL, errno.EBADF, errno.EROFS, errno.ENOTSUP, errno.EACCES}
+)
+
 
 @dataclass(frozen=True)
 class PreparedDownload:
     """A verified copy waiting beside its destination for the rename."""
 
-    temporary: Path
-    destination: Path
+    folder: str
+    """The destination's folder as signed (walked again for every later step)."""
+    name: str
+    temporary_name: str
+    policy: DestinationPolicy
+
+    @property
+    def destination(self) -> Path:
+        return Path(self.folder) / self.name
+
+    @property
+    def temporary(self) -> Path:
+        return Path(self.folder) / self.temporary_name
+
+
+def temporary_name(name: str) -> str:
+    """The hidden name a payload is written under before the rename (recorded in the placement
+    ledger first, so that only files the agent made are ever cleaned up)."""
+    return f".{name}.airseal-{secrets.token_hex(6)}.tmp"
+
+
+def _by_descriptor(os_name: OperatingSystem) -> bool:
+    return os_name != "windows" and safe_walk_supported()
 
 
 def _account_ids(owner: str) -> tuple[int, int]:
@@ -50,6 +97,35 @@ def _account_ids(owner: str) -> tuple[int, int]:
     return entry.pw_uid, entry.pw_gid
 
 
+def check_destination(
+    options: DownloadOptions,
+    os_name: OperatingSystem,
+    policy: DestinationPolicy,
+    *,
+    action: str,
+    subject: str,
+    walk: bool = True,
+) -> None:
+    """Refuse, before anything is written, a destination that is unsafe, outside the allowed
+    roots, or (``walk``) reached through a link already there that the policy forbids."""
+    problem = destination_problem(options.dest, os_name)
+    if problem is not None:
+        raise UnsafeDestination(f"download destination {options.dest!r} {problem}", subject=subject)
+    check_roots(options.dest, policy, os_name, action=action, subject=subject)
+    if not walk or not _by_descriptor(os_name):
+        return
+    parent, name = split_destination(options.dest, os_name)
+    try:
+        opened = open_folder(parent, policy, create=False, dest=options.dest, subject=subject)
+    except ActionFailed:
+        return  # not the policy's business: the placement reports it as the action's failure
+    if opened is not None:
+        fd, reached = opened
+        os.close(fd)
+        if reached != parent:
+            check_roots(f"{reached}/{name}", policy, os_name, action=action, subject=subject)
+
+
 def prepare_download(
     staged: StagedPayload,
     options: DownloadOptions,
@@ -57,37 +133,43 @@ def prepare_download(
     *,
     privileged: bool,
     subject: str,
+    action: str = "",
+    policy: DestinationPolicy | None = None,
+    temporary: str | None = None,
 ) -> PreparedDownload:
     """Copy the staged payload beside its destination, verified, with mode and owner set."""
-    problem = destination_problem(options.dest, os_name)
-    if problem is not None:
-        raise UnsafeDestination(f"download destination {options.dest!r} {problem}", subject=subject)
+    policy = policy or DestinationPolicy()
+    action = action or staged.action_id
+    check_destination(options, os_name, policy, action=action, subject=subject, walk=False)
     problem = owner_problem(os_name, options.owner, privileged=privileged)
     if problem is not None:
         raise ActionFailed(problem, subject=options.dest)
     ids = _account_ids(options.owner) if options.owner else None
-    parent_text, name = split_destination(options.dest, os_name)
-    parent = Path(parent_text)
-    destination = parent / name
+    parent, name = split_destination(options.dest, os_name)
+    prepared = PreparedDownload(parent, name, temporary or temporary_name(name), policy)
+    if _by_descriptor(os_name):
+        opened = open_folder(parent, policy, create=True, dest=options.dest, subject=subject)
+        assert opened is not None
+        folder_fd, reached = opened
+        if reached != parent:
+            try:
+                check_roots(f"{reached}/{name}", policy, os_name, action=action, subject=subject)
+            except BaseException:
+                os.close(folder_fd)
+                raise
+    else:  # pragma: no cover - Windows: by path, as before
+        folder_fd = -1
+        try:
+            Path(parent).mkdir(parents=True, exist_ok=True, mode=0o755)
+        except OSError as exc:
+            raise ActionFailed(
+                f"cannot create the folder {parent}: {exc.strerror}", subject=options.dest
+            ) from None
     try:
-        parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    except OSError as exc:
-        raise ActionFailed(
-            f"cannot create the folder {parent}: {exc.strerror}", subject=options.dest
-        ) from None
-    try:
-        existing = os.lstat(destination)
-    except FileNotFoundError:
-        existing = None
-    if existing is not None and stat.S_ISDIR(existing.st_mode):
-        raise ActionFailed("the destination is a folder", subject=options.dest)
-    temporary = parent / f".{name}.airseal-{secrets.token_hex(6)}.tmp"
-    try:
-        fd = new_file(temporary, 0o600)
-    except OSError as exc:
-        raise ActionFailed(
-            f"cannot write in {parent}: {exc.strerror}", subject=options.dest
-        ) from None
+        fd = _create_temporary(prepared, folder_fd, options.dest)
+    finally:
+        if folder_fd >= 0:
+            os.close(folder_fd)
     try:
         copy_verified(staged, fd)
         if file_mode_applies(os_name):
@@ -96,11 +178,34 @@ def prepare_download(
             os.fchown(fd, *ids)
     except BaseException:
         os.close(fd)
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
+        discard(prepared)
         raise
     os.close(fd)
-    return PreparedDownload(temporary, destination)
+    return prepared
+
+
+def _create_temporary(prepared: PreparedDownload, folder_fd: int, dest: str) -> int:
+    try:
+        if folder_fd >= 0:
+            existing = os.stat(prepared.name, dir_fd=folder_fd, follow_symlinks=False)
+        else:  # pragma: no cover - Windows
+            existing = os.lstat(prepared.destination)
+    except FileNotFoundError:
+        existing = None
+    except OSError as exc:
+        raise ActionFailed(
+            f"cannot look at the destination: {exc.strerror}", subject=dest
+        ) from None
+    if existing is not None and stat.S_ISDIR(existing.st_mode):
+        raise ActionFailed("the destination is a folder", subject=dest)
+    try:
+        if folder_fd >= 0:
+            return os.open(prepared.temporary_name, _NEW_FILE_AT, 0o600, dir_fd=folder_fd)
+        return new_file(prepared.temporary, 0o600)  # pragma: no cover - Windows
+    except OSError as exc:
+        raise ActionFailed(
+            f"cannot write in {prepared.folder}: {exc.strerror}", subject=dest
+        ) from None
 
 
 def flush_everything(files: Sequence[Path] = ()) -> None:
@@ -113,22 +218,69 @@ def flush_everything(files: Sequence[Path] = ()) -> None:
             os.fsync(handle.fileno())
 
 
+def _reopen(prepared: PreparedDownload) -> int:
+    """The destination's folder again, walked as before (a link planted since is refused)."""
+    opened = open_folder(
+        prepared.folder,
+        prepared.policy,
+        create=False,
+        dest=str(prepared.destination),
+        subject=str(prepared.destination),
+    )
+    if opened is None:
+        raise ActionFailed("the destination's folder disappeared", subject=prepared.folder)
+    return opened[0]
+
+
 def commit(prepared: PreparedDownload) -> None:
     """Rename the verified copy over the destination (atomic)."""
+    if not safe_walk_supported():  # pragma: no cover - Windows
+        try:
+            os.replace(prepared.temporary, prepared.destination)
+        except OSError as exc:
+            discard(prepared)
+            raise ActionFailed(
+                f"cannot place the file: {exc.strerror}", subject=str(prepared.destination)
+            ) from None
+        return
     try:
-        os.replace(prepared.temporary, prepared.destination)
+        fd = _reopen(prepared)
+    except UnsafeDestination as exc:
+        # A link appeared on the way since the copy was made: the copy stays where it is (the
+        # ledger names it for the next start) and the destination is left alone.
+        raise ActionFailed(exc.detail, subject=str(prepared.destination)) from None
+    try:
+        os.replace(prepared.temporary_name, prepared.name, src_dir_fd=fd, dst_dir_fd=fd)
     except OSError as exc:
         discard(prepared)
         raise ActionFailed(
             f"cannot place the file: {exc.strerror}", subject=str(prepared.destination)
         ) from None
+    finally:
+        os.close(fd)
 
 
 def flush_folders(prepared: Sequence[PreparedDownload]) -> None:
-    for folder in sorted({p.destination.parent for p in prepared}):
-        fsync_dir(folder)
+    """Make the renames durable: each destination folder flushed once."""
+    from airseal._internal.atomic import fsync_dir
+
+    folders = {p.folder: p for p in prepared}
+    for folder in sorted(folders):
+        if not safe_walk_supported():  # pragma: no cover - Windows
+            fsync_dir(Path(folder))
+            continue
+        try:
+            fd = _reopen(folders[folder])
+        except (ActionFailed, UnsafeDestination):
+            continue
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            if exc.errno not in _FSYNC_UNSUPPORTED:
+                raise
+        finally:
+            os.close(fd)
 
 
 def discard(prepared: PreparedDownload) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(prepared.temporary)
+    unlink_in(prepared.folder, prepared.temporary_name, prepared.policy)

@@ -4,7 +4,9 @@ Order of the questions, first "no" wins: the operating system; the action's vali
 whether this action version already succeeded here (idempotent re-import); whether it was
 interrupted by a crash (an interrupted *execute* is not retried unless asked: it may be what
 crashed or rebooted the machine; an interrupted *download* is retried, placing the same bytes
-again is harmless); then the action's own conditions (host, group, if-missing, if-exists).
+again is harmless); whether a failed *execute* may run again (the endpoint's retry policy:
+``execute.retries`` runs after the first failure, default none); then the action's own
+conditions (host, group, if-missing, if-exists).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from airseal.agent.conditions import HostFacts, condition_problem, os_problem, w
 from airseal.agent.journal import RunHistory, RunKey
 from airseal.agent.verification import VerifiedAction
 
-Decision = Literal["run", "skipped", "already-done", "interrupted"]
+Decision = Literal["run", "skipped", "already-done", "interrupted", "not-retried"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ def plan_action(
     now: datetime,
     history: RunHistory,
     retry_interrupted: bool,
+    execute_retries: int = 0,
 ) -> PlannedAction:
     predicate = action.predicate
     problem = os_problem(predicate, host) or window_problem(predicate, now)
@@ -64,6 +67,15 @@ def plan_action(
             f"an earlier run (started {history.interrupted[key]}) was interrupted; it is not "
             "retried automatically (import with --retry-interrupted to run it again)",
         )
+    failures = history.failed.get(key, 0)
+    if predicate.mode == "execute" and failures > execute_retries:
+        times = "once" if failures == 1 else f"{failures} times"
+        return PlannedAction(
+            action,
+            "not-retried",
+            f"failed {times} before, not retried: retry policy {execute_retries} "
+            "(airseal-agent config --execute-retries N, or sign a new version)",
+        )
     problem = condition_problem(predicate, host)
     if problem is not None:
         return PlannedAction(action, "skipped", problem)
@@ -77,10 +89,18 @@ def plan_actions(
     now: datetime,
     history: RunHistory,
     retry_interrupted: bool = False,
+    execute_retries: int = 0,
 ) -> tuple[PlannedAction, ...]:
     """One decision per action, in the export's order (which is the order they run in)."""
     return tuple(
-        plan_action(a, host, now=now, history=history, retry_interrupted=retry_interrupted)
+        plan_action(
+            a,
+            host,
+            now=now,
+            history=history,
+            retry_interrupted=retry_interrupted,
+            execute_retries=execute_retries,
+        )
         for a in actions
     )
 

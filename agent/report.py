@@ -18,7 +18,8 @@ class ActionReport:
     name: str
     mode: str
     outcome: str
-    """succeeded | failed | skipped | already-done | interrupted | refused | not-run | would-run"""
+    """succeeded | failed | skipped | already-done | interrupted | refused | not-run | would-run
+    | not-retried (failed before; the retry policy holds it back)"""
     reason: str | None = None
     exit_code: int | None = None
     output: str | None = None
@@ -79,6 +80,9 @@ class ImportReport:
     receipt_path: str | None = None
     reboot: str = "none"
     warnings: list[str] = field(default_factory=list)
+    cleaned_up: list[str] = field(default_factory=list)
+    """What an earlier, killed import left (placement temporaries, staging) and this one
+    removed when it started."""
 
     @property
     def refused(self) -> bool:
@@ -86,7 +90,9 @@ class ImportReport:
 
     @property
     def failed_actions(self) -> list[ActionReport]:
-        return [a for a in self.actions if a.outcome == "failed"]
+        """Actions whose result on this endpoint is a failure: failed now, or failed before and
+        held back by the retry policy (the endpoint is still not as the media asks)."""
+        return [a for a in self.actions if a.outcome in ("failed", "not-retried")]
 
     def raise_for_refusal(self) -> None:
         if self.error is not None:
@@ -111,4 +117,5 @@ class ImportReport:
             "receipt": self.receipt_path,
             "reboot": self.reboot,
             "warnings": self.warnings,
+            "cleanedUp": self.cleaned_up,
         }

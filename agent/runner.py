@@ -41,13 +41,16 @@ from airseal.agent.execution import (
     run_reboot,
 )
 from airseal.agent.journal import Journal
+from airseal.agent.leftovers import clear_placements, record_placements
 from airseal.agent.placement import (
     PreparedDownload,
+    check_destination,
     commit,
     discard,
     flush_everything,
     flush_folders,
     prepare_download,
+    temporary_name,
 )
 from airseal.agent.plan import PlannedAction, plan_actions, segments
 from airseal.agent.receipts import ReceiptError, sign_receipt, write_receipt
@@ -137,6 +140,7 @@ class ActionRunner:
             now=self.now,
             history=self.journal.history(),
             retry_interrupted=self.options.retry_interrupted,
+            execute_retries=self.state.config.execute_retries,
         )
         for item in self.planned:
             entry = self._entries[item.action.id]
@@ -146,6 +150,7 @@ class ActionRunner:
         self._announce("planned")
         self._journal_decisions()
         if self.options.dry_run:
+            self._check_destinations([item for item in self.planned if item.runs])
             report.status = "dry-run"
             return
         if any(item.runs for item in self.planned):
@@ -217,8 +222,9 @@ class ActionRunner:
     def _stage_and_run(self, report: ImportReport) -> None:
         to_run = [item for item in self.planned if item.runs]
         if not to_run:
-            report.status = "completed"
+            report.status = "partial" if report.failed_actions else "completed"
             return
+        self._check_destinations(to_run)
         with Staging(
             self.state.staging_dir,
             f"import-{report.import_id}",
@@ -237,8 +243,22 @@ class ActionRunner:
                     self._run_downloads(group)
                 else:
                     self._run_execute(group[0], staging)
-        failed = any(entry.outcome == "failed" for entry in self._entries.values())
-        report.status = "partial" if failed else "completed"
+        report.status = "partial" if report.failed_actions else "completed"
+
+    def _check_destinations(self, to_run: list[PlannedAction]) -> None:
+        """Every download's destination against the endpoint's policy, before anything is
+        staged, run or written: a refusal here leaves the endpoint as it was."""
+        for item in to_run:
+            options = item.action.predicate.download
+            if options is None:
+                continue
+            check_destination(
+                options,
+                self.host.os,
+                self.state.config.destination,
+                action=item.action.id,
+                subject=item.action.subject,
+            )
 
     def _check_archives(self, to_run: list[PlannedAction]) -> None:
         limits = self.options.archive_limits
@@ -271,6 +291,15 @@ class ActionRunner:
             [self._run_row(item.action, "started", None) for item in group], now=self.clock()
         )
         prepared: list[tuple[PlannedAction, int, PreparedDownload]] = []
+        # Named and recorded before any is created: a kill from here on leaves only files the
+        # next start knows are the agent's (airseal.agent.leftovers).
+        temporaries: dict[str, tuple[str, str]] = {}
+        for item in group:
+            download = item.action.predicate.download
+            assert download is not None
+            folder, name = platforms.split_destination(download.dest, self.host.os)
+            temporaries[item.action.id] = (folder, temporary_name(name))
+        record_placements(self.state, list(temporaries.values()))
         for item, run_id in zip(group, ids, strict=True):
             action = item.action
             self._announce(f"before-run:{action.id}")
@@ -282,6 +311,9 @@ class ActionRunner:
                     self.host.os,
                     privileged=is_privileged(),
                     subject=action.subject,
+                    action=action.id,
+                    policy=self.state.config.destination,
+                    temporary=temporaries[action.id][1],
                 )
             except ActionFailed as exc:
                 self._finish(run_id, action, outcome="failed", reason=exc.message())
@@ -289,6 +321,7 @@ class ActionRunner:
             except ImportRefused as refusal:
                 for _, _, waiting in prepared:
                     discard(waiting)
+                clear_placements(self.state)
                 self._finish(run_id, action, outcome="refused", reason=str(refusal))
                 for other, other_id in zip(group, ids, strict=True):
                     if self._entries[other.action.id].outcome == "would-run":
@@ -307,6 +340,7 @@ class ActionRunner:
             results.append((run_id, fields))
         flush_folders([ready for _, _, ready in prepared])
         self.journal.finish_runs(results, now=self.clock())
+        clear_placements(self.state)
         for item, _, _ in prepared:
             self._announce(f"after-run:{item.action.id}")
 

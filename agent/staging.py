@@ -101,7 +101,7 @@ class Staging:
         self.parent = parent
         self.root = parent / f"{label}-{secrets.token_hex(4)}"
         self.memory_parent = memory_parent
-        self.memory_prefix = f"airseal-agent-{owner_tag[:16]}-"
+        self.memory_prefix = memory_prefix(owner_tag)
         self.memory_root: Path | None = None
         self.memory_left = memory_budget
 
@@ -123,16 +123,7 @@ class Staging:
         return self
 
     def _sweep(self) -> None:
-        for leftover in self.parent.iterdir():
-            _remove(leftover)
-        if self.memory_parent is None:
-            return
-        uid = os.geteuid() if hasattr(os, "geteuid") else None
-        for leftover in self.memory_parent.glob(self.memory_prefix + "*"):
-            with contextlib.suppress(OSError):
-                st = os.lstat(leftover)
-                if stat.S_ISDIR(st.st_mode) and (uid is None or st.st_uid == uid):
-                    _remove(leftover)
+        remove_stale_staging(self.parent, self.memory_parent, self.memory_prefix)
 
     def __exit__(
         self,
@@ -197,6 +188,32 @@ class Staging:
                 subject=subject,
             )
         return StagedPayload(listed.id, listed.payload.name, target, actual, total, subject)
+
+
+def memory_prefix(owner_tag: str) -> str:
+    """How this agent's private folders in the RAM-backed parent begin."""
+    return f"airseal-agent-{owner_tag[:16]}-"
+
+
+def remove_stale_staging(parent: Path, memory_parent: Path | None, prefix: str) -> list[Path]:
+    """Remove what a killed import left in staging: everything in ``parent`` (the agent's own
+    0700 folder) and this agent's private folders in ``memory_parent``; the caller holds the
+    state lock, so no running import owns them. Returns what was removed."""
+    removed: list[Path] = []
+    with contextlib.suppress(FileNotFoundError):
+        for leftover in parent.iterdir():
+            _remove(leftover)
+            removed.append(leftover)
+    if memory_parent is None:
+        return removed
+    uid = os.geteuid() if hasattr(os, "geteuid") else None
+    for leftover in memory_parent.glob(prefix + "*"):
+        with contextlib.suppress(OSError):
+            st = os.lstat(leftover)
+            if stat.S_ISDIR(st.st_mode) and (uid is None or st.st_uid == uid):
+                _remove(leftover)
+                removed.append(leftover)
+    return removed
 
 
 def _remove(path: Path) -> None:

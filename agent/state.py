@@ -3,12 +3,14 @@
 ```
 <state>/                 0700; $AIRSEAL_AGENT_HOME, else the system default
 (airseal.agent.platforms)
-  config.json            agent id, groups, reboot command (edited with `airseal-agent config`)
+  config.json            agent id, groups, reboot command, destination and retry policy
+                         (edited with `airseal-agent config`)
   agent.key  agent.pub   the receipt-signing key, encrypted in cosign's format
   (airseal.agent.identity)
   journal.db             the SQLite journal (airseal.agent.journal)
   airseal.agent.lock             one state-changing command at a time (airseal.agent.lock)
   staging/               0700; payload copies for check 3, removed after each import
+  placements.json        the placement ledger while downloads are placed (airseal.agent.leftovers)
 ```
 """
 
@@ -21,10 +23,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from airseal._internal.atomic import read_capped, write_atomic
 from airseal.agent import identity
+from airseal.agent.destinations import LINK_POLICIES, DestinationPolicy, LinkPolicy, root_problem
 from airseal.agent.errors import StateError, UsageError
 from airseal.agent.platforms import OperatingSystem, current_os, default_state_dir
 from airseal.errors import FileTooLarge
@@ -37,6 +40,12 @@ CONFIG_FORMAT = 1
 REBOOT_COMMAND_ENV = "AIRSEAL_AGENT_REBOOT_COMMAND"
 MAX_CONFIG_BYTES = 64 * 1024
 MAX_GROUPS = 64
+MAX_DESTINATION_ROOTS = 64
+MAX_EXECUTE_RETRIES = 100
+DEFAULT_EXECUTE_RETRIES = 0
+"""A failed execute is not run again on a re-import unless the administrator says so: it may
+have half-installed, and an unattended agent running it on every insertion of the same stick
+repeats its side effects without anyone deciding to. A new action version always runs."""
 
 
 def state_dir(env: Mapping[str, str] | None = None, os_name: OperatingSystem | None = None) -> Path:
@@ -52,6 +61,9 @@ class AgentConfig:
     agent_id: str
     groups: tuple[str, ...] = ()
     reboot_command: tuple[str, ...] | None = None
+    destination: DestinationPolicy = field(default_factory=DestinationPolicy)
+    execute_retries: int = DEFAULT_EXECUTE_RETRIES
+    """How many times a failed execute action version is run again on re-imports."""
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +71,11 @@ class AgentConfig:
             "agentId": self.agent_id,
             "groups": list(self.groups),
             "rebootCommand": list(self.reboot_command) if self.reboot_command else None,
+            "destination": {
+                "allowedRoots": list(self.destination.allowed_roots),
+                "links": self.destination.links,
+            },
+            "execute": {"retries": self.execute_retries},
         }
 
     @classmethod
@@ -72,11 +89,24 @@ class AgentConfig:
             groups = tuple(str(g) for g in data.get("groups") or ())
             reboot = data.get("rebootCommand")
             reboot_command = tuple(str(a) for a in reboot) if reboot else None
-        except (KeyError, TypeError) as exc:
+            destination = data.get("destination") or {}
+            roots = tuple(str(r) for r in destination.get("allowedRoots") or ())
+            links = destination.get("links", "refuse")
+            retries = (data.get("execute") or {}).get("retries", DEFAULT_EXECUTE_RETRIES)
+        except (KeyError, TypeError, AttributeError) as exc:
             raise StateError(f"config.json is damaged ({exc})", subject=subject) from None
         if not isinstance(agent_id, str) or not is_identifier(agent_id):
             raise StateError("config.json has no valid agentId", subject=subject)
-        return cls(agent_id, groups, reboot_command)
+        if links not in LINK_POLICIES:
+            raise StateError(f"destination.links {links!r} is unknown", subject=subject)
+        if (
+            not isinstance(retries, int)
+            or isinstance(retries, bool)
+            or not 0 <= retries <= MAX_EXECUTE_RETRIES
+        ):
+            raise StateError(f"execute.retries {retries!r} is not 0..100", subject=subject)
+        policy = DestinationPolicy(roots, cast(LinkPolicy, links))
+        return cls(agent_id, groups, reboot_command, policy, retries)
 
 
 @dataclass(frozen=True)
@@ -176,15 +206,48 @@ def _check_groups(groups: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(groups))
 
 
+def _check_roots(roots: tuple[str, ...]) -> tuple[str, ...]:
+    if len(roots) > MAX_DESTINATION_ROOTS:
+        raise UsageError(f"at most {MAX_DESTINATION_ROOTS} destination roots")
+    os_name = current_os()
+    for root in roots:
+        problem = root_problem(root, os_name)
+        if problem is not None:
+            raise UsageError(f"destination root {root!r} {problem}")
+    return tuple(dict.fromkeys(roots))
+
+
 def update_config(
     state: AgentState,
     *,
     groups: tuple[str, ...] | None = None,
     reboot_command: tuple[str, ...] | None = None,
     clear_reboot_command: bool = False,
+    destination_roots: tuple[str, ...] | None = None,
+    destination_links: str | None = None,
+    execute_retries: int | None = None,
 ) -> AgentState:
-    """Change the configuration atomically; returns the state with the new configuration."""
+    """Change the configuration atomically; returns the state with the new configuration.
+
+    ``destination_roots`` ``()`` removes every root (any absolute destination again).
+    """
     config = state.config
+    if destination_roots is not None:
+        config = replace(
+            config,
+            destination=replace(config.destination, allowed_roots=_check_roots(destination_roots)),
+        )
+    if destination_links is not None:
+        if destination_links not in LINK_POLICIES:
+            raise UsageError(f"destination links must be one of {', '.join(LINK_POLICIES)}")
+        config = replace(
+            config,
+            destination=replace(config.destination, links=cast(LinkPolicy, destination_links)),
+        )
+    if execute_retries is not None:
+        if not 0 <= execute_retries <= MAX_EXECUTE_RETRIES:
+            raise UsageError(f"execute retries must be 0..{MAX_EXECUTE_RETRIES}")
+        config = replace(config, execute_retries=execute_retries)
     if groups is not None:
         config = replace(config, groups=_check_groups(groups))
     if clear_reboot_command:

@@ -109,10 +109,14 @@ def test_enroll_import_status_history(agent_cli, agent_state, tmp_path):
     assert [h["status"] for h in history] == ["partial", "refused", "refused"]
     human = agent_cli("history")
     assert "FAILED" in human.stdout and "(exit 7)" in human.stdout
-    # the same media again: nothing runs, the failed action is tried again
+    # the same media again: nothing runs; the failed action is not tried again (retry policy 0)
+    # and still counts as failed
     again = agent_cli("import", str(mount), "--non-interactive")
     assert again.code == exit_codes.ACTIONS_FAILED
     assert "done         (Test)ok v1" in again.stdout and "(again)" in again.stdout
+    assert "NOT RETRIED  (Test)bad v1: failed once before, not retried: retry policy 0" in (
+        again.stdout
+    )
 
 
 def test_unknown_distributor_exit_code_and_message(agent_cli, agent_state, tmp_path):
@@ -267,3 +271,37 @@ def test_dry_run_shows_the_plan(agent_cli, agent_state, tmp_path):
     assert "skipped      (Test)win v1: the action is for windows" in result.stdout
     assert "not approved yet" in result.stderr
     assert not (tmp_path / "out").exists() and not (mount / "airseal/receipts").exists()
+
+
+def test_retry_policy_for_failed_executes(agent_cli, agent_state, tmp_path):
+    distributor = new_distributor(tmp_path / "keys")
+    assert agent_cli("enroll", "--key", str(distributor.pub), "--approved").code == 0
+    runs = tmp_path / "runs"
+    bad = tmp_path / "bad.sh"
+    bad.write_bytes(script(f"echo run >> {runs}; exit 3"))
+    mount = write_media(
+        tmp_path / "usb",
+        distributor,
+        [sign_action(ActionBuild("bad", bad, mode="execute"), distributor)],
+    )
+    first = agent_cli("import", str(mount))
+    assert first.code == exit_codes.ACTIONS_FAILED and runs.read_text() == "run\n"
+    held = agent_cli("import", str(mount), "--json")
+    assert held.code == exit_codes.ACTIONS_FAILED
+    (action,) = json.loads(held.stdout)["actions"]
+    assert action["outcome"] == "not-retried" and "retry policy 0" in action["reason"]
+    assert runs.read_text() == "run\n"  # not run again
+    history = agent_cli("history")
+    assert "NOT RETRIED  (Test)bad v1: failed once before, not retried: retry policy 0" in (
+        history.stdout
+    )
+    # the administrator allows one retry: it runs once more, then is held back again
+    config = agent_cli("config", "--execute-retries", "1")
+    assert config.code == 0 and "execute.retries             1 (" in config.stdout
+    assert "execute retries  1 (" in agent_cli("status").stdout
+    assert agent_cli("import", str(mount)).code == exit_codes.ACTIONS_FAILED
+    assert runs.read_text() == "run\nrun\n"
+    last = agent_cli("import", str(mount))
+    assert last.code == exit_codes.ACTIONS_FAILED and runs.read_text() == "run\nrun\n"
+    assert "failed 2 times before, not retried: retry policy 1" in last.stdout
+    assert agent_cli("config", "--execute-retries", "101").code == exit_codes.USAGE

@@ -252,6 +252,28 @@ def test_plan_order_and_idempotence(tmp_path, distributor):
     assert retried.decision == "run"
 
 
+def test_plan_retry_policy_for_failed_executes(tmp_path, distributor):
+    now = utcnow()
+    execute = predicate(tmp_path, distributor, mode="execute")
+    key = RunKey("a1", 1, execute.predicate.payload.sha256)
+    failed_once = RunHistory(frozenset(), {}, {key: 1})
+    (held,) = plan_actions([execute], host(), now=now, history=failed_once)
+    assert held.decision == "not-retried" and not held.runs
+    assert "failed once before, not retried: retry policy 0" in held.reason
+    (again,) = plan_actions([execute], host(), now=now, history=failed_once, execute_retries=1)
+    assert again.decision == "run"
+    failed_twice = RunHistory(frozenset(), {}, {key: 2})
+    (held,) = plan_actions([execute], host(), now=now, history=failed_twice, execute_retries=1)
+    assert held.decision == "not-retried" and "failed 2 times before" in held.reason
+    # a download that failed (a full disk, a missing account) is placed again: it is harmless
+    download = predicate(tmp_path, distributor)
+    dkey = RunKey("a1", 1, download.predicate.payload.sha256)
+    (placed,) = plan_actions(
+        [download], host(), now=now, history=RunHistory(frozenset(), {}, {dkey: 3})
+    )
+    assert placed.decision == "run"
+
+
 def test_segments_group_consecutive_downloads(tmp_path, distributor):
     d = predicate(tmp_path, distributor)
     e = predicate(tmp_path, distributor, mode="execute")
