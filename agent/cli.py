@@ -357,10 +357,27 @@ _MARKS = {
 }
 
 
+def _shown(name: str) -> str:
+    """A signed name as the user may safely read it: escaped, with a warning, if it could
+    deceive (bidi controls, invisible characters, mixed scripts)."""
+    from airseal.media.confusables import confusable_reason, escape_confusables
+
+    reason = confusable_reason(name)
+    if reason is None:
+        return name
+    return f"{escape_confusables(name)} [WARNING: name contains {reason}]"
+
+
+def _escaped(text: str) -> str:
+    from airseal.media.confusables import escape_confusables
+
+    return escape_confusables(text)
+
+
 def _print_report(report: ImportReport) -> None:
     for run in report.interrupted:
         click.echo(
-            f"An earlier import was interrupted while {run['name']} v{run['version']} ran "
+            f"An earlier import was interrupted while {_shown(run['name'])} v{run['version']} ran "
             f"(started {run['started']}); its result is unknown.",
             err=True,
         )
@@ -373,9 +390,10 @@ def _print_report(report: ImportReport) -> None:
         f"Export {report.export_id} (sequence {report.sequence}){who}{again}: {report.status}"
     )
     for action in report.actions:
-        line = f"  {_MARKS.get(action.outcome, action.outcome):<12} {action.name} v{action.version}"
+        mark = _MARKS.get(action.outcome, action.outcome)
+        line = f"  {mark:<12} {_shown(action.name)} v{action.version}"
         if action.reason:
-            line += f": {action.reason}"
+            line += f": {_escaped(action.reason)}"
         click.echo(line)
     if report.receipt_path:
         click.echo(f"Receipt: {report.receipt_path}")
@@ -485,11 +503,12 @@ def history(limit: int, as_json: bool) -> None:
         if item.error:
             click.echo(f"    {item.error.get('message')}")
         for run in runs:
-            line = f"    {_MARKS.get(run.outcome, run.outcome):<12} {run.name} v{run.version}"
+            mark = _MARKS.get(run.outcome, run.outcome)
+            line = f"    {mark:<12} {_shown(run.name)} v{run.version}"
             if run.exit_code is not None:
                 line += f" (exit {run.exit_code})"
             if run.reason:
-                line += f": {run.reason}"
+                line += f": {_escaped(run.reason)}"
             click.echo(line)
 
 
