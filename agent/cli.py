@@ -465,10 +465,10 @@ def status(as_json: bool) -> None:
             f"Last import: {item.started[:19]} {item.export_id or '-'} {item.status} ({item.media})"
         )
     for run in running:
-        click.echo(f"RUNNING: {run.name} v{run.version} (started {run.started[:19]})")
+        click.echo(f"RUNNING: {_shown(run.name)} v{run.version} (started {run.started[:19]})")
     for run in interrupted:
         click.echo(
-            f"INTERRUPTED: {run.name} v{run.version} of export {run.export_id} "
+            f"INTERRUPTED: {_shown(run.name)} v{run.version} of export {run.export_id} "
             f"(started {run.started[:19]}): result unknown"
         )
     if reboot is not None:

@@ -164,7 +164,8 @@ class ActionRunner:
         enrolled key whose signature on an action this import relies on."""
         for signer in media.unapproved:
             key = signer.key
-            carrier = None if key.fingerprint == media.distributor.fingerprint else media.distributor
+            own = key.fingerprint == media.distributor.fingerprint
+            carrier = None if own else media.distributor
             if self.options.dry_run:
                 report.warnings.append(
                     f"{_signer_role(carrier)} {key.name} is not approved yet; a real import "
