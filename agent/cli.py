@@ -360,12 +360,9 @@ _MARKS = {
 def _shown(name: str) -> str:
     """A signed name as the user may safely read it: escaped, with a warning, if it could
     deceive (bidi controls, invisible characters, mixed scripts)."""
-    from airseal.media.confusables import confusable_reason, escape_confusables
+    from airseal.media.confusables import shown_with_warning
 
-    reason = confusable_reason(name)
-    if reason is None:
-        return name
-    return f"{escape_confusables(name)} [WARNING: name contains {reason}]"
+    return shown_with_warning(name)
 
 
 def _escaped(text: str) -> str:

@@ -13,7 +13,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["confusable_reason", "confusable_warning", "escape_confusables"]
+__all__ = [
+    "confusable_reason",
+    "confusable_warning",
+    "escape_confusables",
+    "shown_with_warning",
+]
 
 _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp", "Zs"})
 """Controls, format characters (bidi controls, zero-width), surrogates, private-use and
@@ -114,3 +119,12 @@ def confusable_warning(label: str, text: str) -> str | None:
     if reason is None:
         return None
     return f"{label} '{escape_confusables(text)}' contains {reason}; it is shown escaped"
+
+
+def shown_with_warning(text: str) -> str:
+    """``text`` for a one-line listing: as is, or escaped and followed by
+    ``[WARNING: name contains ...]`` when it could deceive."""
+    reason = confusable_reason(text)
+    if reason is None:
+        return text
+    return f"{escape_confusables(text)} [WARNING: name contains {reason}]"
