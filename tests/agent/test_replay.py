@@ -106,6 +106,30 @@ def test_a_reencoded_copy_of_an_imported_export_is_the_same_export(
     assert _accepted(enrolled) == before
 
 
+REFUSED_ENCODINGS: dict[str, Callable[[bytes], bytes]] = {
+    "utf8-behind-a-utf16-bom": lambda data: b"\xff\xfe" + data,
+    "two-utf8-boms": lambda data: b"\xef\xbb\xbf\xef\xbb\xbf" + data,
+    "latin1-byte-in-front": lambda data: b"\xe9" + data,
+}
+
+
+@pytest.mark.parametrize("encoding", sorted(REFUSED_ENCODINGS))
+def test_an_encoding_the_bundle_parser_refuses_is_refused_by_name(
+    tmp_path, run_import, enrolled, distributor, actions, encoding
+):
+    mount = write_media(tmp_path / "usb", distributor, actions)
+    assert run_import(mount).status == "completed"
+    before = _accepted(enrolled)
+    copy = _copy(mount, tmp_path / "copy", REFUSED_ENCODINGS[encoding])
+
+    report = run_import(copy)
+
+    assert report.refused and report.error is not None
+    assert report.error.subject == STATEMENT
+    assert report.error.title == "Malformed bundle" and "not valid JSON" in report.error.detail
+    assert _accepted(enrolled) == before
+
+
 def test_the_cli_imports_a_reencoded_copy_as_already_imported(agent_cli, agent_state, tmp_path):
     from .helpers import new_distributor
 
