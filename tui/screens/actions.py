@@ -203,7 +203,8 @@ class ActionsScreen(AirsealScreen):
         if record is not None:
             self.app.push_screen(
                 TextDialog(
-                    f"Action {record.id} v{record.version}: {record.name}", action_text(record)
+                    f"Action {record.id} v{record.version}: {escape_confusables(record.name)}",
+                    action_text(record),
                 )
             )
 
@@ -221,7 +222,7 @@ class ActionsScreen(AirsealScreen):
 
         self.app.push_screen(
             FormDialog(
-                f"Revoke {record.id}: {record.name}",
+                f"Revoke {record.id}: {escape_confusables(record.name)}",
                 [FormField("reason", "Reason", "revoked by operator")],
                 submit_label="Revoke",
                 note="Every version is marked revoked; no later export carries it. Media "
