@@ -6,6 +6,11 @@ runs or where it writes), after everything verified: approval is asked only abou
 authentic and intact. An :class:`Approver` answers; the CLI's answers ``--yes`` (approve),
 ``--non-interactive`` (refuse anything not approved before) or a terminal prompt, and a future
 graphical agent answers with a dialog.
+
+Approval holds for every key whose signature the import counts: an action signed by another
+enrolled key than the export's distributor is asked about (or refused) in its own request.
+Signed names are shown escaped where they could deceive (:mod:`airseal.media.confusables`), with
+a warning.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from airseal.agent.trust import TrustedKey
 from airseal.agent.verification import VerifiedAction, VerifiedExport
+from airseal.media.confusables import confusable_warning, escape_confusables
 
 
 @dataclass(frozen=True)
@@ -28,7 +35,10 @@ class ActionSummary:
     payload: str
     size: int
     what: str
-    """What it does, in one line: ``run setup.sh --quiet as root`` or ``write /opt/x (0644)``."""
+    """What it does, in one line: ``run setup.sh --quiet as root`` or ``write /opt/x (0644)``.
+    Signed names in ``name``, ``payload`` and ``what`` are escaped where they could deceive."""
+    warnings: tuple[str, ...] = ()
+    """One line for each signed name that had to be escaped."""
 
 
 @dataclass(frozen=True)
@@ -42,11 +52,25 @@ class ApprovalRequest:
     created: datetime
     expires: datetime
     actions: tuple[ActionSummary, ...]
+    carried_by: str | None = None
+    """The export's distributor, when the key asked about only signed actions inside its
+    export (``None`` when the key asked about is the export's distributor)."""
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w for a in self.actions for w in a.warnings)
 
     def describe(self) -> str:
         """The text shown to the endpoint user."""
+        if self.carried_by is None:
+            opening = "A new distributor wants to run actions on this endpoint."
+        else:
+            opening = (
+                f"A distributor not approved here signed actions in an export from "
+                f"{self.carried_by}; it must be approved too."
+            )
         lines = [
-            "A new distributor wants to run actions on this endpoint.",
+            opening,
             f"  Distributor:  {self.distributor_name}",
             f"  Fingerprint:  {_grouped(self.fingerprint)}",
             f"  Authorised:   {self.authorised_by}",
@@ -60,6 +84,7 @@ class ApprovalRequest:
             lines.append(f"    - {a.name} v{a.version} [{a.os}, {a.mode}]: {a.what}")
         if len(self.actions) > 50:
             lines.append(f"    ... and {len(self.actions) - 50} more")
+        lines.extend(f"  WARNING: {warning}" for warning in self.warnings[:50])
         lines.append("Compare the fingerprint with the one your administrator published.")
         return "\n".join(lines)
 
@@ -70,7 +95,9 @@ class ApprovalRequest:
             "authorisedBy": self.authorised_by,
             "exportId": self.export_id,
             "sequence": self.sequence,
+            "carriedBy": self.carried_by,
             "actions": [a.__dict__ for a in self.actions],
+            "warnings": list(self.warnings),
         }
 
 
@@ -107,34 +134,72 @@ class RefuseUnapproved:
         return False
 
 
+def name_warnings(action: VerifiedAction) -> tuple[str, ...]:
+    """A warning for each signed name of ``action`` that could deceive a reader."""
+    p = action.predicate
+    names = [("action name", p.name), ("payload name", p.payload.name)]
+    if p.execute is not None:
+        if p.execute.run is not None:
+            names.append(("program", p.execute.run))
+        names.extend(("argument", arg) for arg in p.execute.args)
+        if p.execute.run_as is not None:
+            names.append(("run-as account", p.execute.run_as))
+    if p.download is not None:
+        names.append(("destination", p.download.dest))
+        if p.download.owner is not None:
+            names.append(("owner", p.download.owner))
+    found = (confusable_warning(f"action {p.id}: {label}", text) for label, text in names)
+    return tuple(w for w in found if w is not None)
+
+
 def summarise(action: VerifiedAction) -> ActionSummary:
     p = action.predicate
+    shown = escape_confusables
     if p.execute is not None:
-        target = p.execute.run or p.payload.name
-        args = " ".join(p.execute.args)
-        who = f" as {p.execute.run_as}" if p.execute.run_as else ""
+        target = shown(p.execute.run or p.payload.name)
+        args = " ".join(shown(arg) for arg in p.execute.args)
+        who = f" as {shown(p.execute.run_as)}" if p.execute.run_as else ""
         what = f"run {target}{(' ' + args) if args else ''}{who}"
         if p.execute.reboot != "never":
             what += f", reboot {p.execute.reboot}"
     else:
         assert p.download is not None
-        owner = f", owner {p.download.owner}" if p.download.owner else ""
-        what = f"write {p.download.dest} ({p.download.file_mode}{owner})"
+        owner = f", owner {shown(p.download.owner)}" if p.download.owner else ""
+        what = f"write {shown(p.download.dest)} ({p.download.file_mode}{owner})"
     return ActionSummary(
-        p.id, p.version, p.name, p.os, p.mode, p.payload.name, p.payload.size, what
+        p.id,
+        p.version,
+        shown(p.name),
+        p.os,
+        p.mode,
+        shown(p.payload.name),
+        p.payload.size,
+        what,
+        name_warnings(action),
     )
 
 
-def approval_request(export: VerifiedExport, actions: Sequence[VerifiedAction]) -> ApprovalRequest:
+def approval_request(
+    export: VerifiedExport,
+    actions: Sequence[VerifiedAction],
+    *,
+    signer: TrustedKey | None = None,
+) -> ApprovalRequest:
+    """What to ask about ``signer`` (by default the export's distributor) and the ``actions``
+    it signed in ``export``."""
     predicate = export.contents.predicate
+    key = signer or export.distributor
     return ApprovalRequest(
-        distributor_name=export.distributor.name,
-        fingerprint=export.distributor.fingerprint,
-        authorised_by=export.distributor.authorised_by,
+        distributor_name=key.name,
+        fingerprint=key.fingerprint,
+        authorised_by=key.authorised_by,
         export_id=predicate.export_id,
         sequence=predicate.sequence,
         appliance_id=predicate.appliance_id,
         created=predicate.created,
         expires=predicate.expires,
         actions=tuple(summarise(a) for a in actions),
+        carried_by=(
+            None if key.fingerprint == export.distributor.fingerprint else export.distributor.name
+        ),
     )

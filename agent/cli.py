@@ -413,12 +413,26 @@ _MARKS = {
 }
 
 
+def _shown(name: str) -> str:
+    """A signed name as the user may safely read it: escaped, with a warning, if it could
+    deceive (bidi controls, invisible characters, mixed scripts)."""
+    from airseal.media.confusables import shown_with_warning
+
+    return shown_with_warning(name)
+
+
+def _escaped(text: str) -> str:
+    from airseal.media.confusables import escape_confusables
+
+    return escape_confusables(text)
+
+
 def _print_report(report: ImportReport) -> None:
     for leftover in report.cleaned_up:
         click.echo(f"Removed what an earlier, killed import left: {leftover}", err=True)
     for run in report.interrupted:
         click.echo(
-            f"An earlier import was interrupted while {run['name']} v{run['version']} ran "
+            f"An earlier import was interrupted while {_shown(run['name'])} v{run['version']} ran "
             f"(started {run['started']}); its result is unknown.",
             err=True,
         )
@@ -431,9 +445,10 @@ def _print_report(report: ImportReport) -> None:
         f"Export {report.export_id} (sequence {report.sequence}){who}{again}: {report.status}"
     )
     for action in report.actions:
-        line = f"  {_MARKS.get(action.outcome, action.outcome):<12} {action.name} v{action.version}"
+        mark = _MARKS.get(action.outcome, action.outcome)
+        line = f"  {mark:<12} {_shown(action.name)} v{action.version}"
         if action.reason:
-            line += f": {action.reason}"
+            line += f": {_escaped(action.reason)}"
         click.echo(line)
     if report.receipt_path:
         click.echo(f"Receipt: {report.receipt_path}")
@@ -524,10 +539,10 @@ def status(as_json: bool) -> None:
             f"Last import: {item.started[:19]} {item.export_id or '-'} {item.status} ({item.media})"
         )
     for run in running:
-        click.echo(f"RUNNING: {run.name} v{run.version} (started {run.started[:19]})")
+        click.echo(f"RUNNING: {_shown(run.name)} v{run.version} (started {run.started[:19]})")
     for run in interrupted:
         click.echo(
-            f"INTERRUPTED: {run.name} v{run.version} of export {run.export_id} "
+            f"INTERRUPTED: {_shown(run.name)} v{run.version} of export {run.export_id} "
             f"(started {run.started[:19]}): result unknown"
         )
     if reboot is not None:
@@ -562,11 +577,12 @@ def history(limit: int, as_json: bool) -> None:
         if item.error:
             click.echo(f"    {item.error.get('message')}")
         for run in runs:
-            line = f"    {_MARKS.get(run.outcome, run.outcome):<12} {run.name} v{run.version}"
+            mark = _MARKS.get(run.outcome, run.outcome)
+            line = f"    {mark:<12} {_shown(run.name)} v{run.version}"
             if run.exit_code is not None:
                 line += f" (exit {run.exit_code})"
             if run.reason:
-                line += f": {run.reason}"
+                line += f": {_escaped(run.reason)}"
             click.echo(line)
 
 

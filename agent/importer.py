@@ -72,7 +72,12 @@ def remembered_distributors(journal: Journal) -> dict[str, DistributorHistory]:
     whether it was approved, by fingerprint."""
     return {
         known.fingerprint: DistributorHistory(
-            SequenceRecord(known.last_sequence, known.last_export_id, known.last_export_sha256),
+            SequenceRecord(
+                known.last_sequence,
+                known.last_export_id,
+                known.last_export_sha256,
+                known.last_statement_sha256,
+            ),
             approved=known.approved is not None,
         )
         for known in journal.distributors()
@@ -209,6 +214,7 @@ class Importer:
             sequence=export.sequence,
             distributor=export.distributor.fingerprint,
             sha256=export.bundle_sha256,
+            statement_sha256=export.statement_sha256,
         )
         entries = {
             listed.id: ActionReport(listed.id, listed.version, listed.name, "unknown", "not-run")

@@ -83,6 +83,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX runs_by_action ON runs (action_id, version, outcome);
     CREATE INDEX runs_by_import ON runs (import_id);
     """,
+    # 2: identify an export by its signed statement, not by its bundle file's bytes (which
+    # re-encoding changes without touching the signature). Records made before keep only the
+    # bundle's digest, and are still matched by it.
+    """
+    ALTER TABLE distributors ADD COLUMN last_statement_sha256 TEXT;
+    ALTER TABLE imports ADD COLUMN statement_sha256 TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -108,6 +115,7 @@ class DistributorRecord:
     last_sequence: int
     last_export_id: str | None
     last_export_sha256: str | None
+    last_statement_sha256: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -191,6 +199,7 @@ class ImportRecord:
     error: dict[str, Any] | None
     receipt_path: str | None
     reboot: str | None
+    statement_sha256: str | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -345,13 +354,23 @@ class Journal:
                 [_ts(now), how, fingerprint],
             )
 
-    def accept_export(self, fingerprint: str, sequence: int, export_id: str, sha256: str) -> None:
-        """Remember the newest export accepted from a distributor (replay protection)."""
+    def accept_export(
+        self,
+        fingerprint: str,
+        sequence: int,
+        export_id: str,
+        sha256: str,
+        *,
+        statement_sha256: str,
+    ) -> None:
+        """Remember the newest export accepted from a distributor (replay protection): its
+        sequence, id, bundle file digest and signed statement digest (its identity)."""
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE distributors SET last_sequence = ?, last_export_id = ?, "
-                "last_export_sha256 = ? WHERE fingerprint = ? AND last_sequence <= ?",
-                [sequence, export_id, sha256, fingerprint, sequence],
+                "last_export_sha256 = ?, last_statement_sha256 = ? "
+                "WHERE fingerprint = ? AND last_sequence <= ?",
+                [sequence, export_id, sha256, statement_sha256, fingerprint, sequence],
             )
 
     # -- imports ---------------------------------------------------------------------------------
@@ -366,13 +385,20 @@ class Journal:
         return cursor.lastrowid
 
     def set_import_export(
-        self, import_id: int, *, export_id: str, sequence: int, distributor: str, sha256: str
+        self,
+        import_id: int,
+        *,
+        export_id: str,
+        sequence: int,
+        distributor: str,
+        sha256: str,
+        statement_sha256: str,
     ) -> None:
         with self.transaction() as conn:
             conn.execute(
                 "UPDATE imports SET export_id = ?, sequence = ?, distributor = ?, "
-                "export_sha256 = ? WHERE id = ?",
-                [export_id, sequence, distributor, sha256, import_id],
+                "export_sha256 = ?, statement_sha256 = ? WHERE id = ?",
+                [export_id, sequence, distributor, sha256, statement_sha256, import_id],
             )
 
     def finish_import(
@@ -535,4 +561,3 @@ def _import(row: dict[str, Any]) -> ImportRecord:
     data["dry_run"] = bool(data["dry_run"])
     data["error"] = json.loads(data["error"]) if data["error"] else None
     return ImportRecord(**data)
-

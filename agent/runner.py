@@ -2,7 +2,7 @@
 
 Stages, in order (each announced through the hook the importer passes in):
 
-``approved``          distributor identified and approved (first time only)
+``approved``          every counted signer identified and approved (first time only)
 ``planned``           OS, validity window, idempotence, conditions: run or skip, with reasons
 ``staged``            check 3: payloads copied from the same media source to private staging,
                       re-joined, hashed, compared; archives' member lists judged
@@ -12,6 +12,11 @@ Stages, in order (each announced through the hook the importer passes in):
 then, for the importer to call once the report is final, the reboot decision and the signed
 receipt, written through the media source. Refusals (:class:`VerificationError`) are raised for
 the importer to report; every journal row for an action is written here.
+
+The export's sequence is accepted (journalled as the distributor's newest) only once the import
+is decided: when nothing is to run, or when check 3 has passed for every payload that will. A
+copy refused before that point (a payload swapped after check 2) leaves the sequence as it was,
+so the genuine media still imports.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from airseal.agent import platforms
-from airseal.agent.approval import Approver, approval_request
+from airseal.agent.approval import Approver, approval_request, name_warnings
 from airseal.agent.archive import ArchiveLimits, archive_kind, check_members, extract, read_members
 from airseal.agent.archive import run_target as archive_run_target
 from airseal.agent.conditions import HostFacts
@@ -64,6 +69,7 @@ from airseal.agent.staging import (
     open_verified,
 )
 from airseal.agent.state import AgentState
+from airseal.agent.trust import TrustedKey
 from airseal.agent.verification import VerifiedAction, VerifiedExport, VerifiedMedia
 from airseal.errors import AirsealError
 from airseal.media.reader import MediaSource
@@ -82,6 +88,14 @@ class ImportOptions:
     """``False`` (``--no-reboot``): a needed reboot is recorded as pending, not started."""
     write_receipt: bool = True
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+
+
+def _signer_role(carrier: TrustedKey | None) -> str:
+    """How a signer is named to the user: the export's distributor, or an action signer whose
+    actions another distributor's export carries."""
+    if carrier is None:
+        return "distributor"
+    return f"action signer (in an export from {carrier.name})"
 
 
 class ActionRunner:
@@ -125,15 +139,8 @@ class ActionRunner:
         """Everything after check 2; sets ``report.status`` unless a refusal is raised."""
         self.media, self._report = media, report
         self._entries = {entry.id: entry for entry in report.actions}
-        export = media.export
+        report.warnings.extend(w for action in media.actions for w in name_warnings(action))
         self._approve(media, report)
-        if not self.options.dry_run:
-            self.journal.accept_export(
-                export.distributor.fingerprint,
-                export.sequence,
-                export.export_id,
-                export.bundle_sha256,
-            )
         self.planned = plan_actions(
             media.actions,
             self.host,
@@ -158,24 +165,40 @@ class ActionRunner:
         self._stage_and_run(report)
 
     def _approve(self, media: VerifiedMedia, report: ImportReport) -> None:
-        distributor = media.distributor
-        if not media.approved:
+        """Every counted signer must be approved: the export's distributor, and any other
+        enrolled key whose signature on an action this import relies on."""
+        for signer in media.unapproved:
+            key = signer.key
+            own = key.fingerprint == media.distributor.fingerprint
+            carrier = None if own else media.distributor
             if self.options.dry_run:
                 report.warnings.append(
-                    f"distributor {distributor.name} is not approved yet; a real import "
+                    f"{_signer_role(carrier)} {key.name} is not approved yet; a real import "
                     "asks for approval first"
                 )
-            else:
-                request = approval_request(media.export, list(media.actions))
-                if not self.approver(request):
-                    raise DistributorNotApproved(
-                        f"distributor {distributor.name} ({distributor.fingerprint}) "
-                        f"was not approved ({self.approver.how})",
-                        subject=media.export.subject,
-                    )
-                self.journal.approve(distributor.fingerprint, self.approver.how, now=self.clock())
-                report.approved_now = True
+                continue
+            request = approval_request(media.export, signer.actions, signer=key)
+            if not self.approver(request):
+                raise DistributorNotApproved(
+                    f"{_signer_role(carrier)} {key.name} ({key.fingerprint}) was not "
+                    f"approved ({self.approver.how})",
+                    subject=signer.subject,
+                )
+            self.journal.approve(key.fingerprint, self.approver.how, now=self.clock())
+            report.approved_now = True
         self._announce("approved")
+
+    def _accept_export(self) -> None:
+        """The import is decided: remember its sequence (replay protection from now on)."""
+        assert self.media is not None
+        export = self.media.export
+        self.journal.accept_export(
+            export.distributor.fingerprint,
+            export.sequence,
+            export.export_id,
+            export.bundle_sha256,
+            statement_sha256=export.statement_sha256,
+        )
 
     def _journal_decisions(self) -> None:
         # An action held back because an earlier run crashed is a skip in the journal: the
@@ -222,6 +245,7 @@ class ActionRunner:
     def _stage_and_run(self, report: ImportReport) -> None:
         to_run = [item for item in self.planned if item.runs]
         if not to_run:
+            self._accept_export()
             report.status = "partial" if report.failed_actions else "completed"
             return
         self._check_destinations(to_run)
@@ -237,6 +261,7 @@ class ActionRunner:
                     self.source, action.listed, action.predicate.payload.sha256
                 )
             self._check_archives(to_run)
+            self._accept_export()
             self._announce("staged")
             for group in segments(self.planned):
                 if group[0].action.predicate.mode == "download":

@@ -12,10 +12,16 @@ Check 2 is made of these, in this order:
    names
    the key that signed it, and its freshness (``expires`` against ``now``);
 2. :func:`check_sequence`: not older than the newest export already accepted from that
-   distributor (a replay or rollback), and not another export under the same sequence;
+   distributor (a replay or rollback), and not another export under the same sequence. An export
+   is identified by what was signed (the SHA-256 of its DSSE payload), never by the bundle file's
+   bytes, which anyone can re-encode without touching the signature;
 3. the listing rules and every file's digest (:func:`airseal.media.verdict.verify_media_files`);
 4. :func:`verify_action_bundle`: each action's own DSSE statement, signed by a key allowed to
    sign actions, with the exact bytes the listing names, matching the listing's entry.
+
+Check 2 accepts nothing into the journal: the shell records the sequence only once the import's
+outcome is decided (:mod:`airseal.agent.runner`), and asks approval for every signer it counts
+(:attr:`VerifiedMedia.signers`).
 """
 
 from __future__ import annotations
@@ -65,7 +71,10 @@ class VerifiedExport:
     contents: ExportContents
     distributor: TrustedKey
     bundle_sha256: str
+    """The bundle file's bytes as read (what the receipt names): malleable, not an identity."""
     subject: str
+    statement_sha256: str
+    """The SHA-256 of the DSSE payload as signed: what identifies the export."""
 
     @property
     def export_id(self) -> str:
@@ -102,6 +111,10 @@ class SequenceRecord:
     last_sequence: int
     last_export_id: str | None
     last_export_sha256: str | None
+    """The accepted bundle file's SHA-256 (only consulted for records written before the
+    statement's digest was kept)."""
+    last_statement_sha256: str | None = None
+    """The accepted export's signed statement's SHA-256: what a repeat must match."""
 
 
 SequenceVerdict = Literal["new", "repeat"]
@@ -144,7 +157,14 @@ def verify_export_bundle(
             subject=subject,
         )
     check_freshness(contents, now=now, subject=subject)
-    return VerifiedExport(contents, key, hashlib.sha256(data).hexdigest(), subject)
+    assert bundle.dsse_envelope is not None  # verify_dsse_bundle refuses anything else
+    return VerifiedExport(
+        contents,
+        key,
+        hashlib.sha256(data).hexdigest(),
+        subject,
+        statement_sha256=hashlib.sha256(bundle.dsse_envelope.payload).hexdigest(),
+    )
 
 
 def check_freshness(contents: ExportContents, *, now: datetime, subject: str) -> None:
@@ -164,19 +184,34 @@ def check_freshness(contents: ExportContents, *, now: datetime, subject: str) ->
 
 
 def check_sequence(export: VerifiedExport, record: SequenceRecord | None) -> SequenceVerdict:
-    """Check 2, step 2: ``new`` (newer than anything accepted), ``repeat`` (the very export
-    accepted last, byte for byte: re-importing it is idempotent), else :class:`ReplayedMedia`."""
+    """Check 2, step 2: ``new`` (newer than anything accepted), ``repeat`` (the export accepted
+    last, in any encoding of the same signed statement: re-importing it is idempotent), else
+    :class:`ReplayedMedia`."""
     if record is None or export.sequence > record.last_sequence:
         return "new"
     if export.sequence == record.last_sequence:
-        if (
-            export.export_id == record.last_export_id
-            and export.bundle_sha256 == record.last_export_sha256
-        ):
+        if export.export_id != record.last_export_id:
+            raise ReplayedMedia(
+                f"export {export.export_id} has sequence {export.sequence}, which export "
+                f"{record.last_export_id} already used",
+                subject=export.subject,
+            )
+        if record.last_statement_sha256 is not None:
+            if export.statement_sha256 == record.last_statement_sha256:
+                return "repeat"
+            raise ReplayedMedia(
+                f"export {export.export_id} (sequence {export.sequence}) was accepted here with "
+                f"a different signed statement (sha256 {record.last_statement_sha256}, this one "
+                f"{export.statement_sha256}): its distributor signed two exports under one id "
+                "and sequence",
+                subject=export.subject,
+            )
+        if export.bundle_sha256 == record.last_export_sha256:
             return "repeat"
         raise ReplayedMedia(
-            f"export {export.export_id} has sequence {export.sequence}, which export "
-            f"{record.last_export_id} already used",
+            f"export {export.export_id} (sequence {export.sequence}) was accepted by an earlier "
+            "agent release, which kept only the bundle file's digest, and this file differs "
+            "from the one imported then; import that copy, or a newer export",
             subject=export.subject,
         )
     raise ReplayedMedia(
@@ -245,6 +280,19 @@ class DistributorHistory:
 
 
 @dataclass(frozen=True)
+class CountedSigner:
+    """A key whose signature this import counts, what it signed, and whether the endpoint user
+    approved it before: approval must hold for every one of them, not only the export's."""
+
+    key: TrustedKey
+    actions: tuple[VerifiedAction, ...]
+    """The actions it signed (every listed action, for the export's distributor)."""
+    approved: bool
+    subject: str
+    """The file a refusal names: the export statement, or the first action bundle it signed."""
+
+
+@dataclass(frozen=True)
 class VerifiedMedia:
     """Media that passed check 2: the only input the runner acts on."""
 
@@ -254,13 +302,49 @@ class VerifiedMedia:
     files: MediaVerdict
     """The file verdict (clean: every listed file present with its size and digest)."""
     repeat: bool
-    """The very export accepted last, again: re-importing it is idempotent."""
-    approved: bool
-    """The distributor was approved here before this import."""
+    """The export accepted last, again (same signed statement): re-importing it is idempotent."""
+    signers: tuple[CountedSigner, ...]
+    """Every key whose signature counts: the export's distributor first, then each other key
+    that signed an action, in listing order."""
 
     @property
     def distributor(self) -> TrustedKey:
         return self.export.distributor
+
+    @property
+    def approved(self) -> bool:
+        """The export's distributor was approved here before this import."""
+        return self.signers[0].approved
+
+    @property
+    def unapproved(self) -> tuple[CountedSigner, ...]:
+        """Counted signers the endpoint user has not approved yet (the runner asks)."""
+        return tuple(signer for signer in self.signers if not signer.approved)
+
+
+def counted_signers(
+    export: VerifiedExport,
+    actions: tuple[VerifiedAction, ...],
+    history: Mapping[str, DistributorHistory],
+) -> tuple[CountedSigner, ...]:
+    """The export's distributor, then every other action signer, each with its approval."""
+
+    def approved(fingerprint: str) -> bool:
+        known = history.get(fingerprint)
+        return known is not None and known.approved
+
+    distributor = export.distributor.fingerprint
+    others: dict[str, list[VerifiedAction]] = {}
+    for action in actions:
+        if action.signer.fingerprint != distributor:
+            others.setdefault(action.signer.fingerprint, []).append(action)
+    return (
+        CountedSigner(export.distributor, actions, approved(distributor), export.subject),
+        *(
+            CountedSigner(signed[0].signer, tuple(signed), approved(fingerprint), signed[0].subject)
+            for fingerprint, signed in others.items()
+        ),
+    )
 
 
 class MediaVerifier:
@@ -329,9 +413,12 @@ class MediaVerifier:
         """The result, once every step has passed."""
         actions = self._require(self.actions, "verified", "verify_actions")
         assert self.export is not None and self.files is not None
-        known = self.history.get(self.export.distributor.fingerprint)
         return VerifiedMedia(
-            self.export, actions, self.files, self.repeat, known is not None and known.approved
+            self.export,
+            actions,
+            self.files,
+            self.repeat,
+            counted_signers(self.export, actions, self.history),
         )
 
     @staticmethod

@@ -14,6 +14,7 @@ from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
 from airseal.appliance.service.records import ActionRecord, ActionSpec
+from airseal.media.confusables import shown_with_warning
 
 
 def action_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -146,7 +147,8 @@ def action_list(include_revoked: bool, versions: bool, as_json: bool) -> None:
         click.echo("No actions. Create one with `airseal action create`.")
     for r in records:
         state = "REVOKED " if r.revoked else ""
-        click.echo(f"{r.id}  v{r.version:<3} {r.os:<8} {r.mode:<9} {state}{r.name}")
+        name = shown_with_warning(r.name)
+        click.echo(f"{r.id}  v{r.version:<3} {r.os:<8} {r.mode:<9} {state}{name}")
 
 
 @action_group.command(name="show")
@@ -184,6 +186,6 @@ def _print(record: ActionRecord, as_json: bool, verb: str) -> None:
         emit_json(record.summary())
     else:
         click.echo(
-            f"{verb} action {record.id} v{record.version}: {record.name} "
+            f"{verb} action {record.id} v{record.version}: {shown_with_warning(record.name)} "
             f"({record.os}, {record.mode}), valid until {record.valid_until}"
         )

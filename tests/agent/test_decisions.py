@@ -151,6 +151,18 @@ def test_sequence(media, distributor):
         check_sequence(export, SequenceRecord(6, "e2", "z"))
 
 
+def test_sequence_identifies_an_export_by_its_signed_statement(media, distributor):
+    _mount, data = media
+    export = verify_export_bundle(
+        data, PinnedKeyTrust([trusted(distributor)]), now=utcnow(), subject="s"
+    )
+    reencoded = SequenceRecord(5, "e1", "f" * 64, export.statement_sha256)
+    assert check_sequence(export, reencoded) == "repeat"
+    other = SequenceRecord(5, "e1", export.bundle_sha256, "0" * 64)
+    with pytest.raises(ReplayedMedia, match="different signed statement"):
+        check_sequence(export, other)
+
+
 def test_action_must_match_listing(media, distributor, tmp_path):
     mount, data = media
     trust = PinnedKeyTrust([trusted(distributor)])

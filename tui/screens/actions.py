@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label
 
 from airseal.appliance.service.records import ActionRecord
+from airseal.media.confusables import confusable_reason, escape_confusables
 from airseal.tui.formatting import day
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.dialogs import FormDialog, FormField, TextDialog
@@ -128,17 +129,22 @@ class ActionsScreen(AirsealScreen):
             table.add_row(
                 r.id,
                 str(r.version),
-                r.name,
+                escape_confusables(r.name),
                 r.os,
                 r.mode,
                 r.predicate.label,
-                r.predicate.payload.name,
+                escape_confusables(r.predicate.payload.name),
                 r.key_name,
                 day(r.valid_until),
                 state_of(r, now),
                 key=r.id,
             )
         hidden = len(self.records) - len(self.shown)
+        deceptive = sum(
+            1
+            for r in self.shown
+            if confusable_reason(r.name) or confusable_reason(r.predicate.payload.name)
+        )
         self.query_one("#actions-status", Label).update(
             f"{len(self.shown)} action(s) shown"
             + (f", {hidden} hidden" if hidden else "")
@@ -146,6 +152,12 @@ class ActionsScreen(AirsealScreen):
                 ". n creates one."
                 if not self.records
                 else ". Enter shows, e edits (signs a new version), d revokes."
+            )
+            + (
+                f" WARNING: {deceptive} action(s) have names with invisible, bidirectional or "
+                "look-alike characters, shown escaped."
+                if deceptive
+                else ""
             )
         )
 
@@ -191,7 +203,8 @@ class ActionsScreen(AirsealScreen):
         if record is not None:
             self.app.push_screen(
                 TextDialog(
-                    f"Action {record.id} v{record.version}: {record.name}", action_text(record)
+                    f"Action {record.id} v{record.version}: {escape_confusables(record.name)}",
+                    action_text(record),
                 )
             )
 
@@ -209,7 +222,7 @@ class ActionsScreen(AirsealScreen):
 
         self.app.push_screen(
             FormDialog(
-                f"Revoke {record.id}: {record.name}",
+                f"Revoke {record.id}: {escape_confusables(record.name)}",
                 [FormField("reason", "Reason", "revoked by operator")],
                 submit_label="Revoke",
                 note="Every version is marked revoked; no later export carries it. Media "

@@ -25,6 +25,7 @@ from textual.widgets import (
     Static,
 )
 
+from airseal.media.confusables import escape_confusables
 from airseal.tui.errors import describe_error
 from airseal.tui.formatting import size, when
 from airseal.tui.screens.base import AirsealScreen
@@ -118,8 +119,9 @@ class ExportScreen(AirsealScreen):
             chosen = record.id in before or record.id not in had
             selection.add_option(
                 (
-                    f"{record.name}  ({record.os}, {record.mode})  {record.id} v{record.version}  "
-                    f"{payload.name} {size(payload.size)}",
+                    f"{escape_confusables(record.name)}  ({record.os}, {record.mode})  "
+                    f"{record.id} v{record.version}  "
+                    f"{escape_confusables(payload.name)} {size(payload.size)}",
                     record.id,
                     chosen,
                 )
