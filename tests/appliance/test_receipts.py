@@ -1,5 +1,5 @@
-"""Receipts back at the appliance: verified (agent key pinned on first use, export known), stored,
-listed per action and per agent; anything else refused with its file and check."""
+"""Receipts back at the appliance: verified (signed by the key its agent is enrolled with, export
+known), stored, listed per action and per agent; anything else refused with its file and check."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from airseal.appliance import actions, intake
 from airseal.appliance.cli import main as airseal_main
 from airseal.appliance.db import SCHEMA_VERSION, open_database, schema_version
 from airseal.appliance.export import export_to_media
+from airseal.appliance.enrolment import enroll_agent
 from airseal.appliance.home import Home, init_home, open_home
 from airseal.appliance.keystore import generate_file_key
 from airseal.appliance.receipts import (
@@ -90,6 +91,17 @@ def agent_key() -> PrivateKeySigner:
     return PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
 
 
+def enrolled(home: Home, agent_id: str = "agent-1") -> PrivateKeySigner:
+    """A new agent key, enrolled at the appliance under ``agent_id`` by an administrator."""
+    signer = agent_key()
+    db = open_database(home)
+    enroll_agent(
+        home, db, agent_id, spki_pem(signer.public_key), name=None, basis="administrator", now=NOW
+    )
+    db.close()
+    return signer
+
+
 def receipt(
     facts: dict,
     signer: PrivateKeySigner,
@@ -154,7 +166,7 @@ def test_schema_has_the_receipts_tables(site):
 
 def test_a_genuine_receipt_is_stored_and_its_agent_key_pinned(site, mount):
     home, facts = site
-    signer = agent_key()
+    signer = enrolled(home)
     put(mount, receipt(facts, signer), facts=facts)
     db = open_database(home)
     report = import_receipts(home, db, mount)
@@ -189,8 +201,9 @@ def test_a_genuine_receipt_is_stored_and_its_agent_key_pinned(site, mount):
 
 def test_another_key_for_a_known_agent_is_refused(site, mount):
     home, facts = site
+    signer = enrolled(home)
     db = open_database(home)
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    put(mount, receipt(facts, signer), facts=facts)
     assert import_receipts(home, db, mount).ok
     put(mount, receipt(facts, agent_key(), finished=NOW + timedelta(hours=1)), facts=facts)
     report = import_receipts(home, db, mount)
@@ -251,8 +264,9 @@ def test_forged_tampered_and_misplaced_receipts_are_refused(site, mount):
 
 def test_unsafe_entries_are_refused_and_the_rest_imported(site, mount, tmp_path):
     home, facts = site
+    signer = enrolled(home)
     db = open_database(home)
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    put(mount, receipt(facts, signer), facts=facts)
     folder = mount / "airseal/receipts/agent-9"
     folder.mkdir()
     (folder / "notes.txt").write_text("hello")
@@ -268,12 +282,12 @@ def test_unsafe_entries_are_refused_and_the_rest_imported(site, mount, tmp_path)
 def test_listing_per_action_and_per_agent(site, mount):
     home, facts = site
     db = open_database(home)
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    put(mount, receipt(facts, enrolled(home)), facts=facts)
     put(
         mount,
         receipt(
             facts,
-            agent_key(),
+            enrolled(home, "agent-2"),
             agent_id="agent-2",
             outcomes=("succeeded", "skipped"),
             status="completed",
@@ -285,7 +299,7 @@ def test_listing_per_action_and_per_agent(site, mount):
         mount,
         receipt(
             facts,
-            agent_key(),
+            enrolled(home, "agent-3"),
             agent_id="agent-3",
             outcomes=("not-run", "not-run"),
             status="refused",
@@ -312,9 +326,16 @@ def test_listing_per_action_and_per_agent(site, mount):
     }
 
 
-def test_cli(site, mount, capsys):
+def test_cli(site, mount, capsys, tmp_path):
     _home, facts = site
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    signer = agent_key()
+    (tmp_path / "agent.pub").write_bytes(spki_pem(signer.public_key))
+    assert (
+        airseal_main(["agents", "enroll", "--id", "agent-1", "--key", str(tmp_path / "agent.pub")])
+        == 0
+    )
+    assert "Enrolled agent agent-1" in capsys.readouterr().out
+    put(mount, receipt(facts, signer), facts=facts)
     (mount / "airseal/receipts/agent-1/stray.txt").write_text("x")
     assert airseal_main(["receipts", "import", str(mount)]) == 1
     captured = capsys.readouterr()

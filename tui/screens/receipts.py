@@ -24,20 +24,7 @@ from airseal.tui.widgets.outcome_bar import outcome_bar, tally
 
 def import_text(report: Any) -> str:
     """The import report, worded as the CLI words it."""
-    lines = []
-    for result in report.results:
-        if result.status == "refused":
-            lines.append(result.error.diagnostics())
-        else:
-            lines.append(
-                f"{result.status:<9} {result.agent_id}  export {result.export_id}: {result.outcome}"
-            )
-    lines.append(
-        f"{len(report.results)} receipt(s): {report.count('imported')} imported, "
-        f"{report.count('updated')} updated, {report.count('unchanged')} unchanged, "
-        f"{report.count('refused')} refused"
-    )
-    return "\n".join(lines)
+    return "\n".join(report.lines())
 
 
 def _short(export_id: str | None) -> str:
