@@ -33,7 +33,9 @@ from airseal.appliance.errors import ApplianceError
 from airseal.appliance.home import Home
 from airseal.errors import FileTooLarge, UsageError
 from airseal.media import layout
+from airseal.media.errors import MediaIOError
 from airseal.media.limits import MAX_RECEIPT_BYTES
+from airseal.media.reader import DirectorySource
 from airseal.media.receipt import read_receipt_statement
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
@@ -175,15 +177,8 @@ def receipt_identity(path: Path) -> ReceiptIdentity:
     """The agent id and key a receipt file carries, checked: its signature must verify with that
     key (so the operator approves a key that did sign it)."""
     subject = str(path)
-    try:
-        data = read_capped(path, MAX_RECEIPT_BYTES)
-    except FileTooLarge:
-        raise ReceiptIdentityUnreadable(
-            f"larger than {MAX_RECEIPT_BYTES} bytes", subject=subject
-        ) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read: {exc.strerror}", subject=subject) from None
-    try:
+    try:  # the file is on hostile media: read as the media reader reads (no link, no fifo, capped)
+        data = DirectorySource(path.parent).read_bytes(path.name, max_size=MAX_RECEIPT_BYTES)
         bundle = parse_bundle(data, subject=subject)
         envelope = bundle.dsse_envelope
         if envelope is None:
@@ -195,7 +190,7 @@ def receipt_identity(path: Path) -> ReceiptIdentity:
         predicate = read_receipt_statement(
             verify_dsse_bundle(key, bundle, subject=subject), subject=subject
         )
-    except VerificationError as exc:
+    except (VerificationError, MediaIOError) as exc:
         raise ReceiptIdentityUnreadable(exc.detail, subject=subject) from None
     return ReceiptIdentity(
         predicate.agent_id, predicate.hostname, fingerprint(key), spki_pem(key).decode()
@@ -262,17 +257,56 @@ def enroll_agent(
     return Enrolment(agent, change, admitted)
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What ``agents remove`` did: the enrolment withdrawn (if there was one) and how many
+    receipts kept aside for that id were discarded."""
+
+    agent_id: str
+    agent: EnrolledAgent | None
+    discarded: int
+
+    def describe(self) -> list[str]:
+        lines = []
+        if self.agent is not None:
+            lines.append(f"Removed agent {self.agent_id} (key {self.agent.key_fingerprint})")
+        if self.discarded:
+            lines.append(f"Discarded {self.discarded} receipt(s) kept aside for {self.agent_id}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.agent_id,
+            "removed": self.agent.to_dict() if self.agent else None,
+            "discarded": self.discarded,
+        }
+
+
 def remove_agent(
     home: Home, db: sqlite_utils.Database, agent_id: str, *, now: datetime
-) -> EnrolledAgent:
-    """Withdraw an enrolment: the agent's receipts stay stored but no longer count, and new ones
-    are kept aside until it is enrolled again."""
+) -> Removal:
+    """Withdraw an enrolment (the agent's receipts stay stored but no longer count; new ones are
+    kept aside until it is enrolled again) and discard the receipts kept aside for that id."""
     existing = get_agent(db, agent_id)
-    if existing is None:
-        raise AgentNotEnrolled(f"no agent {agent_id} is enrolled", subject=agent_id)
+    (waiting,) = db.execute(
+        "SELECT COUNT(*) FROM unenrolled_receipts WHERE agent_id = ?", [agent_id]
+    ).fetchone()
+    if existing is None and not waiting:
+        raise AgentNotEnrolled(
+            f"no agent {agent_id} is enrolled or has receipts kept aside", subject=agent_id
+        )
     with db.conn:
         db.conn.execute("DELETE FROM enrolled_agents WHERE id = ?", [agent_id])
+        db.conn.execute("DELETE FROM unenrolled_receipts WHERE agent_id = ?", [agent_id])
     audit.record(
-        home, db, "agent.remove", agent_id, {"fingerprint": existing.key_fingerprint}, now=now
+        home,
+        db,
+        "agent.remove",
+        agent_id,
+        {
+            "fingerprint": existing.key_fingerprint if existing else None,
+            "discarded": waiting,
+        },
+        now=now,
     )
-    return existing
+    return Removal(agent_id, existing, waiting)

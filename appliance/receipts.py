@@ -53,6 +53,8 @@ from airseal.trustroot.keys import fingerprint, load_public_key
 from airseal.trustroot.verify import verify_dsse_bundle
 
 RECEIPTS_ON_MOUNT = layout.on_mount(layout.RECEIPTS_DIR)
+MAX_UNENROLLED_RECEIPTS = 10_000
+"""Receipts kept aside at most: anyone can sign receipts for made-up agent ids."""
 
 
 class ReceiptRefused(VerificationError):
@@ -326,6 +328,15 @@ def _keep_aside(db: sqlite_utils.Database, receipt: VerifiedReceipt, now: dateti
     ).fetchone()
     if kept is not None and kept[0] == receipt.sha256:
         return "unchanged"
+    if kept is None:
+        (waiting,) = db.execute("SELECT COUNT(*) FROM unenrolled_receipts").fetchone()
+        if waiting >= MAX_UNENROLLED_RECEIPTS:
+            raise ReceiptRefused(
+                f"{waiting} receipts of agents not enrolled are already kept aside; enrol or "
+                "remove agents before more are kept",
+                subject=receipt.path,
+                check="unenrolled limit",
+            )
     with db.conn:
         db.conn.execute(
             "INSERT OR REPLACE INTO unenrolled_receipts (agent_id, export_id, key_fingerprint, "
@@ -420,11 +431,11 @@ def import_receipts(
         try:
             data = source.read_bytes(path, max_size=MAX_RECEIPT_BYTES)
             receipt = verify_receipt(db, data, path)
+            keep = _store if receipt.enrolled else _keep_aside
+            status = keep(db, receipt, now)
         except (VerificationError, BadMedia, MediaReadError) as error:
             report.results.append(ReceiptResult(path, "refused", error=error))
             continue
-        keep = _store if receipt.enrolled else _keep_aside
-        status = keep(db, receipt, now)
         p = receipt.predicate
         report.results.append(
             ReceiptResult(

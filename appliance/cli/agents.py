@@ -118,9 +118,10 @@ def unenrolled_lines(pending: list[dict[str, object]]) -> list[str]:
 @click.argument("agent_id")
 @json_option
 def agents_remove(agent_id: str, as_json: bool) -> None:
-    """Withdraw AGENT_ID's enrolment: its receipts stop counting (they stay stored)."""
-    removed = open_appliance().remove_agent(agent_id)
+    """Withdraw AGENT_ID's enrolment (its receipts stop counting; they stay stored) and discard
+    the receipts kept aside for that id."""
+    removal = open_appliance().remove_agent(agent_id)
     if as_json:
-        emit_json({**removed.to_dict(), "removed": True})
+        emit_json(removal.to_dict())
     else:
-        click.echo(f"Removed agent {removed.id} (key {removed.key_fingerprint})")
+        click.echo("\n".join(removal.describe()))

@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from airseal.appliance.audit_entries import AuditEntry
     from airseal.appliance.blobs import BlobSignature
     from airseal.appliance.dashboard import DashboardSummary
-    from airseal.appliance.enrolment import Basis, EnrolledAgent, Enrolment, ReceiptIdentity
+    from airseal.appliance.enrolment import (
+        Basis,
+        EnrolledAgent,
+        Enrolment,
+        ReceiptIdentity,
+        Removal,
+    )
     from airseal.appliance.export import ExportSummary
     from airseal.appliance.home import Home
     from airseal.appliance.intake import StoredFile, VendorSignature
@@ -497,7 +503,8 @@ class Appliance:
             name=name or identity.hostname, basis="operator-approved", now=self.now(),
         )
 
-    def remove_agent(self, agent_id: str) -> EnrolledAgent:
+    def remove_agent(self, agent_id: str) -> Removal:
+        """Withdraw an agent's enrolment and discard the receipts kept aside for its id."""
         from airseal.appliance.enrolment import remove_agent
 
         return remove_agent(self.home, self.db, agent_id, now=self.now())

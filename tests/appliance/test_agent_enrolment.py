@@ -214,3 +214,41 @@ def test_keys_pinned_on_first_use_become_enrolments_marked_unverified(tmp_path, 
     assert result.returncode == 0 and "Confirmed agent agent-old" in result.stdout
     listed = json.loads(airseal(home, "agents", "list", "--json").stdout)["enrolled"]
     assert listed[0]["basis"] == "administrator"
+
+
+def test_receipts_kept_aside_are_bounded_and_can_be_discarded(site, mount, monkeypatch):
+    from airseal.appliance import receipts as receipts_module
+    from airseal.appliance.receipts import import_receipts
+
+    home, facts = site
+    monkeypatch.setattr(receipts_module, "MAX_UNENROLLED_RECEIPTS", 2)
+    for n in range(3):
+        put(
+            mount, receipt(facts, agent_key(), agent_id=f"made-up-{n}"), f"made-up-{n}", facts=facts
+        )
+    db = open_database(home)
+    report = import_receipts(home, db, mount)
+    assert report.count("unenrolled") == 2
+    (refused,) = report.refused
+    assert refused.error is not None and refused.error.check == "unenrolled limit"
+    assert refused.path.startswith("airseal/receipts/made-up-")
+    db.close()
+    kept = next(r.agent_id for r in report.results if r.status == "unenrolled")
+    result = airseal(home, "agents", "remove", kept)
+    assert result.returncode == 0 and "Discarded 1 receipt(s)" in result.stdout
+    listing = json.loads(airseal(home, "receipts", "list", "--json").stdout)
+    assert len(listing["unenrolled"]) == 1 and kept not in str(listing["unenrolled"])
+    # the bound counted what was kept: after the discard there is room for one more
+    db = open_database(home)
+    assert import_receipts(home, db, mount).count("unenrolled") == 1
+    db.close()
+
+
+def test_enrolling_from_a_fifo_on_hostile_media_is_refused_not_hung(site, tmp_path):
+    home, _facts = site
+    fifo = tmp_path / "receipt.json"
+    os.mkfifo(fifo)
+    result = airseal(home, "agents", "enroll", "--from-receipt", str(fifo), "--yes")
+    assert result.returncode == 1 and str(fifo) in result.stderr
+    assert "[receipt identity]" in result.stderr
+    assert state(home)["enrolled"] == []
