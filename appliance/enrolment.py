@@ -20,6 +20,7 @@ re-installed is removed, then enrolled again. Every change is in the audit log.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -51,6 +52,16 @@ BASIS_TEXT: Final[dict[str, str]] = {
 }
 MAX_PUBLIC_KEY_BYTES: Final = 64 * 1024
 MAX_NAME_CHARS: Final = 255
+
+
+def shown(text: str) -> str:
+    """``text`` as a terminal may show it: host names and agent names come from receipts, which
+    anyone can write, so control, format (right-to-left override) and other unprintable
+    characters are escaped rather than interpreted."""
+    return "".join(
+        c if c.isprintable() and unicodedata.category(c) != "Cf" else f"\\u{ord(c):04x}"
+        for c in text
+    )
 
 
 class EnrolmentError(ApplianceError):
@@ -93,7 +104,7 @@ class EnrolledAgent:
 
     def describe(self) -> list[str]:
         return [
-            f"{self.id}  {self.name}",
+            f"{self.id}  {shown(self.name)}",
             f"  key fingerprint  {self.key_fingerprint}",
             f"  enrolled         {self.enrolled[:19]}, {self.basis_text}",
         ]
@@ -141,7 +152,7 @@ class ReceiptIdentity:
 
     def describe(self) -> list[str]:
         return [
-            f"agent id         {self.agent_id} ({self.hostname})",
+            f"agent id         {self.agent_id} ({shown(self.hostname)})",
             f"key fingerprint  {self.key_fingerprint}",
         ]
 

@@ -473,6 +473,23 @@ class ReceiptListing:
     receipts: list[dict[str, Any]]
     unenrolled: list[dict[str, Any]] = field(default_factory=list)
 
+    def unenrolled_lines(self) -> list[str]:
+        """The receipts kept aside, one line per agent id and key (host names escaped)."""
+        from airseal.appliance.enrolment import shown
+
+        lines = ["Unenrolled (receipts kept aside, not counted):"]
+        for row in self.unenrolled:
+            clash = row["keys_for_id"] > 1
+            lines.append(
+                f"  {row['agent_id']}  {shown(row['hostname'])} ({row['os']})  key "
+                f"{row['key_fingerprint']}  {row['receipts']} receipt(s)"
+                + (f"  WARNING: {row['keys_for_id']} keys claim this id" if clash else "")
+            )
+        lines.append(
+            "  enrol one with `airseal agents enroll --from-receipt FILE` (or --id and --key)"
+        )
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "actions": self.actions,

@@ -82,36 +82,17 @@ def agents_list(as_json: bool) -> None:
     """The enrolled agents, then the agents whose receipts wait for enrolment."""
     appliance = open_appliance()
     agents = appliance.list_agents()
-    pending = appliance.list_receipts().unenrolled
+    listing = appliance.list_receipts()
     if as_json:
-        emit_json({"enrolled": [a.to_dict() for a in agents], "unenrolled": pending})
+        emit_json({"enrolled": [a.to_dict() for a in agents], "unenrolled": listing.unenrolled})
         return
     if not agents:
         click.echo("No agent enrolled. Enrol one with `airseal agents enroll --id ID --key FILE`.")
     for agent in agents:
         click.echo("\n".join(agent.describe()))
-    if pending:
+    if listing.unenrolled:
         click.echo("")
-        click.echo("\n".join(unenrolled_lines(pending)))
-
-
-def unenrolled_lines(pending: list[dict[str, object]]) -> list[str]:
-    """The receipts kept aside, one line per agent id and key (shared with `receipts list`)."""
-    lines = ["Unenrolled (receipts kept aside, not counted):"]
-    for row in pending:
-        clash = (
-            f"  WARNING: {row['keys_for_id']} keys claim this id"
-            if int(str(row["keys_for_id"])) > 1
-            else ""
-        )
-        lines.append(
-            f"  {row['agent_id']}  {row['hostname']} ({row['os']})  key {row['key_fingerprint']}"
-            f"  {row['receipts']} receipt(s){clash}"
-        )
-    lines.append(
-        "  enrol one with `airseal agents enroll --from-receipt FILE` (or --id and --key)"
-    )
-    return lines
+        click.echo("\n".join(listing.unenrolled_lines()))
 
 
 @agents_group.command(name="remove")

@@ -8,7 +8,6 @@ import click
 
 from airseal._internal.cli import json_option
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.agents import unenrolled_lines
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
 
@@ -55,12 +54,12 @@ def receipts_list(unenrolled: bool, as_json: bool) -> None:
         return
     if unenrolled:
         if listing.unenrolled:
-            click.echo("\n".join(unenrolled_lines(listing.unenrolled)))
+            click.echo("\n".join(listing.unenrolled_lines()))
         else:
             click.echo("No receipts kept aside: every receipt came from an enrolled agent.")
         return
     if listing.unenrolled:
-        click.echo("\n".join(unenrolled_lines(listing.unenrolled)))
+        click.echo("\n".join(listing.unenrolled_lines()))
     if not listing.receipts:
         click.echo("No receipts yet. Import them with `airseal receipts import DIR`.")
         return

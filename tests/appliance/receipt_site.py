@@ -102,7 +102,7 @@ def receipt(
     predicate = ReceiptPredicate(
         agent_id=agent_id,
         agent_key=spki_pem((carried_key or signer).public_key).decode(),
-        hostname="ws-042",
+        hostname=fields.pop("hostname", "ws-042"),
         os="linux",
         export_id=export_id or facts["export_id"],
         sequence=fields.pop("sequence", facts["sequence"]),

@@ -252,3 +252,16 @@ def test_enrolling_from_a_fifo_on_hostile_media_is_refused_not_hung(site, tmp_pa
     assert result.returncode == 1 and str(fifo) in result.stderr
     assert "[receipt identity]" in result.stderr
     assert state(home)["enrolled"] == []
+
+
+def test_host_names_from_receipts_are_shown_escaped(site, mount):
+    home, facts = site
+    put(
+        mount,
+        receipt(facts, agent_key(), agent_id="agent-rtl", hostname="ws\u202egpj.exe\x1b[2J"),
+        "agent-rtl",
+        facts=facts,
+    )
+    assert airseal(home, "receipts", "import", str(mount)).returncode == 0
+    text = airseal(home, "agents", "list").stdout
+    assert "ws\\u202egpj.exe\\u001b[2J" in text and "\u202e" not in text and "\x1b" not in text
