@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from airseal._internal.cli import json_option
-from airseal.appliance.cli import cli
+from airseal.appliance.cli import cli, exit_codes
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
 from airseal.appliance.errors import UsageError
@@ -36,7 +36,9 @@ def agents_group() -> None:
 @click.option("--name", help="A name for people (default: the agent id, or the receipt's host).")
 @click.option("--yes", is_flag=True, help="With --from-receipt: approve without asking.")
 @json_option
+@click.pass_context
 def agents_enroll(
+    ctx: click.Context,
     agent_id: str | None,
     key_path: Path | None,
     receipt_path: Path | None,
@@ -46,9 +48,10 @@ def agents_enroll(
 ) -> None:
     """Enrol an agent: --id with --key, or --from-receipt RECEIPT_FILE.
 
-    Receipts of an agent not enrolled are kept aside (`airseal receipts list --unenrolled`);
-    enrolling it counts those its key signed. An enrolled key is never replaced: remove the
-    agent first when its endpoint was re-installed.
+    --from-receipt shows the agent id and key fingerprint first; declining exits 1 with nothing
+    changed. Receipts of an agent not enrolled are kept aside (`airseal receipts list
+    --unenrolled`); enrolling it counts those its key signed. An enrolled key is never replaced:
+    remove the agent first when its endpoint was re-installed.
     """
     appliance = open_appliance()
     if receipt_path is not None:
@@ -64,7 +67,9 @@ def agents_enroll(
             click.echo(
                 "Compare the fingerprint with `airseal-agent identity` on that endpoint.", err=True
             )
-            click.confirm("Enrol this agent with this key?", abort=True, err=True)
+            if not click.confirm("Enrol this agent with this key?", err=True):
+                click.echo("Not enrolled: nothing changed.", err=True)
+                ctx.exit(exit_codes.VERIFICATION_FAILED)  # refused by the operator
         result = appliance.enroll_from_receipt(identity, name=name)
     else:
         if not agent_id or not key_path:

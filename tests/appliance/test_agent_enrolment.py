@@ -5,6 +5,7 @@ keys pinned on first use before enrolment existed are kept, marked as never chec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -265,3 +266,47 @@ def test_host_names_from_receipts_are_shown_escaped(site, mount):
     assert airseal(home, "receipts", "import", str(mount)).returncode == 0
     text = airseal(home, "agents", "list").stdout
     assert "ws\\u202egpj.exe\\u001b[2J" in text and "\u202e" not in text and "\x1b" not in text
+
+
+def test_on_a_terminal_the_operator_sees_the_identity_before_approving(site, mount):
+    import pty
+    import select
+
+    home, facts = site
+    signer = agent_key()
+    path = put(mount, receipt(facts, signer, agent_id="agent-9"), "agent-9", facts=facts)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRSEAL", "COSIGN"))}
+    env["AIRSEAL_HOME"] = str(home.root)
+
+    def enrol(answer: bytes) -> tuple[int, str]:
+        leader, follower = pty.openpty()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "airseal", "agents", "enroll", "--from-receipt", str(path)],
+            cwd=ROOT,
+            env=env,
+            stdin=follower,
+            stdout=follower,
+            stderr=follower,
+        )
+        os.close(follower)
+        seen = b""
+        while b"[y/N]" not in seen:
+            ready, _, _ = select.select([leader], [], [], 60)
+            assert ready, seen
+            seen += os.read(leader, 4096)
+        os.write(leader, answer)
+        code = child.wait(timeout=60)
+        with contextlib.suppress(OSError):
+            while select.select([leader], [], [], 0.2)[0]:
+                seen += os.read(leader, 4096)
+        os.close(leader)
+        return code, seen.decode(errors="replace")
+
+    code, text = enrol(b"n\n")
+    assert code == 1 and "agent-9" in text and fingerprint(signer.public_key) in text
+    assert state(home)["enrolled"] == []  # refused at the prompt: nothing changed
+    code, text = enrol(b"y\n")
+    assert code == 0 and "Enrolled agent agent-9" in text, text
+    assert state(home)["enrolled"] == [
+        ("agent-9", fingerprint(signer.public_key), "operator-approved")
+    ]
