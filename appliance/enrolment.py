@@ -249,7 +249,7 @@ def enroll_agent(
         with db.conn:
             db.conn.execute(
                 "UPDATE enrolled_agents SET basis = ?, name = ?, enrolled = ? WHERE id = ?",
-                [basis, name or existing.name, stamp, agent_id],
+                [basis, label if name else existing.name, stamp, agent_id],
             )
     else:
         change = "unchanged"
