@@ -141,6 +141,36 @@ def _print_identity(state: AgentState, created: bool, as_json: bool) -> None:
 
 
 @cli.command()
+@json_option
+def identity(as_json: bool) -> None:
+    """What the appliance needs to enrol this agent: its id, public key and fingerprint.
+
+    Bring agent.pub to the appliance (`airseal agents enroll --id ID --key agent.pub`), or
+    compare the fingerprint when the operator approves it from a receipt.
+    """
+    from airseal.agent.identity import PUBLIC_KEY_NAME, load_public_key
+    from airseal.trustroot.keys import fingerprint, spki_pem
+
+    state = _open_state()
+    key = load_public_key(state.root)
+    pem = spki_pem(key).decode()
+    if as_json:
+        _emit_json(
+            {
+                "agentId": state.agent_id,
+                "keyFingerprint": fingerprint(key),
+                "publicKeyPem": pem,
+                "publicKeyFile": str(state.root / PUBLIC_KEY_NAME),
+            }
+        )
+        return
+    click.echo(f"agent id         {state.agent_id}")
+    click.echo(f"key fingerprint  {fingerprint(key)}")
+    click.echo(f"public key file  {state.root / PUBLIC_KEY_NAME}")
+    click.echo(pem, nl=False)
+
+
+@cli.command()
 @click.option("--group", "groups", multiple=True, help="Set the endpoint's groups (repeatable).")
 @click.option("--clear-groups", is_flag=True, help="Remove every group.")
 @click.option(

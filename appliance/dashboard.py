@@ -156,9 +156,12 @@ def _receipts_waiting(db: sqlite_utils.Database) -> int | None:
     columns = {c.name for c in db["receipts"].columns}
     if "export_id" not in columns:
         return None
-    row = db.execute(
+    if "enrolled_agents" not in db.table_names():
+        return None
+    row = db.execute(  # only a receipt of an enrolled agent says an export arrived
         "SELECT COUNT(*) FROM exports e WHERE NOT EXISTS "
-        "(SELECT 1 FROM receipts r WHERE r.export_id = e.id)"
+        "(SELECT 1 FROM receipts r WHERE r.export_id = e.id "
+        "AND r.agent_id IN (SELECT id FROM enrolled_agents))"
     ).fetchone()
     return int(row[0])
 

@@ -130,6 +130,37 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX receipt_actions_by_action ON receipt_actions (action_id, version);
     """,
+    # 4: agent enrolment. A receipt counts only when its agent id is enrolled here with the key
+    # that signed it; receipts from agents not enrolled are kept aside until the operator
+    # enrols them. Keys pinned on first use before enrolment existed become enrolments marked
+    # 'first-use' (never checked by an administrator), so existing sites keep their fleet view
+    # and their protection against a second key, and see which agents still need checking.
+    """
+    CREATE TABLE enrolled_agents (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        key_fingerprint TEXT NOT NULL,
+        public_key_pem TEXT NOT NULL,
+        basis TEXT NOT NULL CHECK (basis IN ('administrator', 'operator-approved', 'first-use')),
+        enrolled TEXT NOT NULL
+    );
+    INSERT INTO enrolled_agents (id, name, key_fingerprint, public_key_pem, basis, enrolled)
+        SELECT id, hostname, key_fingerprint, public_key_pem, 'first-use', first_seen FROM agents;
+    CREATE TABLE unenrolled_receipts (
+        agent_id TEXT NOT NULL,
+        export_id TEXT NOT NULL REFERENCES exports (id),
+        key_fingerprint TEXT NOT NULL,
+        public_key_pem TEXT NOT NULL,
+        hostname TEXT NOT NULL,
+        os TEXT NOT NULL,
+        status TEXT NOT NULL,
+        finished TEXT NOT NULL,
+        received TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bundle TEXT NOT NULL,          -- the receipt as it came, verified but for its identity
+        PRIMARY KEY (agent_id, export_id, key_fingerprint)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

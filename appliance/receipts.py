@@ -9,11 +9,17 @@ kept:
    read through :class:`airseal.media.reader.DirectorySource`, which follows no link);
 2. it is a DSSE bundle whose statement is a receipt (:mod:`airseal.media.receipt`), and whose
    signature verifies with the agent key the receipt carries;
-3. that key is the one pinned for this agent id: the first receipt from an agent pins its key
-   (trust on first use); a receipt from the same agent id under another key is refused, because
-   either the endpoint was re-installed (the operator must say so) or someone impersonates it;
-4. the agent and export ids match the file's path, the export exists in this appliance's
-   ``exports`` table, and its sequence and signing key are the ones the receipt names.
+3. the agent and export ids match the file's path;
+4. receipt identity: when the agent id is enrolled (:mod:`airseal.appliance.enrolment`), the
+   signing key is the enrolled one; a receipt under an enrolled id with another key is refused
+   and never replaces the enrolled key (the endpoint was re-installed, and an administrator must
+   enrol its new key, or someone impersonates it);
+5. the export exists in this appliance's ``exports`` table, and its sequence and signing key are
+   the ones the receipt names.
+
+A receipt that passes every check but whose agent id is not enrolled proves only that someone
+holds the key it carries: it is kept aside as *unenrolled* (never counted in fleet status) until
+the operator enrols that agent, after checking its key fingerprint.
 
 A refused receipt is reported with its file and check and nothing of it is stored; the others are
 still imported. Importing the same receipt twice changes nothing; a newer receipt for the same
@@ -38,7 +44,7 @@ from airseal.media import layout
 from airseal.media.errors import BadMedia, MediaReadError
 from airseal.media.limits import MAX_RECEIPT_BYTES
 from airseal.media.reader import DirectorySource
-from airseal.media.receipt import ReceiptPredicate, read_receipt_statement
+from airseal.media.receipt import ReceiptPredicate, read_receipt_statement, receipt_media_path
 from airseal.media.rules import EntryKind, receipt_problem
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
@@ -47,6 +53,8 @@ from airseal.trustroot.keys import fingerprint, load_public_key
 from airseal.trustroot.verify import verify_dsse_bundle
 
 RECEIPTS_ON_MOUNT = layout.on_mount(layout.RECEIPTS_DIR)
+MAX_UNENROLLED_RECEIPTS = 10_000
+"""Receipts kept aside at most: anyone can sign receipts for made-up agent ids."""
 
 
 class ReceiptRefused(VerificationError):
@@ -58,11 +66,13 @@ class ReceiptRefused(VerificationError):
 
 
 class AgentKeyChanged(ReceiptRefused):
-    title = "Agent key changed"
-    check = "agent-key"
+    """The receipt names an enrolled agent but is signed with another key."""
+
+    title = "Receipt identity refused"
+    check = "receipt identity"
     hint = (
-        "this agent id was first seen with another key: the endpoint was re-installed, or "
-        "someone impersonates it; investigate before trusting its receipts"
+        "this agent id is enrolled with another key: the endpoint was re-installed (an "
+        "administrator must remove and enrol it again), or someone impersonates it"
     )
 
 
@@ -80,18 +90,21 @@ class VerifiedReceipt:
     public_key_pem: str
     sha256: str
     bundle: bytes
+    enrolled: bool
+    """The agent id is enrolled with this key; otherwise the receipt is kept aside."""
 
 
 @dataclass(frozen=True)
 class ReceiptResult:
     path: str
     status: str
-    """imported | updated | unchanged | refused"""
+    """imported | updated | unchanged | unenrolled (kept aside) | refused"""
     agent_id: str | None = None
     export_id: str | None = None
     outcome: str | None = None
     """The receipt's own status: completed | partial | refused (what the agent did)."""
     error: AirsealError | None = None
+    key_fingerprint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +113,7 @@ class ReceiptResult:
             "agent_id": self.agent_id,
             "export_id": self.export_id,
             "outcome": self.outcome,
+            "key_fingerprint": self.key_fingerprint,
             "error": None
             if self.error is None
             else {
@@ -128,6 +142,32 @@ class ReceiptImportReport:
     def ok(self) -> bool:
         return not self.refused
 
+    def lines(self) -> list[str]:
+        """One line per receipt, then the totals (both front ends show these)."""
+        lines = []
+        for result in self.results:
+            if result.status == "refused":
+                assert result.error is not None
+                lines.append(result.error.diagnostics())
+            elif result.status == "unenrolled":
+                lines.append(
+                    f"unenrolled {result.agent_id}  export {result.export_id}: kept aside, not "
+                    f"counted (key {result.key_fingerprint}; enrol the agent to count it)"
+                )
+            else:
+                lines.append(
+                    f"{result.status:<9} {result.agent_id}  export {result.export_id}: "
+                    f"{result.outcome}"
+                )
+        unenrolled = self.count("unenrolled")
+        aside = f"{unenrolled} unenrolled (kept aside), " if unenrolled else ""
+        lines.append(
+            f"{len(self.results)} receipt(s): {self.count('imported')} imported, "
+            f"{self.count('updated')} updated, {self.count('unchanged')} unchanged, "
+            f"{aside}{self.count('refused')} refused"
+        )
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "mount": self.mount,
@@ -135,6 +175,7 @@ class ReceiptImportReport:
             "imported": self.count("imported"),
             "updated": self.count("updated"),
             "unchanged": self.count("unchanged"),
+            "unenrolled": self.count("unenrolled"),
             "refused": self.count("refused"),
             "receipts": [r.to_dict() for r in self.results],
         }
@@ -162,13 +203,13 @@ def verify_receipt(db: sqlite_utils.Database, data: bytes, path: str) -> Verifie
             subject=path,
             check="path",
         )
-    pinned = db.execute(
-        "SELECT key_fingerprint FROM agents WHERE id = ?", [predicate.agent_id]
+    enrolled = db.execute(
+        "SELECT key_fingerprint FROM enrolled_agents WHERE id = ?", [predicate.agent_id]
     ).fetchone()
-    if pinned is not None and pinned[0] != key_fp:
+    if enrolled is not None and enrolled[0] != key_fp:
         raise AgentKeyChanged(
-            f"agent {predicate.agent_id} signed with key {key_fp}, but its pinned key is "
-            f"{pinned[0]}",
+            f"agent {predicate.agent_id} is enrolled with key {enrolled[0]}, but this receipt "
+            f"is signed with key {key_fp}",
             subject=path,
         )
     export = db.execute(
@@ -192,6 +233,7 @@ def verify_receipt(db: sqlite_utils.Database, data: bytes, path: str) -> Verifie
         claimed.agent_key,
         hashlib.sha256(data).hexdigest(),
         data,
+        enrolled is not None,
     )
 
 
@@ -276,6 +318,70 @@ def _store(db: sqlite_utils.Database, receipt: VerifiedReceipt, now: datetime) -
     return "updated" if existing is not None else "imported"
 
 
+def _keep_aside(db: sqlite_utils.Database, receipt: VerifiedReceipt, now: datetime) -> str:
+    """Keep a receipt of an agent not enrolled; returns unenrolled | unchanged."""
+    p = receipt.predicate
+    kept = db.execute(
+        "SELECT sha256 FROM unenrolled_receipts WHERE agent_id = ? AND export_id = ? "
+        "AND key_fingerprint = ?",
+        [p.agent_id, p.export_id, receipt.key_fingerprint],
+    ).fetchone()
+    if kept is not None and kept[0] == receipt.sha256:
+        return "unchanged"
+    if kept is None:
+        (waiting,) = db.execute("SELECT COUNT(*) FROM unenrolled_receipts").fetchone()
+        if waiting >= MAX_UNENROLLED_RECEIPTS:
+            raise ReceiptRefused(
+                f"{waiting} receipts of agents not enrolled are already kept aside; enrol or "
+                "remove agents before more are kept",
+                subject=receipt.path,
+                check="unenrolled limit",
+            )
+    with db.conn:
+        db.conn.execute(
+            "INSERT OR REPLACE INTO unenrolled_receipts (agent_id, export_id, key_fingerprint, "
+            "public_key_pem, hostname, os, status, finished, received, sha256, bundle) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                p.agent_id,
+                p.export_id,
+                receipt.key_fingerprint,
+                receipt.public_key_pem,
+                p.hostname,
+                p.os,
+                p.status,
+                p.finished.isoformat(),
+                now.isoformat(timespec="seconds"),
+                receipt.sha256,
+                receipt.bundle.decode(),
+            ],
+        )
+    return "unenrolled"
+
+
+def admit_unenrolled(db: sqlite_utils.Database, agent_id: str, now: datetime) -> int:
+    """Move the receipts kept aside for ``agent_id`` into fleet status, now that it is enrolled:
+    each is verified again (the enrolled key must have signed it); those signed with another key
+    are dropped. Returns how many were stored."""
+    rows = db.execute(
+        "SELECT export_id, bundle FROM unenrolled_receipts WHERE agent_id = ? ORDER BY finished",
+        [agent_id],
+    ).fetchall()
+    stored = 0
+    for export_id, bundle in rows:
+        path = layout.on_mount(receipt_media_path(agent_id, export_id))
+        try:
+            receipt = verify_receipt(db, bundle.encode(), path)
+        except (VerificationError, BadMedia):
+            continue
+        if receipt.enrolled:
+            _store(db, receipt, now)
+            stored += 1
+    with db.conn:
+        db.conn.execute("DELETE FROM unenrolled_receipts WHERE agent_id = ?", [agent_id])
+    return stored
+
+
 def _receipt_files(source: DirectorySource, report: ReceiptImportReport) -> list[tuple[str, int]]:
     if source.stat(RECEIPTS_ON_MOUNT) is None:
         return []
@@ -325,12 +431,18 @@ def import_receipts(
         try:
             data = source.read_bytes(path, max_size=MAX_RECEIPT_BYTES)
             receipt = verify_receipt(db, data, path)
+            keep = _store if receipt.enrolled else _keep_aside
+            status = keep(db, receipt, now)
         except (VerificationError, BadMedia, MediaReadError) as error:
             report.results.append(ReceiptResult(path, "refused", error=error))
             continue
-        status = _store(db, receipt, now)
         p = receipt.predicate
-        report.results.append(ReceiptResult(path, status, p.agent_id, p.export_id, p.status))
+        report.results.append(
+            ReceiptResult(
+                path, status, p.agent_id, p.export_id, p.status,
+                key_fingerprint=receipt.key_fingerprint,
+            )
+        )
     audit.record(
         home,
         db,
@@ -340,6 +452,7 @@ def import_receipts(
             "imported": report.count("imported"),
             "updated": report.count("updated"),
             "unchanged": report.count("unchanged"),
+            "unenrolled": [r.path for r in report.results if r.status == "unenrolled"],
             "refused": [r.path for r in report.refused],
         },
         now=now,
@@ -352,12 +465,38 @@ def import_receipts(
 
 @dataclass(frozen=True)
 class ReceiptListing:
+    """Fleet status (enrolled agents only) and, apart, the agents whose receipts wait for
+    enrolment."""
+
     actions: list[dict[str, Any]]
     agents: list[dict[str, Any]]
     receipts: list[dict[str, Any]]
+    unenrolled: list[dict[str, Any]] = field(default_factory=list)
+
+    def unenrolled_lines(self) -> list[str]:
+        """The receipts kept aside, one line per agent id and key (host names escaped)."""
+        from airseal.appliance.enrolment import shown
+
+        lines = ["Unenrolled (receipts kept aside, not counted):"]
+        for row in self.unenrolled:
+            clash = row["keys_for_id"] > 1
+            lines.append(
+                f"  {row['agent_id']}  {shown(row['hostname'])} ({row['os']})  key "
+                f"{row['key_fingerprint']}  {row['receipts']} receipt(s)"
+                + (f"  WARNING: {row['keys_for_id']} keys claim this id" if clash else "")
+            )
+        lines.append(
+            "  enrol one with `airseal agents enroll --from-receipt FILE` (or --id and --key)"
+        )
+        return lines
 
     def to_dict(self) -> dict[str, Any]:
-        return {"actions": self.actions, "agents": self.agents, "receipts": self.receipts}
+        return {
+            "actions": self.actions,
+            "agents": self.agents,
+            "receipts": self.receipts,
+            "unenrolled": self.unenrolled,
+        }
 
 
 def _rows(
@@ -368,14 +507,30 @@ def _rows(
     return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 
 
+def list_unenrolled(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    """One row per (agent id, key) whose receipts are kept aside; ``keys_for_id`` above 1 means
+    several keys claim the same agent id: ask the endpoint which one is its own."""
+    return _rows(
+        db,
+        "SELECT u.agent_id, u.key_fingerprint, MAX(u.hostname) AS hostname, MAX(u.os) AS os, "
+        "COUNT(*) AS receipts, MAX(u.received) AS last_received, "
+        "(SELECT COUNT(DISTINCT v.key_fingerprint) FROM unenrolled_receipts v "
+        " WHERE v.agent_id = u.agent_id) AS keys_for_id "
+        "FROM unenrolled_receipts u GROUP BY u.agent_id, u.key_fingerprint "
+        "ORDER BY u.agent_id, u.key_fingerprint",
+    )
+
+
 def list_receipts(db: sqlite_utils.Database) -> ReceiptListing:
     """Per-action status (how many agents did what with each action version), per-agent status
-    (its latest receipt and totals) and every receipt."""
+    (its latest receipt and totals) and every receipt: of enrolled agents only. Receipts of
+    agents not (or no longer) enrolled are listed apart, never counted."""
     outcomes = _rows(
         db,
         "SELECT ra.action_id, ra.version, ra.outcome, COUNT(*) AS agents, "
         "(SELECT name FROM actions a WHERE a.id = ra.action_id AND a.version = ra.version) "
-        "AS name FROM receipt_actions ra GROUP BY ra.action_id, ra.version, ra.outcome "
+        "AS name FROM receipt_actions ra WHERE ra.agent_id IN (SELECT id FROM enrolled_agents) "
+        "GROUP BY ra.action_id, ra.version, ra.outcome "
         "ORDER BY ra.action_id, ra.version, ra.outcome",
     )
     actions: dict[tuple[str, int], dict[str, Any]] = {}
@@ -395,6 +550,7 @@ def list_receipts(db: sqlite_utils.Database) -> ReceiptListing:
     agents = _rows(
         db,
         "SELECT g.id, g.hostname, g.os, g.key_fingerprint, g.first_seen, g.last_seen, "
+        "e.name, e.basis, "
         "(SELECT COUNT(*) FROM receipts r WHERE r.agent_id = g.id) AS receipts, "
         "(SELECT r.export_id FROM receipts r WHERE r.agent_id = g.id "
         " ORDER BY r.finished DESC LIMIT 1) AS last_export, "
@@ -404,12 +560,13 @@ def list_receipts(db: sqlite_utils.Database) -> ReceiptListing:
         " ORDER BY r.finished DESC LIMIT 1) AS last_finished, "
         "(SELECT COUNT(*) FROM receipt_actions ra WHERE ra.agent_id = g.id "
         " AND ra.outcome = 'failed') AS failed_actions "
-        "FROM agents g ORDER BY g.hostname, g.id",
+        "FROM agents g JOIN enrolled_agents e ON e.id = g.id ORDER BY g.hostname, g.id",
     )
     receipts = _rows(
         db,
         "SELECT agent_id, export_id, status, refusal, reboot, started, finished, imported "
-        "FROM receipts ORDER BY finished DESC",
+        "FROM receipts WHERE agent_id IN (SELECT id FROM enrolled_agents) "
+        "ORDER BY finished DESC",
     )
     for row in receipts:
         row["refusal"] = json.loads(row["refusal"]) if row["refusal"] else None
@@ -419,4 +576,4 @@ def list_receipts(db: sqlite_utils.Database) -> ReceiptListing:
             "FROM receipt_actions WHERE agent_id = ? AND export_id = ? ORDER BY action_id",
             [row["agent_id"], row["export_id"]],
         )
-    return ReceiptListing(list(actions.values()), agents, receipts)
+    return ReceiptListing(list(actions.values()), agents, receipts, list_unenrolled(db))

@@ -9,9 +9,10 @@ action and export bundles) signed with the agent's own key. Its statement:
   (agent id, its public key, host, OS), which export, when, the overall status, a refusal's check
   and file, and one :class:`ActionResult` per action of the export.
 
-The predicate carries the agent's public key because nothing else on the appliance knows it: the
-appliance verifies the signature with it and pins it per agent id the first time it sees it
-(trust on first use); a later receipt under the same agent id with another key is refused.
+The predicate carries the agent's public key so that the signature can be checked on its own;
+that proves only that someone holds the key. The appliance counts a receipt only when its agent
+id is enrolled there with that key (:mod:`airseal.appliance.enrolment`); a receipt under an
+enrolled id with another key is refused, and one of an agent not enrolled is kept aside.
 
 It lives in ``media`` because it is the on-media format shared by the agent (which writes
 receipts) and the appliance (which imports them), and neither may import the other.

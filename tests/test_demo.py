@@ -32,4 +32,8 @@ def test_the_demo_runs_end_to_end_and_leaves_a_verifiable_trail(tmp_path):
     )
     actions = json.loads(listing.stdout)["actions"]
     assert [a["outcomes"] for a in actions] == [{"succeeded": 1}]
+    # from an agent the administrator enrolled, not one pinned on first sight
+    (agent,) = json.loads(listing.stdout)["agents"]
+    assert agent["basis"] == "administrator" and agent["name"] == "Demo endpoint"
+    assert "Enrolled agent" in result.stdout
     assert "demo-password" not in result.stdout + result.stderr

@@ -32,6 +32,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "export": "airseal.appliance.cli.export",
     "media": "airseal.appliance.cli.export",
     "receipts": "airseal.appliance.cli.receipts",
+    "agents": "airseal.appliance.cli.agents",
     "token": "airseal.appliance.cli.token",
     "piv": "airseal.appliance.cli.piv",
     # The TUI is a front end beside this CLI: found by name like every subcommand, so that the

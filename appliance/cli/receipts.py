@@ -24,39 +24,42 @@ def receipts_group() -> None:
 def receipts_import(ctx: click.Context, mount: Path, as_json: bool) -> None:
     """Verify and store the receipts on the media at MOUNT (exit 1 if any is refused).
 
-    Each receipt must be signed by its agent's key (pinned the first time the agent is seen)
-    and answer an export this appliance wrote.
+    Each receipt must be signed by the key its agent is enrolled with (`airseal agents`) and
+    answer an export this appliance wrote. Receipts of agents not enrolled are kept aside, not
+    counted, until the agent is enrolled.
     """
     report = open_appliance().import_receipts(mount)
     if as_json:
         emit_json(report.to_dict())
     else:
-        for result in report.results:
-            if result.status == "refused":
-                assert result.error is not None
-                click.echo(result.error.diagnostics(), err=True)
-            else:
-                click.echo(
-                    f"{result.status:<9} {result.agent_id}  export {result.export_id}: "
-                    f"{result.outcome}"
-                )
-        click.echo(
-            f"{len(report.results)} receipt(s): {report.count('imported')} imported, "
-            f"{report.count('updated')} updated, {report.count('unchanged')} unchanged, "
-            f"{report.count('refused')} refused"
-        )
+        *lines, total = report.lines()
+        for result, line in zip(report.results, lines, strict=True):
+            click.echo(line, err=result.status == "refused")
+        click.echo(total)
     if not report.ok:
         ctx.exit(exit_codes.VERIFICATION_FAILED)
 
 
 @receipts_group.command(name="list")
+@click.option(
+    "--unenrolled", is_flag=True, help="Only the receipts kept aside (agent not enrolled)."
+)
 @json_option
-def receipts_list(as_json: bool) -> None:
-    """Per-action and per-agent status from the receipts imported so far."""
+def receipts_list(unenrolled: bool, as_json: bool) -> None:
+    """Per-action and per-agent status from the receipts of enrolled agents; then, apart, the
+    agents whose receipts wait for enrolment."""
     listing = open_appliance().list_receipts()
     if as_json:
-        emit_json(listing.to_dict())
+        emit_json({"unenrolled": listing.unenrolled} if unenrolled else listing.to_dict())
         return
+    if unenrolled:
+        if listing.unenrolled:
+            click.echo("\n".join(listing.unenrolled_lines()))
+        else:
+            click.echo("No receipts kept aside: every receipt came from an enrolled agent.")
+        return
+    if listing.unenrolled:
+        click.echo("\n".join(listing.unenrolled_lines()))
     if not listing.receipts:
         click.echo("No receipts yet. Import them with `airseal receipts import DIR`.")
         return
@@ -72,3 +75,5 @@ def receipts_list(as_json: bool) -> None:
             f"{agent['last_export']} {agent['last_status']} at {agent['last_finished']}, "
             f"{agent['receipts']} receipt(s){failed}"
         )
+        if agent["basis"] == "first-use":
+            click.echo("    key pinned on first use, not verified by an administrator")

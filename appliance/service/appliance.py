@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from airseal.appliance.audit_entries import AuditEntry
     from airseal.appliance.blobs import BlobSignature
     from airseal.appliance.dashboard import DashboardSummary
+    from airseal.appliance.enrolment import (
+        Basis,
+        EnrolledAgent,
+        Enrolment,
+        ReceiptIdentity,
+        Removal,
+    )
     from airseal.appliance.export import ExportSummary
     from airseal.appliance.home import Home
     from airseal.appliance.intake import StoredFile, VendorSignature
@@ -453,6 +460,54 @@ class Appliance:
         from airseal.appliance.receipts import list_receipts
 
         return list_receipts(self.db)
+
+    # -- agents -----------------------------------------------------------------------------
+
+    def list_agents(self) -> list[EnrolledAgent]:
+        """The agents whose receipts count in fleet status."""
+        from airseal.appliance.enrolment import list_agents
+
+        return list_agents(self.db)
+
+    def enroll_agent(
+        self,
+        agent_id: str,
+        key_path: Path,
+        *,
+        name: str | None = None,
+        basis: Basis = "administrator",
+    ) -> Enrolment:
+        """Enrol an agent with the public key an administrator brought (``agent.pub``)."""
+        from airseal.appliance.enrolment import enroll_agent, read_key_file
+
+        return enroll_agent(
+            self.home, self.db, agent_id, read_key_file(key_path),
+            name=name, basis=basis, now=self.now(), key_subject=str(key_path),
+        )
+
+    def receipt_identity(self, receipt: Path) -> ReceiptIdentity:
+        """Who a receipt file says wrote it (its signature checked), for the operator to compare
+        before :meth:`enroll_from_receipt`."""
+        from airseal.appliance.enrolment import receipt_identity
+
+        return receipt_identity(receipt)
+
+    def enroll_from_receipt(
+        self, identity: ReceiptIdentity, *, name: str | None = None
+    ) -> Enrolment:
+        """Enrol the agent and key a receipt carried, as approved by the operator."""
+        from airseal.appliance.enrolment import enroll_agent
+
+        return enroll_agent(
+            self.home, self.db, identity.agent_id, identity.public_key_pem.encode(),
+            name=name or identity.hostname, basis="operator-approved", now=self.now(),
+        )
+
+    def remove_agent(self, agent_id: str) -> Removal:
+        """Withdraw an agent's enrolment and discard the receipts kept aside for its id."""
+        from airseal.appliance.enrolment import remove_agent
+
+        return remove_agent(self.home, self.db, agent_id, now=self.now())
 
     # -- settings ---------------------------------------------------------------------------
 

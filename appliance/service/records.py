@@ -16,6 +16,13 @@ if TYPE_CHECKING:
     from airseal.appliance.audit_entries import AuditEntry
     from airseal.appliance.blobs import BlobSignature
     from airseal.appliance.dashboard import DashboardSummary
+    from airseal.appliance.enrolment import (
+        AgentAlreadyEnrolled,
+        AgentNotEnrolled,
+        EnrolledAgent,
+        Enrolment,
+        ReceiptIdentity,
+    )
     from airseal.appliance.export import ExportSummary
     from airseal.appliance.intake import FileNotInStore, IntakeRefused, StoredFile, VendorSignature
     from airseal.appliance.keystore import GENERATORS, KeyRecord
@@ -35,6 +42,11 @@ _HOME = {
     "AuditEntry": "airseal.appliance.audit_entries",
     "BlobSignature": "airseal.appliance.blobs",
     "DashboardSummary": "airseal.appliance.dashboard",
+    "AgentAlreadyEnrolled": "airseal.appliance.enrolment",
+    "AgentNotEnrolled": "airseal.appliance.enrolment",
+    "EnrolledAgent": "airseal.appliance.enrolment",
+    "Enrolment": "airseal.appliance.enrolment",
+    "ReceiptIdentity": "airseal.appliance.enrolment",
     "ExportSummary": "airseal.appliance.export",
     "FileNotInStore": "airseal.appliance.intake",
     "IntakeRefused": "airseal.appliance.intake",
@@ -72,17 +84,22 @@ __all__ = [
     "ActionNotFound",
     "ActionRecord",
     "ActionSpec",
+    "AgentAlreadyEnrolled",
+    "AgentNotEnrolled",
     "AuditEntry",
     "BlobSignature",
     "ChainProblem",
     "ChainReport",
     "DashboardSummary",
+    "EnrolledAgent",
+    "Enrolment",
     "ExportSummary",
     "FileNotInStore",
     "IntakeRefused",
     "KeyRecord",
     "MediaMount",
     "Prompter",
+    "ReceiptIdentity",
     "ReceiptImportReport",
     "ReceiptListing",
     "SpaceCheck",

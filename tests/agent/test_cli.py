@@ -17,7 +17,7 @@ from airseal.agent import exit_codes
 
 from .helpers import ActionBuild, new_distributor, script, sign_action, write_media
 
-COMMANDS = ["init", "config", "enroll", "import", "status", "history"]
+COMMANDS = ["init", "identity", "config", "enroll", "import", "status", "history"]
 
 
 def test_version_is_fast_and_imports_little(agent_cli):
@@ -134,6 +134,20 @@ def test_unknown_distributor_exit_code_and_message(agent_cli, agent_state, tmp_p
     assert result.code == exit_codes.REFUSED
     assert "airseal/export.sigstore.json: unknown distributor [trust]" in result.stderr
     assert "hint:" in result.stderr and not (tmp_path / "out").exists()
+
+
+def test_identity_is_what_the_appliance_enrols(agent_cli, agent_state):
+    from airseal.trustroot.keys import fingerprint, load_public_key
+
+    pub = (agent_state.root / "agent.pub").read_bytes()
+    shown = json.loads(agent_cli("identity", "--json").stdout)
+    assert shown["agentId"] == agent_state.agent_id
+    assert shown["publicKeyPem"].encode() == pub
+    assert shown["keyFingerprint"] == fingerprint(load_public_key(pub))
+    assert shown["publicKeyFile"] == str(agent_state.root / "agent.pub")
+    text = agent_cli("identity").stdout
+    assert agent_state.agent_id in text and shown["keyFingerprint"] in text
+    assert "-----BEGIN PUBLIC KEY-----" in text
 
 
 def test_config_command(agent_cli, agent_state):

@@ -1,7 +1,7 @@
 """Appliance to endpoint and back: the appliance (its own services) creates and exports signed
 actions, `airseal-agent` (the real command, in a child process) imports them from a plain folder
 and from a real FAT32 filesystem, and the receipts it writes come back through
-`airseal receipts import|list`."""
+`airseal agents enroll` and `airseal receipts import|list`."""
 
 from __future__ import annotations
 
@@ -121,7 +121,13 @@ def round_trip(site: Site, agent_cli, agent_state, mount: Path, export_id: str, 
     check = check_media(mount)
     assert check.ok and check.receipts == 1
 
-    # back at the appliance
+    # back at the appliance, which enrols the agent with the agent.pub an administrator brought
+    identity = json.loads(agent_cli("identity", "--json").stdout)
+    code, out = airseal(
+        capsys, "agents", "enroll", "--id", identity["agentId"],
+        "--key", identity["publicKeyFile"], "--json",
+    )
+    assert code == 0 and json.loads(out)["basis"] == "administrator", out
     code, out = airseal(capsys, "receipts", "import", str(mount), "--json")
     assert code == 0, out
     summary = json.loads(out)

@@ -1,23 +1,13 @@
-"""Receipts back at the appliance: verified (agent key pinned on first use, export known), stored,
-listed per action and per agent; anything else refused with its file and check."""
+"""Receipts back at the appliance: verified (signed by the key its agent is enrolled with, export
+known), stored, listed per action and per agent; anything else refused with its file and check."""
 
 from __future__ import annotations
 
 import json
-import shutil
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
-import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
-
-from airseal.agent.receipts import write_receipt
-from airseal.appliance import actions, intake
 from airseal.appliance.cli import main as airseal_main
 from airseal.appliance.db import SCHEMA_VERSION, open_database, schema_version
-from airseal.appliance.export import export_to_media
-from airseal.appliance.home import Home, init_home, open_home
-from airseal.appliance.keystore import generate_file_key
 from airseal.appliance.receipts import (
     AgentKeyChanged,
     ReceiptRefused,
@@ -25,124 +15,9 @@ from airseal.appliance.receipts import (
     import_receipts,
     list_receipts,
 )
-from airseal.media import layout
-from airseal.media.reader import DirectorySource
-from airseal.media.receipt import (
-    ActionResult,
-    ReceiptPredicate,
-    Refusal,
-    receipt_media_path,
-    receipt_statement,
-)
-from airseal.trustroot.bundle import bundle_to_json, sign_statement
+from airseal.media.receipt import Refusal
 from airseal.trustroot.keys import spki_pem
-from airseal.trustroot.signer import PrivateKeySigner
-
-NOW = datetime.now(UTC).replace(microsecond=0)
-
-
-class Prompter:
-    def secret(self, prompt: str, *, confirm: bool = False) -> str:
-        return "appliance key password"
-
-    def notice(self, message: str) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> tuple[Path, dict]:
-    """An appliance home with one real export of two actions (made once, copied per test)."""
-    base = tmp_path_factory.mktemp("appliance-template")
-    home, _ = init_home(base / "home")
-    db = open_database(home)
-    generate_file_key(home, db, "site", Prompter())
-    payload = base / "tool.conf"
-    payload.write_bytes(b"x=1\n")
-    intake.add_file(home, db, payload, intake.VendorSignature())
-    ids = []
-    for name in ("(Config)One", "(Config)Two"):
-        spec = actions.ActionSpec(
-            name=name, file=str(payload), os="linux", mode="download", dest="/opt/x.conf"
-        )
-        ids.append(actions.create_action(home, db, spec, "site", Prompter()).id)
-    media = base / "media"
-    media.mkdir()
-    summary = export_to_media(home, db, media, "site", Prompter())
-    db.close()
-    return base, {
-        "export_id": summary.export_id,
-        "sequence": summary.sequence,
-        "distributor": summary.key_fingerprint,
-        "actions": ids,
-    }
-
-
-@pytest.fixture
-def site(template, tmp_path, monkeypatch) -> tuple[Home, dict]:
-    base, facts = template
-    shutil.copytree(base / "home", tmp_path / "home")
-    home = open_home(tmp_path / "home")
-    monkeypatch.setenv("AIRSEAL_HOME", str(home.root))
-    return home, facts
-
-
-def agent_key() -> PrivateKeySigner:
-    return PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
-
-
-def receipt(
-    facts: dict,
-    signer: PrivateKeySigner,
-    *,
-    agent_id: str = "agent-1",
-    export_id: str | None = None,
-    outcomes: tuple[str, str] = ("succeeded", "failed"),
-    finished: datetime = NOW,
-    carried_key: PrivateKeySigner | None = None,
-    **fields,
-) -> bytes:
-    predicate = ReceiptPredicate(
-        agent_id=agent_id,
-        agent_key=spki_pem((carried_key or signer).public_key).decode(),
-        hostname="ws-042",
-        os="linux",
-        export_id=export_id or facts["export_id"],
-        sequence=fields.pop("sequence", facts["sequence"]),
-        distributor=fields.pop("distributor", facts["distributor"]),
-        status=fields.pop("status", "partial"),
-        started=finished - timedelta(minutes=1),
-        finished=finished,
-        actions=tuple(
-            ActionResult(
-                id=action_id,
-                version=1,
-                outcome=outcome,
-                exit_code=None if outcome != "failed" else 2,
-                reason="exited with code 2" if outcome == "failed" else None,
-            )
-            for action_id, outcome in zip(facts["actions"], outcomes, strict=True)
-        ),
-        **fields,
-    )
-    return bundle_to_json(sign_statement(signer, receipt_statement(predicate, "ab" * 32)))
-
-
-def put(
-    mount: Path,
-    data: bytes,
-    agent_id: str = "agent-1",
-    export_id: str | None = None,
-    facts: dict | None = None,
-) -> Path:
-    export = export_id or (facts or {}).get("export_id")
-    write_receipt(DirectorySource(mount), agent_id, export, data)
-    return mount / layout.MEDIA_DIR / receipt_media_path(agent_id, export)
-
-
-@pytest.fixture
-def mount(tmp_path) -> Path:
-    (tmp_path / "usb" / "airseal").mkdir(parents=True)
-    return tmp_path / "usb"
+from tests.appliance.receipt_site import NOW, agent_key, enrolled, put, receipt
 
 
 def test_schema_has_the_receipts_tables(site):
@@ -154,7 +29,7 @@ def test_schema_has_the_receipts_tables(site):
 
 def test_a_genuine_receipt_is_stored_and_its_agent_key_pinned(site, mount):
     home, facts = site
-    signer = agent_key()
+    signer = enrolled(home)
     put(mount, receipt(facts, signer), facts=facts)
     db = open_database(home)
     report = import_receipts(home, db, mount)
@@ -189,8 +64,9 @@ def test_a_genuine_receipt_is_stored_and_its_agent_key_pinned(site, mount):
 
 def test_another_key_for_a_known_agent_is_refused(site, mount):
     home, facts = site
+    signer = enrolled(home)
     db = open_database(home)
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    put(mount, receipt(facts, signer), facts=facts)
     assert import_receipts(home, db, mount).ok
     put(mount, receipt(facts, agent_key(), finished=NOW + timedelta(hours=1)), facts=facts)
     report = import_receipts(home, db, mount)
@@ -251,8 +127,9 @@ def test_forged_tampered_and_misplaced_receipts_are_refused(site, mount):
 
 def test_unsafe_entries_are_refused_and_the_rest_imported(site, mount, tmp_path):
     home, facts = site
+    signer = enrolled(home)
     db = open_database(home)
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    put(mount, receipt(facts, signer), facts=facts)
     folder = mount / "airseal/receipts/agent-9"
     folder.mkdir()
     (folder / "notes.txt").write_text("hello")
@@ -268,12 +145,12 @@ def test_unsafe_entries_are_refused_and_the_rest_imported(site, mount, tmp_path)
 def test_listing_per_action_and_per_agent(site, mount):
     home, facts = site
     db = open_database(home)
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    put(mount, receipt(facts, enrolled(home)), facts=facts)
     put(
         mount,
         receipt(
             facts,
-            agent_key(),
+            enrolled(home, "agent-2"),
             agent_id="agent-2",
             outcomes=("succeeded", "skipped"),
             status="completed",
@@ -285,7 +162,7 @@ def test_listing_per_action_and_per_agent(site, mount):
         mount,
         receipt(
             facts,
-            agent_key(),
+            enrolled(home, "agent-3"),
             agent_id="agent-3",
             outcomes=("not-run", "not-run"),
             status="refused",
@@ -312,9 +189,16 @@ def test_listing_per_action_and_per_agent(site, mount):
     }
 
 
-def test_cli(site, mount, capsys):
+def test_cli(site, mount, capsys, tmp_path):
     _home, facts = site
-    put(mount, receipt(facts, agent_key()), facts=facts)
+    signer = agent_key()
+    (tmp_path / "agent.pub").write_bytes(spki_pem(signer.public_key))
+    assert (
+        airseal_main(["agents", "enroll", "--id", "agent-1", "--key", str(tmp_path / "agent.pub")])
+        == 0
+    )
+    assert "Enrolled agent agent-1" in capsys.readouterr().out
+    put(mount, receipt(facts, signer), facts=facts)
     (mount / "airseal/receipts/agent-1/stray.txt").write_text("x")
     assert airseal_main(["receipts", "import", str(mount)]) == 1
     captured = capsys.readouterr()

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import inspect
 import shutil
+import tempfile
 import uuid as uuid_module
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -230,6 +231,26 @@ def write_agent_receipts(media: Path, export: Any, action_ids: list[str]) -> lis
             media / write_receipt(DirectorySource(media), agent_id, export.export_id, data)
         )
     return written
+
+
+def enrol_agents(root: Path, agents: list[tuple[str, bytes]] | None = None) -> None:
+    """Enrol agents at the appliance in ``root`` (default: the :data:`AGENTS` whose receipts
+    :func:`build_site` wrote), as an administrator would: their receipts then count."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from airseal.appliance.service import Appliance
+    from airseal.trustroot.keys import spki_pem
+
+    if agents is None:
+        agents = [
+            (agent_id, spki_pem(ec.derive_private_key(scalar, ec.SECP256R1()).public_key()))
+            for agent_id, _host, scalar, _outcomes in AGENTS
+        ]
+    with tempfile.TemporaryDirectory() as keys, Appliance(root) as appliance:
+        for agent_id, pem in agents:
+            key = Path(keys) / f"{agent_id}.pub"
+            key.write_bytes(pem)
+            appliance.enroll_agent(agent_id, key)
 
 
 @pytest.fixture(scope="session")

@@ -47,6 +47,7 @@ from tests.tui.conftest import (
     SNAPSHOT_ROOT,
     TERMINAL,
     answer_secret,
+    enrol_agents,
     make_app,
     settle,
     type_text,
@@ -374,6 +375,8 @@ async def test_media_check_screen(tour: Tour, snapshot_site: dict) -> None:
 
 
 def test_receipts(snap_compare: Any, snapshot_site: dict) -> None:
+    enrol_agents(snapshot_site["root"])
+
     async def steps(pilot: Any) -> None:
         await go("7")(pilot)
         await pilot.press("i")

@@ -1,7 +1,7 @@
 """Receipts through the UI: written by real agents (the agent's own import pipeline, state,
 key and receipt writer) after importing the appliance's export, then imported from the media
 through the Receipts screen, verified, stored and charted; a receipt under a false agent name
-refused with its file and check."""
+refused with its file and check; receipts of an agent not enrolled shown apart, never counted."""
 
 from __future__ import annotations
 
@@ -28,7 +28,15 @@ from airseal.media.check import check_media
 from airseal.media.reader import DirectorySource
 from airseal.trustroot.keys import spki_pem
 from airseal.tui.screens.receipts import ReceiptsScreen
-from tests.tui.conftest import NOW, PAYLOAD, make_app, wait_for, wait_for_screen
+from tests.tui.conftest import (
+    AGENTS,
+    NOW,
+    PAYLOAD,
+    enrol_agents,
+    make_app,
+    wait_for,
+    wait_for_screen,
+)
 
 AGENT_PASSWORD = "endpoint key password"
 
@@ -87,6 +95,12 @@ async def test_receipts_from_real_agents_imported_through_the_ui(
     assert outcomes_of(third) == {download.id: "failed", execute.id: "succeeded"}
     assert all(e.report.receipt_path for e in endpoints)
     assert check_media(media, now=NOW).receipts == 3  # the courier's view of what came back
+    # the administrator brought each endpoint's agent.pub to the appliance once
+    enrol_agents(
+        root,
+        [(e.agent_id, (tmp_path / f"agent-{i}" / "agent.pub").read_bytes())
+         for i, e in enumerate(endpoints, start=1)],
+    )
 
     app = make_app(root)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -139,6 +153,7 @@ async def test_receipts_from_real_agents_imported_through_the_ui(
 async def test_receipt_under_a_false_agent_name_is_refused(snapshot_site: dict) -> None:
     root, media = snapshot_site["root"], snapshot_site["media"]
     download, execute = snapshot_site["download"], snapshot_site["execute"]
+    enrol_agents(root)
     forged = snapshot_site["receipts"][0]
     # a receipt moved under another agent's name: its path no longer matches what was signed
     impostor = forged.parent.parent / "agent-intruder" / forged.name
@@ -180,3 +195,44 @@ async def test_receipt_under_a_false_agent_name_is_refused(snapshot_site: dict) 
     ).fetchone()[0]
     assert json.loads(details)["refused"] == [str(impostor.relative_to(media))]
     assert "agent-intruder" not in {r[0] for r in db.execute("SELECT id FROM agents")}
+
+
+async def test_receipts_of_an_agent_not_enrolled_are_shown_apart_and_not_counted(
+    snapshot_site: dict,
+) -> None:
+    root, media = snapshot_site["root"], snapshot_site["media"]
+    download = snapshot_site["download"]
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from airseal.trustroot.keys import fingerprint
+
+    counted, (stranger_id, stranger_host, scalar, _outcomes) = AGENTS[:2], AGENTS[2]
+    enrol_agents(
+        root,
+        [
+            (agent_id, spki_pem(ec.derive_private_key(s, ec.SECP256R1()).public_key()))
+            for agent_id, _host, s, _o in counted
+        ],
+    )
+    stranger_fp = fingerprint(ec.derive_private_key(scalar, ec.SECP256R1()).public_key())
+    app = make_app(root)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("7")
+        screen = await wait_for_screen(pilot, ReceiptsScreen)
+        screen.query_one("#media-path", Input).value = str(media)
+        await pilot.press("escape", "i")
+        result = screen.query_one("#import-result", Static)
+        await wait_for(pilot, lambda: "receipt(s):" in str(result.render()))
+        text = str(result.render())
+        assert "2 imported" in text and "1 unenrolled (kept aside)" in text
+        assert f"unenrolled {stranger_id}" in text and stranger_fp in text
+        pending = screen.query_one("#receipt-unenrolled", DataTable)
+        await wait_for(pilot, lambda: pending.row_count == 1)
+        assert pending.display and screen.query_one("#unenrolled-title").display
+        row = pending.get_row(f"{stranger_id}:{stranger_fp}")
+        assert row[:4] == [stranger_id, stranger_host, "linux", stranger_fp[:16] + "…"]
+        agents = screen.query_one("#receipt-agents", DataTable)
+        assert agents.row_count == 2  # fleet status: enrolled agents only
+        actions = screen.query_one("#receipt-actions", DataTable)
+        assert actions.get_row(f"{download.id}:1")[3] == "2"
+        assert not app.internal_errors

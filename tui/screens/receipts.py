@@ -1,6 +1,7 @@
-"""Receipts: import what agents wrote back onto the media (verified: agent key pinned on first
-use, export known), then per action how many agents succeeded, failed or skipped it, and per
-agent when it was last heard from."""
+"""Receipts: import what agents wrote back onto the media (verified: signed by the key the agent
+is enrolled with, export known), then per action how many agents succeeded, failed or skipped it,
+and per agent when it was last heard from. Receipts of agents not enrolled are shown apart and
+never counted."""
 
 from __future__ import annotations
 
@@ -24,20 +25,7 @@ from airseal.tui.widgets.outcome_bar import outcome_bar, tally
 
 def import_text(report: Any) -> str:
     """The import report, worded as the CLI words it."""
-    lines = []
-    for result in report.results:
-        if result.status == "refused":
-            lines.append(result.error.diagnostics())
-        else:
-            lines.append(
-                f"{result.status:<9} {result.agent_id}  export {result.export_id}: {result.outcome}"
-            )
-    lines.append(
-        f"{len(report.results)} receipt(s): {report.count('imported')} imported, "
-        f"{report.count('updated')} updated, {report.count('unchanged')} unchanged, "
-        f"{report.count('refused')} refused"
-    )
-    return "\n".join(lines)
+    return "\n".join(report.lines())
 
 
 def _short(export_id: str | None) -> str:
@@ -79,6 +67,13 @@ class ReceiptsScreen(AirsealScreen):
         yield DataTable(id="receipt-actions", cursor_type="row", zebra_stripes=True)
         yield Static("Per agent", classes="section-title")
         yield DataTable(id="receipt-agents", cursor_type="row", zebra_stripes=True)
+        yield Static(
+            "Unenrolled agents: receipts kept aside, not counted "
+            "(enrol with `airseal agents enroll`)",
+            classes="section-title",
+            id="unenrolled-title",
+        )
+        yield DataTable(id="receipt-unenrolled", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -103,6 +98,10 @@ class ReceiptsScreen(AirsealScreen):
             "Receipts",
             "Failed actions",
         )
+        self.query_one("#receipt-unenrolled", DataTable).add_columns(
+            "Agent", "Host", "OS", "Key fingerprint", "Receipts", "Received (UTC)", "Warning"
+        )
+        self._show_unenrolled(False)
         self.query_one("#import-result").display = False
         self.query_one("#import-progress").display = False
         self.load()
@@ -153,6 +152,26 @@ class ReceiptsScreen(AirsealScreen):
                 str(agent["failed_actions"]),
                 key=agent["id"],
             )
+
+        pending = self.query_one("#receipt-unenrolled", DataTable)
+        pending.clear()
+        for row in listing.unenrolled:
+            clash = row["keys_for_id"] > 1
+            pending.add_row(
+                row["agent_id"],
+                row["hostname"],
+                row["os"],
+                row["key_fingerprint"][:16] + "…",
+                str(row["receipts"]),
+                when(row["last_received"]),
+                f"{row['keys_for_id']} keys claim this id" if clash else "",
+                key=f"{row['agent_id']}:{row['key_fingerprint']}",
+            )
+        self._show_unenrolled(bool(listing.unenrolled))
+
+    def _show_unenrolled(self, shown: bool) -> None:
+        self.query_one("#unenrolled-title").display = shown
+        self.query_one("#receipt-unenrolled").display = shown
 
     def action_media_path(self) -> None:
         self.query_one(MediaPicker).focus_path()
