@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from airseal._internal.cli import json_option, run_main
-from airseal.agent import exit_codes
+from airseal.agent import exit_codes, report_text
 
 if TYPE_CHECKING:
     from airseal.agent.approval import ApprovalRequest
@@ -261,13 +261,8 @@ def config(
     click.echo(f"reboot command              {shlex.join(command)}")
     click.echo(f"destination.allowed-roots   {policy.describe_roots()}")
     click.echo(f"destination.links           {policy.links}")
-    click.echo(f"execute.retries             {_retries_text(state.config.execute_retries)}")
-
-
-def _retries_text(retries: int) -> str:
-    if retries == 0:
-        return "0 (a failed execute action is never run again)"
-    return f"{retries} (a failed execute action runs again up to {retries} times)"
+    retries = report_text.retries_text(state.config.execute_retries)
+    click.echo(f"execute.retries             {retries}")
 
 
 # -- enroll -------------------------------------------------------------------------------------
@@ -414,7 +409,7 @@ def import_media(
     if as_json:
         _emit_json(report.to_json_dict())
     else:
-        _print_report(report)
+        report_text.print_report(report)
     if report.error is not None:
         click.echo(report.error.diagnostics(), err=True)
     for warning in report.warnings:
@@ -428,64 +423,6 @@ def _import_exit_code(report: ImportReport) -> int:
     if report.failed_actions:
         return exit_codes.ACTIONS_FAILED
     return exit_codes.OK
-
-
-_MARKS = {
-    "succeeded": "ok",
-    "failed": "FAILED",
-    "skipped": "skipped",
-    "already-done": "done",
-    "interrupted": "INTERRUPTED",
-    "refused": "REFUSED",
-    "not-run": "not run",
-    "would-run": "would run",
-    "not-retried": "NOT RETRIED",
-}
-
-
-def _shown(name: str) -> str:
-    """A signed name as the user may safely read it: escaped, with a warning, if it could
-    deceive (bidi controls, invisible characters, mixed scripts)."""
-    from airseal.media.confusables import shown_with_warning
-
-    return shown_with_warning(name)
-
-
-def _escaped(text: str) -> str:
-    from airseal.media.confusables import escape_confusables
-
-    return escape_confusables(text)
-
-
-def _print_report(report: ImportReport) -> None:
-    for leftover in report.cleaned_up:
-        click.echo(f"Removed what an earlier, killed import left: {leftover}", err=True)
-    for run in report.interrupted:
-        click.echo(
-            f"An earlier import was interrupted while {_shown(run['name'])} v{run['version']} ran "
-            f"(started {run['started']}); its result is unknown.",
-            err=True,
-        )
-    if report.export_id is None:
-        click.echo(f"Import of {report.media}: {report.status}")
-        return
-    who = f" from {report.distributor_name}" if report.distributor_name else ""
-    again = " (again)" if report.repeat else ""
-    click.echo(
-        f"Export {report.export_id} (sequence {report.sequence}){who}{again}: {report.status}"
-    )
-    for action in report.actions:
-        mark = _MARKS.get(action.outcome, action.outcome)
-        line = f"  {mark:<12} {_shown(action.name)} v{action.version}"
-        if action.reason:
-            line += f": {_escaped(action.reason)}"
-        click.echo(line)
-    if report.receipt_path:
-        click.echo(f"Receipt: {report.receipt_path}")
-    if report.reboot == "started":
-        click.echo("Rebooting: an action asked for it.")
-    elif report.reboot == "pending":
-        click.echo("A reboot is needed (not started: --no-reboot).")
 
 
 # -- status, history ----------------------------------------------------------------------------
@@ -552,7 +489,7 @@ def status(as_json: bool) -> None:
         f"  destinations     {state.config.destination.describe_roots()}, links "
         f"{state.config.destination.links}"
     )
-    click.echo(f"  execute retries  {_retries_text(state.config.execute_retries)}")
+    click.echo(f"  execute retries  {report_text.retries_text(state.config.execute_retries)}")
     for leftover in cleaned:
         click.echo(f"Removed what an earlier, killed import left: {leftover}")
     if not distributors:
@@ -569,10 +506,11 @@ def status(as_json: bool) -> None:
             f"Last import: {item.started[:19]} {item.export_id or '-'} {item.status} ({item.media})"
         )
     for run in running:
-        click.echo(f"RUNNING: {_shown(run.name)} v{run.version} (started {run.started[:19]})")
+        name = report_text.shown(run.name)
+        click.echo(f"RUNNING: {name} v{run.version} (started {run.started[:19]})")
     for run in interrupted:
         click.echo(
-            f"INTERRUPTED: {_shown(run.name)} v{run.version} of export {run.export_id} "
+            f"INTERRUPTED: {report_text.shown(run.name)} v{run.version} of export {run.export_id} "
             f"(started {run.started[:19]}): result unknown"
         )
     if reboot is not None:
@@ -607,12 +545,12 @@ def history(limit: int, as_json: bool) -> None:
         if item.error:
             click.echo(f"    {item.error.get('message')}")
         for run in runs:
-            mark = _MARKS.get(run.outcome, run.outcome)
-            line = f"    {mark:<12} {_shown(run.name)} v{run.version}"
+            mark = report_text.MARKS.get(run.outcome, run.outcome)
+            line = f"    {mark:<12} {report_text.shown(run.name)} v{run.version}"
             if run.exit_code is not None:
                 line += f" (exit {run.exit_code})"
             if run.reason:
-                line += f": {_escaped(run.reason)}"
+                line += f": {report_text.escaped(run.reason)}"
             click.echo(line)
 
 
