@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from airseal.trustroot.errors import StatementError
+from airseal.trustroot.untrusted_json import check_json_depth
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -76,6 +77,7 @@ class Statement(BaseModel):
     def from_payload(cls, payload: bytes, *, subject: str | None = None) -> Statement:
         if len(payload) > MAX_STATEMENT_BYTES:
             raise StatementError("statement is larger than the limit", subject=subject)
+        check_json_depth(payload, subject=subject, error=StatementError)
         try:
             return cls.model_validate_json(payload)
         except ValidationError as exc:
