@@ -35,14 +35,13 @@ from airseal.appliance import audit
 from airseal.appliance.home import Home
 from airseal.errors import AirsealError
 from airseal.media import layout
-from airseal.media.errors import BadMedia, MediaReadError
 from airseal.media.limits import MAX_RECEIPT_BYTES
 from airseal.media.reader import DirectorySource
 from airseal.media.receipt import ReceiptPredicate, read_receipt_statement
 from airseal.media.rules import EntryKind, receipt_problem
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
-from airseal.trustroot.errors import VerificationError
+from airseal.trustroot.errors import KeyFormatError, VerificationError
 from airseal.trustroot.keys import fingerprint, load_public_key
 from airseal.trustroot.verify import verify_dsse_bundle
 
@@ -149,7 +148,12 @@ def verify_receipt(db: sqlite_utils.Database, data: bytes, path: str) -> Verifie
     claimed = read_receipt_statement(
         Statement.from_payload(envelope.payload, subject=path), subject=path
     )
-    key = load_public_key(claimed.agent_key.encode(), subject=path)
+    try:
+        key = load_public_key(claimed.agent_key.encode(), subject=path)
+    except KeyFormatError as exc:
+        raise ReceiptRefused(
+            f"carries an unusable agent key ({exc.detail})", subject=path, check="agent-key"
+        ) from None
     predicate = read_receipt_statement(verify_dsse_bundle(key, bundle, subject=path), subject=path)
     key_fp = fingerprint(key)
     expected = layout.on_mount(
@@ -325,7 +329,8 @@ def import_receipts(
         try:
             data = source.read_bytes(path, max_size=MAX_RECEIPT_BYTES)
             receipt = verify_receipt(db, data, path)
-        except (VerificationError, BadMedia, MediaReadError) as error:
+        except AirsealError as error:
+            # One hostile receipt must not cost the genuine ones beside it: report and go on.
             report.results.append(ReceiptResult(path, "refused", error=error))
             continue
         status = _store(db, receipt, now)
