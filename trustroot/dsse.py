@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from airseal.trustroot.errors import StatementError
 from airseal.trustroot.untrusted_json import check_json_depth
@@ -36,7 +43,11 @@ class Subject(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=1024)
-    digest: dict[str, str]
+    digest: dict[
+        Annotated[str, StringConstraints(max_length=64)],
+        Annotated[str, StringConstraints(max_length=1024)],
+    ] = Field(max_length=16)
+    """A DigestSet: a few algorithms at most, each a bounded hex string."""
 
     @field_validator("digest")
     @classmethod
