@@ -30,13 +30,15 @@ _OPENERS = frozenset("[{")
 
 
 def json_text(data: bytes | str) -> str:
-    """``data`` as text, decoded as :func:`json.loads` would (UTF-8, -16 or -32, by its start).
+    """``data`` as text: JSON between systems is UTF-8 (RFC 8259, section 8.1).
 
-    Raises :class:`UnicodeDecodeError` (a :class:`ValueError`) for bytes in none of them.
+    Not the UTF-16 and UTF-32 that :func:`json.loads` also guesses from the first bytes: a
+    bundle re-encoded that way keeps its signature but breaks every consumer that stores or
+    prints it as UTF-8. Raises :class:`UnicodeDecodeError` (a :class:`ValueError`).
     """
     if isinstance(data, str):
         return data
-    return data.decode(json.detect_encoding(data), "surrogatepass")
+    return data.decode("utf-8")
 
 
 def nesting_depth(text: str, *, stop_above: int = MAX_JSON_DEPTH) -> int:
@@ -73,13 +75,13 @@ def check_json_depth(
 
     ``error`` is the caller's typed error (``MalformedBundle``, ``InvalidExportStatement``...), so
     the refusal reads like the parser's other refusals; its check is ``json-depth``. Bytes that
-    are not text in a JSON encoding are refused the same way, with check ``json``.
+    are not UTF-8 are refused the same way, with check ``json``.
     """
     try:
         text = json_text(data)
     except UnicodeDecodeError as exc:
         raise error(
-            f"is not UTF-8, UTF-16 or UTF-32 JSON ({exc.reason} at byte {exc.start})",
+            f"is not valid JSON: not UTF-8 ({exc.reason} at byte {exc.start})",
             subject=subject,
             check=SYNTAX_CHECK,
         ) from None

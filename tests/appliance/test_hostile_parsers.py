@@ -176,6 +176,10 @@ def test_receipts_import_skips_hostile_receipts_and_keeps_the_genuine(airseal, e
     )
     hostile: dict[str, str] = {}
     hostile[_put(media, "agent-nested", export_id, NESTED)] = "json-depth"
+    # the same signature, the bundle re-encoded as UTF-16: verified, then unstorable as text
+    other_key = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
+    utf16 = _signed_receipt(other_key, _predicate(summary, other_key, "agent-utf16"))
+    hostile[_put(media, "agent-utf16", export_id, utf16.decode().encode("utf-16"))] = "json"
     for agent_id, edit in (
         ("agent-late", lambda p: p.update(finished="9999-12-31T23:59:59-23:59")),
         ("agent-early", lambda p: p.update(started="0001-01-01T00:00:00+23:59")),

@@ -51,14 +51,16 @@ def test_the_counting_stops_early_on_huge_input():
     assert nesting_depth("[" * 10_000_000, stop_above=64) == 65
 
 
-def test_utf16_json_is_decoded_before_scanning():
-    # in UTF-16 a quote byte can sit inside another character: scan text, never raw bytes
-    data = json.dumps(["\u2200", [[["x"]]]]).encode("utf-16")
-    assert check_json_depth(data, subject="f", error=MalformedBundle) == json.dumps(
-        ["\u2200", [[["x"]]]]
-    )
+def test_only_utf8_is_json_here():
+    # json.loads would guess UTF-16 from the first bytes: a re-encoded bundle keeps its
+    # signature and then breaks whatever stores it as UTF-8
+    text = json.dumps(["\u2200", [[["x"]]]])
+    assert check_json_depth(text.encode(), subject="f", error=MalformedBundle) == text
+    for data in (text.encode("utf-16"), text.encode("utf-32"), b"\xff\xd8\xff" + b"\x00" * 7):
+        with pytest.raises(MalformedBundle, match=r"\[json\]: is not valid JSON: not UTF-8"):
+            check_json_depth(data, subject="f", error=MalformedBundle)
     with pytest.raises(MalformedBundle, match=r"\[json\]"):
-        check_json_depth(b"\xff\xd8\xff" + b"\x00" * 7, subject="f", error=MalformedBundle)
+        load_json(b"\xef\xbb\xbf" + text.encode(), subject="f", error=MalformedBundle)
 
 
 def test_the_deepest_real_bundle_is_far_below_the_bound():
