@@ -155,7 +155,7 @@ def build_targets(base: Path) -> list[Target]:
     from airseal.agent.verification import verify_action_bundle, verify_export_bundle
     from airseal.appliance.db import open_database
     from airseal.appliance.home import init_home
-    from airseal.appliance.receipts import verify_receipt
+    from airseal.appliance.receipts import import_receipts
     from airseal.media import layout
     from airseal.media.check import read_statement_unverified
     from airseal.media.reader import DirectorySource
@@ -320,7 +320,27 @@ def build_targets(base: Path) -> list[Target]:
     receipt = bundle_to_json(sign_statement(agent, receipt_statement(receipt_predicate, "ab" * 32)))
     home, _ = init_home(base / "appliance")
     db = open_database(home)
-    receipt_path = "airseal/receipts/agent-fuzz/fuzz-export.json"
+    # the export the receipt answers, as the appliance recorded it: receipts verify in full
+    db.execute(
+        "INSERT INTO exports (id, sequence, key_name, key_fingerprint, created, expires, target, "
+        "actions, files, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            "fuzz-export",
+            7,
+            "fuzz",
+            fingerprint(distributor.public_key),
+            header.created.isoformat(),
+            header.expires.isoformat(),
+            str(mount),
+            "[]",
+            1,
+            1,
+        ],
+    )
+    db.conn.commit()
+    returned = base / "returned"
+    receipt_file = returned / layout.MEDIA_DIR / "receipts" / "agent-fuzz" / "fuzz-export.json"
+    receipt_file.parent.mkdir(parents=True)
 
     blob = b"installer bytes\n" * 100
     blob_digest = hashlib.sha256(blob).digest()
@@ -352,7 +372,12 @@ def build_targets(base: Path) -> list[Target]:
         )
 
     def receipt_target(data: bytes) -> object:
-        return verify_receipt(db, data, receipt_path)
+        # the whole of `airseal receipts import`: read, verify, pin, store, audit
+        receipt_file.write_bytes(data)
+        result = import_receipts(home, db, returned, now=now)
+        if result.refused:
+            raise result.refused[0].error or AssertionError("refused without an error")
+        return result
 
     def blob_target(data: bytes) -> object:
         bundle = parse_bundle(data, subject="blob.sigstore.json")
@@ -391,7 +416,7 @@ def build_targets(base: Path) -> list[Target]:
             statement_target(read_action_statement),
             [_payload(b) for b in action_bundles.values()],
         ),
-        Target("receipt-bundle", receipt_target, [receipt], resigner(agent, receipt)),
+        Target("receipts-import", receipt_target, [receipt], resigner(agent, receipt)),
         Target("receipt-statement", statement_target(read_receipt_statement), [_payload(receipt)]),
         Target("blob-bundle", blob_target, [blob_bundle]),
         Target("archive-members (linux)", members_target, list(archives.values()), json=False),
