@@ -38,9 +38,9 @@ from airseal.media import layout
 from airseal.media.errors import InvalidExportStatement
 from airseal.media.limits import MAX_ACTIONS, MAX_EXIT_CODE, MAX_RECEIPT_BYTES, MIN_EXIT_CODE
 from airseal.media.statement import (
-    Counter,
     Identifier,
     OperatingSystem,
+    SequenceNumber,
     Sha256Hex,
     ShortText,
     UtcDatetime,
@@ -95,7 +95,7 @@ class ActionResult(_Model):
     """What happened to one action of the export on this endpoint."""
 
     id: Identifier
-    version: Counter
+    version: SequenceNumber
     outcome: Outcome
     reason: Reason | None = None
     exit_code: Annotated[StrictInt, Field(ge=MIN_EXIT_CODE, le=MAX_EXIT_CODE)] | None = None
@@ -116,7 +116,7 @@ class ReceiptPredicate(_Model):
     hostname: ShortText
     os: OperatingSystem
     export_id: Identifier
-    sequence: Counter
+    sequence: SequenceNumber
     distributor: Sha256Hex
     status: ReceiptStatus
     refusal: Refusal | None = None

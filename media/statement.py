@@ -118,7 +118,7 @@ UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_timestamp_input), AfterV
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Identifier = Annotated[str, AfterValidator(_identifier)]
 FileSize = Annotated[StrictInt, Field(ge=0, le=MAX_PAYLOAD_BYTES)]
-Counter = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCE)]
+SequenceNumber = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCE)]
 """A sequence or version: positive, and small enough for every JSON reader and SQLite."""
 SafeName = Annotated[
     str, StringConstraints(min_length=1, max_length=255), AfterValidator(_safe_name)
@@ -162,7 +162,7 @@ class PayloadRef(_Model):
 
 class ExportedAction(_Model):
     id: Identifier
-    version: Counter
+    version: SequenceNumber
     name: ShortText
     bundle: RelativePath
     payload: PayloadRef
@@ -196,7 +196,7 @@ class ExportPredicate(_Model):
     """What an export says about itself; sizes of every subject live in ``files``."""
 
     export_id: Identifier
-    sequence: Counter
+    sequence: SequenceNumber
     created: UtcDatetime
     expires: UtcDatetime
     appliance_id: Identifier
@@ -427,7 +427,7 @@ class ActionPredicate(_Model):
     """A signed action, with the fields of a commercial endpoint tool's "node action"."""
 
     id: Identifier
-    version: Counter
+    version: SequenceNumber
     name: Annotated[str, AfterValidator(_action_name)]
     description: Text = ""
     label: Annotated[Text, StringConstraints(max_length=128)] = ""
