@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -80,3 +82,23 @@ def test_statements_refuse_deep_payloads_before_decoding():
     with pytest.raises(StatementError) as refused:
         Statement.from_payload(nested(1000).encode(), subject="s")
     assert refused.value.check == "json-depth"
+
+
+def test_real_third_party_documents_nest_well_below_the_bound():
+    """Sigstore's own bundle (keyless, with a log entry), its TUF root and trusted root (as
+    sigstore-python ships them), and cosign's encrypted keys."""
+    from importlib.resources import files
+
+    fixtures = Path(__file__).parents[1] / "fixtures"
+    store = files("sigstore._store").joinpath("https%3A%2F%2Ftuf-repo-cdn.sigstore.dev")
+    documents = [
+        (fixtures / "keyless" / "new_bundle.txt.sigstore.json").read_text(),
+        store.joinpath("trusted_root.json").read_text(),
+        store.joinpath("root.json").read_text(),
+    ]
+    for key in sorted((fixtures / "cosign").glob("*.key")):
+        body = "".join(key.read_text().splitlines()[1:-1])
+        documents.append(base64.b64decode(body).decode())
+    for document in documents:
+        assert nesting_depth(document) < 32
+        check_json_depth(document, subject="fixture", error=MalformedBundle)
