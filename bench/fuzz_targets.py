@@ -61,6 +61,7 @@ def build_targets(base: Path) -> list[Target]:
     from airseal.appliance.db import open_database
     from airseal.appliance.home import init_home
     from airseal.appliance.receipts import import_receipts
+    from airseal.errors import AirsealError
     from airseal.media import layout
     from airseal.media.check import read_statement_unverified
     from airseal.media.reader import DirectorySource
@@ -296,16 +297,24 @@ def build_targets(base: Path) -> list[Target]:
 
         return parse
 
-    def members_target(data: bytes) -> object:
-        kind = "zip" if data[:2] == b"PK" else "tar"
-        members = read_members(io.BytesIO(data), kind, ArchiveLimits(), subject="payload")
-        return check_members(members, "linux", ArchiveLimits(), subject="payload")
+    def members_target(os_name: str) -> Parser:
+        # read as both kinds: a mutated zip that lost its magic still feeds the zip reader
+        def parse(data: bytes) -> object:
+            refusals: list[AirsealError] = []
+            for kind in ("zip", "tar"):
+                try:
+                    members = read_members(io.BytesIO(data), kind, limits, subject="payload")
+                    check_members(members, os_name, limits, subject="payload")
+                except AirsealError as refused:
+                    refusals.append(refused)
+            if len(refusals) == 2:
+                raise refusals[0]
+            return None
 
-    def windows_members_target(data: bytes) -> object:
-        kind = "zip" if data[:2] == b"PK" else "tar"
-        members = read_members(io.BytesIO(data), kind, ArchiveLimits(), subject="payload")
-        return check_members(members, "windows", ArchiveLimits(), subject="payload")
+        return parse
 
+    limits = ArchiveLimits()
+    archive_seeds = list(archives.values())
     exporter = resigner(distributor, export_bundle)
     return [
         Target("export-bundle (agent)", export_bundle_target, [export_bundle], exporter),
@@ -324,11 +333,6 @@ def build_targets(base: Path) -> list[Target]:
         Target("receipts-import", receipt_target, [receipt], resigner(agent, receipt)),
         Target("receipt-statement", statement_target(read_receipt_statement), [_payload(receipt)]),
         Target("blob-bundle", blob_target, [blob_bundle]),
-        Target("archive-members (linux)", members_target, list(archives.values()), json=False),
-        Target(
-            "archive-members (windows)",
-            windows_members_target,
-            list(archives.values()),
-            json=False,
-        ),
+        Target("archive-members (linux)", members_target("linux"), archive_seeds, json=False),
+        Target("archive-members (windows)", members_target("windows"), archive_seeds, json=False),
     ]
