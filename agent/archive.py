@@ -26,6 +26,7 @@ declare plus a margin (:func:`check_space`): a bomb within the limits fails as a
 from __future__ import annotations
 
 import functools
+import lzma
 import os
 import posixpath
 import shutil
@@ -49,6 +50,18 @@ _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.x
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_UNREADABLE: tuple[type[Exception], ...] = (
+    tarfile.TarError,
+    zipfile.BadZipFile,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    NotImplementedError,  # zip versions and compression methods zipfile does not know
+    RuntimeError,  # encrypted zip members
+)
+"""What the standard library raises for archives it cannot read."""
+_UNREADABLE_HEADERS: tuple[type[Exception], ...] = (*_UNREADABLE, OSError, ValueError)
+"""Reading headers writes nothing, so an OSError there is the archive's (a bad gzip or bz2)."""
 CHUNK = 1024 * 1024
 MAX_LINK_TARGET = 4096
 MAX_NAME = 4096
@@ -283,7 +296,8 @@ def _zip_members(archive: zipfile.ZipFile, limits: ArchiveLimits) -> Iterator[Me
         raise UnsafeArchive(f"holds more than {limits.max_members} members")
     for index, info in enumerate(infos):
         unix_mode = info.external_attr >> 16 if info.create_system == 3 else 0
-        if info.is_dir() or stat.S_ISDIR(unix_mode):
+        # not info.is_dir(): it indexes the name, and an empty name is the checks' to refuse
+        if info.filename.endswith("/") or stat.S_ISDIR(unix_mode):
             yield Member(info.filename, "dir", 0, unix_mode or None, None, index)
             continue
         if unix_mode and stat.S_ISLNK(unix_mode):
@@ -311,7 +325,7 @@ def read_members(
             return list(_tar_members(archive, limits))
     except UnsafeArchive as exc:
         raise UnsafeArchive(exc.detail, subject=subject) from None
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+    except _UNREADABLE_HEADERS as exc:
         raise UnsafeArchive(f"is not a readable {kind} archive ({exc})", subject=subject) from None
 
 
@@ -410,7 +424,7 @@ def extract(
     try:
         for item, opener in _contents(stream, kind, limits, by_index, subject):
             _extract_one(item, destination, dir_modes, links, subject, opener)
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as exc:
+    except _UNREADABLE as exc:
         raise UnsafeArchive(f"could not be extracted ({exc})", subject=subject) from None
     for link in links:
         parent, _, name = link.path.rpartition("/")

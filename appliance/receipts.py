@@ -41,14 +41,13 @@ from airseal.appliance import audit
 from airseal.appliance.home import Home
 from airseal.errors import AirsealError
 from airseal.media import layout
-from airseal.media.errors import BadMedia, MediaReadError
 from airseal.media.limits import MAX_RECEIPT_BYTES
 from airseal.media.reader import DirectorySource
 from airseal.media.receipt import ReceiptPredicate, read_receipt_statement, receipt_media_path
 from airseal.media.rules import EntryKind, receipt_problem
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
-from airseal.trustroot.errors import VerificationError
+from airseal.trustroot.errors import KeyFormatError, VerificationError
 from airseal.trustroot.keys import fingerprint, load_public_key
 from airseal.trustroot.verify import verify_dsse_bundle
 
@@ -190,7 +189,12 @@ def verify_receipt(db: sqlite_utils.Database, data: bytes, path: str) -> Verifie
     claimed = read_receipt_statement(
         Statement.from_payload(envelope.payload, subject=path), subject=path
     )
-    key = load_public_key(claimed.agent_key.encode(), subject=path)
+    try:
+        key = load_public_key(claimed.agent_key.encode(), subject=path)
+    except KeyFormatError as exc:
+        raise ReceiptRefused(
+            f"carries an unusable agent key ({exc.detail})", subject=path, check="agent-key"
+        ) from None
     predicate = read_receipt_statement(verify_dsse_bundle(key, bundle, subject=path), subject=path)
     key_fp = fingerprint(key)
     expected = layout.on_mount(
@@ -372,7 +376,7 @@ def admit_unenrolled(db: sqlite_utils.Database, agent_id: str, now: datetime) ->
         path = layout.on_mount(receipt_media_path(agent_id, export_id))
         try:
             receipt = verify_receipt(db, bundle.encode(), path)
-        except (VerificationError, BadMedia):
+        except AirsealError:
             continue
         if receipt.enrolled:
             _store(db, receipt, now)
@@ -433,7 +437,8 @@ def import_receipts(
             receipt = verify_receipt(db, data, path)
             keep = _store if receipt.enrolled else _keep_aside
             status = keep(db, receipt, now)
-        except (VerificationError, BadMedia, MediaReadError) as error:
+        except AirsealError as error:
+            # One hostile receipt must not cost the genuine ones beside it: report and go on.
             report.results.append(ReceiptResult(path, "refused", error=error))
             continue
         p = receipt.predicate

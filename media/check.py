@@ -30,6 +30,7 @@ from airseal.media.verdict import MediaVerdict, ProgressCallback, verify_media_f
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement
 from airseal.trustroot.errors import VerificationError
+from airseal.trustroot.untrusted_json import DEPTH_CHECK
 
 Status = Literal["complete", "incomplete", "damaged"]
 AUTHENTICITY_NOTE = (
@@ -140,7 +141,10 @@ def read_statement_unverified(source: MediaSource) -> ExportContents:
     except BadMedia:
         raise
     except VerificationError as exc:
-        raise BadMedia(exc.detail, subject=STATEMENT_ON_MOUNT, check="statement") from None
+        # Everything wrong inside the statement file is the statement check, except nesting too
+        # deep to parse at all, which keeps its own name.
+        check = DEPTH_CHECK if exc.check == DEPTH_CHECK else "statement"
+        raise BadMedia(exc.detail, subject=STATEMENT_ON_MOUNT, check=check) from None
     return read_export_statement(statement, subject=STATEMENT_ON_MOUNT)
 
 

@@ -25,5 +25,11 @@ MAX_DEPTH: Final = 8
 
 MAX_PAYLOAD_BYTES: Final = 1 << 44
 """16 TiB: far above any real payload, low enough that sizes stay exact everywhere."""
+MAX_SEQUENCE: Final = 2**53 - 1
+"""The largest export sequence or action version: exact in every JSON reader (IEEE doubles) and
+far inside SQLite's 64-bit INTEGER, where the agent and the appliance record them."""
+MIN_EXIT_CODE: Final = -(2**31)
+MAX_EXIT_CODE: Final = 2**32 - 1
+"""Exit codes as any OS reports them (Windows: 32 bits unsigned; POSIX: negative for signals)."""
 MAX_ARGS: Final = 256
 MAX_CONDITION_PATHS: Final = 64

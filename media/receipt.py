@@ -37,8 +37,16 @@ from pydantic.alias_generators import to_camel
 
 from airseal.media import layout
 from airseal.media.errors import InvalidExportStatement
-from airseal.media.limits import MAX_ACTIONS, MAX_RECEIPT_BYTES
-from airseal.media.statement import Identifier, OperatingSystem, Sha256Hex, ShortText, UtcDatetime
+from airseal.media.limits import MAX_ACTIONS, MAX_EXIT_CODE, MAX_RECEIPT_BYTES, MIN_EXIT_CODE
+from airseal.media.statement import (
+    Identifier,
+    OperatingSystem,
+    SequenceNumber,
+    Sha256Hex,
+    ShortText,
+    UtcDatetime,
+    validation_detail,
+)
 from airseal.trustroot.dsse import Statement, Subject
 
 RECEIPT_PREDICATE_TYPE: Final = "https://airseal.dev/receipt/v1"
@@ -88,10 +96,10 @@ class ActionResult(_Model):
     """What happened to one action of the export on this endpoint."""
 
     id: Identifier
-    version: StrictInt = Field(ge=1)
+    version: SequenceNumber
     outcome: Outcome
     reason: Reason | None = None
-    exit_code: StrictInt | None = None
+    exit_code: Annotated[StrictInt, Field(ge=MIN_EXIT_CODE, le=MAX_EXIT_CODE)] | None = None
     reboot_requested: StrictBool = False
 
 
@@ -109,7 +117,7 @@ class ReceiptPredicate(_Model):
     hostname: ShortText
     os: OperatingSystem
     export_id: Identifier
-    sequence: StrictInt = Field(ge=1)
+    sequence: SequenceNumber
     distributor: Sha256Hex
     status: ReceiptStatus
     refusal: Refusal | None = None
@@ -158,9 +166,7 @@ def read_receipt_statement(statement: Statement, *, subject: str | None = None) 
     try:
         return ReceiptPredicate.model_validate(statement.predicate)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "predicate"
-        raise InvalidExportStatement(f"{where}: {first['msg']}", subject=subject) from None
+        raise InvalidExportStatement(validation_detail(exc), subject=subject) from None
 
 
 __all__ = [

@@ -44,6 +44,7 @@ from airseal.media.limits import (
     MAX_ARGS,
     MAX_CONDITION_PATHS,
     MAX_PAYLOAD_BYTES,
+    MAX_SEQUENCE,
     MAX_SUBJECTS,
 )
 from airseal.media.names import (
@@ -65,7 +66,11 @@ _PART_SUFFIX_UNITS = len(layout.part_name("", 0))
 
 
 def _utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59:59-23:59 is a valid timestamp whose UTC form has no year.
+        raise ValueError("is outside years 1 to 9999 once converted to UTC") from None
 
 
 def _timestamp_input(value: Any) -> Any:
@@ -113,6 +118,8 @@ UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_timestamp_input), AfterV
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Identifier = Annotated[str, AfterValidator(_identifier)]
 FileSize = Annotated[StrictInt, Field(ge=0, le=MAX_PAYLOAD_BYTES)]
+SequenceNumber = Annotated[StrictInt, Field(ge=1, le=MAX_SEQUENCE)]
+"""A sequence or version: positive, and small enough for every JSON reader and SQLite."""
 SafeName = Annotated[
     str, StringConstraints(min_length=1, max_length=255), AfterValidator(_safe_name)
 ]
@@ -155,7 +162,7 @@ class PayloadRef(_Model):
 
 class ExportedAction(_Model):
     id: Identifier
-    version: StrictInt = Field(ge=1)
+    version: SequenceNumber
     name: ShortText
     bundle: RelativePath
     payload: PayloadRef
@@ -189,7 +196,7 @@ class ExportPredicate(_Model):
     """What an export says about itself; sizes of every subject live in ``files``."""
 
     export_id: Identifier
-    sequence: StrictInt = Field(ge=1)
+    sequence: SequenceNumber
     created: UtcDatetime
     expires: UtcDatetime
     appliance_id: Identifier
@@ -265,10 +272,17 @@ def export_statement(predicate: ExportPredicate, digests: Mapping[str, str]) -> 
     )
 
 
-def _validation_detail(exc: ValidationError) -> str:
+def validation_detail(exc: ValidationError, *, what: str = "predicate") -> str:
+    """The first problem in the user's words: the JSON field as written in the file
+    (``actions[0].version``) and what is wrong with it, without pydantic's prefixes."""
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "predicate"
-    return f"{where}: {first['msg']}"
+    where = ""
+    for part in first["loc"]:
+        where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)
+    message = first["msg"]
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    return f"{where or what}: {message}"
 
 
 def read_export_statement(statement: Statement, *, subject: str | None = None) -> ExportContents:
@@ -285,7 +299,7 @@ def read_export_statement(statement: Statement, *, subject: str | None = None) -
     try:
         predicate = ExportPredicate.model_validate(statement.predicate)
     except ValidationError as exc:
-        raise InvalidExportStatement(_validation_detail(exc), subject=subject) from None
+        raise InvalidExportStatement(validation_detail(exc), subject=subject) from None
     digests: dict[str, str] = {}
     for s in statement.subject:
         if s.name in digests:
@@ -413,7 +427,7 @@ class ActionPredicate(_Model):
     """A signed action, with the fields of a commercial endpoint tool's "node action"."""
 
     id: Identifier
-    version: StrictInt = Field(ge=1)
+    version: SequenceNumber
     name: Annotated[str, AfterValidator(_action_name)]
     description: Text = ""
     label: Annotated[Text, StringConstraints(max_length=128)] = ""
@@ -467,7 +481,7 @@ def read_action_statement(statement: Statement, *, subject: str | None = None) -
     try:
         predicate = ActionPredicate.model_validate(statement.predicate)
     except ValidationError as exc:
-        raise InvalidExportStatement(_validation_detail(exc), subject=subject) from None
+        raise InvalidExportStatement(validation_detail(exc), subject=subject) from None
     if len(statement.subject) != 1:
         raise InvalidExportStatement("an action statement has exactly one subject", subject=subject)
     (only,) = statement.subject
@@ -498,4 +512,5 @@ __all__ = [
     "export_statement",
     "read_action_statement",
     "read_export_statement",
+    "validation_detail",
 ]

@@ -2,7 +2,8 @@
 
 Writing: always ``"tlogEntries": []`` when there is no log entry (consumers such as
 ``@sigstore/verify`` expect the key). Reading: a missing ``tlogEntries`` is accepted (cosign omits
-it), sizes are bounded before parsing, and any schema violation is a :class:`MalformedBundle`.
+it), sizes and nesting are bounded before parsing, and any schema violation is a
+:class:`MalformedBundle`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, pae
 from airseal.trustroot.errors import MalformedBundle
 from airseal.trustroot.keys import PublicKey, key_hint
 from airseal.trustroot.signer import Signer
+from airseal.trustroot.untrusted_json import load_json
 
 BUNDLE_MEDIA_TYPE: Final = "application/vnd.dev.sigstore.bundle.v0.3+json"
 MAX_BUNDLE_BYTES = 16 * 1024 * 1024
@@ -93,10 +95,7 @@ def parse_bundle(data: bytes, *, subject: str | None = None) -> Bundle:
         raise MalformedBundle(
             f"{len(data)} bytes is over the {MAX_BUNDLE_BYTES} byte limit", subject=subject
         )
-    try:
-        raw: Any = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedBundle(f"not valid JSON ({exc})", subject=subject) from None
+    raw: Any = load_json(data, subject=subject, error=MalformedBundle)
     if not isinstance(raw, dict):
         raise MalformedBundle("top level is not a JSON object", subject=subject)
     material = raw.get("verificationMaterial")

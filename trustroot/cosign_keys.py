@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from airseal.trustroot.errors import KeyFormatError, WrongPassword
 from airseal.trustroot.keys import MAX_KEY_PEM_BYTES, PrivateKey, key_algorithm
+from airseal.trustroot.untrusted_json import check_json_depth
 
 SIGSTORE_LABEL = "ENCRYPTED SIGSTORE PRIVATE KEY"
 COSIGN_LABEL = "ENCRYPTED COSIGN PRIVATE KEY"
@@ -72,7 +73,8 @@ def decrypt_cosign_key(pem: bytes, password: bytes, *, subject: str | None = Non
     if label not in (SIGSTORE_LABEL, COSIGN_LABEL):
         raise KeyFormatError(f"PEM label {label!r} is not a cosign encrypted key", subject=subject)
     try:
-        doc: Any = json.loads(_pem_body(pem, label))
+        body = check_json_depth(_pem_body(pem, label), subject=subject, error=KeyFormatError)
+        doc: Any = json.loads(body)
         kdf, cipher = doc["kdf"], doc["cipher"]
         params = kdf["params"]
         n, r, p = int(params["N"]), int(params["r"]), int(params["p"])

@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from airseal.trustroot.errors import StatementError
+from airseal.trustroot.untrusted_json import check_json_depth
 
 IN_TOTO_PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -35,7 +43,11 @@ class Subject(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = Field(min_length=1, max_length=1024)
-    digest: dict[str, str]
+    digest: dict[
+        Annotated[str, StringConstraints(max_length=64)],
+        Annotated[str, StringConstraints(max_length=1024)],
+    ] = Field(max_length=16)
+    """A DigestSet: a few algorithms at most, each a bounded hex string."""
 
     @field_validator("digest")
     @classmethod
@@ -76,6 +88,7 @@ class Statement(BaseModel):
     def from_payload(cls, payload: bytes, *, subject: str | None = None) -> Statement:
         if len(payload) > MAX_STATEMENT_BYTES:
             raise StatementError("statement is larger than the limit", subject=subject)
+        check_json_depth(payload, subject=subject, error=StatementError)
         try:
             return cls.model_validate_json(payload)
         except ValidationError as exc:

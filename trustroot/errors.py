@@ -24,31 +24,37 @@ class VerificationError(TrustrootError):
 
 class DigestMismatch(VerificationError):
     title = "Digest mismatch"
+    check = "sha256"
     hint = "the file was changed or damaged after signing; obtain a fresh copy"
 
 
 class InvalidSignature(VerificationError):
     title = "Invalid signature"
+    check = "signature"
     hint = "the signature does not match this content and key; check the file, signature and key"
 
 
 class WrongKey(VerificationError):
     title = "Wrong key"
+    check = "key"
     hint = "the bundle names a different signing key; verify with the key that signed it"
 
 
 class MalformedBundle(VerificationError):
     title = "Malformed bundle"
+    check = "bundle"
     hint = "the bundle is truncated or not a Sigstore bundle v0.1-v0.3; obtain it again"
 
 
 class MalformedSignature(VerificationError):
     title = "Malformed signature"
+    check = "signature"
     hint = "a detached signature is base64 of a DER signature, as cosign writes it"
 
 
 class UnsupportedAlgorithm(VerificationError):
     title = "Unsupported algorithm"
+    check = "algorithm"
     hint = "supported keys: ECDSA P-256/P-384, RSA >= 2048 bits, Ed25519"
 
 
@@ -59,6 +65,7 @@ class IdentityMismatch(VerificationError):
 
 class StatementError(VerificationError):
     title = "Invalid statement"
+    check = "statement"
     hint = "the signed statement is not an in-toto v1 Statement of the expected type"
 
 

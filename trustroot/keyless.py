@@ -54,6 +54,7 @@ from airseal.trustroot.errors import (
     MalformedBundle,
     VerificationError,
 )
+from airseal.trustroot.untrusted_json import check_json_depth
 
 MAX_BUNDLE_BYTES: Final = 16 * 1024 * 1024
 MAX_TRUSTED_ROOT_BYTES: Final = 16 * 1024 * 1024
@@ -156,6 +157,7 @@ def _load_trusted_root(raw: bytes, subject: str | None) -> Verifier:
             subject=subject,
             hint=_HINT_TRUSTED_ROOT,
         )
+    check_json_depth(raw, subject=subject, error=VerificationError)
     try:
         # What TrustedRoot.from_file does, minus reading a path: sigstore has no public
         # constructor from bytes that does not also require a signing config.
@@ -171,11 +173,14 @@ def _parse_bundle(raw: bytes, subject: str | None) -> Bundle:
     if len(raw) > MAX_BUNDLE_BYTES:
         raise MalformedBundle(f"bundle is larger than {MAX_BUNDLE_BYTES} bytes", subject=subject)
     try:
-        document = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise MalformedBundle(
             f"not UTF-8 JSON ({exc.reason} at byte {exc.start})", subject=subject
         ) from exc
+    check_json_depth(text, subject=subject, error=MalformedBundle)
+    try:
+        document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise MalformedBundle(f"not JSON ({exc})", subject=subject) from exc
     if not isinstance(document, dict):

@@ -216,3 +216,50 @@ def test_member_count_bound_stops_reading_early(tmp_path: Path):
     path.write_bytes(buffer.getvalue())
     with pytest.raises(UnsafeArchive, match="more than 10 members"):
         _extract(path, "tar", tmp_path / "out", max_members=10)
+
+
+def _zip_bytes(name: str, data: bytes = b"target", *, link: bool = False) -> bytearray:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo(name)
+        if link:
+            info.create_system = 3
+            info.external_attr = (0o120777) << 16
+        archive.writestr(info, data)
+    return bytearray(buffer.getvalue())
+
+
+def _patch(original: bytes | bytearray, signature: bytes, offset: int, value: int) -> bytes:
+    data = bytearray(original)
+    at = data.find(signature)
+    data[at + offset] = value
+    return bytes(data)
+
+
+def _encrypted(data: bytearray) -> bytes:
+    for signature, offset in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):
+        at = data.find(signature)
+        data[at + offset] |= 1
+    return bytes(data)
+
+
+@pytest.mark.parametrize(
+    ("archive", "problem"),
+    [
+        # found by bench/fuzz_parsers.py: each ended in an internal error (exit 70)
+        (bytes(_zip_bytes("")), "has an empty name"),
+        (_patch(_zip_bytes("a"), b"PK\x01\x02", 6, 148), "zip file version 14.8"),
+        (_encrypted(_zip_bytes("link", link=True)), "is encrypted"),
+        (
+            _patch(_patch(_zip_bytes("l", link=True), b"PK\x03\x04", 8, 99), b"PK\x01\x02", 10, 99),
+            "compression method is not supported",
+        ),
+    ],
+)
+def test_zips_the_standard_library_cannot_read_are_refused(tmp_path: Path, archive, problem):
+    path = tmp_path / "x.zip"
+    path.write_bytes(archive)
+    with pytest.raises(UnsafeArchive, match=problem) as refused:
+        _extract(path, "zip", tmp_path / "out")
+    assert refused.value.check == "archive" and refused.value.subject.startswith("airseal/p")
+    assert not any((tmp_path / "out").iterdir())
