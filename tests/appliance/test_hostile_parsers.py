@@ -164,10 +164,14 @@ def _put(media: Path, agent_id: str, export_id: str, data: bytes) -> str:
     return layout.on_mount(relative)
 
 
-def test_receipts_import_skips_hostile_receipts_and_keeps_the_genuine(airseal, exported):
+def test_receipts_import_skips_hostile_receipts_and_keeps_the_genuine(airseal, exported, tmp_path):
     media, summary = exported
     export_id = summary["export_id"]
     genuine_key = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
+    genuine_pub = tmp_path / "agent-good.pub"
+    genuine_pub.write_bytes(spki_pem(genuine_key.public_key))
+    enrolled = airseal("agents", "enroll", "--id", "agent-good", "--key", str(genuine_pub))
+    assert enrolled.code == 0, enrolled.stderr
     genuine = _put(
         media,
         "agent-good",

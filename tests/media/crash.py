@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from airseal.media import layout
 from airseal.media.check import CheckReport, check_media
 from airseal.media.writer import ActionToExport, ExportResult, StepCallback, write_export
 from airseal.trustroot.signer import PrivateKeySigner
@@ -30,6 +32,12 @@ class ChildOutcome:
     killed: bool
     exit_code: int | None
     seconds: float
+    steps: tuple[str, ...] = ()
+    """The writer's steps the child announced before it ended (each written unbuffered before
+    the step runs, so a kill cannot lose one that ran)."""
+
+    def passed(self, step: str) -> bool:
+        return step in self.steps
 
 
 def run_export_in_child(
@@ -39,6 +47,8 @@ def run_export_in_child(
     from inside, or ``kill_after`` seconds after it was told to start, from outside."""
     ready_r, ready_w = os.pipe()
     go_r, go_w = os.pipe()
+    # The steps go to an unlinked file, not a pipe: a full pipe would block the child.
+    log = tempfile.TemporaryFile()  # noqa: SIM115  (closed below, after the child is reaped)
     pid = os.fork()
     if pid == 0:  # the child
         try:
@@ -48,8 +58,9 @@ def run_export_in_child(
             os.read(go_r, 1)
             count = 0
 
-            def on_step(_what: str) -> None:
+            def on_step(what: str) -> None:
                 nonlocal count
+                os.write(log.fileno(), what.encode() + b"\n")
                 count += 1
                 if count == kill_at_step:
                     os.kill(os.getpid(), signal.SIGKILL)
@@ -73,7 +84,10 @@ def run_export_in_child(
     seconds = time.monotonic() - started
     killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-    return ChildOutcome(killed, exit_code, seconds)
+    log.seek(0)
+    steps = tuple(log.read().decode().splitlines())
+    log.close()
+    return ChildOutcome(killed, exit_code, seconds, steps)
 
 
 def assert_previous_or_incomplete(
@@ -141,9 +155,13 @@ class ExportSeries:
         where = f"at step {at_step}" if at_step is not None else f"after {after:.4f} s"
         assert outcome.killed or outcome.exit_code == 0, f"child failed {where}: {outcome}"
         report = check_media(self.mount)
-        assert_previous_or_incomplete(
-            report, previous, new, finished=not outcome.killed, where=where
+        # The new statement's move is the commit point: a kill after it (while the staging and
+        # old folders are removed, or before the process exits) may leave the new export whole.
+        commit = f"-> {layout.MEDIA_DIR}/{layout.STATEMENT_NAME}"
+        committed = not outcome.killed or any(
+            step.startswith("move ") and step.endswith(commit) for step in outcome.steps
         )
+        assert_previous_or_incomplete(report, previous, new, finished=committed, where=where)
         if at_step is not None:
             assert outcome.killed, f"the export finished before step {at_step}"
         if not outcome.killed:
