@@ -26,7 +26,6 @@ from airseal.appliance.home import Home
 from airseal.appliance.intake import store_path
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
-from airseal.media import layout
 from airseal.media.writer import ActionToExport, ExportHeader, ExportResult, write_export
 from airseal.trustroot.bundle import bundle_to_json, sign_statement
 from airseal.trustroot.dsse import Statement
@@ -104,7 +103,7 @@ def export_to_media(
     *,
     action_ids: list[str] | None = None,
     valid_days: int | None = None,
-    split_threshold: int = layout.FAT32_MAX_FILE_SIZE,
+    split_threshold: int | None = None,
     allow_unknown_capacity: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,

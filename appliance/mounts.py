@@ -28,6 +28,7 @@ from airseal.media.capacity import (
     read_mount_table,
     space_needed,
 )
+from airseal.media.filesystem import identify_filesystem
 
 REMOVABLE_FILESYSTEMS = frozenset(
     {
@@ -111,6 +112,7 @@ def check_space(
 
         raise UsageError(f"{target} is not a folder", hint="give the mount point of the media")
     capacity = probe(target)
+    filesystem = identify_filesystem(target, mountinfo)
     files: list[tuple[str, int]] = []
     payload_bytes = 0
     for action_id in dict.fromkeys(action_ids):
@@ -119,10 +121,10 @@ def check_space(
         size = payload.size
         payload_bytes += size
         files.append((layout.ACTION_BUNDLE_NAME, len(record.bundle.encode())))
-        parts = max(1, -(-size // layout.FAT32_MAX_FILE_SIZE))
+        limit = filesystem.split_threshold or max(size, 1)
+        parts = max(1, -(-size // limit))
         for index in range(parts):
-            part = min(layout.FAT32_MAX_FILE_SIZE, size - index * layout.FAT32_MAX_FILE_SIZE)
-            files.append((payload.name, part))
+            files.append((payload.name, min(limit, size - index * limit)))
     files.append((layout.STATEMENT_NAME, 4096 + 1024 * len(files)))
     directories = 3 + 2 * len(action_ids)
     needed = space_needed(files, directories, capacity.cluster_size)

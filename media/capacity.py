@@ -270,7 +270,9 @@ def space_needed(files: Iterable[tuple[str, int]], directories: int, cluster_siz
     """Bytes an export of ``files`` (``(name, size)``) in ``directories`` folders will take.
 
     Each file is rounded up to whole clusters; each folder takes at least one cluster plus
-    its FAT long-name entries (13 UTF-16 units per 32-byte entry); a margin is added.
+    its entries, counted as the larger of FAT32's (a short entry and long-name entries of 13
+    UTF-16 units) and exFAT's (a file and a stream entry, and name entries of 15 units), all
+    32 bytes each; a margin is added.
     """
     cluster = max(cluster_size, 512)
     data = 0
@@ -278,6 +280,7 @@ def space_needed(files: Iterable[tuple[str, int]], directories: int, cluster_siz
     for name, size in files:
         data += math.ceil(size / cluster) * cluster
         units = len(name.encode("utf-16-le")) // 2
-        entry_bytes += FAT_DIRENTRY_BYTES * (1 + math.ceil(units / 13))
+        entries = max(1 + math.ceil(units / 13), 2 + math.ceil(units / 15))
+        entry_bytes += FAT_DIRENTRY_BYTES * entries
     folders = directories * cluster + math.ceil(entry_bytes / cluster) * cluster
     return data + folders + MARGIN_BYTES

@@ -131,10 +131,14 @@ def plan_export(
     actions: Sequence[ActionToExport],
     extra_files: Sequence[ExtraFile],
     *,
-    split_threshold: int,
+    split_threshold: int | None,
 ) -> ExportPlan:
-    """Check names, bundles and payloads, and place every source on the media."""
-    if split_threshold < 1:
+    """Check names, bundles and payloads, and place every source on the media.
+
+    Payloads above ``split_threshold`` bytes are split into parts; ``None`` writes every payload
+    whole (a filesystem without FAT32's 4 GiB limit: :mod:`airseal.media.filesystem`).
+    """
+    if split_threshold is not None and split_threshold < 1:
         raise ValueError("split_threshold must be at least 1 byte")
     check_unique((a.id for a in actions), subject="actions")
     items: list[PlannedSource] = []
@@ -172,7 +176,7 @@ def _source_size(path: Path, label: str) -> int:
     return st.st_size
 
 
-def _plan_action(action: ActionToExport, split_threshold: int) -> list[PlannedSource]:
+def _plan_action(action: ActionToExport, split_threshold: int | None) -> list[PlannedSource]:
     """The action's bundle and its payload (split when above the threshold), checked."""
     bundle_path = layout.action_bundle_path(action.id)
     if not layout.is_identifier(action.id):
@@ -209,7 +213,7 @@ def _plan_action(action: ActionToExport, split_threshold: int) -> list[PlannedSo
         raise PayloadMismatch(
             f"the signed action differs in {', '.join(mismatches)}", subject=bundle_path
         )
-    if size > split_threshold:
+    if split_threshold is not None and size > split_threshold:
         count = -(-size // split_threshold)
         if count > layout.MAX_PARTS:
             raise ValueError(

@@ -9,7 +9,9 @@ Order of work, and why a crash at any moment is safe:
 2. **Stage.** Leftovers of interrupted exports are removed, then every file is written under
    ``<mount>/.airseal-staging-<export-id>/`` in the final layout: streamed in 1 MiB chunks,
    SHA-256 computed on the way in, payloads above ``split_threshold`` written as ``.partNNN``
-   files, each file fsynced and read back from the media (:mod:`airseal.media.readback`).
+   files (by default FAT32's 4 GiB limit on FAT or an unidentified filesystem, no split on exFAT
+   and others: :mod:`airseal.media.filesystem`), each file fsynced and read back from the media
+   (:mod:`airseal.media.readback`).
 3. **Sign.** Only when every byte has read back correctly is the statement (subjects = every
    file) built and handed to ``sign``; the signed bundle is written to the staging folder,
    fsynced and read back.
@@ -69,6 +71,7 @@ from airseal.media.export_plan import (
     export_predicate,
     plan_export,
 )
+from airseal.media.filesystem import identify_filesystem
 from airseal.media.limits import MAX_EXPORT_BUNDLE_BYTES, MiB
 from airseal.media.names import collision_key
 from airseal.media.readback import WINDOW_BYTES, ReadBack
@@ -185,7 +188,7 @@ class _ExportWriter:
         header: ExportHeader,
         sign: SignCallback,
         *,
-        split_threshold: int,
+        split_threshold: int | None,
         on_progress: ProgressCallback | None,
         capacity: CapacityProbe,
         allow_unknown_capacity: bool,
@@ -525,7 +528,7 @@ def write_export(
     header: ExportHeader,
     sign: SignCallback,
     *,
-    split_threshold: int = layout.FAT32_MAX_FILE_SIZE,
+    split_threshold: int | None = None,
     on_progress: ProgressCallback | None = None,
     capacity: CapacityProbe = probe_capacity,
     allow_unknown_capacity: bool = False,
@@ -540,7 +543,11 @@ def write_export(
     anything is written, :class:`ReadBackMismatch` when the media returns other bytes than were
     written, and :class:`MediaWriteError` for other failures. Until the final rename of the
     statement, the previous export stays in place or the media checks as incomplete.
+
+    ``split_threshold=None`` (the default) splits as the filesystem holding ``mount`` requires.
     """
+    if split_threshold is None:
+        split_threshold = identify_filesystem(mount).split_threshold
     writer = _ExportWriter(
         Path(mount),
         actions,

@@ -25,11 +25,12 @@ from airseal.appliance.service.records import FAT32_MAX_FILE_SIZE
 @click.option("--allow-unknown-capacity", is_flag=True,
               help="Write even when the free space of the media cannot be determined.")
 @click.option("--split-threshold", type=click.IntRange(1024, FAT32_MAX_FILE_SIZE),
-              default=FAT32_MAX_FILE_SIZE, hidden=True,
-              help="Split payloads above this many bytes (default: FAT32's 4 GiB - 1).")
+              default=None, hidden=True,
+              help="Split payloads above this many bytes (default: 4 GiB - 1 on FAT32 or an "
+                   "unidentified filesystem, no split on exFAT and others).")
 @json_option
 def export_command(target: Path, action_ids: tuple[str, ...], valid_days: int | None,
-                   key_name: str, allow_unknown_capacity: bool, split_threshold: int,
+                   key_name: str, allow_unknown_capacity: bool, split_threshold: int | None,
                    as_json: bool) -> None:
     """Write signed actions to media atomically, read every byte back, then sign the export.
 

@@ -409,13 +409,12 @@ class Appliance:
         """Write the actions (default: every current one) to ``target``, read them back, sign
         the export statement with ``key_name``."""
         from airseal.appliance.export import export_to_media
-        from airseal.media import layout
 
         return export_to_media(
             self.home, self.db, target, key_name, self.prompter,
             action_ids=list(action_ids) if action_ids is not None else None,
             valid_days=valid_days,
-            split_threshold=split_threshold or layout.FAT32_MAX_FILE_SIZE,
+            split_threshold=split_threshold,
             allow_unknown_capacity=allow_unknown_capacity,
             on_progress=on_progress,
             now=self.now(),

@@ -1,6 +1,6 @@
 """Appliance to endpoint and back: the appliance (its own services) creates and exports signed
 actions, `airseal-agent` (the real command, in a child process) imports them from a plain folder
-and from a real FAT32 filesystem, and the receipts it writes come back through
+and from real FAT32 and exFAT filesystems, and the receipts it writes come back through
 `airseal agents enroll` and `airseal receipts import|list`."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from airseal.appliance.home import init_home
 from airseal.appliance.keystore import generate_file_key, get_key
 from airseal.media.check import check_media
 from airseal.trustroot.keys import spki_pem
+from tests.realparts.exfat import exfat_mount
 from tests.realparts.fat32 import fat32_mount
 
 from .helpers import script, tar_payload, zip_payload
@@ -161,3 +162,12 @@ def test_fat32_round_trip(site, agent_cli, agent_state, tmp_path, capsys):
         payload = fat.mount / "airseal/actions" / site.ids["download"] / "payload"
         assert len(list(payload.iterdir())) == 3  # 5000 bytes in 2 KiB parts, re-joined on import
         round_trip(site, agent_cli, agent_state, fat.mount, export_id, capsys)
+
+
+@pytest.mark.root
+def test_exfat_round_trip(site, agent_cli, agent_state, tmp_path, capsys):
+    with exfat_mount(tmp_path, 64) as ex:
+        export_id = site.export(ex.mount)  # the split threshold the filesystem calls for
+        payload = ex.mount / "airseal/actions" / site.ids["download"] / "payload"
+        assert [p.name for p in payload.iterdir()] == ["tool.conf"]  # exFAT: never split
+        round_trip(site, agent_cli, agent_state, ex.mount, export_id, capsys)

@@ -1,4 +1,5 @@
-"""`airseal export` and `airseal media check` end to end: plain folders and real FAT32 media."""
+"""`airseal export` and `airseal media check` end to end: plain folders, real FAT32 and exFAT
+media."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.realparts.exfat import exfat_mount
 from tests.realparts.fat32 import fat32_mount
 
 
@@ -81,6 +83,25 @@ def test_export_on_real_fat32_with_a_split_payload_rejoined_on_check(airseal, st
             handle.write(bytes([byte[0] ^ 0xFF]))
         damaged = airseal("media", "check", str(fat.mount))
         assert damaged.code == 1 and "tool.bin.part002" in damaged.stderr
+
+
+def test_export_on_real_exfat_writes_payloads_whole_and_checks(airseal, stocked, tmp_path):
+    payload, action_id = stocked
+    with exfat_mount(tmp_path, 64) as ex:
+        summary = _export(airseal, ex.mount)
+        folder = ex.mount / "airseal" / "actions" / action_id / "payload"
+        assert [p.name for p in folder.iterdir()] == ["tool.bin"]
+        assert (folder / "tool.bin").read_bytes() == payload.read_bytes()
+        check = airseal("media", "check", str(ex.mount), "--json")
+        assert check.code == 0, check.stdout
+        assert json.loads(check.stdout)["exportId"] == summary["export_id"]
+        with open(folder / "tool.bin", "r+b") as handle:
+            handle.seek(50)
+            byte = handle.read(1)
+            handle.seek(50)
+            handle.write(bytes([byte[0] ^ 0xFF]))
+        damaged = airseal("media", "check", str(ex.mount))
+        assert damaged.code == 1 and "tool.bin" in damaged.stderr
 
 
 def test_export_recorded_in_database_and_audit(airseal, stocked, tmp_path):
