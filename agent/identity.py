@@ -11,7 +11,7 @@ An unattended agent cannot be asked for a password, so it is looked up in this o
    ``$CREDENTIALS_DIRECTORY/airseal-agent-key`` that systemd provides to the service. With
    ``LoadCredentialEncrypted=`` the credential is stored encrypted (and TPM2-sealed when the
    machine has a TPM) and decrypted by systemd only for the service; see
-   ``agent/data/README.md``;
+   ``docs/endpoint-guide.md``;
 2. the environment variable ``AIRSEAL_AGENT_KEY_PASSWORD`` (for other service managers: launchd,
    Windows services; keep it out of shell history);
 3. a hidden prompt on the terminal, when there is one.
