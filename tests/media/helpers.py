@@ -55,7 +55,8 @@ def write_payload(path: Path, size: int, *, seed: int = 0) -> Path:
 def action_predicate(
     action_id: str, payload: Path, payload_name: str, *, version: int = 1, mode: str = "download"
 ) -> ActionPredicate:
-    data = payload.read_bytes()
+    with open(payload, "rb") as f:  # streamed: payloads above 4 GiB are tested too
+        sha256 = hashlib.file_digest(f, "sha256").hexdigest()
     return ActionPredicate(
         id=action_id,
         version=version,
@@ -71,7 +72,7 @@ def action_predicate(
         valid_from=NOW,
         valid_until=NOW + timedelta(days=30),
         payload=ActionPayload(
-            name=payload_name, sha256=hashlib.sha256(data).hexdigest(), size=len(data)
+            name=payload_name, sha256=sha256, size=payload.stat().st_size
         ),
         intake=Intake(verified=True, method="cosign-signature", signer="vendor"),
     )

@@ -16,12 +16,14 @@ from airseal.media.check import check_media
 from airseal.media.errors import UnsafeName
 from airseal.media.export_plan import plan_export
 from airseal.media.filesystem import boot_sector_kind, identify_filesystem
+from airseal.media.statement import action_statement
 from airseal.media.writer import ActionToExport, write_export
+from airseal.trustroot.bundle import bundle_to_json, sign_statement
 from airseal.trustroot.signer import PrivateKeySigner
 from tests.realparts.exfat import Exfat, exfat_mount, fsck
 from tests.realparts.fat32 import fat32_mount
 
-from .helpers import export_header, make_action, signing_callback
+from .helpers import action_predicate, export_header, make_action, signing_callback
 
 pytestmark = pytest.mark.root
 
@@ -83,6 +85,33 @@ def test_round_trip_on_exfat(exfat: Exfat, tmp_path: Path, signer: PrivateKeySig
     assert [(f.path, f.check) for f in report.damaged] == [
         ("airseal/actions/act-small/payload/act-small.bin", "sha256")
     ]
+
+
+@pytest.mark.slow
+def test_a_payload_above_fat32s_limit_is_written_whole_on_exfat(
+    tmp_path: Path, signer: PrivateKeySigner
+) -> None:
+    """The reason sticks above 32 GB are exFAT: a 4 GiB + 1 MiB payload, one file, verified."""
+    size = layout.FAT32_MAX_FILE_SIZE + 1 + 1024 * 1024
+    source = tmp_path / "big.src"
+    with open(source, "wb") as f:  # sparse on the host: only the exFAT copy costs disk
+        f.truncate(size)
+        f.seek(size - 5)
+        f.write(b"tail!")
+    predicate = action_predicate("act-huge", source, "huge.img")
+    action = ActionToExport(
+        "act-huge", 1, predicate.name,
+        bundle_to_json(sign_statement(signer, action_statement(predicate))), source, "huge.img",
+    )
+    with exfat_mount(tmp_path, 4400) as ex:
+        write_export(ex.mount, [action], export_header(signer, "exp-big"), signing_callback(signer))
+        placed = ex.mount / "airseal/actions/act-huge/payload"
+        assert [(p.name, p.stat().st_size) for p in placed.iterdir()] == [("huge.img", size)]
+        report = check_media(ex.mount)
+        assert report.status == "complete", report.findings
+        assert report.bytes_checked > size
+    clean, output = fsck(ex.image)
+    assert clean, output
 
 
 def test_names_unsafe_on_exfat_are_refused_before_writing(
