@@ -2,11 +2,12 @@
 exfat-fuse.
 
 Sticks above 32 GB come formatted exFAT. The kernel on the test machines has no exfat module, and
-exfat-fuse, run as root, mounts as ``fuseblk``: the kernel then requires the source to be a block
-device and refuses an image file ("fuse: mount failed: Block device required"). So the image is
-attached to a loop device first (``losetup --find --show``). Where a container has
-``/dev/loop-control`` but no ``/dev/loopN`` nodes, the free index is asked of loop-control
-(``LOOP_CTL_GET_FREE``) and the node is made with ``mknod``.
+exfat-fuse mounts with FUSE's ``blkdev`` option (its built-in options are
+``allow_other,big_writes,blkdev,default_permissions``), i.e. as ``fuseblk``: the kernel then
+requires the source to be a block device and refuses an image file ("fuse: mount failed: Block
+device required"). So the image is attached to a loop device first (``losetup --find
+--show``). Where a container has ``/dev/loop-control`` but no ``/dev/loopN`` nodes, the free
+index is asked of loop-control (``LOOP_CTL_GET_FREE``) and the node is made with ``mknod``.
 
     with exfat_mount(tmp_path, size_mib=64) as ex:
         ...  # ex.mount is a directory on a real exFAT filesystem, ex.device its loop device
