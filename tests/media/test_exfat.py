@@ -23,6 +23,7 @@ from airseal.trustroot.signer import PrivateKeySigner
 from tests.realparts.exfat import Exfat, exfat_mount, fsck
 from tests.realparts.fat32 import fat32_mount
 
+from .crash import ExportSeries, count_steps, run_export_in_child
 from .helpers import action_predicate, export_header, make_action, signing_callback
 
 pytestmark = pytest.mark.root
@@ -112,6 +113,26 @@ def test_a_payload_above_fat32s_limit_is_written_whole_on_exfat(
         assert report.bytes_checked > size
     clean, output = fsck(ex.image)
     assert clean, output
+
+
+def test_kills_on_exfat_leave_previous_or_incomplete(
+    tmp_path: Path, signer: PrivateKeySigner
+) -> None:
+    """An exporter killed at steps and times spread over an export, on exFAT as on FAT32."""
+    steps = count_steps(tmp_path, signer, 1_000_000)
+    source = tmp_path / "src"
+    source.mkdir()
+    with exfat_mount(tmp_path, 64) as ex:
+        series = ExportSeries(ex.mount, signer, source, 1_000_000)
+        series.advance()
+        outcome = run_export_in_child(series.next_run)
+        assert outcome.exit_code == 0
+        series.sequence += 1
+        seen = [series.kill_next(at_step=len(steps) * i // 10 + 1) for i in range(10)]
+        seen += [series.kill_next(after=outcome.seconds * (i + 0.5) / 6) for i in range(6)]
+        assert "incomplete" in seen
+    clean, output = fsck(ex.image)
+    assert clean, output  # the FUSE daemon outlives the killed exporter
 
 
 def test_names_unsafe_on_exfat_are_refused_before_writing(
