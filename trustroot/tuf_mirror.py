@@ -63,7 +63,7 @@ __all__ = [
     "PreviousImport",
     "VerifiedMirror",
     "metadata_version",
-    "target_path",
+    "target_paths",
     "verify_mirror",
 ]
 
@@ -115,14 +115,13 @@ def metadata_version(raw: bytes, *, subject: str | None = None) -> int:
         ) from exc
 
 
-def target_path(target: TargetFile, consistent: bool) -> str:
-    """Where a repository serves a target: hash-prefixed when snapshots are consistent (the
-    first hash, as python-tuf's ``Updater.download_target`` asks for)."""
+def target_paths(target: TargetFile, consistent: bool) -> list[str]:
+    """Where a repository serves a target: hash-prefixed when snapshots are consistent, once
+    per hash; the first is the one python-tuf's ``Updater.download_target`` asks for."""
     if not consistent:
-        return f"targets/{target.path}"
-    first = next(iter(target.hashes.values()))
+        return [f"targets/{target.path}"]
     directory, sep, base = target.path.rpartition("/")
-    return f"targets/{directory}{sep}{first}.{base}"
+    return [f"targets/{directory}{sep}{digest}.{base}" for digest in target.hashes.values()]
 
 
 def _safe_relative(path: str, what: str) -> str:
@@ -321,7 +320,7 @@ class _Walk:
                 if name in found or not self._delegated(role_name, name):
                     continue  # the first role that may sign a path wins, as in Updater
                 _safe_relative(name, "target")
-                path = target_path(target, consistent)
+                path, *alternates = target_paths(target, consistent)
                 if target.length > MAX_TARGET_BYTES:
                     raise MirrorRefused(
                         f"target {name} claims {target.length} bytes", subject=path,
@@ -335,6 +334,14 @@ class _Walk:
                     raise self.refuse(exc, f"{role_name} target {name}", path) from exc
                 found[name] = data
                 paths[name] = path
+                for other in alternates:  # the same file under its other hashes, when served
+                    copy = self.read(other, target.length, role_name, required=False)
+                    if copy is not None and copy != data:
+                        raise MirrorRefused(
+                            f"{other} differs from {path}, the same target {name}",
+                            subject=other, check=f"{role_name} hash",
+                            hint="the file was altered; " + _FRESH_MIRROR,
+                        )
         return found, paths
 
     def _versioned(self, version: int, role: str) -> str:

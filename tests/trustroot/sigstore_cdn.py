@@ -3,12 +3,12 @@
 ``/work/shared/interop/sigstore-root-signing`` (see its README) is github.com/sigstore/root-signing
 at commit 60cf2ce8 (2026-08-21): git keeps un-prefixed names, the CDN serves consistent snapshots
 (``N.root.json``, ``N.snapshot.json``, ``N.targets.json``, ``N.<role>.json``, and every target as
-``targets/<sha256>.<name>`` and ``targets/<sha512>.<name>``). :func:`lay_out_cdn` builds that tree.
+``targets/<hash>.<name>`` for each hash its targets metadata lists: sha256 upstream).
+:func:`lay_out_cdn` builds that tree.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from datetime import UTC, datetime
@@ -34,17 +34,15 @@ def lay_out_cdn(to: Path) -> Path:
     for role in ("snapshot", "targets", "registry.npmjs.org"):
         source = metadata / f"{role}.json"
         shutil.copyfile(source, to / f"{_version(source)}.{role}.json")
-    for target in (UPSTREAM / "targets").rglob("*"):
-        if not target.is_file():
-            continue
-        relative = target.relative_to(UPSTREAM / "targets")
-        data = target.read_bytes()
-        for algorithm in ("sha256", "sha512"):
-            prefixed = to / "targets" / relative.parent / (
-                f"{hashlib.new(algorithm, data).hexdigest()}.{relative.name}"
-            )
-            prefixed.parent.mkdir(parents=True, exist_ok=True)
-            prefixed.write_bytes(data)
+    for role in ("targets", "registry.npmjs.org"):
+        signed = json.loads((metadata / f"{role}.json").read_bytes())["signed"]
+        for name, info in signed["targets"].items():
+            data = (UPSTREAM / "targets" / name).read_bytes()
+            directory, _, base = name.rpartition("/")
+            for digest in info["hashes"].values():  # upstream lists sha256 only
+                prefixed = to / "targets" / directory / f"{digest}.{base}"
+                prefixed.parent.mkdir(parents=True, exist_ok=True)
+                prefixed.write_bytes(data)
     return to
 
 
