@@ -29,7 +29,8 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
@@ -168,6 +169,20 @@ class HttpSource:
         return data
 
 
+@contextmanager
+def _located(where: str) -> Iterator[None]:
+    """Name files of the copy by where they are (``DIR/15.root.json``), not just their path."""
+    try:
+        yield
+    except MirrorRefused as exc:
+        if exc.subject is None or exc.subject.startswith(where) or exc.subject.startswith("/"):
+            raise
+        raise MirrorRefused(
+            exc.detail, subject=f"{where.rstrip('/')}/{exc.subject}", check=exc.check,
+            hint=exc.hint,
+        ) from exc
+
+
 # -- the packaged root --------------------------------------------------------------------------
 
 
@@ -250,7 +265,8 @@ def fetch_mirror(
     when, overridden = reference_time(now)
     root = pinned_root if pinned_root is not None else packaged_root()
     source = HttpSource(url, on_file)
-    mirror = verify_mirror(source, pinned_root=root, now=when)
+    with _located(url):
+        mirror = verify_mirror(source, pinned_root=root, now=when)
     # Every root from 1, for auditors and for clients pinned to an older root; the walk started
     # at the pinned one. Versions before it are copied as served (python-tuf cannot parse
     # roots 1 and 3 of the public-good repository, so nobody checks them here).
@@ -421,7 +437,8 @@ def import_mirror(
     last = newest_import(home, db)
     start = _start_root(home, last, given, str(pinned_root) if pinned_root else None)
     when, overridden = reference_time(now)
-    mirror = verify_mirror(source, pinned_root=start, now=when, previous=_previous(last))
+    with _located(str(directory)):
+        mirror = verify_mirror(source, pinned_root=start, now=when, previous=_previous(last))
     trusted_root = mirror.targets.get(TRUSTED_ROOT_TARGET)
     if trusted_root is None:
         raise MirrorRefused(

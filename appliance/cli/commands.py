@@ -308,7 +308,7 @@ def _verify_keyless(
 ) -> dict[str, object]:
     appliance = appliance_without_home()
     root = appliance.keyless_trusted_root(trusted_root)
-    stderr.print(root.describe(), highlight=False)
+    click.echo(root.describe(), err=True)
     sha256, outcome = appliance.verify_keyless(
         file, bundle, identity=identity, issuer=issuer, trusted_root=trusted_root
     )

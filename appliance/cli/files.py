@@ -9,7 +9,7 @@ import click
 from airseal._internal.cli import json_option
 from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import open_appliance
-from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr
+from airseal.appliance.cli.ui import byte_progress, emit_json, file_size
 from airseal.appliance.service.records import VendorSignature
 
 
@@ -72,7 +72,7 @@ def file_add(
     root = None
     if vendor.method == "keyless":
         root = appliance.keyless_trusted_root(trusted_root)
-        stderr.print(root.describe(), highlight=False)
+        click.echo(root.describe(), err=True)
     with byte_progress(f"Adding {path.name}", file_size(path)) as advance:
         stored = appliance.add_file(path, vendor, name=name, on_progress=advance)
     if as_json:

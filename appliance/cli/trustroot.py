@@ -9,7 +9,7 @@ import click
 from airseal._internal.cli import json_option
 from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import appliance_without_home, open_appliance
-from airseal.appliance.cli.ui import emit_json, stderr
+from airseal.appliance.cli.ui import emit_json
 
 PUBLIC_GOOD_URL = "https://tuf-repo-cdn.sigstore.dev"  # sigstore-python's DEFAULT_TUF_URL
 
@@ -55,7 +55,7 @@ def trustroot_fetch(to: Path, url: str, pinned_root: Path | None, as_json: bool)
 
     def shown(path: str, size: int) -> None:
         if not as_json:
-            stderr.print(f"  fetched {path} ({size} bytes)", highlight=False)
+            click.echo(f"  fetched {path} ({size} bytes)", err=True)
 
     fetched = appliance_without_home().fetch_trust_root(
         url, to, pinned_root=pinned_root, on_file=shown

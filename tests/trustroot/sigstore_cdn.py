@@ -1,6 +1,7 @@
 """The real public-good Sigstore TUF repository, laid out as its CDN serves it.
 
-``/work/shared/interop/sigstore-root-signing`` (see its README) is github.com/sigstore/root-signing
+``tests/fixtures/sigstore-root-signing`` (see its README; a byte-for-byte copy of
+``../shared/interop/sigstore-root-signing``) is github.com/sigstore/root-signing
 at commit 60cf2ce8 (2026-08-21): git keeps un-prefixed names, the CDN serves consistent snapshots
 (``N.root.json``, ``N.snapshot.json``, ``N.targets.json``, ``N.<role>.json``, and every target as
 ``targets/<hash>.<name>`` for each hash its targets metadata lists: sha256 upstream).
@@ -14,7 +15,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-UPSTREAM = Path("/work/shared/interop/sigstore-root-signing")
+UPSTREAM = Path(__file__).parents[1] / "fixtures" / "sigstore-root-signing"
 INSIDE_VALIDITY = datetime(2026, 8, 22, tzinfo=UTC)
 """Timestamp v762 was signed 2026-08-21 and expires 2026-08-28T19:25:56Z."""
 INSIDE_VALIDITY_ENV = "2026-08-22T00:00:00Z"
