@@ -48,7 +48,7 @@ def trustroot_fetch(to: Path, url: str, pinned_root: Path | None, as_json: bool)
 
     \b
     Examples:
-      airseal trustroot fetch --to /media/usb/sigstore-root
+      airseal trustroot fetch --to /media/usb/sigstore-root --json
       airseal trustroot fetch --to ./root-copy --url https://tuf-repo-cdn.sigstage.dev \\
           --root staging-root.json
     """

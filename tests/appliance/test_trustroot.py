@@ -11,6 +11,9 @@ import functools
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -323,3 +326,46 @@ def test_every_trustroot_command_has_help_with_examples(airseal) -> None:
         assert done.code == 0
         assert "Examples:" in done.stdout
         assert f"airseal trustroot {command}" in done.stdout
+
+
+def test_import_and_keyless_verification_need_no_network(
+    airseal, appliance_home: Path, cdn: Path
+) -> None:
+    """In a network namespace with no route: the import reads only the folder, and the keyless
+    check afterwards only the home."""
+    assert shutil.which("unshare"), "util-linux unshare is required (Debian: util-linux)"
+    env = dict(os.environ) | IN_VALIDITY
+
+    def offline(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["unshare", "--net", "--", sys.executable, "-m", "airseal.appliance.cli", *argv],
+            capture_output=True, text=True, check=False, timeout=120, env=env,
+        )
+
+    imported = offline("trustroot", "import", str(cdn))
+    assert imported.returncode == 0, imported.stderr
+    verified = offline("verify-blob", *KEYLESS)
+    assert (verified.returncode, verified.stdout.strip()) == (0, "Verified OK"), verified.stderr
+    assert "trusted root: imported" in verified.stderr
+
+
+def test_schema_4_database_migrates_to_5_keeping_its_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    from airseal._internal import migrations
+    from airseal.appliance.db import MIGRATIONS, SCHEMA_VERSION, open_database, schema_version
+    from airseal.appliance.home import init_home
+
+    home, _ = init_home(tmp_path / "home")
+    home.database_path.unlink()
+    conn = sqlite3.connect(home.database_path, isolation_level=None)
+    migrations.migrate(conn, MIGRATIONS[:4])
+    conn.execute(
+        "INSERT INTO files VALUES ('ab', 'x', 1, '2026-01-01', 'none', 0, NULL)"
+    )
+    conn.close()
+
+    db = open_database(home)
+    assert schema_version(db) == SCHEMA_VERSION >= 5
+    assert [row["sha256"] for row in db.query("SELECT sha256 FROM files")] == ["ab"]
+    assert db["sigstore_roots"].count == 0  # type: ignore[union-attr]
