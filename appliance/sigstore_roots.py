@@ -398,14 +398,25 @@ def count_imports(db: sqlite_utils.Database) -> int:
     return int(db.execute("SELECT count(*) FROM sigstore_roots").fetchone()[0])
 
 
+def _kept(imported: ImportedRoot, name: str, limit: int) -> bytes:
+    """A file of the last import: without it rollback protection is gone, so refuse."""
+    path = imported.directory / "upstream" / name
+    try:
+        return read_capped(path, limit)
+    except FileNotFoundError:
+        raise VerificationError(
+            "the last import's metadata is missing from the home", subject=str(path),
+            check="rollback", hint="restore the appliance home from backup",
+        ) from None
+
+
 def _previous(imported: ImportedRoot | None) -> PreviousImport | None:
     if imported is None:
         return None
-    upstream = imported.directory / "upstream"
-    timestamp = read_capped(upstream / "timestamp.json", MAX_ROOT_BYTES)
-    snapshot_path = upstream / f"{imported.snapshot_version}.snapshot.json"
-    snapshot = read_capped(snapshot_path, 8_000_000) if snapshot_path.exists() else None
-    return PreviousImport(timestamp=timestamp, snapshot=snapshot)
+    return PreviousImport(
+        timestamp=_kept(imported, "timestamp.json", MAX_ROOT_BYTES),
+        snapshot=_kept(imported, f"{imported.snapshot_version}.snapshot.json", 8_000_000),
+    )
 
 
 def _start_root(
@@ -417,9 +428,7 @@ def _start_root(
     packaged = packaged_root()
     if imported is None:
         return packaged
-    newest = read_capped(
-        imported.directory / "upstream" / f"{imported.root_version}.root.json", MAX_ROOT_BYTES
-    )
+    newest = _kept(imported, f"{imported.root_version}.root.json", MAX_ROOT_BYTES)
     return newest if imported.root_version >= metadata_version(packaged) else packaged
 
 
@@ -594,8 +603,10 @@ class TrustRootStatus:
         if imported is None:
             return None
         delta = self.now - datetime.fromisoformat(imported.imported)
-        days = delta.days
-        return f"{days} day{'s' if days != 1 else ''}" if days else f"{delta.seconds // 3600} h"
+        if delta.days:
+            return f"{delta.days} day{'s' if delta.days != 1 else ''}"
+        hours = delta.seconds // 3600
+        return f"{hours} hour{'s' if hours != 1 else ''}" if hours else "under an hour"
 
     def describe(self) -> list[str]:
         imported = self.in_use.imported

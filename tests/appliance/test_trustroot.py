@@ -24,7 +24,7 @@ import pytest
 
 from airseal.appliance.service import Appliance
 from airseal.appliance.service.options import ApplianceOptions
-from airseal.trustroot.errors import MirrorRefused
+from airseal.trustroot.errors import MirrorRefused, VerificationError
 from tests.trustroot.sigstore_cdn import INSIDE_VALIDITY_ENV, lay_out_cdn, upstream_target
 from tests.trustroot.tuf_repo import SignedRepository, write_tree
 
@@ -98,7 +98,7 @@ def test_status_shows_the_root_in_use_its_versions_and_age(
     assert text.code == 0, text.stderr
     assert "imported" in text.stdout and "(root v15, timestamp v762)" in text.stdout
     assert "timestamp v762 (expired 2026-08-28T19:25:56Z)" in text.stdout
-    assert "age " in text.stdout
+    assert "age under an hour" in text.stdout
 
     status = json.loads(airseal("trustroot", "status", "--json").stdout)
     assert status["schemaVersion"] == 1
@@ -188,6 +188,12 @@ def test_a_copy_older_than_the_last_import_is_refused(tmp_path: Path) -> None:
         assert appliance.keyless_trusted_root().imported == first
         again = appliance.import_trust_root(new, pinned_root=root)  # the same copy: fine
         assert again.timestamp_version == 2
+
+        # Without the last import's timestamp there is no rollback floor: refuse, do not guess.
+        (again.directory / "upstream" / "timestamp.json").unlink()
+        with pytest.raises(VerificationError) as missing:
+            appliance.import_trust_root(old, pinned_root=root)
+        assert missing.value.check == "rollback"
 
 
 def test_reference_time_is_the_appliance_clock_not_a_parameter(tmp_path: Path, cdn: Path) -> None:
