@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlite_utils
 
@@ -44,13 +44,9 @@ from airseal.appliance import audit
 from airseal.appliance.errors import ApplianceError, UsageError
 from airseal.appliance.home import CONFIG_NAME, Home
 from airseal.trustroot.errors import MirrorRefused, VerificationError
-from airseal.trustroot.keyless import MAX_TRUSTED_ROOT_BYTES, check_trusted_root
-from airseal.trustroot.tuf_mirror import (
-    PreviousImport,
-    VerifiedMirror,
-    metadata_version,
-    verify_mirror,
-)
+
+if TYPE_CHECKING:  # python-tuf loads with the walk: `status` and keyless checks do without it
+    from airseal.trustroot.tuf_mirror import PreviousImport, VerifiedMirror
 
 PUBLIC_GOOD_URL: Final = "https://tuf-repo-cdn.sigstore.dev"
 """sigstore-python's ``DEFAULT_TUF_URL``: the public-good TUF repository."""
@@ -61,6 +57,8 @@ SIGNING_CONFIG_TARGET: Final = "signing_config.v0.2.json"
 TEST_TIME_ENV: Final = "AIRSEAL_TEST_TRUSTROOT_TIME"
 ROOTS_DIR: Final = "sigstore-roots"
 MAX_ROOT_BYTES: Final = 512_000
+MAX_TRUSTED_ROOT_BYTES: Final = 16 * 1024 * 1024  # airseal.trustroot.keyless's cap (sigstore
+# loads with it: imported only where a trusted root is checked, so `status` starts fast)
 
 FileProgress = Callable[[str, int], None]
 """(path in the repository, bytes) of each file fetched."""
@@ -262,6 +260,8 @@ def fetch_mirror(
     if to.exists() and (not to.is_dir() or any(to.iterdir())):
         raise UsageError(f"--to {to} exists and is not an empty folder", check="--to",
                          hint="give a new folder: the copy must hold one repository version")
+    from airseal.trustroot.tuf_mirror import verify_mirror
+
     when, overridden = reference_time(now)
     root = pinned_root if pinned_root is not None else packaged_root()
     source = HttpSource(url, on_file)
@@ -411,6 +411,8 @@ def _kept(imported: ImportedRoot, name: str, limit: int) -> bytes:
 
 
 def _previous(imported: ImportedRoot | None) -> PreviousImport | None:
+    from airseal.trustroot.tuf_mirror import PreviousImport
+
     if imported is None:
         return None
     return PreviousImport(
@@ -422,6 +424,8 @@ def _previous(imported: ImportedRoot | None) -> PreviousImport | None:
 def _start_root(
     home: Home, imported: ImportedRoot | None, given: bytes | None, given_name: str | None
 ) -> bytes:
+    from airseal.trustroot.tuf_mirror import metadata_version
+
     if given is not None:
         metadata_version(given, subject=given_name)
         return given
@@ -441,6 +445,8 @@ def import_mirror(
     pinned_root: Path | None = None,
 ) -> ImportedRoot:
     """Verify the repository copy in ``directory`` and make it the root keyless checks use."""
+    from airseal.trustroot.tuf_mirror import metadata_version, verify_mirror
+
     source = DirectorySource(directory)
     given = read_capped(pinned_root, MAX_ROOT_BYTES) if pinned_root is not None else None
     last = newest_import(home, db)
@@ -454,6 +460,8 @@ def import_mirror(
             f"the repository has no {TRUSTED_ROOT_TARGET} target", subject=str(directory),
             check="targets", hint="this is not a Sigstore trust root repository",
         )
+    from airseal.trustroot.keyless import check_trusted_root
+
     check_trusted_root(
         trusted_root, subject=f"{directory}/{mirror.target_files[TRUSTED_ROOT_TARGET]}"
     )
