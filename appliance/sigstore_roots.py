@@ -421,13 +421,30 @@ def _previous(imported: ImportedRoot | None) -> PreviousImport | None:
     )
 
 
+def read_pinned_root(path: Path) -> bytes:
+    """The operator's ``--root`` file, refused (naming the flag) unless it is a TUF root."""
+    from airseal.trustroot.tuf_mirror import metadata_version
+
+    data = read_capped(path, MAX_ROOT_BYTES)
+    try:
+        metadata_version(data, subject=str(path))
+        is_root = json.loads(data)["signed"]["_type"] == "root"
+    except (MirrorRefused, ValueError, KeyError, TypeError):
+        is_root = False
+    if not is_root:
+        raise UsageError(
+            f"--root {path} is not a TUF root.json", check="--root",
+            hint="give a root of the repository, e.g. its N.root.json (signed by itself)",
+        )
+    return data
+
+
 def _start_root(
     home: Home, imported: ImportedRoot | None, given: bytes | None, given_name: str | None
 ) -> bytes:
     from airseal.trustroot.tuf_mirror import metadata_version
 
     if given is not None:
-        metadata_version(given, subject=given_name)
         return given
     packaged = packaged_root()
     if imported is None:
@@ -448,7 +465,7 @@ def import_mirror(
     from airseal.trustroot.tuf_mirror import metadata_version, verify_mirror
 
     source = DirectorySource(directory)
-    given = read_capped(pinned_root, MAX_ROOT_BYTES) if pinned_root is not None else None
+    given = read_pinned_root(pinned_root) if pinned_root is not None else None
     last = newest_import(home, db)
     start = _start_root(home, last, given, str(pinned_root) if pinned_root else None)
     when, overridden = reference_time(now)

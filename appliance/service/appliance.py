@@ -362,10 +362,9 @@ class Appliance:
         on_file: FileProgress | None = None,
     ) -> FetchedMirror:
         """Connected machine: copy and verify the whole TUF repository at ``url`` into ``to``."""
-        from airseal._internal.atomic import read_capped
-        from airseal.appliance.sigstore_roots import MAX_ROOT_BYTES, fetch_mirror
+        from airseal.appliance.sigstore_roots import fetch_mirror, read_pinned_root
 
-        root = read_capped(pinned_root, MAX_ROOT_BYTES) if pinned_root is not None else None
+        root = read_pinned_root(pinned_root) if pinned_root is not None else None
         return fetch_mirror(url, to, now=self.now(), pinned_root=root, on_file=on_file)
 
     def import_trust_root(

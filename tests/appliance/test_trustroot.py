@@ -161,6 +161,27 @@ def test_import_refuses_a_link_out_of_the_copy(
     assert "not a regular file inside the copy" in done.stderr
 
 
+def test_a_root_that_is_not_a_tuf_root_names_the_flag(
+    airseal, appliance_home: Path, cdn: Path, served: str, tmp_path: Path
+) -> None:
+    not_root = next(cdn.glob("*.targets.json"))
+    imported = airseal("trustroot", "import", str(cdn), "--root", str(not_root))
+    assert imported.code == 2
+    assert f"--root {not_root} is not a TUF root.json" in imported.stderr
+    fetched = airseal("trustroot", "fetch", "--to", str(tmp_path / "c"), "--url", served,
+                      "--root", str(ARTIFACT))
+    assert fetched.code == 2 and "--root" in fetched.stderr
+
+
+def test_import_from_an_older_root_given_with_root_climbs_to_15(
+    airseal, appliance_home: Path, cdn: Path
+) -> None:
+    done = airseal("trustroot", "import", str(cdn), "--root", str(cdn / "10.root.json"),
+                   "--json", env=IN_VALIDITY)
+    assert done.code == 0, done.stderr
+    assert json.loads(done.stdout)["rootVersion"] == 15
+
+
 def test_import_names_the_flag_of_a_missing_folder(airseal, appliance_home: Path) -> None:
     done = airseal("trustroot", "import", "/nonexistent/copy")
     assert done.code == 2
