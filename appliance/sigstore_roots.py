@@ -531,8 +531,9 @@ def import_mirror(
     }
     db["sigstore_roots"].insert(row)  # type: ignore[union-attr]
     details = {k: v for k, v in row.items() if k not in ("id", "source")}
-    audit.record(home, db, "trustroot-import", import_id, {**details, "source": str(directory)},
-                 now=now)
+    audit.record(
+        home, db, "trustroot.import", import_id, {**details, "source": str(directory)}, now=now
+    )
     imported = newest_import(home, db)
     assert imported is not None
     return imported
