@@ -25,7 +25,7 @@ def trustroot() -> None:
     """
 
 
-@trustroot.command(name="fetch")
+@trustroot.command(name="fetch", short_help="Connected machine: copy the TUF repository.")
 @click.option(
     "--to", "to", required=True, type=click.Path(file_okay=False, path_type=Path),
     help="New (or empty) folder to copy the repository into.",
@@ -66,7 +66,7 @@ def trustroot_fetch(to: Path, url: str, pinned_root: Path | None, as_json: bool)
         click.echo("\n".join(fetched.describe()))
 
 
-@trustroot.command(name="import")
+@trustroot.command(name="import", short_help="Air gap: verify a copy and use its root.")
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option(
     "--root", "pinned_root", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -93,7 +93,7 @@ def trustroot_import(directory: Path, pinned_root: Path | None, as_json: bool) -
         click.echo("\n".join(imported.describe()))
 
 
-@trustroot.command(name="status")
+@trustroot.command(name="status", short_help="The root in use, its versions and age.")
 @json_option
 def trustroot_status(as_json: bool) -> None:
     """Which Sigstore trust root keyless verification uses, its versions and its age.
