@@ -161,6 +161,28 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (agent_id, export_id, key_fingerprint)
     );
     """,
+    # 5: Sigstore trust roots imported from a verified mirror of the public-good TUF repository
+    # (`airseal trustroot import`). The files live in the home under sigstore-roots/<id>/; the
+    # hash recorded here is checked each time keyless verification reads trusted_root.json.
+    """
+    CREATE TABLE sigstore_roots (
+        id TEXT PRIMARY KEY,           -- also the folder name under sigstore-roots/
+        imported TEXT NOT NULL,
+        source TEXT NOT NULL,          -- the folder imported from
+        pinned_root_version INTEGER NOT NULL,
+        root_version INTEGER NOT NULL,
+        root_expires TEXT NOT NULL,
+        timestamp_version INTEGER NOT NULL,
+        timestamp_expires TEXT NOT NULL,
+        snapshot_version INTEGER NOT NULL,
+        targets_version INTEGER NOT NULL,
+        delegations TEXT NOT NULL,     -- JSON {role: version}
+        trusted_root_sha256 TEXT NOT NULL,
+        signing_config_sha256 TEXT,
+        checked_at TEXT NOT NULL,      -- the time expiry was checked at
+        test_reference_time INTEGER NOT NULL  -- 1 when AIRSEAL_TEST_TRUSTROOT_TIME set it
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -50,6 +50,8 @@ class VendorSignature:
     identity: str | None = None
     issuer: str | None = None
     trusted_root: Path | None = None
+    trusted_root_json: bytes | None = None
+    """The trusted root's bytes, when already chosen (the service picks the imported one)."""
 
     @property
     def method(self) -> str:
@@ -106,7 +108,9 @@ def _verify(stored: Path, digest: bytes, vendor: VendorSignature) -> str | None:
         from airseal.trustroot.keyless import verify_keyless_bundle
 
         assert vendor.bundle is not None and vendor.identity and vendor.issuer
-        root = read_capped(vendor.trusted_root, 8 * 1024 * 1024) if vendor.trusted_root else None
+        root = vendor.trusted_root_json
+        if root is None and vendor.trusted_root is not None:
+            root = read_capped(vendor.trusted_root, 8 * 1024 * 1024)
         result = verify_keyless_bundle(
             read_capped(vendor.bundle, MAX_BUNDLE_BYTES),
             digest,

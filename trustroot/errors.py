@@ -79,3 +79,11 @@ class KeyFormatError(TrustrootError):
 class WrongPassword(KeyFormatError):
     title = "Wrong password"
     hint = "the password did not decrypt the key; set COSIGN_PASSWORD or retype it"
+
+
+class MirrorRefused(VerificationError):
+    """A copy of a TUF repository (the Sigstore trust root) did not verify: nothing was kept."""
+
+    title = "Trust root mirror refused"
+    check = "tuf"
+    hint = "fetch a fresh copy on a connected machine (`airseal trustroot fetch --to DIR`)"

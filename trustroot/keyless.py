@@ -93,6 +93,7 @@ _HINT_FAILED: Final = (
 __all__ = [
     "MAX_BUNDLE_BYTES",
     "KeylessResult",
+    "check_trusted_root",
     "default_trusted_root_json",
     "verify_keyless_bundle",
 ]
@@ -148,6 +149,11 @@ def default_trusted_root_json() -> bytes:
     """The public-good production ``trusted_root.json`` shipped inside the sigstore package."""
     resource = files("sigstore").joinpath("_store", _DEFAULT_ROOT_DIR, "trusted_root.json")
     return resource.read_bytes()
+
+
+def check_trusted_root(raw: bytes, *, subject: str | None = None) -> None:
+    """Raise :class:`VerificationError` unless sigstore can use ``raw`` as a trusted root."""
+    _load_trusted_root(raw, subject)
 
 
 def _load_trusted_root(raw: bytes, subject: str | None) -> Verifier:

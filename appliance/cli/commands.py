@@ -249,8 +249,8 @@ def sign_blob(
 @click.option(
     "--trusted-root",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Keyless: trusted_root.json (default: the public-good root shipped with "
-    "sigstore; never fetched).",
+    help="Keyless: trusted_root.json (default: the newest `airseal trustroot import`, else "
+    "the public-good root shipped with sigstore; never fetched).",
 )
 @json_option
 def verify_blob(
@@ -306,7 +306,10 @@ def verify_blob(
 def _verify_keyless(
     file: Path, bundle: Path, identity: str, issuer: str, trusted_root: Path | None
 ) -> dict[str, object]:
-    sha256, outcome = appliance_without_home().verify_keyless(
+    appliance = appliance_without_home()
+    root = appliance.keyless_trusted_root(trusted_root)
+    click.echo(root.describe(), err=True)
+    sha256, outcome = appliance.verify_keyless(
         file, bundle, identity=identity, issuer=issuer, trusted_root=trusted_root
     )
     return {
@@ -315,4 +318,5 @@ def _verify_keyless(
         "sha256": sha256,
         "identity": outcome.identity,
         "issuer": outcome.issuer,
+        "trustedRoot": root.to_json(),
     }

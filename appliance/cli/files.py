@@ -36,7 +36,8 @@ def file_group() -> None:
 @click.option(
     "--trusted-root",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Keyless: trusted_root.json (default: public-good, shipped).",
+    help="Keyless: trusted_root.json (default: the newest `airseal trustroot import`, else "
+    "the public-good root shipped with sigstore).",
 )
 @click.option("--name", help="Name for the payload on media (default: the file's name).")
 @json_option
@@ -68,10 +69,14 @@ def file_add(
         issuer=certificate_oidc_issuer,
         trusted_root=trusted_root,
     )
+    root = None
+    if vendor.method == "keyless":
+        root = appliance.keyless_trusted_root(trusted_root)
+        click.echo(root.describe(), err=True)
     with byte_progress(f"Adding {path.name}", file_size(path)) as advance:
         stored = appliance.add_file(path, vendor, name=name, on_progress=advance)
     if as_json:
-        emit_json(stored.to_dict())
+        emit_json(stored.to_dict() | ({"trustedRoot": root.to_json()} if root else {}))
         return
     check = f"verified ({stored.method}, {stored.signer})" if stored.verified else "NOT verified"
     click.echo(f"Added {stored.name}  sha256 {stored.sha256}  {stored.size} bytes  {check}")

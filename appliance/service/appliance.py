@@ -43,6 +43,13 @@ if TYPE_CHECKING:
     from airseal.appliance.prompts import Prompter
     from airseal.appliance.receipts import ReceiptImportReport, ReceiptListing
     from airseal.appliance.service.yubikey import PivKeyRef, YubiKeyPiv
+    from airseal.appliance.sigstore_roots import (
+        FetchedMirror,
+        FileProgress,
+        ImportedRoot,
+        TrustedRootInUse,
+        TrustRootStatus,
+    )
     from airseal.trustroot.keyless import KeylessResult
     from airseal.trustroot.keys import PublicKey
     from airseal.trustroot.verify import VerifiedBlob
@@ -323,17 +330,59 @@ class Appliance:
         from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
         from airseal.trustroot.keyless import verify_keyless_bundle
 
+        root = self.keyless_trusted_root(trusted_root)
         digest, _ = blobs.hash_file(path)
-        root_json = read_capped(trusted_root, 8 * 1024 * 1024) if trusted_root else None
         outcome = verify_keyless_bundle(
             read_capped(bundle, MAX_BUNDLE_BYTES),
             digest,
             identity=identity,
             issuer=issuer,
-            trusted_root_json=root_json,
+            trusted_root_json=root.document,
             subject=str(bundle),
         )
         return digest.hex(), outcome
+
+    # -- the Sigstore trust root (keyless) -------------------------------------------------
+
+    def keyless_trusted_root(self, override: Path | None = None) -> TrustedRootInUse:
+        """The ``trusted_root.json`` keyless checks use: ``override``, else the newest import in
+        the home (when there is a home), else the one packaged with sigstore-python."""
+        from airseal.appliance.home import default_home
+        from airseal.appliance.sigstore_roots import home_exists, trusted_root_in_use
+
+        has_home = self._home is not None or home_exists(self.root or default_home())
+        return trusted_root_in_use(override, (lambda: (self.home, self.db)) if has_home else None)
+
+    def fetch_trust_root(
+        self,
+        url: str,
+        to: Path,
+        *,
+        pinned_root: Path | None = None,
+        on_file: FileProgress | None = None,
+    ) -> FetchedMirror:
+        """Connected machine: copy and verify the whole TUF repository at ``url`` into ``to``."""
+        from airseal.appliance.sigstore_roots import fetch_mirror, read_pinned_root
+
+        root = read_pinned_root(pinned_root) if pinned_root is not None else None
+        return fetch_mirror(url, to, now=self.now(), pinned_root=root, on_file=on_file)
+
+    def import_trust_root(
+        self, directory: Path, *, pinned_root: Path | None = None
+    ) -> ImportedRoot:
+        """Air gap: verify a repository copy and make it the root keyless checks use."""
+        from airseal.appliance.sigstore_roots import import_mirror
+
+        return import_mirror(
+            self.home, self.db, directory, now=self.now(), pinned_root=pinned_root
+        )
+
+    def trust_root_status(self) -> TrustRootStatus:
+        from airseal.appliance.sigstore_roots import TrustRootStatus, count_imports
+
+        in_use = self.keyless_trusted_root()
+        imports = count_imports(self.db) if in_use.origin == "imported" else 0
+        return TrustRootStatus(in_use=in_use, imports=imports, now=self.now())
 
     # -- files ------------------------------------------------------------------------------
 
@@ -345,8 +394,13 @@ class Appliance:
         name: str | None = None,
         on_progress: BytesDone | None = None,
     ) -> StoredFile:
+        from dataclasses import replace
+
         from airseal.appliance.intake import add_file
 
+        if vendor.method == "keyless" and vendor.trusted_root_json is None:
+            root = self.keyless_trusted_root(vendor.trusted_root)
+            vendor = replace(vendor, trusted_root_json=root.document)
         return add_file(self.home, self.db, source, vendor, name=name, on_progress=on_progress)
 
     def list_files(self) -> list[StoredFile]:
