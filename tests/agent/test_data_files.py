@@ -30,7 +30,10 @@ def test_the_rule_starts_the_shipped_unit_for_usb_fat_filesystems():
 
 def test_the_unit_imports_unattended_with_the_credential():
     text = UNIT.read_text()
-    assert "ExecStart=/usr/bin/airseal-agent import /run/airseal-agent/%i --non-interactive" in text
+    assert (
+        "ExecStart=/usr/local/bin/airseal-agent import /run/airseal-agent/%i --non-interactive"
+        in text
+    )
     assert f"LoadCredentialEncrypted={CREDENTIAL_NAME}:" in text
     assert "nosuid,nodev,noexec" in text and "SuccessExitStatus=4" in text
 
@@ -39,7 +42,7 @@ def test_systemd_accepts_the_unit(tmp_path):
     # the installed path of airseal-agent differs here: point the unit at this venv's copy
     executable = Path(sys.executable).parent / "airseal-agent"
     unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/bin/airseal-agent", str(executable)))
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/airseal-agent", str(executable)))
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None, "install systemd (systemd-analyze) to check the unit"
     done = subprocess.run(
