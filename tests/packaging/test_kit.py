@@ -154,3 +154,39 @@ def test_no_key_is_a_usage_error(kit, tmp_path):
     assert done.returncode == 2 and "--key" in done.stderr
     assert not (tmp_path / "prefix").exists()
 
+
+
+def _installer_default(name: str) -> str:
+    match = re.search(rf"\b{name}=(\S+)", (ROOT / "scripts" / "kit-install").read_text())
+    assert match, name
+    return match[1]
+
+
+@pytest.mark.root
+def test_the_unit_runs_the_agent_the_kit_installs(kit, kit_signer, tmp_path):
+    """The unit's ExecStart is where the installer links the agent by default, and systemd
+    accepts the unit once an agent-only install from the kit is there."""
+    unit_name = "airseal-agent-import@.service"
+    unit = (kit / "systemd" / unit_name).read_text()
+    assert unit == (ROOT / "agent" / "data" / unit_name).read_text()
+    (exec_start,) = re.findall(r"(?m)^ExecStart=(\S+)", unit)
+    assert exec_start == f"{_installer_default('bindir')}/airseal-agent"
+    # the same layout under a temporary root: PREFIX and BINDIR moved there, nothing else
+    prefix = tmp_path / _installer_default("prefix").lstrip("/")
+    bindir = tmp_path / _installer_default("bindir").lstrip("/")
+    done = install(kit, prefix, bindir, "--agent-only", key=kit_signer.public_key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / unit_name).write_text(unit.replace(f"ExecStart={exec_start}",
+                                                f"ExecStart={tmp_path}{exec_start}"))
+    analyze = shutil.which("systemd-analyze")
+    assert analyze is not None, "install systemd (scripts/setup --test does)"
+    verify = subprocess.run([analyze, "verify", "airseal-agent-import@sdb1.service"], cwd=units,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert verify.returncode == 0, verify.stderr
+    # and it refuses the unit when the agent is not where ExecStart says
+    (bindir / "airseal-agent").unlink()
+    verify = subprocess.run([analyze, "verify", "airseal-agent-import@sdb1.service"], cwd=units,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert verify.returncode != 0 and "airseal-agent" in verify.stderr
