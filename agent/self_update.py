@@ -215,8 +215,8 @@ def _check(argv: list[str], env: Mapping[str, str], what: str) -> str:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{what}: {exc}"
     if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
-        return f"{what} exited {done.returncode}: {' | '.join(tail)}"
+        said = [line.strip() for line in (done.stderr or done.stdout).strip().splitlines()]
+        return f"{what} exited {done.returncode}: {' | '.join(said)[-600:]}"
     return ""
 
 

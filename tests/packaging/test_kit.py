@@ -99,6 +99,10 @@ def test_an_agent_only_install_has_none_of_the_appliance(kit, kit_signer, tmp_pa
         capture_output=True, text=True, timeout=60, check=False)
     assert probe.returncode == 0, probe.stderr
     assert probe.stdout.strip() == ""
+    # the appliance's command, which the wheel still carries, says what is missing
+    appliance = subprocess.run([str(prefix / "current" / "bin" / "airseal"), "key", "list"],
+                               capture_output=True, text=True, timeout=60, check=False)
+    assert appliance.returncode == 3 and "agent-only install" in appliance.stderr
 
 
 def _altered_copy(kit: Path, tmp_path: Path) -> Path:
