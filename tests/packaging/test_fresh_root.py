@@ -4,6 +4,7 @@ registries, installs every Debian and Python package it needs and completes the 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 @pytest.mark.root
-def test_scripts_demo_completes_in_a_fresh_debian_root(tmp_path):
+def test_scripts_demo_completes_in_a_fresh_debian_root(tmp_path, request):
     root = extract_root(tmp_path / "root")
+    request.addfinalizer(lambda: shutil.rmtree(root, ignore_errors=True))  # about 1 GB
     # the root lacks what the runtime needs: the set-up must install it, not find it
     assert not (root / "usr/bin/gcc").exists() and not (root / "usr/bin/swig").exists()
     binds = prepare_root(root, source_tree=ROOT)
