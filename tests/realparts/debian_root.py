@@ -141,6 +141,10 @@ def prepare_root(root: Path, *, source_tree: Path) -> list[Path]:
         else:
             _copy_into(root, path)
     dest = root / "src" / "airseal"
+    if not (source_tree / ".git").exists():  # a checkout without git: all but build litter
+        shutil.copytree(source_tree, dest, symlinks=True, ignore=shutil.ignore_patterns(
+            ".venv", "demo", "build", "*.egg-info", "__pycache__", "node_modules", ".*_cache"))
+        return binds
     dest.mkdir(parents=True)
     files = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
