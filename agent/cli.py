@@ -556,6 +556,8 @@ def history(limit: int, as_json: bool) -> None:
 
 # -- entry point --------------------------------------------------------------------------------
 
+from airseal.agent import cli_update  # noqa: E402, F401  (registers selfcheck, self-update)
+
 
 def main(argv: list[str] | None = None) -> int:
     return run_main(cli, argv, prog_name="airseal-agent", exit_codes=exit_codes.ERROR_CODES)

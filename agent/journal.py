@@ -1,4 +1,6 @@
-"""The agent's journal: SQLite through sqlite-utils, WAL, schema versioned by migrations.
+"""The agent's journal: SQLite through the standard library's sqlite3, WAL, schema versioned by
+migrations. (No sqlite-utils: the endpoint installs only what the agent needs, and the journal
+uses nothing of it but a connection.)
 
 It remembers what the endpoint trusts and has done, so that:
 - a replayed (older) export is refused: the last accepted sequence per distributor is kept;
@@ -24,8 +26,6 @@ from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
-
-import sqlite_utils
 
 from airseal._internal import migrations
 from airseal.agent.errors import StateError
@@ -232,8 +232,8 @@ class RunHistory:
 class Journal:
     """The open journal. Use :meth:`open`; close it (or use it as a context manager)."""
 
-    def __init__(self, db: sqlite_utils.Database) -> None:
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
 
     @classmethod
     def open(cls, path: Path) -> Journal:
@@ -241,16 +241,15 @@ class Journal:
             conn = sqlite3.connect(path, isolation_level=None, timeout=30)
         except sqlite3.Error as exc:
             raise StateError(f"cannot open the journal: {exc}", subject=str(path)) from None
-        db = sqlite_utils.Database(conn)
-        db.enable_wal()
+        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = FULL")
-        journal = cls(db)
+        journal = cls(conn)
         journal.migrate(subject=str(path))
         return journal
 
     def close(self) -> None:
-        self.db.conn.close()
+        self.conn.close()
 
     def __enter__(self) -> Journal:
         return self
@@ -266,11 +265,11 @@ class Journal:
     # -- schema ----------------------------------------------------------------------------------
 
     def schema_version(self) -> int:
-        return migrations.schema_version(self.db.conn)
+        return migrations.schema_version(self.conn)
 
     def migrate(self, *, subject: str = "journal") -> int:
         try:
-            return migrations.migrate(self.db.conn, MIGRATIONS)
+            return migrations.migrate(self.conn, MIGRATIONS)
         except migrations.SchemaTooNew as exc:
             raise StateError(
                 f"journal schema {exc.found} is newer than this agent ({exc.supported})",
@@ -281,7 +280,7 @@ class Journal:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One durable commit for everything inside the block (or nothing on error)."""
-        conn = self.db.conn
+        conn = self.conn
         if conn.in_transaction:
             yield conn
             return
@@ -294,7 +293,7 @@ class Journal:
         conn.execute("COMMIT")
 
     def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
-        cursor = self.db.execute(sql, list(params))
+        cursor = self.conn.execute(sql, list(params))
         columns = [c[0] for c in cursor.description]
         return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
 

@@ -95,9 +95,23 @@ def register_all() -> None:
         cli.get_command(click.Context(cli), name)
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_main(cli, argv, prog_name="airseal", exit_codes=exit_codes.ERROR_CODES)
+# Import names of the `appliance` extra's packages: an endpoint installs airseal without it.
+APPLIANCE_EXTRA_MODULES = ("sqlite_utils", "platformdirs", "rich", "textual", "pkcs11", "ykman")
 
+
+def main(argv: list[str] | None = None) -> int:
+    from importlib.util import find_spec
+
+    missing = [name for name in APPLIANCE_EXTRA_MODULES if find_spec(name) is None]
+    if missing:
+        click.echo(
+            f"airseal: the appliance is not installed here ({', '.join(missing)} missing): this "
+            "is an agent-only install (use airseal-agent), or install the appliance with "
+            "pip install 'airseal[appliance]' or the kit's install without --agent-only",
+            err=True,
+        )
+        return exit_codes.OPERATIONAL
+    return run_main(cli, argv, prog_name="airseal", exit_codes=exit_codes.ERROR_CODES)
 
 if __name__ == "__main__":
     sys.exit(main())

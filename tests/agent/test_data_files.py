@@ -4,6 +4,7 @@ the agent, and accepted by systemd's own checker."""
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -30,7 +31,10 @@ def test_the_rule_starts_the_shipped_unit_for_usb_fat_filesystems():
 
 def test_the_unit_imports_unattended_with_the_credential():
     text = UNIT.read_text()
-    assert "ExecStart=/usr/bin/airseal-agent import /run/airseal-agent/%i --non-interactive" in text
+    assert (
+        "ExecStart=/usr/local/bin/airseal-agent import /run/airseal-agent/%i --non-interactive"
+        in text
+    )
     assert f"LoadCredentialEncrypted={CREDENTIAL_NAME}:" in text
     assert "nosuid,nodev,noexec" in text and "SuccessExitStatus=4" in text
 
@@ -39,7 +43,7 @@ def test_systemd_accepts_the_unit(tmp_path):
     # the installed path of airseal-agent differs here: point the unit at this venv's copy
     executable = Path(sys.executable).parent / "airseal-agent"
     unit = tmp_path / UNIT.name
-    unit.write_text(UNIT.read_text().replace("/usr/bin/airseal-agent", str(executable)))
+    unit.write_text(UNIT.read_text().replace("/usr/local/bin/airseal-agent", str(executable)))
     analyze = shutil.which("systemd-analyze")
     assert analyze is not None, "install systemd (systemd-analyze) to check the unit"
     done = subprocess.run(
@@ -51,3 +55,37 @@ def test_systemd_accepts_the_unit(tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def _udev_parse_errors(rules: dict[str, str]) -> str:
+    """Run `udevadm test` on a real block device with only ``rules`` in /etc/udev/rules.d (a
+    tmpfs in a private mount namespace: the machine's rules are untouched) and return what it
+    reports about those files. udevadm verify arrived in systemd 254; bookworm has 252."""
+    udevadm = shutil.which("udevadm")
+    assert udevadm is not None, "install udev (scripts/setup --test does)"
+    devices = sorted(Path("/sys/class/block").iterdir())
+    assert devices, "no block device in /sys/class/block to run udevadm test on"
+    copies = " && ".join(
+        f"printf %s {shlex.quote(text)} > /etc/udev/rules.d/{name}" for name, text in rules.items()
+    )
+    script = (f"mount -t tmpfs tmpfs /etc/udev/rules.d && {copies} && "
+              f"{udevadm} test --action=add {devices[0]} 2>&1")
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "--fork", "/bin/sh", "-c", script],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert "Reading rules file: /etc/udev/rules.d/" in done.stdout, done.stdout[-2000:]
+    return "\n".join(
+        line for line in done.stdout.splitlines()
+        if any(line.startswith(f"/etc/udev/rules.d/{name}") for name in rules)
+    )
+
+
+def test_udev_parses_the_rule_without_complaint():
+    assert _udev_parse_errors({RULE.name: RULE.read_text()}) == ""
+
+
+def test_udev_check_reports_a_broken_rule():
+    # the check above can fail: the same run names a malformed rule's file and line
+    broken = RULE.read_text().replace("ENV{ID_BUS}==", "ENVX{ID_BUS}==")
+    assert f"{RULE.name}:4" in _udev_parse_errors({RULE.name: broken})

@@ -139,6 +139,6 @@ def test_lock_is_exclusive(agent_state):
 
 def test_journal_refuses_a_newer_schema(agent_state):
     with Journal.open(agent_state.journal_path) as journal:
-        journal.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        journal.conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StateError, match="newer"):
         Journal.open(agent_state.journal_path)
