@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def _reserve_sequence(db: sqlite_utils.Database, fingerprint: str) -> int:
 def check_writable(target: Path) -> None:
     """Create and remove a probe file in ``target``: a read-only mount or a write-protected
     stick is refused before any key is unlocked."""
-    probe = target / f".airseal-probe-{uuid.uuid4().hex[:8]}"
+    probe = target / f".airseal-probe-{secrets.token_hex(4)}"  # (uuids name exports only)
     try:
         fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         os.close(fd)
