@@ -22,19 +22,18 @@ always reads one JSON document (docs/json.md is the reference).
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 import click
 
-from airseal._internal.times import normalise_timestamp, utc_text
 from airseal.errors import AirsealError, UsageError
+
+# json, re and datetime are imported where a JSON document is made: `airseal-agent` starts on
+# every USB insertion and `--version` should load no more than click.
 
 OK = 0
 FAILED = 1
@@ -98,13 +97,15 @@ verbose_option = click.option(
 
 # -- the JSON contract ---------------------------------------------------------------------------
 
-_SEPARATED = re.compile(r"^[a-z][a-z0-9]*(?:[_.\-][a-z0-9]+)+$")
+_SEPARATED = r"^[a-z][a-z0-9]*(?:[_.\-][a-z0-9]+)+$"
 
 
 def camel_key(key: str) -> str:
     """``payload_sha256``, ``action.valid-days`` -> ``payloadSha256``, ``actionValidDays``;
     keys that are already camelCase (or are not identifiers) are kept."""
-    if not _SEPARATED.match(key):
+    import re
+
+    if not re.match(_SEPARATED, key):
         return key
     first, *rest = re.split(r"[_.\-]", key)
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -117,6 +118,10 @@ outcome is spelled as everywhere else): their keys are kept as they are."""
 
 def json_ready(value: Any, *, keep_keys: bool = False) -> Any:
     """Keys camelCased, datetimes and timestamp strings in the one format, recursively."""
+    from datetime import datetime
+
+    from airseal._internal.times import normalise_timestamp, utc_text
+
     if isinstance(value, dict):
         return {
             (str(k) if keep_keys else camel_key(str(k))): json_ready(
@@ -144,6 +149,8 @@ def json_document(data: Any) -> dict[str, Any]:
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as the command's one JSON document on stdout."""
+    import json
+
     click.echo(json.dumps(json_document(data), indent=2, sort_keys=True, default=str))
 
 
@@ -216,6 +223,8 @@ def run_main(
 
     def failed(exit_code: int, message: str, error: AirsealError | None = None) -> int:
         if as_json:
+            import json
+
             code = failed_code if exit_code == FAILED else None
             click.echo(json.dumps(error_document(exit_code, message, error=error, code=code),
                                   indent=2, sort_keys=True))

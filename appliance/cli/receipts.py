@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from airseal._internal.cli import examples, json_option
+from airseal._internal.times import normalise_timestamp
 from airseal.appliance.cli import cli, exit_codes
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
@@ -84,7 +85,8 @@ def receipts_list(unenrolled: bool, as_json: bool) -> None:
         failed = f", {agent['failed_actions']} failed action(s)" if agent["failed_actions"] else ""
         click.echo(
             f"  {agent['id']}  {agent['hostname']} ({agent['os']})  last: export "
-            f"{agent['last_export']} {agent['last_status']} at {agent['last_finished']}, "
+            f"{agent['last_export']} {agent['last_status']} at "
+            f"{normalise_timestamp(str(agent['last_finished']))}, "
             f"{agent['receipts']} receipt(s){failed}"
         )
         if agent["basis"] == "first-use":
