@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from airseal._internal.cli import emit_json, examples, json_option, run_main, verbose_option
+from airseal._internal.cli import (
+    emit_json,
+    examples,
+    json_option,
+    run_main,
+    table_lines,
+    verbose_option,
+)
 from airseal.agent import exit_codes, report_text
 
 if TYPE_CHECKING:
@@ -599,12 +606,23 @@ def history(limit: int, as_json: bool) -> None:
         return
     if not entries:
         click.echo("No imports yet.")
-    for item, runs in entries:
-        mode = " (dry run)" if item.dry_run else ""
-        click.echo(
-            f"#{item.id} {_time(item.started)} {item.export_id or '-'} seq {item.sequence or '-'} "
-            f"{item.status}{mode}  {item.media}"
+        return
+    header = ("IMPORT", "STARTED", "EXPORT", "SEQ", "STATUS", "MEDIA")
+    rows = [
+        (
+            f"#{item.id}",
+            _time(item.started),
+            item.export_id or "-",
+            str(item.sequence or "-"),
+            item.status + (" (dry run)" if item.dry_run else ""),
+            item.media,
         )
+        for item, _ in entries
+    ]
+    lines = table_lines(header, rows)
+    click.echo(lines[0] + "\n  (then each action: outcome, name, version)")
+    for line, (item, runs) in zip(lines[1:], entries, strict=True):
+        click.echo(line)
         if item.error:
             click.echo(f"    {item.error.get('message')}")
         for run in runs:

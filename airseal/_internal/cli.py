@@ -95,6 +95,18 @@ verbose_option = click.option(
 )
 
 
+def table_lines(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A plain text table with a header row, columns as wide as their widest cell (the last
+    column is not padded): what every list command prints for people."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+    lines = []
+    for row in (header, *rows):
+        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
+        cells[-1] = str(row[-1])
+        lines.append("  ".join(cells).rstrip())
+    return lines
+
+
 # -- the JSON contract ---------------------------------------------------------------------------
 
 _SEPARATED = r"^[a-z][a-z0-9]*(?:[_.\-][a-z0-9]+)+$"

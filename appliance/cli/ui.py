@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from rich.progress import (
 from rich.text import Text
 
 from airseal._internal.cli import emit_json as shared_emit_json
+from airseal._internal.cli import table_lines as table_lines
 from airseal.appliance.errors import PasswordError
 
 stderr = Console(stderr=True)
@@ -106,18 +107,6 @@ def export_progress(*, enabled: bool = True) -> Iterator[Callable[[int, int, int
             progress.update(read_back, completed=verified, total=total)
 
         yield update
-
-
-def table_lines(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A plain text table with a header row, columns as wide as their widest cell (the last
-    column is not padded): what every list command prints for people."""
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
-    lines = []
-    for row in (header, *rows):
-        cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
-        cells[-1] = str(row[-1])
-        lines.append("  ".join(cells).rstrip())
-    return lines
 
 
 def file_size(path: Path) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,6 +110,9 @@ def test_enroll_import_status_history(agent_cli, agent_state, tmp_path):
     assert [h["status"] for h in history] == ["partial", "refused", "refused"]
     human = agent_cli("history")
     assert "FAILED" in human.stdout and "(exit 7)" in human.stdout
+    header = human.stdout.splitlines()[0].split()
+    assert header == ["IMPORT", "STARTED", "EXPORT", "SEQ", "STATUS", "MEDIA"]
+    assert re.search(r"^#3 +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +\S+ +1 +partial ", human.stdout, re.M)
     # the same media again: nothing runs; the failed action is not tried again (retry policy 0)
     # and still counts as failed
     again = agent_cli("import", str(mount), "--non-interactive")
