@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from airseal._internal.cli import json_option, run_main
+from airseal._internal.cli import (
+    emit_json,
+    examples,
+    json_option,
+    run_main,
+    table_lines,
+    verbose_option,
+)
 from airseal.agent import exit_codes, report_text
 
 if TYPE_CHECKING:
@@ -26,8 +33,14 @@ if TYPE_CHECKING:
     from airseal.agent.report import ImportReport
     from airseal.agent.state import AgentState
 
+@examples(
+    'airseal-agent init',
+    'airseal-agent enroll --key distributor.pub --name "Site distributor"',
+    'airseal-agent import /media/usb',
+)
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="airseal", prog_name="airseal-agent")
+@verbose_option
 def cli() -> None:
     """Airseal endpoint agent: import signed media, verify it three times, run its actions.
 
@@ -41,13 +54,20 @@ def cli() -> None:
     """
 
 
+group_option = click.option(
+    "--group",
+    "groups",
+    multiple=True,
+    help="A group this endpoint belongs to (repeatable; replaces the groups).",
+)
+"""One definition for init and config (the same flag has the same help everywhere)."""
+
+
 # -- shared plumbing ----------------------------------------------------------------------------
 
 
 def _emit_json(data: Any) -> None:
-    import json
-
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    emit_json(data)
 
 
 def _terminal_prompt() -> PasswordPrompt | None:
@@ -70,6 +90,13 @@ def _password_supplier(purpose: str, *, confirm: bool = False) -> Callable[[], b
         return key_password(os.environ, _terminal_prompt(), purpose=purpose, confirm=confirm)
 
     return supply
+
+
+def _time(stored: str) -> str:
+    """A stored timestamp in the one format of both CLIs (``2026-12-02T08:30:00Z``)."""
+    from airseal._internal.times import normalise_timestamp
+
+    return normalise_timestamp(stored)
 
 
 def _now() -> Any:
@@ -101,8 +128,12 @@ def _journal(state: AgentState) -> Journal:
 # -- init, config -------------------------------------------------------------------------------
 
 
+@examples(
+    'airseal-agent init',
+    'airseal-agent init --group finance --group floor-2 --json',
+)
 @cli.command()
-@click.option("--group", "groups", multiple=True, help="A group this endpoint belongs to.")
+@group_option
 @json_option
 def init(groups: tuple[str, ...], as_json: bool) -> None:
     """Create the state directory, the agent id and the agent's encrypted receipt key."""
@@ -140,6 +171,10 @@ def _print_identity(state: AgentState, created: bool, as_json: bool) -> None:
     click.echo(f"  key fingerprint  {key_fp}")
 
 
+@examples(
+    'airseal-agent identity',
+    'airseal-agent identity --json',
+)
 @cli.command()
 @json_option
 def identity(as_json: bool) -> None:
@@ -170,8 +205,13 @@ def identity(as_json: bool) -> None:
     click.echo(pem, nl=False)
 
 
+@examples(
+    'airseal-agent config',
+    'airseal-agent config --group finance --allow-destination-root /opt',
+    'airseal-agent config --reboot-command "systemctl reboot" --execute-retries 2',
+)
 @cli.command()
-@click.option("--group", "groups", multiple=True, help="Set the endpoint's groups (repeatable).")
+@group_option
 @click.option("--clear-groups", is_flag=True, help="Remove every group.")
 @click.option(
     "--reboot-command", help='The command that reboots this endpoint (e.g. "systemctl reboot").'
@@ -235,7 +275,7 @@ def config(
             state = update_config(
                 state,
                 groups=() if clear_groups else (groups or None),
-                reboot_command=tuple(shlex.split(reboot_command)) if reboot_command else None,
+                reboot_command=_shell_words(reboot_command) if reboot_command else None,
                 clear_reboot_command=default_reboot_command,
                 destination_roots=() if clear_destination_roots else (roots or None),
                 destination_links=destination_links,
@@ -265,9 +305,25 @@ def config(
     click.echo(f"execute.retries             {retries}")
 
 
+def _shell_words(text: str) -> tuple[str, ...]:
+    """``--reboot-command`` split as a POSIX shell would; an unclosed quote is a usage error."""
+    import shlex
+
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as error:
+        raise click.BadParameter(
+            f"{str(error).lower()} in {text!r}", param_hint="'--reboot-command'"
+        ) from None
+
+
 # -- enroll -------------------------------------------------------------------------------------
 
 
+@examples(
+    'airseal-agent enroll --key distributor.pub --name "Site distributor"',
+    'airseal-agent enroll --key distributor.pub --approved --json',
+)
 @cli.command()
 @click.option(
     "--key",
@@ -350,6 +406,11 @@ class TerminalApprover:
         return click.confirm("Approve this distributor?", default=False, err=True)
 
 
+@examples(
+    'airseal-agent import /media/usb',
+    'airseal-agent import /media/usb --dry-run',
+    'airseal-agent import /media/usb --non-interactive --json',
+)
 @cli.command(name="import")
 @click.argument("mount", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--yes", "-y", is_flag=True, help="Approve a new distributor without asking.")
@@ -428,6 +489,10 @@ def _import_exit_code(report: ImportReport) -> int:
 # -- status, history ----------------------------------------------------------------------------
 
 
+@examples(
+    'airseal-agent status',
+    'airseal-agent status --json',
+)
 @cli.command()
 @json_option
 def status(as_json: bool) -> None:
@@ -503,20 +568,25 @@ def status(as_json: bool) -> None:
     if last:
         item = last[0]
         click.echo(
-            f"Last import: {item.started[:19]} {item.export_id or '-'} {item.status} ({item.media})"
+            f"Last import: {_time(item.started)} {item.export_id or '-'} {item.status} "
+            f"({item.media})"
         )
     for run in running:
         name = report_text.shown(run.name)
-        click.echo(f"RUNNING: {name} v{run.version} (started {run.started[:19]})")
+        click.echo(f"RUNNING: {name} v{run.version} (started {_time(run.started)})")
     for run in interrupted:
         click.echo(
             f"INTERRUPTED: {report_text.shown(run.name)} v{run.version} of export {run.export_id} "
-            f"(started {run.started[:19]}): result unknown"
+            f"(started {_time(run.started)}): result unknown"
         )
     if reboot is not None:
         click.echo(f"Reboot {reboot.reboot} after import of {reboot.export_id}")
 
 
+@examples(
+    'airseal-agent history',
+    'airseal-agent history --limit 5 --json',
+)
 @cli.command()
 @click.option("--limit", default=20, show_default=True, help="Newest imports to show.")
 @json_option
@@ -536,12 +606,23 @@ def history(limit: int, as_json: bool) -> None:
         return
     if not entries:
         click.echo("No imports yet.")
-    for item, runs in entries:
-        mode = " (dry run)" if item.dry_run else ""
-        click.echo(
-            f"#{item.id} {item.started[:19]} {item.export_id or '-'} seq {item.sequence or '-'} "
-            f"{item.status}{mode}  {item.media}"
+        return
+    header = ("IMPORT", "STARTED", "EXPORT", "SEQ", "STATUS", "MEDIA")
+    rows = [
+        (
+            f"#{item.id}",
+            _time(item.started),
+            item.export_id or "-",
+            str(item.sequence or "-"),
+            item.status + (" (dry run)" if item.dry_run else ""),
+            item.media,
         )
+        for item, _ in entries
+    ]
+    lines = table_lines(header, rows)
+    click.echo(lines[0] + "\n  (then each action: outcome, name, version)")
+    for line, (item, runs) in zip(lines[1:], entries, strict=True):
+        click.echo(line)
         if item.error:
             click.echo(f"    {item.error.get('message')}")
         for run in runs:
@@ -560,7 +641,10 @@ from airseal.agent import cli_update  # noqa: E402, F401  (registers selfcheck, 
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main(cli, argv, prog_name="airseal-agent", exit_codes=exit_codes.ERROR_CODES)
+    return run_main(
+        cli, argv, prog_name="airseal-agent", exit_codes=exit_codes.ERROR_CODES,
+        failed_code="refused",
+    )
 
 
 if __name__ == "__main__":

@@ -122,7 +122,19 @@ def load_signer(state_dir: Path, password: bytes) -> PrivateKeySigner:
         pem = read_capped(path, 64 * 1024)
     except FileNotFoundError:
         raise StateError("the agent has no key", subject=str(path)) from None
-    key = load_private_key(pem, password, subject=str(path))
+    from airseal.trustroot.errors import WrongPassword
+
+    try:
+        key = load_private_key(pem, password, subject=str(path))
+    except WrongPassword as error:
+        # trustroot's hint names the appliance's COSIGN_PASSWORD; the agent reads its own
+        raise WrongPassword(
+            error.detail,
+            subject=str(path),
+            hint=f"the password did not decrypt the agent key; set {PASSWORD_ENV} (or the "
+            "systemd credential airseal-agent-key) to the password given at "
+            "`airseal-agent init`, or retype it",
+        ) from None
     if fingerprint(key.public_key()) != fingerprint(load_public_key(state_dir)):
         raise StateError(
             "agent.key and agent.pub hold different keys",

@@ -27,6 +27,7 @@ failures (state, key password, unreadable media) are raised. The caller holds th
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Callable
@@ -55,6 +56,8 @@ from airseal.trustroot.errors import VerificationError
 __all__ = ["ImportOptions", "Importer", "StageHook", "host_facts", "remembered_distributors"]
 
 StageHook = Callable[[str, "Importer"], None]
+
+log = logging.getLogger(__name__)
 
 
 def host_facts(state: AgentState) -> HostFacts:
@@ -134,6 +137,7 @@ class Importer:
         return self.runner.staged
 
     def hook(self, stage: str) -> None:
+        log.info("import %s: %s", self.media_label, stage)
         if self._hook is not None:
             self._hook(stage, self)
 
@@ -154,6 +158,9 @@ class Importer:
         report.cleaned_up = cleaned
         self.report = report
         try:
+            # the agent key first: a wrong password ends the import here, recorded as failed,
+            # before any distributor is approved or any sequence accepted
+            self.runner.unlock()
             self.runner.run(self._verify(report), report)
         except VerificationError as error:
             report.status = "refused"

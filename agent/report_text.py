@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from airseal._internal.times import normalise_timestamp
+
 if TYPE_CHECKING:
     from airseal.agent.report import ImportReport
 
@@ -53,7 +55,7 @@ def print_report(report: ImportReport) -> None:
     for run in report.interrupted:
         click.echo(
             f"An earlier import was interrupted while {shown(run['name'])} v{run['version']} ran "
-            f"(started {run['started']}); its result is unknown.",
+            f"(started {normalise_timestamp(run['started'])}); its result is unknown.",
             err=True,
         )
     if report.export_id is None:

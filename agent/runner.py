@@ -233,6 +233,12 @@ class ActionRunner:
             "reason": reason,
         }
 
+    def unlock(self) -> None:
+        """Decrypt the agent key now: a real import unlocks it before it approves, plans or
+        records anything, so a wrong password leaves the journal deciding nothing."""
+        if self._signer_supplier is not None and not self.options.dry_run:
+            self._load_signer()
+
     def _load_signer(self) -> Signer:
         if self._signer is None:
             if self._signer_supplier is None:

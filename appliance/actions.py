@@ -115,11 +115,29 @@ def _sorted(value: Any) -> Any:
     return value
 
 
+_FLAG_OF_FIELD = {"timeout_seconds": "--timeout", "os": "--os", "valid_until": "--valid-days"}
+"""Predicate fields whose flag is not the field's name in kebab case (``file_mode`` is
+``--file-mode``): errors name the flag the operator typed, never the model's field."""
+
+_PLAIN_PATTERN = {
+    "--file-mode": "must be octal permission bits with a leading 0, e.g. 0644 or 0755",
+}
+
+
 def _validation_message(exc: ValidationError) -> str:
+    """pydantic's errors in the operator's words: the flag, then what is wrong with its value
+    (no "Value error," prefixes, no model field names, no regular expressions)."""
     parts = []
     for error in exc.errors()[:3]:
-        where = ".".join(str(p) for p in error["loc"] if not isinstance(p, int)) or "action"
-        parts.append(f"{where}: {error['msg']}")
+        fields = [str(p) for p in error["loc"] if not isinstance(p, int)]
+        field = fields[-1] if fields else ""
+        flag = _FLAG_OF_FIELD.get(field, f"--{field.replace('_', '-')}") if field else "action"
+        message = str(error["msg"])
+        for prefix in ("Value error, ", "Assertion failed, "):
+            message = message.removeprefix(prefix)
+        if error["type"] == "string_pattern_mismatch":
+            message = _PLAIN_PATTERN.get(flag, "is not in the expected form")
+        parts.append(f"{flag}: {message}")
     return "; ".join(parts)
 
 

@@ -145,13 +145,35 @@ def _nothing() -> Iterator[None]:
 
 
 def load_key_argument(value: str, db_opener: object) -> tuple[PublicKey, str]:
-    """``--key`` is a PEM public key file, or the name of a key in the appliance home."""
+    """``--key`` is a PEM public key file, or the name of a key in the appliance home.
+
+    A value that looks like a path (a separator, or a key file's suffix) and is neither a file
+    nor a key here is reported as the missing file it most likely is, not as an unknown key."""
+    from airseal.errors import AirsealError
+
     candidate = Path(value)
     if candidate.is_file():
         pem = read_capped(candidate, 64 * 1024)
         key = load_public_key(pem, subject=str(candidate))
         return key, f"{candidate} ({fingerprint(key)[:16]})"
     assert callable(db_opener)
-    db = db_opener()
-    record = get_key(db, value)
+    try:
+        record = get_key(db_opener(), value)
+    except AirsealError:
+        if _looks_like_a_path(value):
+            raise UsageError(
+                "--key: the file does not exist (and no key of this name is in the home)",
+                subject=value,
+                hint="give the path of a PEM public key file, or a name from `airseal key list`",
+            ) from None
+        raise
     return record.public_key, f"key {record.name} ({record.fingerprint[:16]})"
+
+
+def _looks_like_a_path(value: str) -> bool:
+    return (
+        "/" in value
+        or "\\" in value
+        or value.startswith("~")
+        or value.lower().endswith((".pub", ".pem", ".key", ".crt"))
+    )

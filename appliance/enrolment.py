@@ -29,6 +29,7 @@ from typing import Any, Final, Literal
 import sqlite_utils
 
 from airseal._internal.atomic import read_capped
+from airseal._internal.times import normalise_timestamp
 from airseal.appliance import audit
 from airseal.appliance.errors import ApplianceError
 from airseal.appliance.home import Home
@@ -106,7 +107,7 @@ class EnrolledAgent:
         return [
             f"{self.id}  {shown(self.name)}",
             f"  key fingerprint  {self.key_fingerprint}",
-            f"  enrolled         {self.enrolled[:19]}, {self.basis_text}",
+            f"  enrolled         {normalise_timestamp(self.enrolled)}, {self.basis_text}",
         ]
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,12 +4,20 @@ The media work (staging, FAT32 splitting, read-back, the atomic swap) is
 :mod:`airseal.media.writer`;
 this module chooses the actions, reserves the next sequence number for the signing key, signs the
 export statement once, and records the result. The sequence number is reserved *before* writing
-and never reused, so it only ever grows per key even when an export fails half-way.
+and never reused, so it only ever grows per key even when an export fails half-way: such a
+failure, or a cancellation (Ctrl-C), is in the audit log as ``export.failed`` /
+``export.cancelled`` with the sequence it used up, so a gap in the sequences is explained.
+
+Before the key is unlocked (a password or PIN asked for) the target must take a file: a
+write-protected stick fails at once, not after the operator typed the password.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,9 +34,13 @@ from airseal.appliance.home import Home
 from airseal.appliance.intake import store_path
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
+from airseal.errors import AirsealError
+from airseal.media.errors import MediaIOError
 from airseal.media.writer import ActionToExport, ExportHeader, ExportResult, write_export
 from airseal.trustroot.bundle import bundle_to_json, sign_statement
 from airseal.trustroot.dsse import Statement
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,14 @@ class ExportSummary:
     expires: datetime
     actions: tuple[tuple[str, int], ...]
     files: int
+    """Files the export statement lists (action bundles, payloads, payload parts): what
+    `airseal media check` counts as files checked."""
+    listed_bytes: int
+    """Their bytes: what `airseal media check` counts as bytes checked."""
+    statement_bytes: int
+    """The signed export statement, written beside the listed files (not listed in itself)."""
     bytes_written: int
+    """Everything written: the listed files and the statement."""
     duration_seconds: float
     read_back_ok: bool
     signatures: int
@@ -53,7 +72,8 @@ class ExportSummary:
             "key": self.key_name, "fingerprint": self.key_fingerprint,
             "created": self.created.isoformat(), "expires": self.expires.isoformat(),
             "actions": [{"id": i, "version": v} for i, v in self.actions],
-            "files": self.files, "bytes": self.bytes_written,
+            "files": self.files, "listed_bytes": self.listed_bytes,
+            "statement_bytes": self.statement_bytes, "bytes_written": self.bytes_written,
             "seconds": round(self.duration_seconds, 3), "read_back_ok": self.read_back_ok,
             "signatures": self.signatures,
         }
@@ -94,6 +114,40 @@ def _reserve_sequence(db: sqlite_utils.Database, fingerprint: str) -> int:
     return int(sequence)
 
 
+def check_writable(target: Path) -> None:
+    """Create and remove a probe file in ``target``: a read-only mount or a write-protected
+    stick is refused before any key is unlocked."""
+    probe = target / f".airseal-probe-{secrets.token_hex(4)}"  # (uuids name exports only)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.close(fd)
+        probe.unlink()
+    except OSError as error:
+        raise MediaIOError(
+            f"the media cannot be written ({error.strerror or error})",
+            subject=str(target),
+            check="writable",
+            hint="remove the write protection or remount the media read-write, then export again",
+        ) from None
+
+
+def _record_failure(home: Home, db: sqlite_utils.Database, target: Path,
+                    header: ExportHeader | None, error: BaseException) -> None:
+    """An export that did not finish, in the audit log: cancelled or failed, and whether it used
+    up a sequence number (reserved numbers are never reused)."""
+    cancelled = isinstance(error, KeyboardInterrupt) or type(error).__name__ == "Abort"
+    detail: dict[str, Any] = {"error": type(error).__name__}
+    if isinstance(error, AirsealError):
+        detail["message"] = error.message()  # our messages never carry secrets
+    if header is not None:
+        detail.update(export_id=header.export_id, sequence=header.sequence,
+                      sequence_used_up=True)
+    else:
+        detail["sequence_used_up"] = False
+    audit.record(home, db, "export.cancelled" if cancelled else "export.failed", str(target),
+                 detail)
+
+
 def export_to_media(
     home: Home,
     db: sqlite_utils.Database,
@@ -107,6 +161,7 @@ def export_to_media(
     allow_unknown_capacity: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     now: datetime | None = None,
+    on_phases: Callable[[int, int, int], None] | None = None,
 ) -> ExportSummary:
     now = now or datetime.now(UTC)
     target = Path(target)
@@ -124,33 +179,42 @@ def export_to_media(
         )
         for r in chosen
     ]
+    check_writable(target)
+    log.info("export to %s: %d action(s), key %s, valid %d days; the media is writable",
+             target, len(chosen), key_name, days)
     signatures = 0
-    with open_signer(home, record, prompter) as signer:
+    header: ExportHeader | None = None
+    try:
+        with open_signer(home, record, prompter) as signer:
 
-        def sign(statement: Statement) -> bytes:
-            nonlocal signatures
-            signatures += 1
-            return bundle_to_json(sign_statement(signer, statement))
+            def sign(statement: Statement) -> bytes:
+                nonlocal signatures
+                signatures += 1
+                return bundle_to_json(sign_statement(signer, statement))
 
-        header = ExportHeader(
-            export_id=uuid.uuid4().hex, sequence=_reserve_sequence(db, record.fingerprint),
-            created=now, expires=now + timedelta(days=days), appliance_id=home.appliance_id,
-            distributor=record.fingerprint,
-        )
-        try:
+            header = ExportHeader(
+                export_id=uuid.uuid4().hex, sequence=_reserve_sequence(db, record.fingerprint),
+                created=now, expires=now + timedelta(days=days), appliance_id=home.appliance_id,
+                distributor=record.fingerprint,
+            )
+            log.info("export %s: sequence %d reserved for key %s", header.export_id,
+                     header.sequence, record.fingerprint[:16])
             result: ExportResult = write_export(
                 target, to_export, header, sign, split_threshold=split_threshold,
                 on_progress=on_progress, allow_unknown_capacity=allow_unknown_capacity,
+                on_phases=on_phases,
             )
-        except Exception as error:
-            audit.record(home, db, "export.failed", str(target),
-                         {"export_id": header.export_id, "sequence": header.sequence,
-                          "error": type(error).__name__})
-            raise
+    except BaseException as error:
+        log.info("export to %s did not finish (%s)", target, type(error).__name__)
+        _record_failure(home, db, target, header, error)
+        raise
+    assert header is not None
+    listed_bytes = sum(written.size for written in result.files)
     summary = ExportSummary(
         export_id=result.export_id, sequence=result.sequence, target=target, key_name=key_name,
         key_fingerprint=record.fingerprint, created=header.created, expires=header.expires,
-        actions=tuple((r.id, r.version) for r in chosen), files=len(result.files) + 1,
+        actions=tuple((r.id, r.version) for r in chosen), files=len(result.files),
+        listed_bytes=listed_bytes, statement_bytes=result.bytes_written - listed_bytes,
         bytes_written=result.bytes_written, duration_seconds=result.duration_seconds,
         read_back_ok=result.read_back_ok, signatures=signatures,
     )
@@ -167,8 +231,60 @@ def export_to_media(
     return summary
 
 
-def list_exports(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    return [
-        {**row, "actions": json.loads(row["actions"])}
-        for row in db.table("exports").rows_where(order_by="created desc")
+@dataclass(frozen=True)
+class ExportRecord:
+    """One export this appliance started, as `airseal export list` shows it: written (from the
+    exports table) or failed / cancelled (from the audit log, with the sequence it used up)."""
+
+    sequence: int | None
+    export_id: str | None
+    created: str
+    key: str | None
+    actions: tuple[tuple[str, int], ...]
+    target: str
+    result: str
+    """``written``, ``failed`` or ``cancelled``."""
+    files: int | None = None
+    bytes: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sequence": self.sequence, "export_id": self.export_id, "created": self.created,
+            "key": self.key, "actions": [{"id": i, "version": v} for i, v in self.actions],
+            "destination": self.target, "result": self.result, "files": self.files,
+            "bytes": self.bytes, "error": self.error,
+        }
+
+
+def list_exports(db: sqlite_utils.Database) -> list[ExportRecord]:
+    """Every export, newest first: written ones, and the ones that failed or were cancelled."""
+    records = [
+        ExportRecord(
+            sequence=row["sequence"], export_id=row["id"], created=row["created"],
+            key=row["key_name"],
+            actions=tuple((a["id"], a["version"]) for a in json.loads(row["actions"])),
+            target=row["target"], result="written", files=row["files"], bytes=row["bytes"],
+        )
+        for row in db.table("exports").rows
     ]
+    for ts, action, subject, details in db.execute(
+        "SELECT ts, action, subject, details FROM audit "
+        "WHERE action IN ('export.failed', 'export.cancelled')"
+    ).fetchall():
+        detail = json.loads(details)
+        records.append(ExportRecord(
+            sequence=detail.get("sequence"), export_id=detail.get("export_id"), created=ts,
+            key=None, actions=(), target=subject,
+            result="cancelled" if action == "export.cancelled" else "failed",
+            error=detail.get("message") or detail.get("error"),
+        ))
+    return sorted(records, key=lambda r: _instant(r.created), reverse=True)
+
+
+def _instant(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.min.replace(tzinfo=UTC)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

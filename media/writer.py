@@ -102,6 +102,9 @@ CHUNK_SIZE = MiB
 SignCallback = Callable[[Statement], bytes]
 """Signs the export statement; returns the Sigstore bundle JSON bytes (one signature)."""
 ProgressCallback = Callable[[int, int], None]
+PhaseCallback = Callable[[int, int, int], None]
+"""``(written, read_back, total)`` bytes: the two phases of an export, which overlap (each file
+is read back while the next is written), for a progress display that names them."""
 """``(bytes_done, bytes_total)``; the total counts every payload byte twice (write, read-back)."""
 StepCallback = Callable[[str], None]
 """Called before each change to the media, with a short description (logging, crash tests)."""
@@ -195,6 +198,7 @@ class _ExportWriter:
         extra_files: Sequence[ExtraFile],
         on_step: StepCallback | None,
         readback_window: int,
+        on_phases: PhaseCallback | None = None,
     ) -> None:
         self.mount = mount
         self.actions = list(actions)
@@ -202,6 +206,7 @@ class _ExportWriter:
         self.sign = sign
         self.split_threshold = split_threshold
         self.on_progress = on_progress
+        self.on_phases = on_phases
         self.capacity_probe = capacity
         self.allow_unknown_capacity = allow_unknown_capacity
         self.extra_files = list(extra_files)
@@ -250,9 +255,13 @@ class _ExportWriter:
                 self.mkdir(current)
 
     def progress(self) -> None:
+        if self.on_progress is None and self.on_phases is None:
+            return
+        verified = self.readback.verified_bytes if self.readback else self.verified_bytes
         if self.on_progress is not None:
-            verified = self.readback.verified_bytes if self.readback else self.verified_bytes
             self.on_progress(self.written_bytes + verified, 2 * self.plan.total_bytes)
+        if self.on_phases is not None:
+            self.on_phases(self.written_bytes, verified, self.plan.total_bytes)
 
     def copy_item(
         self, item: PlannedSource, readback: ReadBack, *, counted: bool = True
@@ -535,6 +544,7 @@ def write_export(
     extra_files: Sequence[ExtraFile] = (),
     on_step: StepCallback | None = None,
     readback_window: int = WINDOW_BYTES,
+    on_phases: PhaseCallback | None = None,
 ) -> ExportResult:
     """Write an export to ``<mount>/airseal/`` atomically (see the module docstring).
 
@@ -560,5 +570,6 @@ def write_export(
         extra_files=extra_files,
         on_step=on_step,
         readback_window=readback_window,
+        on_phases=on_phases,
     )
     return writer.run()

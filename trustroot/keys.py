@@ -105,9 +105,10 @@ def load_public_key(pem: bytes, *, subject: str | None = None) -> PublicKey:
         raise KeyFormatError("public key file is too large", subject=subject)
     try:
         key = serialization.load_pem_public_key(pem)
-    except (ValueError, TypeError, _CryptoUnsupported) as exc:
+    except (ValueError, TypeError, _CryptoUnsupported):
         raise KeyFormatError(
-            f"not a PEM public key ({type(exc).__name__})", subject=subject
+            "not a PEM public key: no readable -----BEGIN PUBLIC KEY----- block",
+            subject=subject
         ) from None
     if not isinstance(key, (ec.EllipticCurvePublicKey, rsa.RSAPublicKey, ed25519.Ed25519PublicKey)):
         raise UnsupportedAlgorithm(f"{type(key).__name__} keys are not supported", subject=subject)

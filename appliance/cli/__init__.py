@@ -16,7 +16,7 @@ import sys
 
 import click
 
-from airseal._internal.cli import run_main
+from airseal._internal.cli import examples, run_main, verbose_option
 from airseal.appliance.cli import exit_codes
 
 # command name -> the module that defines it (and registers it on `cli` when imported)
@@ -56,12 +56,19 @@ class LazyGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
 
+@examples(
+    'airseal init',
+    'airseal key generate ops',
+    'airseal --help',
+    'airseal -v export --to /media/usb --key ops',
+)
 @click.group(
     cls=LazyGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(package_name="airseal", prog_name="airseal")
+@verbose_option
 @click.pass_context
 def cli(ctx: click.Context) -> None:
     """Airseal: sign files and actions offline and carry them to air-gapped endpoints.

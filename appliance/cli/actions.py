@@ -9,10 +9,12 @@ from typing import Any
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
+from airseal._internal.times import normalise_timestamp
 from airseal.appliance.cli import cli
+from airseal.appliance.cli.options import signing_key_option
 from airseal.appliance.cli.session import open_appliance
-from airseal.appliance.cli.ui import emit_json
+from airseal.appliance.cli.ui import emit_json, table_lines
 from airseal.appliance.service.records import ActionRecord, ActionSpec
 from airseal.media.confusables import shown_with_warning
 
@@ -94,7 +96,7 @@ def _spec(kw: dict[str, Any]) -> ActionSpec:
         host=kw["host"],
         group=kw["group"],
         run=kw["run"],
-        args=tuple(shlex.split(args)) if args is not None else None,
+        args=_shell_words(args, "--args") if args is not None else None,
         run_as=kw["run_as"],
         timeout=kw["timeout"],
         reboot=kw["reboot"],
@@ -105,14 +107,36 @@ def _spec(kw: dict[str, Any]) -> ActionSpec:
     )
 
 
+def _shell_words(text: str, flag: str) -> tuple[str, ...]:
+    """``text`` split as a POSIX shell would; an unclosed quote is the user's error, named."""
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as error:  # shlex's only failure: "No closing quotation" / "No escaped..."
+        raise click.BadParameter(
+            f"{str(error).lower()} in {text!r}: quote each argument, e.g. '-q \"two words\"'",
+            param_hint=f"'{flag}'",
+        ) from None
+
+
+@examples(
+    'airseal action create --name "(Install)Tool" --file tool.tar.gz --os linux \\',
+    '    --mode execute --run install.sh --key ops',
+    'airseal action list',
+)
 @cli.group(name="action")
 def action_group() -> None:
     """Signed actions: what endpoints should run or receive."""
 
 
+@examples(
+    'airseal action create --name "(Install)Tool" --file tool.tar.gz --os linux \\',
+    '    --mode execute --run install.sh --args \'--quiet --prefix "/opt/my tool"\' --key ops',
+    'airseal action create --name "(Config)Motd" --file motd --os linux \\',
+    '    --mode download --dest /etc/motd --file-mode 0644 --key ops',
+)
 @action_group.command(name="create")
 @action_options(required=True)
-@click.option("--key", "key_name", required=True, help="Signing key name.")
+@signing_key_option(required=True)
 @json_option
 def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
     """Create and sign an action (an in-toto statement in a DSSE bundle)."""
@@ -120,17 +144,26 @@ def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
     _print(record, as_json, "Created")
 
 
+@examples(
+    'airseal action edit 3f2a9c01d4e5 --valid-days 30',
+    'airseal action edit 3f2a9c01d4e5 --file tool-1.3.tar.gz --key ops',
+)
 @action_group.command(name="edit")
 @click.argument("action_id")
 @action_options(required=False)
-@click.option("--key", "key_name", help="Signing key (default: the one that signed it).")
+@signing_key_option(required=False)
 @json_option
 def action_edit(action_id: str, key_name: str | None, as_json: bool, **kw: Any) -> None:
-    """Sign a new version of ACTION_ID with the given fields changed."""
+    """Sign a new version of ACTION_ID with the given fields changed (--key: default the key
+    that signed it)."""
     record = open_appliance().edit_action(action_id, _spec(kw), key_name)
     _print(record, as_json, "Signed")
 
 
+@examples(
+    'airseal action list',
+    'airseal action list --all --versions --json',
+)
 @action_group.command(name="list")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked actions.")
 @click.option("--versions", is_flag=True, help="Every version, not only the latest.")
@@ -145,12 +178,18 @@ def action_list(include_revoked: bool, versions: bool, as_json: bool) -> None:
         return
     if not records:
         click.echo("No actions. Create one with `airseal action create`.")
-    for r in records:
-        state = "REVOKED " if r.revoked else ""
-        name = shown_with_warning(r.name)
-        click.echo(f"{r.id}  v{r.version:<3} {r.os:<8} {r.mode:<9} {state}{name}")
+        return
+    click.echo("\n".join(table_lines(
+        ("ID", "VERSION", "OS", "MODE", "VALID UNTIL", "STATE", "NAME"),
+        [(r.id, f"v{r.version}", r.os, r.mode, normalise_timestamp(str(r.valid_until)),
+          "revoked" if r.revoked else "current", shown_with_warning(r.name)) for r in records],
+    )))
 
 
+@examples(
+    'airseal action show 3f2a9c01d4e5',
+    'airseal action show 3f2a9c01d4e5 --version 2 --bundle > action.sigstore.json',
+)
 @action_group.command(name="show")
 @click.argument("action_id")
 @click.option("--version", type=int, help="A specific version (default: latest).")
@@ -168,6 +207,10 @@ def action_show(action_id: str, version: int | None, show_bundle: bool, as_json:
     click.echo(json.dumps(record.details(), indent=2))
 
 
+@examples(
+    'airseal action revoke 3f2a9c01d4e5',
+    'airseal action revoke 3f2a9c01d4e5 --reason "superseded by 1.3"',
+)
 @action_group.command(name="revoke")
 @click.argument("action_id")
 @click.option("--reason", default="revoked by operator", show_default=True)
@@ -187,5 +230,6 @@ def _print(record: ActionRecord, as_json: bool, verb: str) -> None:
     else:
         click.echo(
             f"{verb} action {record.id} v{record.version}: {shown_with_warning(record.name)} "
-            f"({record.os}, {record.mode}), valid until {record.valid_until}"
+            f"({record.os}, {record.mode}), valid until "
+            f"{normalise_timestamp(str(record.valid_until))}"
         )

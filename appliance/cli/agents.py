@@ -7,18 +7,26 @@ from pathlib import Path
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
 from airseal.appliance.cli import cli, exit_codes
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
 from airseal.appliance.errors import UsageError
 
 
+@examples(
+    'airseal agents enroll --id 6c1f0a2b --key agent.pub',
+    'airseal agents list',
+)
 @cli.group(name="agents")
 def agents_group() -> None:
     """Endpoint agents enrolled here: only their receipts count in fleet status."""
 
 
+@examples(
+    'airseal agents enroll --id 6c1f0a2b --key agent.pub --name "ws-042"',
+    'airseal agents enroll --from-receipt /media/usb/airseal/receipts/6c1f0a2b/export-1.json',
+)
 @agents_group.command(name="enroll")
 @click.option("--id", "agent_id", help="The agent id (`airseal-agent identity` on the endpoint).")
 @click.option(
@@ -81,6 +89,10 @@ def agents_enroll(
         click.echo("\n".join(result.describe()))
 
 
+@examples(
+    'airseal agents list',
+    'airseal agents list --json',
+)
 @agents_group.command(name="list")
 @json_option
 def agents_list(as_json: bool) -> None:
@@ -100,6 +112,9 @@ def agents_list(as_json: bool) -> None:
         click.echo("\n".join(listing.unenrolled_lines()))
 
 
+@examples(
+    'airseal agents remove 6c1f0a2b',
+)
 @agents_group.command(name="remove")
 @click.argument("agent_id")
 @json_option

@@ -10,14 +10,29 @@ from pathlib import Path
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
+from airseal._internal.times import normalise_timestamp
 from airseal.appliance.cli import cli, exit_codes
+from airseal.appliance.cli.options import (
+    module_option,
+    pkcs11_option,
+    serial_option,
+    signing_key_option,
+    slot_option,
+    token_label_option,
+    token_option,
+    vendor_signature_options,
+)
 from airseal.appliance.cli.session import appliance_without_home, open_appliance
-from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr
+from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr, table_lines
 from airseal.appliance.errors import UsageError
 from airseal.appliance.service.records import GENERATORS, KeyRecord
 
 
+@examples(
+    'airseal init',
+    'AIRSEAL_HOME=/srv/airseal airseal init --json',
+)
 @cli.command()
 @json_option
 def init(as_json: bool) -> None:
@@ -32,11 +47,19 @@ def init(as_json: bool) -> None:
 # --- audit -------------------------------------------------------------------------------------
 
 
+@examples(
+    'airseal audit verify',
+    'airseal audit list --limit 20',
+)
 @cli.group(name="audit")
 def audit_group() -> None:
     """The hash-chained audit log of every operator action."""
 
 
+@examples(
+    'airseal audit verify',
+    'airseal audit verify --json',
+)
 @audit_group.command(name="verify")
 @json_option
 @click.pass_context
@@ -55,6 +78,10 @@ def audit_verify(ctx: click.Context, as_json: bool) -> None:
         ctx.exit(exit_codes.VERIFICATION_FAILED)
 
 
+@examples(
+    'airseal audit list',
+    'airseal audit list --limit 200 --json',
+)
 @audit_group.command(name="list")
 @click.option("--limit", default=50, show_default=True, help="Newest entries to show.")
 @json_option
@@ -62,29 +89,53 @@ def audit_list(limit: int, as_json: bool) -> None:
     """Show the newest audit entries."""
     rows = open_appliance().audit_log(limit)
     if as_json:
-        emit_json([row.to_json() for row in rows])
+        emit_json([{**row.to_json(), "details": _details(row.details)} for row in rows])
         return
-    for row in reversed(rows):
-        click.echo("\n".join(row.describe()))
+    if not rows:
+        click.echo("The audit log is empty.")
+        return
+    click.echo("\n".join(table_lines(
+        ("SEQ", "TIME", "ACTOR", "ACTION", "SUBJECT", "DETAILS"),
+        [(str(r.seq), normalise_timestamp(r.ts), r.actor, r.action, r.subject, r.details)
+         for r in reversed(rows)],
+    )))
+
+
+def _details(text: str) -> object:
+    """An audit row's recorded details as JSON (they are stored as canonical JSON text)."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 # --- keys --------------------------------------------------------------------------------------
 
 
+@examples(
+    'airseal key generate ops',
+    'airseal key list',
+)
 @cli.group(name="key")
 def key_group() -> None:
     """Signing keys: encrypted files, PKCS#11 tokens, YubiKey PIV slots."""
 
 
+@examples(
+    'airseal key generate ops',
+    'airseal key generate ops-rsa --algorithm rsa-3072',
+    'airseal key generate hsm --pkcs11 --module /usr/lib/softhsm/libsofthsm2.so --token airseal',
+)
 @key_group.command(name="generate")
 @click.argument("name")
 @click.option("--algorithm", type=click.Choice(sorted(GENERATORS)), default="ecdsa-p256",
-              show_default=True, help="File keys only.")
-@click.option("--pkcs11", is_flag=True, help="Generate on a PKCS#11 token (EC P-256).")
-@click.option("--module", envvar="AIRSEAL_PKCS11_MODULE",
-              help="PKCS#11 module path (or AIRSEAL_PKCS11_MODULE).")
-@click.option("--token", help="Token label or serial (several tokens attached is fine).")
-@click.option("--label", "key_label", help="Key label on the token (default: NAME).")
+              show_default=True, help="Signing key algorithm (file keys; token keys are EC P-256).")
+@pkcs11_option
+@module_option()
+@token_option
+@token_label_option
 @json_option
 def key_generate(name: str, algorithm: str, pkcs11: bool, module: str | None, token: str | None,
                  key_label: str | None, as_json: bool) -> None:
@@ -105,18 +156,24 @@ def key_generate(name: str, algorithm: str, pkcs11: bool, module: str | None, to
     _print_record(record, as_json, "Generated")
 
 
+@examples(
+    'airseal key import vendor cosign.key',
+    'airseal key import hsm --pkcs11 --module /usr/lib/softhsm/libsofthsm2.so \\',
+    '    --token airseal --label hsm',
+    'airseal key import yk --piv --slot 9c',
+)
 @key_group.command(name="import")
 @click.argument("name")
 @click.argument("path", required=False,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--pkcs11", is_flag=True, help="Register a key that is on a PKCS#11 token.")
-@click.option("--module", envvar="AIRSEAL_PKCS11_MODULE", help="PKCS#11 module path.")
-@click.option("--token", help="Token label or serial.")
-@click.option("--label", "key_label", help="Key label on the token.")
+@pkcs11_option
+@module_option()
+@token_option
+@token_label_option
 @click.option("--key-id", help="CKA_ID (hex) when several token keys share the label.")
 @click.option("--piv", is_flag=True, help="Register a YubiKey PIV slot.")
-@click.option("--slot", default="9c", show_default=True, help="PIV slot.")
-@click.option("--serial", type=int, help="YubiKey serial (when several are attached).")
+@slot_option
+@serial_option
 @json_option
 def key_import(name: str, path: Path | None, pkcs11: bool, module: str | None,
                token: str | None, key_label: str | None, key_id: str | None, piv: bool,
@@ -142,6 +199,10 @@ def key_import(name: str, path: Path | None, pkcs11: bool, module: str | None,
     _print_record(record, as_json, "Imported")
 
 
+@examples(
+    'airseal key export-public ops',
+    'airseal key export-public ops -o /media/usb/ops.pub',
+)
 @key_group.command(name="export-public")
 @click.argument("name")
 @click.option(
@@ -160,6 +221,10 @@ def key_export_public(name: str, output: Path | None) -> None:
         click.echo(f"Wrote {output}", err=True)
 
 
+@examples(
+    'airseal key list',
+    'airseal key list --json',
+)
 @key_group.command(name="list")
 @json_option
 def key_list(as_json: bool) -> None:
@@ -170,8 +235,11 @@ def key_list(as_json: bool) -> None:
         return
     if not records:
         click.echo("No keys. Create one with `airseal key generate NAME`.")
-    for r in records:
-        click.echo(f"{r.name:<20} {r.backend:<7} {r.algorithm:<11} {r.fingerprint}")
+        return
+    click.echo("\n".join(table_lines(
+        ("NAME", "BACKEND", "ALGORITHM", "FINGERPRINT"),
+        [(r.name, r.backend, r.algorithm, r.fingerprint) for r in records],
+    )))
 
 
 def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
@@ -185,9 +253,14 @@ def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
 # --- sign / verify -----------------------------------------------------------------------------
 
 
+@examples(
+    'airseal sign-blob tool.tar.gz --key ops',
+    'airseal sign-blob tool.tar.gz --key ops --bundle tool.sigstore.json',
+    'airseal sign-blob tool.tar.gz --key ops --output-signature tool.sig --json',
+)
 @cli.command(name="sign-blob")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_name", required=True, help="Name of a key in the appliance home.")
+@signing_key_option(required=True)
 @click.option(
     "--output-signature",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -195,16 +268,19 @@ def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
 )
 @click.option(
     "--bundle",
+    "bundle_out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a Sigstore bundle v0.3.",
+    help="Write a Sigstore bundle v0.3 to this file.",
 )
 @json_option
 def sign_blob(
-    file: Path, key_name: str, output_signature: Path | None, bundle: Path | None, as_json: bool
+    file: Path, key_name: str, output_signature: Path | None, bundle_out: Path | None,
+    as_json: bool,
 ) -> None:
     """Sign FILE (streamed: any size, constant memory)."""
+    bundle = bundle_out
     appliance = open_appliance()
-    with byte_progress(f"Signing {file.name}", file_size(file)) as advance:
+    with byte_progress(f"hash {file.name}", file_size(file)) as advance:
         result = appliance.sign_blob(
             file, key_name, signature_path=output_signature, bundle_path=bundle,
             on_progress=advance,
@@ -231,27 +307,15 @@ def sign_blob(
                 stderr.print(f"Wrote {target}")
 
 
+@examples(
+    'airseal verify-blob tool.tar.gz --key ops.pub --signature tool.sig',
+    'airseal verify-blob tool.tar.gz --key ops --bundle tool.sigstore.json --json',
+    'airseal verify-blob tool.tar.gz --bundle tool.sigstore.json \\',
+    '    --certificate-identity dev@example.com --certificate-oidc-issuer https://github.com/login/oauth',
+)
 @cli.command(name="verify-blob")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_arg", help="PEM public key file, or a key name in the home.")
-@click.option(
-    "--signature",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="cosign detached signature (base64).",
-)
-@click.option(
-    "--bundle",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Sigstore bundle (key-based, or keyless with the identity options).",
-)
-@click.option("--certificate-identity", help="Keyless: the expected signer identity (SAN).")
-@click.option("--certificate-oidc-issuer", help="Keyless: the expected OIDC issuer URL.")
-@click.option(
-    "--trusted-root",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Keyless: trusted_root.json (default: the newest `airseal trustroot import`, else "
-    "the public-good root shipped with sigstore; never fetched).",
-)
+@vendor_signature_options
 @json_option
 def verify_blob(
     file: Path,
@@ -284,7 +348,7 @@ def verify_blob(
             raise UsageError("give --key (or the keyless identity options)")
         appliance = appliance_without_home()
         key, label = appliance.verification_key(key_arg)
-        with byte_progress(f"Verifying {file.name}", file_size(file)) as advance:
+        with byte_progress(f"hash {file.name}", file_size(file)) as advance:
             verified = appliance.verify_blob(
                 file, key, signature_path=signature, bundle_path=bundle, on_progress=advance
             )

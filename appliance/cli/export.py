@@ -6,22 +6,29 @@ from pathlib import Path
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
+from airseal._internal.times import normalise_timestamp, utc_text
 from airseal.appliance.cli import cli, exit_codes
+from airseal.appliance.cli.options import signing_key_option
 from airseal.appliance.cli.session import appliance_without_home, open_appliance
-from airseal.appliance.cli.ui import emit_json, stderr
+from airseal.appliance.cli.ui import emit_json, export_progress, table_lines
 from airseal.appliance.service.records import FAT32_MAX_FILE_SIZE
 
 
-@cli.command(name="export")
-@click.option("--to", "target", required=True,
+@examples(
+    'airseal export --to /media/usb --key ops',
+    'airseal export --to /media/usb --key ops --action 3f2a9c01d4e5 --valid-days 7',
+    'airseal export list',
+)
+@cli.group(name="export", invoke_without_command=True)
+@click.option("--to", "target",
               type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Mount point (or folder) of the media.")
+              help="Mount point (or folder) of the media.  [required]")
 @click.option("--action", "action_ids", multiple=True,
               help="Action id to export (repeatable; default: every current action).")
 @click.option("--valid-days", type=click.IntRange(1, 3650),
               help="Days the export stays valid on endpoints (default: setting export.valid-days).")
-@click.option("--key", "key_name", required=True, help="Key that signs the export statement.")
+@signing_key_option(required=False)
 @click.option("--allow-unknown-capacity", is_flag=True,
               help="Write even when the free space of the media cannot be determined.")
 @click.option("--split-threshold", type=click.IntRange(1024, FAT32_MAX_FILE_SIZE),
@@ -29,44 +36,87 @@ from airseal.appliance.service.records import FAT32_MAX_FILE_SIZE
               help="Split payloads above this many bytes (default: 4 GiB - 1 on FAT32 or an "
                    "unidentified filesystem, no split on exFAT and others).")
 @json_option
-def export_command(target: Path, action_ids: tuple[str, ...], valid_days: int | None,
-                   key_name: str, allow_unknown_capacity: bool, split_threshold: int | None,
-                   as_json: bool) -> None:
-    """Write signed actions to media atomically, read every byte back, then sign the export.
+@click.pass_context
+def export_command(ctx: click.Context, target: Path | None, action_ids: tuple[str, ...],
+                   valid_days: int | None, key_name: str | None, allow_unknown_capacity: bool,
+                   split_threshold: int | None, as_json: bool) -> None:
+    """Write signed actions to media atomically, read every byte back, then sign the export
+    (--to and --key are required); `airseal export list` shows the exports made so far.
 
     A crash or a pulled stick leaves the previous export, or media that `airseal media check`
-    reports as incomplete.
+    reports as incomplete. An export that fails or is cancelled is in the audit log and in
+    `airseal export list`, with the sequence number it used up.
     """
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
-
+    if ctx.invoked_subcommand is not None:
+        if target or action_ids or valid_days or key_name or as_json:
+            raise click.UsageError(f"export options go without `export {ctx.invoked_subcommand}`")
+        return
+    if target is None or key_name is None:
+        missing = " and ".join(f for f, v in (("--to", target), ("--key", key_name)) if v is None)
+        raise click.UsageError(f"Missing option {missing} (or a subcommand: `export list`).")
     appliance = open_appliance()
-    with Progress(TextColumn("[bold]Export"), BarColumn(), DownloadColumn(),
-                  TransferSpeedColumn(), console=stderr, transient=True,
-                  disable=as_json or not stderr.is_terminal) as progress:
-        task = progress.add_task("export", total=None)
-
-        def advance(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
+    with export_progress(enabled=not as_json) as phases:
         summary = appliance.export(
             target, key_name, action_ids=list(action_ids) or None, valid_days=valid_days,
             split_threshold=split_threshold, allow_unknown_capacity=allow_unknown_capacity,
-            on_progress=advance,
+            on_phases=phases,
         )
     if as_json:
         emit_json(summary.to_dict())
         return
     click.echo(f"Exported {len(summary.actions)} action(s) to {target}/airseal "
                f"(export {summary.export_id}, sequence {summary.sequence})")
-    click.echo(f"  {summary.files} files, {summary.bytes_written} bytes, read back OK, "
-               f"valid until {summary.expires:%Y-%m-%d %H:%M} UTC")
+    click.echo(f"  {summary.files} listed files, {summary.listed_bytes} bytes (what "
+               f"`airseal media check` counts) + the signed export statement, "
+               f"{summary.statement_bytes} bytes; read back OK")
+    click.echo(f"  valid until {utc_text(summary.expires)}")
 
 
+EXPORT_COLUMNS = ("SEQ", "EXPORT", "CREATED", "ACTIONS", "RESULT", "DESTINATION")
+
+
+@examples(
+    'airseal export list',
+    'airseal export list --json',
+)
+@export_command.command(name="list")
+@json_option
+def export_list(as_json: bool) -> None:
+    """The exports made here, newest first: sequence, id, time, actions, destination, result
+    (written, failed or cancelled; a failed export used up its sequence number)."""
+    records = open_appliance().list_exports()
+    if as_json:
+        emit_json([r.to_dict() for r in records])
+        return
+    if not records:
+        click.echo("No exports yet. Make one with `airseal export --to MOUNT --key NAME`.")
+        return
+    rows = [
+        (
+            "-" if r.sequence is None else str(r.sequence),
+            (r.export_id or "-")[:12],
+            normalise_timestamp(r.created),
+            ", ".join(f"{i} v{v}" for i, v in r.actions) or "-",
+            r.result if r.error is None else f"{r.result}: {r.error}",
+            r.target,
+        )
+        for r in records
+    ]
+    click.echo("\n".join(table_lines(EXPORT_COLUMNS, rows)))
+
+
+@examples(
+    'airseal media check /media/usb',
+)
 @cli.group(name="media")
 def media_group() -> None:
     """USB media: the courier's check."""
 
 
+@examples(
+    'airseal media check /media/usb',
+    'airseal media check /media/usb --json',
+)
 @media_group.command(name="check")
 @click.argument("mount", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @json_option

@@ -6,39 +6,32 @@ from pathlib import Path
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
+from airseal._internal.times import normalise_timestamp
 from airseal.appliance.cli import cli
+from airseal.appliance.cli.options import vendor_signature_options
 from airseal.appliance.cli.session import open_appliance
-from airseal.appliance.cli.ui import byte_progress, emit_json, file_size
+from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, table_lines
 from airseal.appliance.service.records import VendorSignature
 
 
+@examples(
+    'airseal file add tool.tar.gz --key vendor.pub --signature tool.sig',
+    'airseal file list',
+)
 @cli.group(name="file")
 def file_group() -> None:
     """Distribution files in the appliance store (verified on the way in)."""
 
 
+@examples(
+    'airseal file add tool.tar.gz',
+    'airseal file add tool.tar.gz --key vendor.pub --signature tool.sig',
+    'airseal file add tool.tar.gz --bundle tool.sigstore.json --name tool-1.2.tar.gz',
+)
 @file_group.command(name="add")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--signature",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Vendor's cosign detached signature (needs --key).",
-)
-@click.option(
-    "--bundle",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Vendor's Sigstore bundle (with --key, or keyless identity options).",
-)
-@click.option("--key", "key_arg", help="Vendor public key: PEM file or key name in the home.")
-@click.option("--certificate-identity", help="Keyless: expected signer identity.")
-@click.option("--certificate-oidc-issuer", help="Keyless: expected OIDC issuer.")
-@click.option(
-    "--trusted-root",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Keyless: trusted_root.json (default: the newest `airseal trustroot import`, else "
-    "the public-good root shipped with sigstore).",
-)
+@vendor_signature_options
 @click.option("--name", help="Name for the payload on media (default: the file's name).")
 @json_option
 def file_add(
@@ -73,7 +66,7 @@ def file_add(
     if vendor.method == "keyless":
         root = appliance.keyless_trusted_root(trusted_root)
         click.echo(root.describe(), err=True)
-    with byte_progress(f"Adding {path.name}", file_size(path)) as advance:
+    with byte_progress(f"copy and hash {path.name}", file_size(path)) as advance:
         stored = appliance.add_file(path, vendor, name=name, on_progress=advance)
     if as_json:
         emit_json(stored.to_dict() | ({"trustedRoot": root.to_json()} if root else {}))
@@ -82,6 +75,10 @@ def file_add(
     click.echo(f"Added {stored.name}  sha256 {stored.sha256}  {stored.size} bytes  {check}")
 
 
+@examples(
+    'airseal file list',
+    'airseal file list --json',
+)
 @file_group.command(name="list")
 @json_option
 def file_list(as_json: bool) -> None:
@@ -92,16 +89,27 @@ def file_list(as_json: bool) -> None:
         return
     if not stored:
         click.echo("The store is empty. Add a file with `airseal file add PATH`.")
-    for s in stored:
-        mark = s.method if s.verified else "unverified"
-        click.echo(f"{s.sha256[:16]}  {s.size:>12}  {mark:<16}  {s.name}")
+        return
+    click.echo("\n".join(table_lines(
+        ("SHA256", "BYTES", "INTAKE", "ADDED", "NAME"),
+        [(s.sha256[:16], str(s.size), s.method if s.verified else "unverified",
+          normalise_timestamp(str(s.added)), s.name) for s in stored],
+    )))
 
 
+@examples(
+    'airseal config get',
+    'airseal config set intake.require-signature true',
+)
 @cli.group(name="config")
 def config_group() -> None:
     """Site policy settings."""
 
 
+@examples(
+    'airseal config get',
+    'airseal config get export.valid-days --json',
+)
 @config_group.command(name="get")
 @click.argument("name", required=False)
 @json_option
@@ -116,6 +124,10 @@ def config_get(name: str | None, as_json: bool) -> None:
         click.echo(f"{n} = {value}    # {appliance.setting_description(n)}")
 
 
+@examples(
+    'airseal config set intake.require-signature true',
+    'airseal config set export.valid-days 30',
+)
 @config_group.command(name="set")
 @click.argument("name")
 @click.argument("value")

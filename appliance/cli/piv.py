@@ -13,7 +13,6 @@ context object: ``obj={"open_connection": factory, "anchors": TrustAnchors(...)}
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -21,7 +20,8 @@ from typing import Any
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import emit_json, examples, json_option
+from airseal.appliance.cli.options import serial_option, slot_option
 from airseal.appliance.errors import PinError, UsageError, YubiKeyNotFound
 from airseal.appliance.service import Appliance, ApplianceOptions
 from airseal.appliance.service.records import TrustAnchors
@@ -39,7 +39,6 @@ PUK_ENV = "AIRSEAL_PUK"
 NEW_PUK_ENV = "AIRSEAL_NEW_PUK"
 MANAGEMENT_KEY_ENV = "AIRSEAL_MANAGEMENT_KEY"
 NEW_MANAGEMENT_KEY_ENV = "AIRSEAL_NEW_MANAGEMENT_KEY"
-SERIAL_ENV = "AIRSEAL_YUBIKEY_SERIAL"
 RESET_WORD = "RESET"
 
 
@@ -82,23 +81,22 @@ def _yubikey(ctx: click.Context, serial: int | None) -> YubiKeyPiv:
 
 
 def _emit(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+    emit_json(data)
 
 
-def serial_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--serial",
-        type=int,
-        envvar=SERIAL_ENV,
-        help=f"The YubiKey to use, by serial (or set {SERIAL_ENV}); needed with several attached.",
-    )(function)
-
-
+@examples(
+    'airseal piv info',
+    'airseal piv generate-key --slot 9c',
+)
 @click.group("piv")
 def piv() -> None:
     """YubiKey PIV: PIN, PUK, management key, key generation, attestation."""
 
 
+@examples(
+    'airseal piv info',
+    'airseal piv info --serial 12345678 --json',
+)
 @piv.command("info")
 @serial_option
 @json_option
@@ -151,6 +149,10 @@ def _tries(left: int | None, total: int | None) -> str:
     return f"{left} of {total}" if total is not None else str(left)
 
 
+@examples(
+    'airseal piv reset',
+    'airseal piv reset --serial 12345678 --yes',
+)
 @piv.command("reset")
 @serial_option
 @click.option("--yes", is_flag=True, help="Do not ask: erase every PIV key on the YubiKey.")
@@ -177,6 +179,9 @@ def reset_command(ctx: click.Context, serial: int | None, yes: bool) -> None:
     click.echo("Change them now: airseal piv set-pin, set-puk, set-management-key --random")
 
 
+@examples(
+    'airseal piv set-pin',
+)
 @piv.command("set-pin")
 @serial_option
 @click.pass_context
@@ -188,6 +193,9 @@ def set_pin_command(ctx: click.Context, serial: int | None) -> None:
     click.echo("PIN changed.")
 
 
+@examples(
+    'airseal piv set-puk',
+)
 @piv.command("set-puk")
 @serial_option
 @click.pass_context
@@ -199,6 +207,9 @@ def set_puk_command(ctx: click.Context, serial: int | None) -> None:
     click.echo("PUK changed.")
 
 
+@examples(
+    'airseal piv unblock-pin',
+)
 @piv.command("unblock-pin")
 @serial_option
 @click.pass_context
@@ -210,6 +221,10 @@ def unblock_pin_command(ctx: click.Context, serial: int | None) -> None:
     click.echo("PIN set; its tries are reset.")
 
 
+@examples(
+    'airseal piv set-management-key --random',
+    'airseal piv set-management-key --random --algorithm aes256 --touch',
+)
 @piv.command("set-management-key")
 @serial_option
 @click.option(
@@ -253,14 +268,19 @@ def set_management_key_command(
     click.echo(f"Management key set ({change.algorithm}), {where}.")
 
 
+@examples(
+    'airseal piv generate-key --slot 9c',
+    'airseal piv generate-key --slot 9a --pin-policy once --touch-policy cached --json',
+)
 @piv.command("generate-key")
 @serial_option
-@click.option("--slot", default="9c", show_default=True, help="PIV slot (9a, 9c, 9d, 9e, 82-95).")
+@slot_option
 @click.option(
     "--algorithm",
     type=click.Choice(sorted(ALGORITHMS)),
     default="ecdsa-p256",
     show_default=True,
+    help="Signing key algorithm.",
 )
 @click.option(
     "--pin-policy",
@@ -316,9 +336,13 @@ def _fingerprint(ref: PivKeyRef) -> str:
     return key_fingerprint(ref.public_key)
 
 
+@examples(
+    'airseal piv attestation --slot 9c',
+    'airseal piv attestation --slot 9c --json',
+)
 @piv.command("attestation")
 @serial_option
-@click.option("--slot", default="9c", show_default=True, help="The slot whose key to attest.")
+@slot_option
 @json_option
 @click.pass_context
 def attestation_command(ctx: click.Context, serial: int | None, slot: str, as_json: bool) -> None:

@@ -6,17 +6,26 @@ from pathlib import Path
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
+from airseal._internal.times import normalise_timestamp
 from airseal.appliance.cli import cli, exit_codes
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
 
 
+@examples(
+    'airseal receipts import /media/usb',
+    'airseal receipts list',
+)
 @cli.group(name="receipts")
 def receipts_group() -> None:
     """Receipts written by endpoint agents: import them from media, list per action and agent."""
 
 
+@examples(
+    'airseal receipts import /media/usb',
+    'airseal receipts import /media/usb --json',
+)
 @receipts_group.command(name="import")
 @click.argument("mount", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @json_option
@@ -40,6 +49,10 @@ def receipts_import(ctx: click.Context, mount: Path, as_json: bool) -> None:
         ctx.exit(exit_codes.VERIFICATION_FAILED)
 
 
+@examples(
+    'airseal receipts list',
+    'airseal receipts list --unenrolled --json',
+)
 @receipts_group.command(name="list")
 @click.option(
     "--unenrolled", is_flag=True, help="Only the receipts kept aside (agent not enrolled)."
@@ -72,7 +85,8 @@ def receipts_list(unenrolled: bool, as_json: bool) -> None:
         failed = f", {agent['failed_actions']} failed action(s)" if agent["failed_actions"] else ""
         click.echo(
             f"  {agent['id']}  {agent['hostname']} ({agent['os']})  last: export "
-            f"{agent['last_export']} {agent['last_status']} at {agent['last_finished']}, "
+            f"{agent['last_export']} {agent['last_status']} at "
+            f"{normalise_timestamp(str(agent['last_finished']))}, "
             f"{agent['receipts']} receipt(s){failed}"
         )
         if agent["basis"] == "first-use":

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+
 from airseal.appliance.cli.ui import TerminalPrompter
 from airseal.appliance.service import Appliance
+
+log = logging.getLogger("airseal.appliance")
 
 
 def open_appliance() -> Appliance:
     """The appliance in ``$AIRSEAL_HOME`` (else the platform's), opened now: a command that needs
     the home fails before it asks or reads anything when there is none."""
     appliance = Appliance(prompter=TerminalPrompter())
-    appliance.home  # noqa: B018  (opens it)
+    home = appliance.home
+    log.info("appliance home %s (appliance %s)", home.root, home.appliance_id)
     return appliance
 
 

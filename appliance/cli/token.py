@@ -8,7 +8,6 @@ Register with ``cli.add_command(token)``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 
@@ -16,11 +15,12 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from airseal._internal.cli import emit_json, examples, json_option
+from airseal.appliance.cli.options import module_option
 from airseal.appliance.cli.session import appliance_without_home
 from airseal.appliance.service import TOKEN_COLUMNS, TokenTable
 
 PIN_ENV = "AIRSEAL_PIN"
-MODULE_ENV = "AIRSEAL_PKCS11_MODULE"
 
 
 def pin_from_env_or_prompt(what: str = "the token") -> Callable[[], str]:
@@ -53,26 +53,26 @@ def render_tokens(tokens: TokenTable) -> Table:
     return table
 
 
+@examples(
+    'airseal token list --module /usr/lib/softhsm/libsofthsm2.so',
+)
 @click.group("token")
 def token() -> None:
     """PKCS#11 tokens and HSMs (SoftHSM2, YubiKey via libykcs11, OpenSC cards, vendor HSMs)."""
 
 
-@token.command("list")
-@click.option(
-    "--module",
-    "module_path",
-    required=True,
-    envvar=MODULE_ENV,
-    metavar="PATH",
-    help=f"PKCS#11 library, e.g. /usr/lib/softhsm/libsofthsm2.so (or set {MODULE_ENV}).",
+@examples(
+    'airseal token list --module /usr/lib/softhsm/libsofthsm2.so',
+    'AIRSEAL_PKCS11_MODULE=/usr/lib/softhsm/libsofthsm2.so airseal token list --json',
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def list_command(module_path: str, as_json: bool) -> None:
+@token.command("list")
+@module_option(required=True)
+@json_option
+def list_command(module: str, as_json: bool) -> None:
     """List the slots and tokens a PKCS#11 module sees. Needs no PIN."""
-    tokens = appliance_without_home().list_tokens(module_path)
+    tokens = appliance_without_home().list_tokens(module)
     if as_json:
-        click.echo(json.dumps(tokens.to_json(), indent=2))
+        emit_json(tokens.to_json())
         return
     if not tokens.tokens:
         click.echo(tokens.empty_text)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
         ReceiptIdentity,
         Removal,
     )
-    from airseal.appliance.export import ExportSummary
+    from airseal.appliance.export import ExportRecord, ExportSummary
     from airseal.appliance.home import Home
     from airseal.appliance.intake import StoredFile, VendorSignature
     from airseal.appliance.keystore import KeyRecord
@@ -459,6 +459,7 @@ class Appliance:
         split_threshold: int | None = None,
         allow_unknown_capacity: bool = False,
         on_progress: Progress | None = None,
+        on_phases: Callable[[int, int, int], None] | None = None,
     ) -> ExportSummary:
         """Write the actions (default: every current one) to ``target``, read them back, sign
         the export statement with ``key_name``."""
@@ -472,7 +473,14 @@ class Appliance:
             allow_unknown_capacity=allow_unknown_capacity,
             on_progress=on_progress,
             now=self.now(),
+            on_phases=on_phases,
         )
+
+    def list_exports(self) -> list[ExportRecord]:
+        """Every export started here, newest first: written, failed or cancelled."""
+        from airseal.appliance.export import list_exports
+
+        return list_exports(self.db)
 
     def detect_media(self) -> list[MediaMount]:
         """Removable media mounted now."""

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
         Enrolment,
         ReceiptIdentity,
     )
-    from airseal.appliance.export import ExportSummary
+    from airseal.appliance.export import ExportRecord, ExportSummary
     from airseal.appliance.intake import FileNotInStore, IntakeRefused, StoredFile, VendorSignature
     from airseal.appliance.keystore import GENERATORS, KeyRecord
     from airseal.appliance.mounts import MediaMount, SpaceCheck
@@ -47,6 +47,7 @@ _HOME = {
     "EnrolledAgent": "airseal.appliance.enrolment",
     "Enrolment": "airseal.appliance.enrolment",
     "ReceiptIdentity": "airseal.appliance.enrolment",
+    "ExportRecord": "airseal.appliance.export",
     "ExportSummary": "airseal.appliance.export",
     "FileNotInStore": "airseal.appliance.intake",
     "IntakeRefused": "airseal.appliance.intake",
@@ -93,6 +94,7 @@ __all__ = [
     "DashboardSummary",
     "EnrolledAgent",
     "Enrolment",
+    "ExportRecord",
     "ExportSummary",
     "FileNotInStore",
     "IntakeRefused",

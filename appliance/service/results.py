@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airseal._internal.times import utc_text
+
 if TYPE_CHECKING:
     from airseal.appliance.signers.pkcs11 import TokenInfo
     from airseal.media.check import CheckReport
@@ -80,12 +82,12 @@ class MediaCheck:
         if report.ok:
             lines = [
                 f"Media COMPLETE: export {report.export_id} (sequence {report.sequence}), "
-                f"{report.actions} action(s), {report.files_checked} files, "
-                f"{report.bytes_checked} bytes checked"
+                f"{report.actions} action(s), {report.files_checked} listed files, "
+                f"{report.bytes_checked} bytes checked (the export statement aside)"
             ]
             if report.expires is not None:
                 state = "EXPIRED" if report.expired else "valid until"
-                lines.append(f"  {state} {report.expires:%Y-%m-%d %H:%M} UTC")
+                lines.append(f"  {state} {utc_text(report.expires)}")
             lines.append(f"  authenticity: {report.authenticity}")
             return lines
         lines = [f"Media {report.status.upper()}: {report.mount}"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -102,13 +103,16 @@ def test_enroll_import_status_history(agent_cli, agent_state, tmp_path):
     (d,) = status["distributors"]
     assert d["approvedHow"] == "yes-flag" and d["lastSequence"] == 1
     assert status["lastImport"]["status"] == "partial"
-    history = json.loads(agent_cli("history", "--json").stdout)
+    history = json.loads(agent_cli("history", "--json").stdout)["items"]
     latest = history[0]
     outputs = {a["id"]: a["output"] for a in latest["actions"]}
     assert outputs == {"ok": "all good\n", "bad": "broken\n"}
     assert [h["status"] for h in history] == ["partial", "refused", "refused"]
     human = agent_cli("history")
     assert "FAILED" in human.stdout and "(exit 7)" in human.stdout
+    header = human.stdout.splitlines()[0].split()
+    assert header == ["IMPORT", "STARTED", "EXPORT", "SEQ", "STATUS", "MEDIA"]
+    assert re.search(r"^#3 +\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ +\S+ +1 +partial ", human.stdout, re.M)
     # the same media again: nothing runs; the failed action is not tried again (retry policy 0)
     # and still counts as failed
     again = agent_cli("import", str(mount), "--non-interactive")
@@ -247,7 +251,7 @@ def test_without_the_key_password_nothing_runs(agent_cli, agent_state, tmp_path)
         and "AIRSEAL_AGENT_KEY_PASSWORD" in result.stderr
     )
     assert not marker.exists()
-    history = json.loads(agent_cli("history", "--json").stdout)
+    history = json.loads(agent_cli("history", "--json").stdout)["items"]
     assert history[0]["status"] == "failed" and history[0]["error"]["check"] == "password"
     # a systemd credential is the unattended way to give it
     credentials = tmp_path / "credentials"
@@ -319,3 +323,38 @@ def test_retry_policy_for_failed_executes(agent_cli, agent_state, tmp_path):
     assert last.code == exit_codes.ACTIONS_FAILED and runs.read_text() == "run\nrun\n"
     assert "failed 2 times before, not retried: retry policy 1" in last.stdout
     assert agent_cli("config", "--execute-retries", "101").code == exit_codes.USAGE
+
+
+def test_a_wrong_key_password_with_yes_decides_nothing(agent_cli, agent_state, tmp_path):
+    """The agent key is unlocked before the yes flag approves anyone or a sequence is accepted:
+    a wrong password leaves the journal as it was, and the next import is a first import."""
+    distributor = new_distributor(tmp_path / "keys")
+    assert agent_cli("enroll", "--key", str(distributor.pub)).code == 0
+    payload = tmp_path / "x.conf"
+    payload.write_text("x")
+    mount = write_media(
+        tmp_path / "usb",
+        distributor,
+        [sign_action(ActionBuild("x", payload, dest=str(tmp_path / "out/x.conf")), distributor)],
+    )
+    before = json.loads(agent_cli("status", "--json").stdout)["distributors"]
+    wrong = agent_cli(
+        "import", str(mount), "--yes", "--json", env={"AIRSEAL_AGENT_KEY_PASSWORD": "not it"}
+    )
+    assert wrong.code == exit_codes.OPERATIONAL, wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    # the hint names the variable the agent reads, not the appliance's COSIGN_PASSWORD
+    assert "AIRSEAL_AGENT_KEY_PASSWORD" in wrong.stderr and "COSIGN_PASSWORD" not in (
+        wrong.stderr.replace("AIRSEAL_AGENT_KEY_PASSWORD", "")
+    )
+    error = json.loads(wrong.stdout)["error"]
+    assert (error["code"], error["exitCode"]) == ("operational", exit_codes.OPERATIONAL)
+    assert error["title"] == "Wrong password" and "AIRSEAL_AGENT_KEY_PASSWORD" in error["hint"]
+    after = json.loads(agent_cli("status", "--json").stdout)["distributors"]
+    assert after == before  # not approved by the yes flag, no sequence accepted
+    (d,) = after
+    assert d["approvedHow"] is None and d["lastSequence"] == 0
+    assert not (tmp_path / "out").exists()
+    right = agent_cli("import", str(mount), "--yes")
+    assert right.code == exit_codes.OK, right.stderr
+    assert "(again)" not in right.stdout and (tmp_path / "out/x.conf").read_text() == "x"

@@ -112,7 +112,7 @@ def round_trip(site: Site, agent_cli, agent_state, mount: Path, export_id: str, 
     assert site.dest.read_bytes() == site.conf.read_bytes()
     assert site.dest.stat().st_mode & 0o777 == 0o600
     assert sorted(p.name for p in site.markers.iterdir()) == ["tar", "zip"]
-    history = json.loads(agent_cli("history", "--json").stdout)
+    history = json.loads(agent_cli("history", "--json").stdout)["items"]
     outputs = {a["id"]: a["output"] for a in history[0]["actions"]}
     assert outputs[site.ids["tar"]] == "installing --quiet\n"
     assert outputs[site.ids["zip"]] == "patched\n"
@@ -138,8 +138,8 @@ def round_trip(site: Site, agent_cli, agent_state, mount: Path, export_id: str, 
     code, out = airseal(capsys, "receipts", "list", "--json")
     listing = json.loads(out)
     (agent,) = listing["agents"]
-    assert agent["id"] == agent_state.agent_id and agent["last_export"] == export_id
-    assert agent["last_status"] == "completed" and agent["failed_actions"] == 0
+    assert agent["id"] == agent_state.agent_id and agent["lastExport"] == export_id
+    assert agent["lastStatus"] == "completed" and agent["failedActions"] == 0
     per_action = {(a["id"], a["version"]): a for a in listing["actions"]}
     assert per_action[(site.ids["tar"], 1)]["outcomes"] == {"succeeded": 1}
     assert per_action[(site.ids["tar"], 1)]["name"] == "(Install)Tool"

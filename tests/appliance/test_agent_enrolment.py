@@ -82,7 +82,7 @@ def test_a_forged_receipt_under_an_enrolled_id_is_refused_and_the_genuine_one_st
     assert "imported  agent-1" in result.stdout
     listing = json.loads(airseal(home, "receipts", "list", "--json").stdout)
     assert [a["id"] for a in listing["agents"]] == ["agent-1"]
-    assert listing["agents"][0]["key_fingerprint"] == fingerprint(genuine.public_key)
+    assert listing["agents"][0]["keyFingerprint"] == fingerprint(genuine.public_key)
     assert listing["agents"][0]["basis"] == "administrator"
 
 
@@ -99,8 +99,8 @@ def test_a_self_signed_receipt_of_an_unknown_agent_is_kept_aside_not_counted(sit
     listing = json.loads(airseal(home, "receipts", "list", "--json").stdout)
     assert listing["agents"] == [] and listing["actions"] == [] and listing["receipts"] == []
     (aside,) = listing["unenrolled"]
-    assert aside["agent_id"] == "agent-x"
-    assert aside["key_fingerprint"] == fingerprint(stranger.public_key)
+    assert aside["agentId"] == "agent-x"
+    assert aside["keyFingerprint"] == fingerprint(stranger.public_key)
     text = airseal(home, "receipts", "list", "--unenrolled").stdout
     assert "agent-x" in text and fingerprint(stranger.public_key) in text
     # the dashboard still waits for a receipt of this export
@@ -124,7 +124,7 @@ def test_the_operator_enrols_an_agent_from_its_receipt_after_seeing_its_fingerpr
     assert result.returncode == 0, result.stderr
     enrolment = json.loads(result.stdout)
     assert enrolment["id"] == "agent-7" and enrolment["basis"] == "operator-approved"
-    assert enrolment["key_fingerprint"] == fingerprint(signer.public_key)
+    assert enrolment["keyFingerprint"] == fingerprint(signer.public_key)
     assert enrolment["admitted"] == 1  # the receipt kept aside now counts
     listing = json.loads(airseal(home, "receipts", "list", "--json").stdout)
     assert [a["id"] for a in listing["agents"]] == ["agent-7"] and listing["unenrolled"] == []
@@ -182,7 +182,7 @@ def test_an_enrolled_key_is_never_replaced_and_removal_stops_counting(site, moun
     assert listing["agents"] == [] and listing["actions"] == []
     assert airseal(home, "agents", "remove", "agent-1").returncode == 3
     audit = airseal(home, "audit", "list", "--json").stdout
-    actions = [e["action"] for e in json.loads(audit)]
+    actions = [e["action"] for e in json.loads(audit)["items"]]
     assert actions[0] == "agent.remove" and "agent.enroll" in actions
     assert airseal(home, "audit", "verify").returncode == 0
 
@@ -206,8 +206,8 @@ def test_keys_pinned_on_first_use_become_enrolments_marked_unverified(tmp_path, 
     conn.close()
     listed = json.loads(airseal(home, "agents", "list", "--json").stdout)["enrolled"]
     assert [(a["id"], a["basis"]) for a in listed] == [("agent-old", "first-use")]
-    assert listed[0]["basis_text"] == "pinned on first use, not verified by an administrator"
-    assert listed[0]["key_fingerprint"] == fingerprint(key.public_key)
+    assert listed[0]["basisText"] == "pinned on first use, not verified by an administrator"
+    assert listed[0]["keyFingerprint"] == fingerprint(key.public_key)
     # an administrator confirms it by enrolling the same key
     pub = tmp_path / "agent.pub"
     pub.write_bytes(spki_pem(key.public_key))

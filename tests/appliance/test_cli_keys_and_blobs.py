@@ -145,7 +145,7 @@ def test_key_file_is_encrypted_private_and_cosign_shaped(airseal, appliance_home
     path = appliance_home / "keys" / "k.key"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert path.read_bytes().startswith(b"-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----")
-    listed = json.loads(airseal("key", "list", "--json").stdout)
+    listed = json.loads(airseal("key", "list", "--json").stdout)["items"]
     assert [(k["name"], k["backend"], k["algorithm"]) for k in listed] == [
         ("k", "file", "ecdsa-p256")
     ]
@@ -244,7 +244,7 @@ def test_plain_pem_import_is_reencrypted(airseal, appliance_home, blob, tmp_path
 def test_every_operation_is_audited_and_the_chain_verifies(airseal, appliance_home, blob):
     _key(airseal, "k")
     assert airseal("sign-blob", str(blob), "--key", "k").code == 0
-    entries = json.loads(airseal("audit", "list", "--json").stdout)
+    entries = json.loads(airseal("audit", "list", "--json").stdout)["items"]
     assert [e["action"] for e in reversed(entries)] == ["init", "key.generate", "sign-blob"]
     assert airseal("audit", "verify").code == 0
 

@@ -27,5 +27,5 @@ def test_the_cli_lists_deceptive_action_names_escaped(airseal, appliance_home, t
     assert f"{SHOWN} [WARNING: name contains" in listed.stdout
     assert "imitate other scripts" in listed.stdout
     # machine-readable output keeps the signed name exactly (JSON escapes it by itself)
-    (record,) = json.loads(airseal("action", "list", "--json").stdout)
+    (record,) = json.loads(airseal("action", "list", "--json").stdout)["items"]
     assert record["name"] == SPOOFED

@@ -40,13 +40,13 @@ def test_export_then_check_on_a_plain_folder(airseal, stocked, tmp_path):
     media.mkdir()
     summary = _export(airseal, media)
     assert summary["actions"] == [{"id": action_id, "version": 1}]
-    assert summary["read_back_ok"] is True and summary["signatures"] == 1
+    assert summary["readBackOk"] is True and summary["signatures"] == 1
     copied = media / "airseal" / "actions" / action_id / "payload" / "tool.bin"
     assert copied.read_bytes() == payload.read_bytes()
     check = airseal("media", "check", str(media), "--json")
     report = json.loads(check.stdout)
     assert (check.code, report["status"], report["exportId"]) == (0, "complete",
-                                                                  summary["export_id"])
+                                                                  summary["exportId"])
 
 
 def test_sequence_numbers_only_grow_per_key(airseal, stocked, tmp_path):
@@ -74,7 +74,7 @@ def test_export_on_real_fat32_with_a_split_payload_rejoined_on_check(airseal, st
         assert hashlib.sha256(joined).digest() == hashlib.sha256(payload.read_bytes()).digest()
         check = airseal("media", "check", str(fat.mount), "--json")
         assert check.code == 0, check.stdout
-        assert json.loads(check.stdout)["exportId"] == summary["export_id"]
+        assert json.loads(check.stdout)["exportId"] == summary["exportId"]
         # a damaged part is found and named
         with open(folder / "tool.bin.part002", "r+b") as handle:
             handle.seek(50)
@@ -108,9 +108,9 @@ def test_export_recorded_in_database_and_audit(airseal, stocked, tmp_path):
     media = tmp_path / "media"
     media.mkdir()
     summary = _export(airseal, media)
-    entries = json.loads(airseal("audit", "list", "--json").stdout)
+    entries = json.loads(airseal("audit", "list", "--json").stdout)["items"]
     assert entries[0]["action"] == "export"
-    assert summary["export_id"] in entries[0]["details"]
+    assert entries[0]["details"]["exportId"] == summary["exportId"]
     assert airseal("audit", "verify").code == 0
 
 
@@ -141,4 +141,4 @@ def test_a_full_stick_fails_before_writing_and_keeps_the_old_export(airseal, sto
         refused = airseal("export", "--to", str(fat.mount), "--key", "ops")
         assert refused.code == 3 and "space" in refused.stderr.lower()
         check = json.loads(airseal("media", "check", str(fat.mount), "--json").stdout)
-        assert (check["status"], check["exportId"]) == ("complete", first["export_id"])
+        assert (check["status"], check["exportId"]) == ("complete", first["exportId"])

@@ -23,7 +23,7 @@ def token_env(two_tokens):
 def test_token_list_shows_both_tokens(airseal, two_tokens):
     result = airseal("token", "list", "--module", SOFTHSM_MODULE, "--json")
     assert result.code == 0, result.stderr
-    tokens = json.loads(result.stdout)
+    tokens = json.loads(result.stdout)["items"]
     labels = sorted(t["label"] for t in tokens if t["initialised"])  # SoftHSM adds a free slot
     assert labels == ["airseal-a", "airseal-b"]
 

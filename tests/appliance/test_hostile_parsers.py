@@ -136,7 +136,7 @@ def _predicate(summary: dict[str, Any], signer: PrivateKeySigner, agent_id: str)
         agent_key=spki_pem(signer.public_key).decode(),
         hostname="ws-1",
         os="linux",
-        export_id=summary["export_id"],
+        export_id=summary["exportId"],
         sequence=summary["sequence"],
         distributor=summary["fingerprint"],
         status="completed",
@@ -166,7 +166,7 @@ def _put(media: Path, agent_id: str, export_id: str, data: bytes) -> str:
 
 def test_receipts_import_skips_hostile_receipts_and_keeps_the_genuine(airseal, exported, tmp_path):
     media, summary = exported
-    export_id = summary["export_id"]
+    export_id = summary["exportId"]
     genuine_key = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
     genuine_pub = tmp_path / "agent-good.pub"
     genuine_pub.write_bytes(spki_pem(genuine_key.public_key))

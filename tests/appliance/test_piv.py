@@ -819,7 +819,7 @@ def test_cli_generate_info_attest_and_reset(
     )
     assert result.exit_code == 0, result.output
     generated = json.loads(result.stdout)
-    assert (generated["slot"], generated["pin_policy"], generated["touch_policy"]) == (
+    assert (generated["slot"], generated["pinPolicy"], generated["touchPolicy"]) == (
         "9c",
         "always",
         "cached",

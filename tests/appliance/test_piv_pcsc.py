@@ -441,13 +441,13 @@ def test_the_airseal_piv_commands_over_pcsc(stack: PcscYubiKey) -> None:
     )
     assert generated.returncode == 0, generated.stderr
     record = json.loads(generated.stdout)
-    assert (record["serial"], record["slot"], record["touch_policy"]) == (
+    assert (record["serial"], record["slot"], record["touchPolicy"]) == (
         stack.serial,
         "9c",
         "cached",
     )
     info = _airseal("piv", "info", "--serial", serial, "--json")
-    assert json.loads(info.stdout)["slots"][0]["public_key_fingerprint"] == record["fingerprint"]
+    assert json.loads(info.stdout)["slots"][0]["publicKeyFingerprint"] == record["fingerprint"]
     attested = _airseal("piv", "attestation", "--serial", serial)
     assert attested.returncode == 1  # verification failed: the test card is not a real YubiKey
     assert "BEGIN CERTIFICATE" in attested.stdout

@@ -111,19 +111,25 @@ def unmount(mount: Path) -> None:
 
 @contextmanager
 def fat32_mount(
-    workdir: Path, size_mib: int = 40, *, name: str = "usb", fsname: bool = False
+    workdir: Path,
+    size_mib: int = 40,
+    *,
+    name: str = "usb",
+    fsname: bool = False,
+    writable: bool = True,
 ) -> Iterator[Fat32]:
     """Make a FAT32 image under ``workdir``, mount it, yield it, always unmount it.
 
     ``fsname=True`` mounts with ``-o fsname=IMAGE`` (the mount table then names the image);
     by default the mount looks as a plain ``fusefat -o rw+ IMG MNT`` leaves it.
+    ``writable=False`` mounts it read-only (``-o ro``): a write-protected stick.
     """
     require_tools()
     image = workdir / f"{name}.img"
     mount = workdir / f"{name}.mnt"
     make_image(image, size_mib)
     mount.mkdir()
-    options = "rw+" + (f",fsname={image}" if fsname else "")
+    options = ("rw+" if writable else "ro") + (f",fsname={image}" if fsname else "")
     done = _run(["fusefat", "-o", options, str(image), str(mount)])
     if done.returncode != 0:
         raise Fat32Unavailable(f"fusefat failed: {done.stderr.strip() or done.stdout.strip()}")

@@ -284,8 +284,9 @@ class ExportScreen(AirsealScreen):
         text = (
             f"Exported {len(s.actions)} action(s) to {s.target}/airseal "
             f"(export {s.export_id}, sequence {s.sequence})\n"
-            f"  {s.files} files, {s.bytes_written} bytes ({size(s.bytes_written)}), "
-            f"read back {'OK' if s.read_back_ok else 'FAILED'}, "
+            f"  {s.files} listed files, {s.listed_bytes} bytes ({size(s.listed_bytes)}) + "
+            f"the export statement, read back "
+            f"{'OK' if s.read_back_ok else 'FAILED'}, "
             f"valid until {when(s.expires)} UTC, signed by {s.key_name} "
             f"({s.signatures} signature(s))\n\n" + "\n".join(report.describe())
         )

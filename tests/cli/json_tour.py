@@ -1,0 +1,110 @@
+"""Every `--json` command of both CLIs, run once against a real site (appliance home, key,
+stored file, action, export on a folder, agent that imports it, receipt brought back): the
+documents they print, for the JSON contract tests and for writing docs/json.md.
+
+The YubiKey commands (`airseal piv ...`) need a card and are covered by tests/appliance/test_piv.py;
+their documents are listed in docs/json.md all the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.realparts.softhsm import SOFTHSM_MODULE, SoftHsm
+
+PASSWORD = "json tour password"
+
+
+def _run(module: str, args: list[str], env: dict[str, str]) -> tuple[int, Any, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True, text=True, env=env, timeout=300, check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def tour(base: Path) -> dict[str, Any]:
+    """``{"airseal key list": {...}, ...}``: each command's parsed document."""
+    env = {
+        **os.environ,
+        "AIRSEAL_HOME": str(base / "home"),
+        "AIRSEAL_AGENT_HOME": str(base / "agent"),
+        "COSIGN_PASSWORD": PASSWORD,
+        "AIRSEAL_AGENT_KEY_PASSWORD": PASSWORD,
+        "AIRSEAL_AGENT_REBOOT_COMMAND": "true",
+    }
+    docs: dict[str, Any] = {}
+
+    def airseal(name: str, *args: str, module: str = "airseal.appliance.cli",
+                expect: int = 0) -> Any:
+        code, out, err = _run(module, [*name.split()[1:], *args, "--json"], env)
+        assert code == expect, (name, args, code, err)
+        docs[name] = json.loads(out)
+        return docs[name]
+
+    def agent(name: str, *args: str, expect: int = 0) -> Any:
+        return airseal(name, *args, module="airseal.agent", expect=expect)
+
+    payload = base / "hello.sh"
+    payload.write_text("#!/bin/sh\necho hello\n")
+    (base / "usb").mkdir()
+    airseal("airseal init")
+    airseal("airseal key generate", "ops")
+    airseal("airseal key list")
+    airseal("airseal audit verify")
+    airseal("airseal config get")
+    sig = base / "hello.sig"
+    airseal("airseal sign-blob", str(payload), "--key", "ops", "--output-signature", str(sig))
+    airseal("airseal verify-blob", str(payload), "--key", "ops", "--signature", str(sig))
+    airseal("airseal file add", str(payload))
+    airseal("airseal file list")
+    action = airseal(
+        "airseal action create", "--name", "(Demo)Hello", "--file", str(payload),
+        "--os", "linux", "--mode", "download", "--dest", str(base / "out" / "hello.sh"),
+        "--key", "ops",
+    )
+    airseal("airseal action edit", action["id"], "--description", "says hello")
+    airseal("airseal action list")
+    airseal("airseal action show", action["id"])
+    airseal("airseal export", "--to", str(base / "usb"), "--key", "ops")
+    airseal("airseal export list")
+    airseal("airseal media check", str(base / "usb"))
+    identity = agent("airseal-agent init")
+    agent("airseal-agent identity")
+    agent("airseal-agent config")
+    pub = base / "ops.pub"
+    pub.write_text(_run("airseal.appliance.cli", ["key", "export-public", "ops"], env)[1])
+    agent("airseal-agent enroll", "--key", str(pub), "--approved")
+    agent("airseal-agent import", str(base / "usb"))
+    agent("airseal-agent status")
+    agent("airseal-agent history")
+    airseal("airseal agents enroll", "--id", identity["agentId"], "--key",
+            str(base / "agent" / "agent.pub"))
+    airseal("airseal agents list")
+    airseal("airseal receipts import", str(base / "usb"))
+    airseal("airseal receipts list")
+    airseal("airseal audit list", "--limit", "3")
+    airseal("airseal action revoke", action["id"])
+    airseal("airseal agents remove", identity["agentId"])
+    hsm = SoftHsm(base / "softhsm")
+    env["SOFTHSM2_CONF"] = str(hsm.conf)
+    hsm.init_token("tour")
+    airseal("airseal token list", "--module", SOFTHSM_MODULE)
+    # a failure: the error object
+    airseal("airseal verify-blob", str(base / "usb" / "airseal" / "export.sigstore.json"),
+            "--key", "ops", "--signature", str(sig), expect=1)
+    docs["error"] = docs.pop("airseal verify-blob")
+    airseal("airseal verify-blob", str(payload), "--key", "ops", "--signature", str(sig))
+    return docs
+
+
+if __name__ == "__main__":
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        print(json.dumps(tour(Path(tmp)), indent=2, sort_keys=True))
