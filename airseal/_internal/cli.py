@@ -123,8 +123,8 @@ def camel_key(key: str) -> str:
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
-DATA_KEYED = frozenset({"outcomes"})
-"""Objects whose keys are data, not field names (``{"not-run": 2}`` counts per outcome, and the
+DATA_KEYED = frozenset({"outcomes", "delegations"})
+"""Objects whose keys are data, not field names (``{"not-run": 2}`` counts per outcome, ``{"registry.npmjs.org": 8}`` TUF role versions; the
 outcome is spelled as everywhere else): their keys are kept as they are."""
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
 from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import appliance_without_home, open_appliance
 from airseal.appliance.cli.ui import emit_json
@@ -14,15 +14,14 @@ from airseal.appliance.cli.ui import emit_json
 PUBLIC_GOOD_URL = "https://tuf-repo-cdn.sigstore.dev"  # sigstore-python's DEFAULT_TUF_URL
 
 
+@examples(
+    "airseal trustroot fetch --to /media/usb/sigstore-root      # on a connected machine",
+    "airseal trustroot import /media/usb/sigstore-root          # in the air gap",
+    "airseal trustroot status --json",
+)
 @cli.group(name="trustroot")
 def trustroot() -> None:
-    """The Sigstore trust root keyless verification uses: mirror, import, status.
-
-    \b
-    On a connected machine:  airseal trustroot fetch --to /media/usb/sigstore-root
-    In the air gap:          airseal trustroot import /media/usb/sigstore-root
-                             airseal trustroot status
-    """
+    """The Sigstore trust root keyless verification uses: mirror, import, status."""
 
 
 @trustroot.command(name="fetch", short_help="Connected machine: copy the TUF repository.")

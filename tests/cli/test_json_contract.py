@@ -55,7 +55,10 @@ def test_every_json_command_was_run(documents: dict[str, Any]) -> None:
         if any(p.name == "as_json" for p in command.command.params)
     }
     needs_a_yubikey = {name for name in with_json if name.startswith("airseal piv ")}
-    assert with_json - needs_a_yubikey - {"airseal key import"} <= set(documents), (
+    # self-update needs two signed install kits: tests/packaging/test_self_update.py reads its
+    # document; its keys are still checked against docs/json.md there.
+    elsewhere = {"airseal key import", "airseal-agent self-update"}
+    assert with_json - needs_a_yubikey - elsewhere <= set(documents), (
         with_json - set(documents)
     )
 
