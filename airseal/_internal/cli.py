@@ -17,7 +17,6 @@ the file; anything else is a bug, logged with its traceback and reported as such
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import click
@@ -81,6 +80,8 @@ def run_main(
         click.echo(f"{prog_name}: {where}{error.strerror or error}", err=True)
         return OPERATIONAL
     except Exception:
+        import logging  # only for a bug's traceback: not worth its import time on every start
+
         logging.getLogger(prog_name).exception("internal error")
         click.echo(
             f"{prog_name}: internal error (a bug): please report the traceback above", err=True

@@ -7,15 +7,19 @@ SQL or file formats live here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from airseal._internal.cli import json_option
 from airseal.appliance.cli import cli, exit_codes
 from airseal.appliance.cli.session import appliance_without_home, open_appliance
-from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr
+from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr_console
 from airseal.appliance.errors import UsageError
-from airseal.appliance.service.records import GENERATORS, KeyRecord
+from airseal.appliance.service.records import KEY_ALGORITHMS
+
+if TYPE_CHECKING:
+    from airseal.appliance.service.records import KeyRecord
 
 
 @cli.command()
@@ -78,7 +82,7 @@ def key_group() -> None:
 
 @key_group.command(name="generate")
 @click.argument("name")
-@click.option("--algorithm", type=click.Choice(sorted(GENERATORS)), default="ecdsa-p256",
+@click.option("--algorithm", type=click.Choice(KEY_ALGORITHMS), default="ecdsa-p256",
               show_default=True, help="File keys only.")
 @click.option("--pkcs11", is_flag=True, help="Generate on a PKCS#11 token (EC P-256).")
 @click.option("--module", envvar="AIRSEAL_PKCS11_MODULE",
@@ -228,7 +232,7 @@ def sign_blob(
     else:
         for target in (output_signature, bundle):
             if target:
-                stderr.print(f"Wrote {target}")
+                stderr_console().print(f"Wrote {target}")
 
 
 @cli.command(name="verify-blob")
