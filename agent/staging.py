@@ -31,8 +31,8 @@ from airseal.media import layout
 from airseal.media.errors import BadMedia, MediaReadError
 from airseal.media.reader import MediaSource
 from airseal.media.statement import ExportedAction
+from airseal.trustroot.digest import chunk_buffer, read_chunks
 
-CHUNK = 1024 * 1024
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
@@ -159,21 +159,17 @@ class Staging:
         digest = hashlib.sha256()
         total = 0
         remaining = listed.payload.size
-        buffer = memoryview(bytearray(CHUNK))
+        buffer = chunk_buffer()
         fd = os.open(target, _NEW_FILE, 0o600)
         try:
             for path in paths:
                 try:
                     with source.open(path, max_size=remaining) as stream:
-                        while True:
-                            n = stream.readinto(buffer)  # type: ignore[attr-defined]
-                            if not n:
-                                break
-                            chunk = buffer[:n]
+                        for chunk in read_chunks(stream, buffer=buffer):
                             digest.update(chunk)
                             _write_all(fd, chunk)
-                            total += n
-                            remaining -= n
+                            total += len(chunk)
+                            remaining -= len(chunk)
                 except (BadMedia, MediaReadError) as exc:
                     raise StagedPayloadMismatch(
                         f"could not be staged: {exc.detail}", subject=exc.subject or path
@@ -235,16 +231,11 @@ def copy_verified(staged: StagedPayload, target_fd: int) -> None:
     signed one, checked before the caller puts the copy to use."""
     digest = hashlib.sha256()
     total = 0
-    buffer = memoryview(bytearray(CHUNK))
     with open(staged.path, "rb", buffering=0) as source:
-        while True:
-            n = source.readinto(buffer)
-            if not n:
-                break
-            chunk = buffer[:n]
+        for chunk in read_chunks(source):
             digest.update(chunk)
             _write_all(target_fd, chunk)
-            total += n
+            total += len(chunk)
     _require_same(staged, digest.hexdigest(), total)
 
 
@@ -254,7 +245,7 @@ def open_verified(staged: StagedPayload) -> BinaryIO:
     try:
         digest = hashlib.sha256()
         total = 0
-        while chunk := handle.read(CHUNK):
+        for chunk in read_chunks(handle):
             digest.update(chunk)
             total += len(chunk)
         _require_same(staged, digest.hexdigest(), total)

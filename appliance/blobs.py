@@ -3,6 +3,10 @@
 Content is streamed through SHA-256 once (constant memory, any size) and the digest is signed.
 Ed25519 alone must sign and verify the content itself (PureEdDSA): the file is memory-mapped, so
 the page cache, not the heap, holds it.
+
+`airseal verify-blob FILE --key K.pub --signature S` should start as fast as openssl: the
+signing side (the key store, the audit log, SQLite) and the bundle models (sigstore_models,
+pydantic) load inside the functions that need them.
 """
 
 from __future__ import annotations
@@ -13,21 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from airseal._internal.atomic import read_capped
-from airseal.appliance import audit
 from airseal.appliance.errors import UsageError
-from airseal.appliance.home import Home
-from airseal.appliance.keystore import get_key, open_signer
-from airseal.appliance.prompts import Prompter
-from airseal.trustroot.bundle import (
-    MAX_BUNDLE_BYTES,
-    bundle_to_json,
-    message_signature_bundle,
-    parse_bundle,
-)
 from airseal.trustroot.digest import ProgressCallback, sha256_stream
 from airseal.trustroot.keys import PublicKey, fingerprint, load_public_key
 from airseal.trustroot.verify import (
@@ -36,6 +29,12 @@ from airseal.trustroot.verify import (
     verify_blob_bundle,
     verify_detached_signature,
 )
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from airseal.appliance.home import Home
+    from airseal.appliance.prompts import Prompter
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,10 @@ def sign_blob(
     *,
     on_progress: ProgressCallback | None = None,
 ) -> BlobSignature:
+    from airseal.appliance import audit
+    from airseal.appliance.keystore import get_key, open_signer
+    from airseal.trustroot.bundle import bundle_to_json, message_signature_bundle
+
     record = get_key(db, key_name)
     with open_signer(home, record, prompter) as signer:
         digest, size = hash_file(path, on_progress)
@@ -129,6 +132,8 @@ def verify_blob(
                 key, text, digest, message=message, subject=str(signature_path)
             )
         assert bundle_path is not None
+        from airseal.trustroot.bundle import MAX_BUNDLE_BYTES, parse_bundle
+
         bundle = parse_bundle(read_capped(bundle_path, MAX_BUNDLE_BYTES), subject=str(bundle_path))
         return verify_blob_bundle(key, bundle, digest, message=message, subject=str(bundle_path))
 
@@ -157,6 +162,8 @@ def load_key_argument(value: str, db_opener: object) -> tuple[PublicKey, str]:
         key = load_public_key(pem, subject=str(candidate))
         return key, f"{candidate} ({fingerprint(key)[:16]})"
     assert callable(db_opener)
+    from airseal.appliance.keystore import get_key
+
     try:
         record = get_key(db_opener(), value)
     except AirsealError:

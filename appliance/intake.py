@@ -25,7 +25,7 @@ from airseal.appliance.errors import ApplianceError, UsageError
 from airseal.appliance.home import Home
 from airseal.media.names import name_problem
 from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
-from airseal.trustroot.digest import CHUNK_SIZE, ProgressCallback
+from airseal.trustroot.digest import ProgressCallback, read_chunks, sha256_stream
 from airseal.trustroot.errors import VerificationError
 from airseal.trustroot.keys import PublicKey, fingerprint
 
@@ -191,16 +191,18 @@ def _copy_and_hash(
     source: Path, target: Path, on_progress: ProgressCallback | None
 ) -> tuple[bytes, int]:
     digest, total = hashlib.sha256(), 0
-    buffer = bytearray(CHUNK_SIZE)
-    view = memoryview(buffer)
-    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
+    # `dst` is buffered so that a short write() is retried rather than silently dropped; chunks
+    # larger than its buffer still go straight to the file.
+    with open(source, "rb", buffering=0) as src, open(target, "xb") as dst:
         os.fchmod(dst.fileno(), 0o400)
-        while n := src.readinto(view):
-            digest.update(view[:n])
-            dst.write(view[:n])
+        for chunk in read_chunks(src):
+            digest.update(chunk)
+            dst.write(chunk)
+            n = len(chunk)
             total += n
             if on_progress is not None:
                 on_progress(n)
+        dst.flush()
         os.fsync(dst.fileno())
     return digest.digest(), total
 
@@ -229,8 +231,6 @@ def find_file(db: sqlite_utils.Database, reference: str) -> StoredFile:
             f"{reference} is neither a stored digest nor a file", subject=reference
         )
     with open(path, "rb", buffering=0) as handle:
-        from airseal.trustroot.digest import sha256_stream
-
         digest, _ = sha256_stream(handle)
     rows = list(db["files"].rows_where("sha256 = ?", [digest.hex()]))
     if not rows:

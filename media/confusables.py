@@ -77,6 +77,10 @@ def _escape(char: str) -> str:
 
 def confusable_reason(text: str) -> str | None:
     """Why ``text`` could deceive a reader, or ``None`` when it reads as what it is."""
+    if text.isascii() and text.isprintable():
+        # Printable ASCII has no control, bidi or invisible character, and every letter in it
+        # is Latin: the checks below would find nothing (an import asks for thousands of names).
+        return None
     reasons = []
     bidi = sorted({c for c in text if c in _BIDI_CONTROLS})
     if bidi:

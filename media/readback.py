@@ -35,6 +35,7 @@ from pathlib import Path
 
 from airseal.media.errors import MediaWriteError, ReadBackMismatch
 from airseal.media.limits import MiB
+from airseal.trustroot.digest import chunk_buffer
 
 CHUNK_SIZE = MiB
 WINDOW_BYTES = 32 * MiB
@@ -191,7 +192,7 @@ class ReadBack:
             self._to_verify.put(job)
 
     def _verify_loop(self) -> None:
-        buffer = memoryview(bytearray(CHUNK_SIZE))
+        buffer = chunk_buffer(CHUNK_SIZE)
         while True:
             job = self._to_verify.get()
             if job is None:

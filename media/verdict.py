@@ -30,6 +30,7 @@ from airseal.media.limits import MiB
 from airseal.media.reader import MediaSource
 from airseal.media.rules import Finding, judge_listing
 from airseal.media.statement import ExportContents
+from airseal.trustroot.digest import chunk_buffer, read_chunks
 
 CHUNK_SIZE = MiB
 ProgressCallback = Callable[[int, int], None]
@@ -94,13 +95,10 @@ def _hash_into(
 ) -> int:
     total = 0
     with source.open(path, max_size=size) as stream:
-        while True:
-            n = stream.readinto(buffer)  # type: ignore[attr-defined]
-            if not n:
-                break
-            chunk = buffer[:n]
+        for chunk in read_chunks(stream, buffer=buffer):
             for sink in sinks:
                 sink.update(chunk)
+            n = len(chunk)
             total += n
             progress(n)
     return total
@@ -143,7 +141,7 @@ def verify_media_files(
         if on_progress is not None:
             on_progress(done, total)
 
-    buffer = memoryview(bytearray(CHUNK_SIZE))
+    buffer = chunk_buffer(CHUNK_SIZE)
     groups: list[tuple[list[str], str | None, str]] = []
     in_payload: set[str] = set()
     for action in contents.predicate.actions:
@@ -164,9 +162,9 @@ def verify_media_files(
             file_hash = hashlib.sha256()
             where = layout.on_mount(path)
             try:
-                n = _hash_into(
-                    source, where, listed[path].size, [file_hash, whole], buffer, progress
-                )
+                # the joined digest is needed only for a split payload: hash once otherwise
+                sinks = [file_hash, whole] if joined_sha is not None else [file_hash]
+                n = _hash_into(source, where, listed[path].size, sinks, buffer, progress)
             except (BadMedia, MediaReadError) as exc:
                 verdict.record(Finding(where, exc.check, exc.detail))
                 all_good = False

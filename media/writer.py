@@ -82,6 +82,7 @@ from airseal.media.statement import (
     export_statement,
 )
 from airseal.trustroot.bundle import parse_bundle
+from airseal.trustroot.digest import chunk_buffer, read_chunks
 from airseal.trustroot.dsse import Statement
 
 __all__ = [
@@ -285,7 +286,7 @@ class _ExportWriter:
         hash_here = item.signed_sha256 is None
         whole = hashlib.sha256()
         readback_whole = None if hash_here else hashlib.sha256()
-        buffer = memoryview(bytearray(CHUNK_SIZE))
+        buffer = chunk_buffer(CHUNK_SIZE)
         files: list[tuple[str, int]] = []
         with stream:
             for relative, size in item.targets:
@@ -305,14 +306,8 @@ class _ExportWriter:
                 file_hash = hashlib.sha256() if hash_here else None
                 done = 0
                 synced = 0
-                while done < size:
-                    n = stream.readinto(buffer[: min(CHUNK_SIZE, size - done)])
-                    if not n:
-                        raise MediaWriteError(
-                            f"the source ended after {done} of {size} bytes (it changed?)",
-                            subject=label,
-                        )
-                    chunk = buffer[:n]
+                for chunk in read_chunks(stream, buffer=buffer, limit=size):
+                    n = len(chunk)
                     if file_hash is not None:
                         file_hash.update(chunk)
                         whole.update(chunk)
@@ -324,6 +319,11 @@ class _ExportWriter:
                     if counted:
                         self.written_bytes += n
                         self.progress()
+                if done < size:
+                    raise MediaWriteError(
+                        f"the source ended after {done} of {size} bytes (it changed?)",
+                        subject=label,
+                    )
                 readback.finish(tracked, size, file_hash.hexdigest() if file_hash else None)
                 files.append((relative, size))
             if stream.read(1):

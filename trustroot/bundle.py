@@ -116,6 +116,3 @@ def _first_error(exc: ValidationError | ValueError) -> str:
     return str(exc)
 
 
-def decode_b64(value: str | bytes) -> bytes:
-    """Strict base64 (used for detached signatures)."""
-    return base64.b64decode(value, validate=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import tempfile
 from pathlib import Path
 
 from airseal.errors import FileTooLarge
@@ -55,6 +54,8 @@ def write_atomic(path: Path, data: bytes, *, mode: int = 0o644, exclusive: bool 
     path = Path(path)
     if exclusive and os.path.lexists(path):
         raise FileExistsError(errno.EEXIST, "file exists", str(path))
+    import tempfile  # here, not at the top: it loads shutil and random, which reads never need
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         if hasattr(os, "fchmod"):

@@ -124,8 +124,9 @@ def camel_key(key: str) -> str:
 
 
 DATA_KEYED = frozenset({"outcomes", "delegations"})
-"""Objects whose keys are data, not field names (``{"not-run": 2}`` counts per outcome, ``{"registry.npmjs.org": 8}`` TUF role versions; the
-outcome is spelled as everywhere else): their keys are kept as they are."""
+"""Objects whose keys are data, not field names: their keys are kept as they are
+(``{"not-run": 2}`` counts per outcome, spelled as everywhere else; ``{"registry.npmjs.org": 8}``
+TUF role versions)."""
 
 
 def json_ready(value: Any, *, keep_keys: bool = False) -> Any:
@@ -265,6 +266,8 @@ def run_main(
         click.echo(f"{prog_name}: {text}", err=True)
         return failed(OPERATIONAL, text)
     except Exception:
+        import logging  # only for a bug's traceback: not worth its import time on every start
+
         logging.getLogger(prog_name).exception("internal error")
         click.echo(
             f"{prog_name}: internal error (a bug): please report the traceback above", err=True

@@ -7,6 +7,7 @@ SQL or file formats live here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -24,9 +25,18 @@ from airseal.appliance.cli.options import (
     vendor_signature_options,
 )
 from airseal.appliance.cli.session import appliance_without_home, open_appliance
-from airseal.appliance.cli.ui import byte_progress, emit_json, file_size, stderr, table_lines
+from airseal.appliance.cli.ui import (
+    byte_progress,
+    emit_json,
+    file_size,
+    stderr_console,
+    table_lines,
+)
 from airseal.appliance.errors import UsageError
-from airseal.appliance.service.records import GENERATORS, KeyRecord
+from airseal.appliance.service.records import KEY_ALGORITHMS
+
+if TYPE_CHECKING:
+    from airseal.appliance.service.records import KeyRecord
 
 
 @examples(
@@ -130,7 +140,7 @@ def key_group() -> None:
 )
 @key_group.command(name="generate")
 @click.argument("name")
-@click.option("--algorithm", type=click.Choice(sorted(GENERATORS)), default="ecdsa-p256",
+@click.option("--algorithm", type=click.Choice(KEY_ALGORITHMS), default="ecdsa-p256",
               show_default=True, help="Signing key algorithm (file keys; token keys are EC P-256).")
 @pkcs11_option
 @module_option()
@@ -304,7 +314,7 @@ def sign_blob(
     else:
         for target in (output_signature, bundle):
             if target:
-                stderr.print(f"Wrote {target}")
+                stderr_console().print(f"Wrote {target}")
 
 
 @examples(

@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from airseal.appliance.settings import SETTINGS
     from airseal.media.layout import FAT32_MAX_FILE_SIZE
 
+KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-3072", "rsa-4096")
+"""What ``key generate --algorithm`` accepts: the keys of ``GENERATORS``, spelled out so that a
+command line can offer them without loading the key store (a test keeps the two equal)."""
+
 _HOME = {
     "ActionNotFound": "airseal.appliance.actions",
     "ActionRecord": "airseal.appliance.actions",
@@ -81,6 +85,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "FAT32_MAX_FILE_SIZE",
     "GENERATORS",
+    "KEY_ALGORITHMS",
     "SETTINGS",
     "ActionNotFound",
     "ActionRecord",

@@ -40,6 +40,39 @@ def test_commands_load_only_what_they_use(argv, allowed, appliance_home):
     assert _loaded(argv) == allowed
 
 
+def test_a_detached_signature_verifies_without_the_bundle_or_signing_stacks(tmp_path):
+    """`verify-blob --key K.pub --signature S` is the openssl-like path: it must not pay for the
+    bundle models, the key store's SQLite, rich or the TUI (issue 15: start under 0.2 s)."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    blob, pub, sig = tmp_path / "blob.bin", tmp_path / "key.pub", tmp_path / "blob.sig"
+    blob.write_bytes(b"hello" * 1000)
+    pub.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    sig.write_bytes(base64.b64encode(key.sign(blob.read_bytes(), ec.ECDSA(hashes.SHA256()))))
+    heavy = (*HEAVY, "pydantic", "sqlite_utils", "rich", "logging", "tempfile")
+    probe = subprocess.run(
+        [sys.executable, "-c", PROBE.format(
+            argv=["verify-blob", str(blob), "--key", str(pub), "--signature", str(sig)],
+            heavy=heavy)],
+        capture_output=True, text=True, check=False,
+    )
+    assert probe.returncode == 0, probe.stderr
+    assert probe.stdout.startswith("Verified OK")
+    assert eval(probe.stdout.strip().splitlines()[-1]) == []  # noqa: S307  (our probe's list)
+
+
+def test_the_algorithm_choices_are_the_key_stores_generators():
+    from airseal.appliance.keystore import GENERATORS
+    from airseal.appliance.service.records import KEY_ALGORITHMS
+
+    assert tuple(sorted(GENERATORS)) == KEY_ALGORITHMS
+
+
 def test_help_lists_every_command_group():
     out = subprocess.run(
         [sys.executable, "-m", "airseal.appliance.cli", "--help"], capture_output=True, text=True,

@@ -19,7 +19,7 @@ DIFFERENT_MEANINGS = {
     "--version": "click's --version of the program, or the version of one action",
     "--algorithm": "a signing key's algorithm, or a PIV management key's",
     "--limit": "newest audit entries, or newest imports",
-    "--root": "the TUF root a fetch starts from (packaged), or an import walks from (newest import)",
+    "--root": "the TUF root a fetch starts from, or the one an import walks from",
 }
 """Flags spelled alike whose meaning differs by command: their help may differ, and why."""
 
