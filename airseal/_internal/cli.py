@@ -22,7 +22,6 @@ always reads one JSON document (docs/json.md is the reference).
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -57,8 +56,6 @@ json_option = click.option(
     help="Print one JSON document on stdout (docs/json.md), also on failure.",
 )
 
-log = logging.getLogger("airseal")
-
 _Command = TypeVar("_Command", bound=click.Command)
 
 
@@ -74,8 +71,17 @@ def examples(*lines: str) -> Callable[[_Command], _Command]:
     return apply
 
 
+def _log_info(message: str, *args: object) -> None:
+    """Log only when -v set logging up: importing logging on every start is not worth its time."""
+    logging = sys.modules.get("logging")
+    if logging is not None:
+        logging.getLogger("airseal").info(message, *args)
+
+
 def _verbose(ctx: click.Context, param: click.Parameter, value: int) -> int:
     if value:
+        import logging
+
         logging.basicConfig(
             stream=sys.stderr,
             level=logging.DEBUG if value > 1 else logging.INFO,
@@ -241,7 +247,7 @@ def run_main(
             code = failed_code if exit_code == FAILED else None
             click.echo(json.dumps(error_document(exit_code, message, error=error, code=code),
                                   indent=2, sort_keys=True))
-        log.info("%s exits %d after %.3f s", prog_name, exit_code, time.monotonic() - started)
+        _log_info("%s exits %d after %.3f s", prog_name, exit_code, time.monotonic() - started)
         return exit_code
 
     try:
@@ -273,5 +279,5 @@ def run_main(
             f"{prog_name}: internal error (a bug): please report the traceback above", err=True
         )
         return failed(INTERNAL, "internal error (a bug)")
-    log.info("%s done after %.3f s", prog_name, time.monotonic() - started)
+    _log_info("%s done after %.3f s", prog_name, time.monotonic() - started)
     return result if isinstance(result, int) else OK
