@@ -272,9 +272,13 @@ def config(
 @click.option(
     "--key",
     "key_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The distributor's public key (PEM, as `airseal key export-public` writes it).",
+)
+@click.option(
+    "--site-root",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The site's TUF root (`airseal site root -o root.json`): trust what the site says.",
 )
 @click.option("--name", help='A name people recognise, e.g. "Site distributor".')
 @click.option(
@@ -290,8 +294,24 @@ def config(
     help="Record your approval now (endpoints nobody sits at never ask).",
 )
 @json_option
-def enroll(key_path: Path, name: str | None, role: str, approved: bool, as_json: bool) -> None:
-    """Pin a distributor's public key: media signed by it becomes trusted here."""
+def enroll(
+    key_path: Path | None,
+    site_root: Path | None,
+    name: str | None,
+    role: str,
+    approved: bool,
+    as_json: bool,
+) -> None:
+    """Pin a distributor's public key, or the site's TUF root (then the site policy carried on
+    each media says which distributors to trust)."""
+    if (key_path is None) == (site_root is None):
+        raise click.UsageError("give exactly one of --key and --site-root")
+    if site_root is not None:
+        from airseal.agent.cli_site import enroll_site
+
+        enroll_site(_ensure_state()[0], site_root, now=_now(), as_json=as_json)
+        return
+    assert key_path is not None
     from airseal._internal.atomic import read_capped
     from airseal.agent.enrolment import enroll as pin
     from airseal.agent.lock import StateLock
@@ -377,7 +397,7 @@ def import_media(
 ) -> None:
     """Import the media mounted at MOUNT (the folder that holds airseal/)."""
     from airseal.agent.approval import ApproveAll, Approver, RefuseUnapproved
-    from airseal.agent.enrolment import pinned_trust
+    from airseal.agent.cli_site import trust_for_import
     from airseal.agent.identity import load_signer
     from airseal.agent.importer import Importer, ImportOptions, host_facts
     from airseal.agent.lock import StateLock
@@ -390,12 +410,13 @@ def import_media(
     )
     state = _open_state()
     password = _password_supplier("Password of the agent key")
+    source = DirectorySource(mount)
     with StateLock(state.lock_path), _journal(state) as journal:
         importer = Importer(
             state,
             journal,
-            pinned_trust(journal),
-            DirectorySource(mount),
+            trust_for_import(state, journal, source, _now),
+            source,
             approver=approver,
             clock=_now,
             host=host_facts(state),
@@ -553,6 +574,8 @@ def history(limit: int, as_json: bool) -> None:
                 line += f": {report_text.escaped(run.reason)}"
             click.echo(line)
 
+
+from airseal.agent import cli_site as _cli_site  # noqa: E402,F401  (registers its commands)
 
 # -- entry point --------------------------------------------------------------------------------
 

@@ -38,6 +38,17 @@ class UntrustedDistributor(ImportRefused):
     )
 
 
+class SiteTrustRefused(ImportRefused):
+    """The site TUF metadata on the media failed a TUF check (python-tuf's ngclient)."""
+
+    title = "Site trust refused"
+    check = "tuf"
+    hint = (
+        "the site repository on this media is stale, tampered with or incomplete: export again "
+        "from the appliance and bring the new media"
+    )
+
+
 class DistributorMismatch(ImportRefused):
     title = "Distributor mismatch"
     check = "trust"

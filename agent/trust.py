@@ -54,6 +54,10 @@ class TrustSource(Protocol):
         """Every key that may sign ``purpose``."""
         ...
 
+    def explain(self, fingerprint: str, purpose: Purpose) -> str | None:
+        """Why the key may not sign ``purpose`` (a revocation, a retirement), when known."""
+        ...
+
 
 class PinnedKeyTrust:
     """Trust in keys enrolled on this endpoint by an administrator."""
@@ -75,6 +79,9 @@ class PinnedKeyTrust:
 
     def keys(self, purpose: Purpose) -> tuple[TrustedKey, ...]:
         return tuple(k for k in self._keys.values() if purpose in k.may_sign)
+
+    def explain(self, fingerprint: str, purpose: Purpose) -> str | None:
+        return None
 
 
 def hint_to_fingerprint(hint: str) -> str | None:

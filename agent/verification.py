@@ -128,8 +128,10 @@ def _signing_key(bundle: Bundle, trust: TrustSource, purpose: Purpose, subject: 
         key = trust.key(fingerprint, purpose) if fingerprint else None
         if key is None:
             shown = fingerprint or hint
+            why = trust.explain(fingerprint, purpose) if fingerprint else None
             raise UntrustedDistributor(
-                f"signed by key {shown}, which is not trusted to sign {purpose} here",
+                f"signed by key {shown}, which is not trusted to sign {purpose} here"
+                + (f": {why}" if why else ""),
                 subject=subject,
             )
         return key

@@ -27,7 +27,13 @@ from airseal.appliance.intake import store_path
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
 from airseal.media import layout
-from airseal.media.writer import ActionToExport, ExportHeader, ExportResult, write_export
+from airseal.media.writer import (
+    ActionToExport,
+    ExportHeader,
+    ExportResult,
+    ExtraFile,
+    write_export,
+)
 from airseal.trustroot.bundle import bundle_to_json, sign_statement
 from airseal.trustroot.dsse import Statement
 
@@ -125,6 +131,7 @@ def export_to_media(
         )
         for r in chosen
     ]
+    extra_files = _site_files(home, db, prompter, now)
     signatures = 0
     with open_signer(home, record, prompter) as signer:
 
@@ -142,6 +149,7 @@ def export_to_media(
             result: ExportResult = write_export(
                 target, to_export, header, sign, split_threshold=split_threshold,
                 on_progress=on_progress, allow_unknown_capacity=allow_unknown_capacity,
+                extra_files=extra_files,
             )
         except Exception as error:
             audit.record(home, db, "export.failed", str(target),
@@ -166,6 +174,19 @@ def export_to_media(
                  {"export_id": summary.export_id, "sequence": summary.sequence, "key": key_name,
                   "actions": len(summary.actions), "bytes": summary.bytes_written})
     return summary
+
+
+def _site_files(home: Home, db: sqlite_utils.Database, prompter: Prompter, now: datetime
+                ) -> list[ExtraFile]:
+    """The site repository's metadata under ``tuf/``, with a timestamp signed for this export
+    (none when the appliance has no site repository: pinned-key sites)."""
+    from airseal.appliance.site import SiteRepository
+
+    site = SiteRepository(home, db, prompter)
+    if not site.exists:
+        return []
+    site.refresh_timestamp(now=now)
+    return [ExtraFile(path, source) for path, source in site.media_files()]
 
 
 def list_exports(db: sqlite_utils.Database) -> list[dict[str, Any]]:
