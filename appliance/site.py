@@ -399,7 +399,12 @@ class SiteRepository:
         write_atomic(self.metadata_dir / f"{md.signed.version}.{role}.json",
                      md.to_bytes(_SERIALIZER), mode=0o644)
         if self._latest("root") is not None and self._latest("targets") is not None:
-            self.refresh_timestamp(now=now, new_snapshot=True)
+            try:
+                self.refresh_timestamp(now=now, new_snapshot=True)
+            except AirsealError as error:
+                # the change stands; the next export signs snapshot and timestamp
+                audit.record(self.home, self.db, "site.timestamp-deferred", role,
+                             {"reason": error.detail}, now=now)
 
     def _follow_online_key(self, root: Root) -> None:
         """Point site.json at the appliance key the published root names for timestamp."""
