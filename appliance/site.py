@@ -64,6 +64,9 @@ from airseal.trustroot.site_policy import (
 from airseal.trustroot.tuf_keys import TufSigner, tuf_key
 
 SITE_DIR = "site"
+REQUEST_DIR = "airseal-site"
+"""Where a signing request travels on media (the pending metadata, signatures added there)."""
+MAX_REQUEST_BYTES = 2 * 1024 * 1024
 OFFLINE_ROLES = ("root", "targets")
 Role_ = Literal["root", "targets"]
 _SERIALIZER = JSONSerializer(compact=False)
@@ -430,6 +433,77 @@ class SiteRepository:
             raise UsageError("no signing event is pending", hint="`airseal site status`")
         return outcomes
 
+    # -- signatures carried on media ------------------------------------------------------------
+
+    def write_request(self, target: Path) -> list[str]:
+        """Copy the pending signing events to ``target/airseal-site/`` for other key holders."""
+        self.require()
+        roles = [r for r in OFFLINE_ROLES if (self.pending_dir / f"{r}.json").is_file()]
+        if not roles:
+            raise UsageError("no signing event is pending", hint="`airseal site status`")
+        folder = Path(target) / REQUEST_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in [f"{r}.json" for r in roles] + ["policy.json"]:
+            source = self.pending_dir / name
+            if source.is_file() and (name != "policy.json" or "targets" in roles):
+                write_atomic(folder / name, source.read_bytes(), mode=0o644)
+        audit.record(self.home, self.db, "site.request", str(folder), {"roles": roles})
+        return roles
+
+    def import_signatures(self, source: Path, *, now: datetime) -> list[SigningOutcome]:
+        """Merge the signatures key holders added to a request: each verified against the
+        role's keys before it counts; the change takes effect at its threshold."""
+        self.require()
+        folder = Path(source) / REQUEST_DIR
+        outcomes = []
+        for role in OFFLINE_ROLES:
+            carried = folder / f"{role}.json"
+            pending_path = self.pending_dir / f"{role}.json"
+            if not carried.is_file():
+                continue
+            if not pending_path.is_file():
+                raise UsageError(f"no {role} change is pending here", subject=str(carried))
+            if carried.stat().st_size > MAX_REQUEST_BYTES:
+                raise SiteError(f"is over {MAX_REQUEST_BYTES} bytes", subject=str(carried))
+            pending: Metadata[Any] = Metadata.from_bytes(pending_path.read_bytes())
+            try:
+                theirs: Metadata[Any] = Metadata.from_bytes(carried.read_bytes())
+            except Exception as error:  # any parse failure: not metadata
+                raise SiteError(f"is not TUF metadata ({error})", subject=str(carried)) from None
+            if theirs.signed_bytes != pending.signed_bytes:
+                raise SiteError("is not the change pending here (its signed content differs)",
+                                subject=str(carried), check="request",
+                                hint="carry the current request: airseal site sign --media DIR")
+            needed = self._requirements(pending)
+            keys = {k: root.signed.get_key(k) for root, r in needed for k in r.keyids}
+            records = self._records_by_keyid()
+            attempts = []
+            for keyid, signature in theirs.signatures.items():
+                name = records[keyid].name if keyid in records else keyid[:16]
+                if keyid in pending.signatures:
+                    continue
+                if keyid not in keys:
+                    attempts.append(SignatureAttempt(name, False, f"not a {role} key"))
+                    continue
+                try:
+                    keys[keyid].verify_signature(signature, pending.signed_bytes)
+                except Exception:  # any failure: the signature does not count
+                    attempts.append(SignatureAttempt(name, False, "signature did not verify"))
+                    continue
+                pending.signatures[keyid] = signature
+                attempts.append(SignatureAttempt(name, True))
+                audit.record(self.home, self.db, "site.signature", f"{role} "
+                             f"v{pending.signed.version}", {"key": name, "via": "media"},
+                             now=now)
+            policy = self.pending_dir / "policy.json"
+            outcomes.append(self._settle(
+                pending, needed, attempts, now=now,
+                policy_bytes=policy.read_bytes() if role == "targets" and policy.is_file()
+                else None))
+        if not outcomes:
+            raise UsageError("no signing request found", subject=str(folder))
+        return outcomes
+
     # -- changes ---------------------------------------------------------------------------------
 
     def _propose_policy(self, policy: DistributorPolicy, *, now: datetime,
@@ -642,3 +716,30 @@ def _check_threshold(flag: str, threshold: int, keys: Sequence[str], key_flag: s
 
 def _json(data: dict[str, Any]) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+def sign_request(home: Home, db: sqlite_utils.Database, prompter: Prompter, source: Path,
+                 key_name: str) -> list[SignatureAttempt]:
+    """A key holder signs the request on media with one key of their own appliance (no site
+    repository needed there); the signature is checked before it is written."""
+    folder = Path(source) / REQUEST_DIR
+    record = get_key(db, key_name)
+    key = tuf_key(record.public_key)
+    attempts = []
+    for role in OFFLINE_ROLES:
+        path = folder / f"{role}.json"
+        if not path.is_file():
+            continue
+        if path.stat().st_size > MAX_REQUEST_BYTES:
+            raise SiteError(f"is over {MAX_REQUEST_BYTES} bytes", subject=str(path))
+        md: Metadata[Any] = Metadata.from_bytes(path.read_bytes())
+        with open_signer(home, record, prompter) as signer:
+            signature = md.sign(TufSigner(signer), append=True)
+        key.verify_signature(signature, md.signed_bytes)
+        write_atomic(path, md.to_bytes(_SERIALIZER), mode=0o644)
+        audit.record(home, db, "site.sign-request", f"{role} v{md.signed.version}",
+                     {"key": key_name, "media": str(folder)})
+        attempts.append(SignatureAttempt(f"{role} v{md.signed.version}: {key_name}", True))
+    if not attempts:
+        raise UsageError("no signing request found", subject=str(folder))
+    return attempts

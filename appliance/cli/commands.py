@@ -160,6 +160,25 @@ def key_export_public(name: str, output: Path | None) -> None:
         click.echo(f"Wrote {output}", err=True)
 
 
+@key_group.command(name="retire")
+@click.argument("name")
+@json_option
+def key_retire(name: str, as_json: bool) -> None:
+    """Stop a key from signing anything new (what it signed stays verifiable).
+
+    Endpoints stop trusting it only through the site policy: `airseal distributor retire NAME`.
+
+    \b
+    Examples:
+      airseal key retire dist-a
+    """
+    record = open_appliance().retire_key(name)
+    if as_json:
+        emit_json({"schemaVersion": 1, "name": record.name, "retired": True})
+        return
+    click.echo(f"Retired key {record.name}: it signs nothing new")
+
+
 @key_group.command(name="list")
 @json_option
 def key_list(as_json: bool) -> None:

@@ -105,17 +105,62 @@ def site_root(output: Path) -> None:
 
 
 @site.command(name="sign")
+@click.option("--media", "media", type=click.Path(file_okay=False, path_type=Path),
+              help="Write the pending events to this media for key holders elsewhere instead.")
 @json_option
 @click.pass_context
-def site_sign(ctx: click.Context, as_json: bool) -> None:
+def site_sign(ctx: click.Context, media: Path | None, as_json: bool) -> None:
     """Sign the pending signing events with the keys on hand (a ceremony: plug each key in turn
-    and run again until the threshold is met).
+    and run again until the threshold is met), or carry them on media to other holders.
 
     \b
     Examples:
       AIRSEAL_PIN=... airseal site sign
+      airseal site sign --media /mnt/usb              # then, at the holder's appliance:
+      airseal site sign-request /mnt/usb --key K2     # and back here:
+      airseal site import-signatures /mnt/usb
     """
+    if media is not None:
+        roles = open_appliance().site_write_request(media)
+        if as_json:
+            emit_json({"schemaVersion": 1, "roles": roles, "media": str(media)})
+        else:
+            click.echo(f"Wrote the pending {', '.join(roles)} change(s) to {media}/airseal-site")
+        return
     _outcomes(ctx, open_appliance().site_sign(), as_json)
+
+
+@site.command(name="sign-request")
+@click.argument("media", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--key", "key_name", required=True, help="Your key that holds the role.")
+@json_option
+def site_sign_request(media: Path, key_name: str, as_json: bool) -> None:
+    """Sign a signing request carried on MEDIA with one of this appliance's keys.
+
+    \b
+    Examples:
+      AIRSEAL_PIN=... airseal site sign-request /mnt/usb --key K2
+    """
+    attempts = open_appliance().site_sign_request(media, key_name)
+    if as_json:
+        emit_json({"schemaVersion": 1, "signed": [a.key for a in attempts]})
+        return
+    for attempt in attempts:
+        click.echo(f"signed {attempt.key}")
+
+
+@site.command(name="import-signatures")
+@click.argument("media", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def site_import_signatures(ctx: click.Context, media: Path, as_json: bool) -> None:
+    """Add the signatures holders put on MEDIA to the pending events (each verified first).
+
+    \b
+    Examples:
+      airseal site import-signatures /mnt/usb
+    """
+    _outcomes(ctx, open_appliance().site_import_signatures(media), as_json)
 
 
 @site.command(name="rotate-root")

@@ -12,8 +12,14 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from airseal.appliance.home import Home
+    from airseal.appliance.keystore import KeyRecord
     from airseal.appliance.prompts import Prompter
-    from airseal.appliance.site import SigningOutcome, SiteRepository, SiteStatus
+    from airseal.appliance.site import (
+        SignatureAttempt,
+        SigningOutcome,
+        SiteRepository,
+        SiteStatus,
+    )
 
 
 class SiteUseCases:
@@ -62,6 +68,25 @@ class SiteUseCases:
     def site_sign(self) -> list[SigningOutcome]:
         """Collect signatures for the pending signing events from the keys on hand."""
         return self._site().sign_pending(now=self.now())
+
+    def retire_key(self, name: str) -> KeyRecord:
+        """Stop ``name`` from signing anything new."""
+        from airseal.appliance.keystore import retire_key
+
+        return retire_key(self.home, self.db, name)
+
+    def site_write_request(self, target: Path) -> list[str]:
+        """Carry the pending signing events to other key holders on media."""
+        return self._site().write_request(target)
+
+    def site_import_signatures(self, source: Path) -> list[SigningOutcome]:
+        return self._site().import_signatures(source, now=self.now())
+
+    def site_sign_request(self, source: Path, key_name: str) -> list[SignatureAttempt]:
+        """Sign a request carried here on media with one of this appliance's keys."""
+        from airseal.appliance.site import sign_request
+
+        return sign_request(self.home, self.db, self.prompter, source, key_name)
 
     def site_rotate_root(
         self, *, add: Sequence[str], remove: Sequence[str], threshold: int | None,
