@@ -314,6 +314,7 @@ def enroll(
     assert key_path is not None
     from airseal._internal.atomic import read_capped
     from airseal.agent.enrolment import enroll as pin
+    from airseal.agent.enrolment import trust_again
     from airseal.agent.lock import StateLock
     from airseal.agent.trust import parse_purposes
     from airseal.errors import FileTooLarge
@@ -335,6 +336,7 @@ def enroll(
             subject=str(key_path),
         )
         record = journal.distributor(record.fingerprint) or record
+        trust_again(state.root, record.fingerprint)  # enrolling again undoes a distrust
     if as_json:
         _emit_json({**record.to_json_dict(), "created": created, "agentId": state.agent_id})
         return
