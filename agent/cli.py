@@ -459,6 +459,7 @@ def status(as_json: bool) -> None:
     from airseal.agent.leftovers import pending_leftovers, remove_leftovers
     from airseal.agent.lock import StateLock
     from airseal.agent.platforms import current_os
+    from airseal.agent.site_trust import status_json as site_status
     from airseal.trustroot.keys import fingerprint
 
     state = _open_state()
@@ -492,6 +493,7 @@ def status(as_json: bool) -> None:
         "running": [r.to_json_dict(with_output=False) for r in running],
         "interrupted": [r.to_json_dict(with_output=False) for r in interrupted],
         "distributors": [d.to_json_dict() for d in distributors],
+        "site": site_status(state.root),
         "lastImport": last[0].to_json_dict() if last else None,
         "pendingReboot": reboot.to_json_dict() if reboot else None,
         "placing": placing,
