@@ -69,7 +69,7 @@ def test_hostile_policies_are_refused(edit, words: str) -> None:  # type: ignore
 
 
 def test_deep_or_huge_policies_are_refused_unparsed() -> None:
-    with pytest.raises(PolicyError, match="json-depth|nest"):
+    with pytest.raises(PolicyError, match=r"json-depth|nest"):
         parse_policy(b"[" * 5000)
     with pytest.raises(PolicyError, match="over"):
         parse_policy(b" " * (2 * 1024 * 1024))
