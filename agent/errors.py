@@ -49,6 +49,15 @@ class SiteTrustRefused(ImportRefused):
     )
 
 
+class ActionBelowThreshold(ImportRefused):
+    title = "Too few approvals"
+    check = "two-person"
+    hint = (
+        "the site policy requires more distinct distributor signatures on each action: have a "
+        "second distributor approve it (airseal action approve ID --key NAME) and export again"
+    )
+
+
 class DistributorMismatch(ImportRefused):
     title = "Distributor mismatch"
     check = "trust"

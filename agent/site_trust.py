@@ -292,6 +292,10 @@ class SiteTrust:
     def explain(self, fingerprint: str, purpose: Purpose) -> str | None:
         return self.update.policy.refusal(fingerprint, purpose, self.update.checked_at)
 
+    @property
+    def action_threshold(self) -> int:
+        return self.update.policy.action_threshold
+
 
 def site_trust(state_root: Path, source: MediaSource, journal: Journal, *,
                now: datetime) -> SiteTrust:

@@ -58,6 +58,11 @@ class TrustSource(Protocol):
         """Why the key may not sign ``purpose`` (a revocation, a retirement), when known."""
         ...
 
+    @property
+    def action_threshold(self) -> int:
+        """How many distinct trusted keys must sign each action (the two-person rule)."""
+        ...
+
 
 class PinnedKeyTrust:
     """Trust in keys enrolled on this endpoint by an administrator. ``distrusted`` maps keys an
@@ -86,6 +91,10 @@ class PinnedKeyTrust:
 
     def explain(self, fingerprint: str, purpose: Purpose) -> str | None:
         return self._distrusted.get(fingerprint)
+
+    @property
+    def action_threshold(self) -> int:
+        return 1
 
 
 def hint_to_fingerprint(hint: str) -> str | None:

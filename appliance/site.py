@@ -532,6 +532,19 @@ class SiteRepository:
         policy = self.policy().with_distributor(entry)
         return self._propose_policy(policy, now=now, reason=f"distributor.add {entry.name}")
 
+    def set_action_threshold(self, threshold: int, *, now: datetime) -> SigningOutcome:
+        self.require()
+        policy = self.policy()
+        if not 1 <= threshold <= 16:
+            raise UsageError("the action threshold must be from 1 to 16", subject="THRESHOLD")
+        able = len(policy.trusted("actions", now))
+        if threshold > able:
+            raise UsageError(f"only {able} distributor(s) may sign actions: a threshold of "
+                             f"{threshold} could never be met", subject="THRESHOLD",
+                             hint="add distributors first: airseal distributor add")
+        changed = DistributorPolicy(policy.distributors, policy.revocations, threshold)
+        return self._propose_policy(changed, now=now, reason=f"distributor.threshold {threshold}")
+
     def retire_distributor(self, key: str, *, now: datetime) -> SigningOutcome:
         self.require()
         fp = self._distributor_fingerprint(key)

@@ -242,6 +242,21 @@ def distributor_revoke(ctx: click.Context, key: str, reason: str, as_json: bool)
     _outcomes(ctx, [open_appliance().distributor_revoke(key, reason=reason)], as_json)
 
 
+@distributor.command(name="set-threshold")
+@click.argument("threshold", type=click.IntRange(1, 16))
+@json_option
+@click.pass_context
+def distributor_set_threshold(ctx: click.Context, threshold: int, as_json: bool) -> None:
+    """How many distinct distributor keys must sign each action (two-person rule; default 1).
+
+    \b
+    Examples:
+      airseal distributor set-threshold 2
+      airseal action approve ACTION_ID --key dist-b
+    """
+    _outcomes(ctx, [open_appliance().distributor_set_threshold(threshold)], as_json)
+
+
 @distributor.command(name="list")
 @json_option
 def distributor_list(as_json: bool) -> None:

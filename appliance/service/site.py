@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import sqlite_utils
 
+    from airseal.appliance.actions import ActionRecord
     from airseal.appliance.home import Home
     from airseal.appliance.keystore import KeyRecord
     from airseal.appliance.prompts import Prompter
@@ -102,6 +103,16 @@ class SiteUseCases:
 
         purposes: list[Purpose] = [p for p in PURPOSES if p in may_sign]
         return self._site().add_distributor(key, name=name, may_sign=purposes, now=self.now())
+
+    def distributor_set_threshold(self, threshold: int) -> SigningOutcome:
+        """How many distinct distributor keys must sign each action (the two-person rule)."""
+        return self._site().set_action_threshold(threshold, now=self.now())
+
+    def approve_action(self, action_id: str, key_name: str) -> ActionRecord:
+        """Add ``key_name``'s signature to the action (a second approval)."""
+        from airseal.appliance.actions import approve_action
+
+        return approve_action(self.home, self.db, action_id, key_name, self.prompter)
 
     def distributor_retire(self, key: str) -> SigningOutcome:
         return self._site().retire_distributor(key, now=self.now())

@@ -24,8 +24,11 @@ from airseal.appliance.actions import ActionSpec
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.service import Appliance, ApplianceOptions
 from airseal.media.reader import DirectorySource
-from airseal.trustroot.signer import Signer
+from airseal.trustroot.bundle import bundle_to_json, parse_bundle
+from airseal.trustroot.cosign_keys import load_private_key
+from airseal.trustroot.signer import PrivateKeySigner, Signer
 from airseal.trustroot.tuf_keys import TufSigner
+from tests.agent.helpers import resign_export
 
 pytestmark = pytest.mark.slow
 
@@ -336,3 +339,46 @@ def test_agent_several_root_versions_behind_walks_the_chain(
     report = run(endpoint, agent_signer, media)
     assert report.status == "completed", report.error and report.error.diagnostics()
     assert status_json(endpoint.root)["root"]["version"] == 4  # type: ignore[index]
+
+
+# -- the two-person rule ---------------------------------------------------------------------
+
+
+def test_two_person_rule_counts_distinct_trusted_keys(
+    lab: Lab, endpoint: AgentState, agent_signer: Signer
+) -> None:
+    for name in ("dist-a", "dist-b"):
+        assert lab.appliance.distributor_add(name, name=name.upper(),
+                                             may_sign=["exports", "actions"]).published
+    assert lab.appliance.distributor_set_threshold(2).published
+    action = lab.action("dist-a")
+
+    one = lab.export("dist-a", action)
+    report = run(endpoint, agent_signer, one)
+    refused(report, f"airseal/actions/{action}/action.sigstore.json", "two-person", "1 of 2")
+    assert not lab.dest.exists()
+
+    # the same key twice counts once: an envelope carrying dist-a's signature twice (the
+    # export statement re-signed by dist-a over it, as a dishonest distributor could)
+    from airseal.appliance.errors import UsageError
+
+    with pytest.raises(UsageError, match="already signed"):
+        lab.appliance.approve_action(action, "dist-a")
+    bundle = parse_bundle(lab.appliance.get_action(action).bundle.encode())
+    assert bundle.dsse_envelope is not None
+    doubled = bundle.dsse_envelope.model_copy(
+        update={"signatures": [*bundle.dsse_envelope.signatures] * 2})
+    twice = lab.export("dist-a", action)
+    key_file = lab.appliance.home.keys_dir / "dist-a.key"
+    dist_a = PrivateKeySigner(load_private_key(key_file.read_bytes(), PASSWORD.encode()))
+    resign_export(twice, None, signer=dist_a,  # type: ignore[arg-type]
+                  replace_files={f"actions/{action}/action.sigstore.json": bundle_to_json(
+                      bundle.model_copy(update={"dsse_envelope": doubled}))})
+    report = run(endpoint, agent_signer, twice)
+    refused(report, f"airseal/actions/{action}/action.sigstore.json", "two-person", "1 of 2")
+    # with a second distinct trusted key it runs
+    lab.appliance.approve_action(action, "dist-b")
+    both = lab.export("dist-a", action)
+    report = run(endpoint, agent_signer, both)
+    assert report.status == "completed", report.error and report.error.diagnostics()
+    assert lab.dest.read_bytes() == lab.conf.read_bytes()
