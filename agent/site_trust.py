@@ -220,6 +220,12 @@ def _refusal(error: Exception, subject: str, *, now: datetime, floor: datetime |
              checked_at: datetime) -> SiteTrustRefused:
     cause = error.__cause__
     if isinstance(error, tuf_errors.DownloadHTTPError):
+        if subject == f"{MEDIA_TUF}/metadata/timestamp.json":
+            return SiteTrustRefused(
+                "is missing: this media carries no site repository, and this endpoint is "
+                "enrolled with a site root", subject=subject, check="tuf-missing",
+                hint="export from the site's appliance (airseal site init there), or enrol "
+                     "this endpoint with a distributor key instead")
         return SiteTrustRefused(f"a file the site metadata names is missing ({error})",
                                 subject=subject, check="tuf-missing")
     if isinstance(error, tuf_errors.DownloadLengthMismatchError) or (

@@ -59,6 +59,8 @@ def test_site_from_the_command_line_to_an_endpoint(
                        "--allow-unknown-capacity")
     assert exported.code == 0, exported.stderr
     assert (media / "airseal/tuf/metadata/timestamp.json").is_file()
+    checked = airseal("media", "check", str(media))
+    assert checked.code == 0, checked.stdout + checked.stderr
     imported = agent_cli("import", str(media), "--yes", "--json")
     assert imported.code == 0, imported.stderr
     assert dest.read_bytes() == conf.read_bytes()

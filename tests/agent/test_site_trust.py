@@ -382,3 +382,16 @@ def test_two_person_rule_counts_distinct_trusted_keys(
     report = run(endpoint, agent_signer, both)
     assert report.status == "completed", report.error and report.error.diagnostics()
     assert lab.dest.read_bytes() == lab.conf.read_bytes()
+
+
+def test_media_without_a_site_repository_is_refused_in_site_mode(
+    published: Lab, endpoint: AgentState, agent_signer: Signer
+) -> None:
+    lab = published
+    media = lab.export("dist-a", lab.action("dist-a"))
+    for path in sorted((media / "airseal/tuf").rglob("*"), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    (media / "airseal/tuf").rmdir()
+    report = run(endpoint, agent_signer, media)
+    refused(report, TS, "tuf-missing", "no site repository")
+    assert not lab.dest.exists()
