@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import sqlite_utils
 from securesystemslib.signer import Key
@@ -68,7 +68,6 @@ REQUEST_DIR = "airseal-site"
 """Where a signing request travels on media (the pending metadata, signatures added there)."""
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 OFFLINE_ROLES = ("root", "targets")
-Role_ = Literal["root", "targets"]
 _SERIALIZER = JSONSerializer(compact=False)
 
 
