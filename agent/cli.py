@@ -328,9 +328,13 @@ def _shell_words(text: str) -> tuple[str, ...]:
 @click.option(
     "--key",
     "key_path",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="The distributor's public key (PEM, as `airseal key export-public` writes it).",
+)
+@click.option(
+    "--site-root",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The site's TUF root (`airseal site root -o root.json`): trust what the site says.",
 )
 @click.option("--name", help='A name people recognise, e.g. "Site distributor".')
 @click.option(
@@ -346,10 +350,27 @@ def _shell_words(text: str) -> tuple[str, ...]:
     help="Record your approval now (endpoints nobody sits at never ask).",
 )
 @json_option
-def enroll(key_path: Path, name: str | None, role: str, approved: bool, as_json: bool) -> None:
-    """Pin a distributor's public key: media signed by it becomes trusted here."""
+def enroll(
+    key_path: Path | None,
+    site_root: Path | None,
+    name: str | None,
+    role: str,
+    approved: bool,
+    as_json: bool,
+) -> None:
+    """Pin a distributor's public key, or the site's TUF root (then the site policy carried on
+    each media says which distributors to trust)."""
+    if (key_path is None) == (site_root is None):
+        raise click.UsageError("give exactly one of --key and --site-root")
+    if site_root is not None:
+        from airseal.agent.cli_site import enroll_site
+
+        enroll_site(_ensure_state()[0], site_root, now=_now(), as_json=as_json)
+        return
+    assert key_path is not None
     from airseal._internal.atomic import read_capped
     from airseal.agent.enrolment import enroll as pin
+    from airseal.agent.enrolment import trust_again
     from airseal.agent.lock import StateLock
     from airseal.agent.trust import parse_purposes
     from airseal.errors import FileTooLarge
@@ -371,6 +392,7 @@ def enroll(key_path: Path, name: str | None, role: str, approved: bool, as_json:
             subject=str(key_path),
         )
         record = journal.distributor(record.fingerprint) or record
+        trust_again(state.root, record.fingerprint)  # enrolling again undoes a distrust
     if as_json:
         _emit_json({**record.to_json_dict(), "created": created, "agentId": state.agent_id})
         return
@@ -438,7 +460,7 @@ def import_media(
 ) -> None:
     """Import the media mounted at MOUNT (the folder that holds airseal/)."""
     from airseal.agent.approval import ApproveAll, Approver, RefuseUnapproved
-    from airseal.agent.enrolment import pinned_trust
+    from airseal.agent.cli_site import trust_for_import
     from airseal.agent.identity import load_signer
     from airseal.agent.importer import Importer, ImportOptions, host_facts
     from airseal.agent.lock import StateLock
@@ -451,12 +473,13 @@ def import_media(
     )
     state = _open_state()
     password = _password_supplier("Password of the agent key")
+    source = DirectorySource(mount)
     with StateLock(state.lock_path), _journal(state) as journal:
         importer = Importer(
             state,
             journal,
-            pinned_trust(journal),
-            DirectorySource(mount),
+            trust_for_import(state, journal, source, _now),
+            source,
             approver=approver,
             clock=_now,
             host=host_facts(state),
@@ -501,6 +524,7 @@ def status(as_json: bool) -> None:
     from airseal.agent.leftovers import pending_leftovers, remove_leftovers
     from airseal.agent.lock import StateLock
     from airseal.agent.platforms import current_os
+    from airseal.agent.site_trust import status_json as site_status
     from airseal.trustroot.keys import fingerprint
 
     state = _open_state()
@@ -534,6 +558,7 @@ def status(as_json: bool) -> None:
         "running": [r.to_json_dict(with_output=False) for r in running],
         "interrupted": [r.to_json_dict(with_output=False) for r in interrupted],
         "distributors": [d.to_json_dict() for d in distributors],
+        "site": site_status(state.root),
         "lastImport": last[0].to_json_dict() if last else None,
         "pendingReboot": reboot.to_json_dict() if reboot else None,
         "placing": placing,
@@ -635,8 +660,9 @@ def history(limit: int, as_json: bool) -> None:
             click.echo(line)
 
 
-# -- entry point --------------------------------------------------------------------------------
+from airseal.agent import cli_site as _cli_site  # noqa: E402,F401  (registers its commands)
 
+# -- entry point --------------------------------------------------------------------------------
 from airseal.agent import cli_update  # noqa: E402, F401  (registers selfcheck, self-update)
 
 

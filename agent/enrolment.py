@@ -9,9 +9,12 @@ already (``--approved``, for endpoints nobody sits at).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from datetime import datetime
+from pathlib import Path
 
+from airseal._internal.atomic import read_capped, write_atomic
 from airseal.agent.errors import EnrolmentError
 from airseal.agent.journal import DistributorRecord, Journal
 from airseal.agent.trust import PinnedKeyTrust, Purpose, TrustedKey
@@ -76,6 +79,53 @@ def trusted_key(record: DistributorRecord) -> TrustedKey:
     )
 
 
-def pinned_trust(journal: Journal) -> PinnedKeyTrust:
-    """The trust source made of every enrolled key (raises :class:`NotEnrolled` if none)."""
-    return PinnedKeyTrust(trusted_key(r) for r in journal.distributors())
+def pinned_trust(journal: Journal, state_root: Path | None = None) -> PinnedKeyTrust:
+    """The trust source made of every enrolled key not distrusted since (raises
+    :class:`NotEnrolled` if there is none and none was distrusted)."""
+    distrusted = read_distrusted(state_root) if state_root is not None else {}
+    return PinnedKeyTrust((trusted_key(r) for r in journal.distributors()), {
+        fp: f"distributor {entry['name']} was distrusted on this endpoint on "
+            f"{entry['distrusted']} (airseal-agent distrust)"
+        for fp, entry in distrusted.items()
+    })
+
+
+# -- local distrust (pinned mode) ----------------------------------------------------------------
+
+DISTRUSTED_NAME = "distrusted.json"
+MAX_DISTRUSTED_BYTES = 1024 * 1024
+
+
+def read_distrusted(state_root: Path) -> dict[str, dict[str, str]]:
+    """Keys an administrator removed here, by fingerprint: ``{name, distrusted}``."""
+    path = Path(state_root) / DISTRUSTED_NAME
+    if not path.is_file():
+        return {}
+    data = json.loads(read_capped(path, MAX_DISTRUSTED_BYTES))
+    entries: dict[str, dict[str, str]] = data["keys"]
+    return entries
+
+
+def distrust(state_root: Path, journal: Journal, fp: str, *, now: datetime) -> str:
+    """Stop trusting a pinned key here (its history stays in the journal); returns its name.
+    Enrolling it again (`airseal-agent enroll --key`) trusts it again."""
+    record = journal.distributor(fp)
+    if record is None:
+        raise EnrolmentError(f"no enrolled distributor has fingerprint {fp}", subject=fp,
+                             hint="`airseal-agent status` lists the enrolled keys")
+    entries = read_distrusted(state_root)
+    entries[fp] = {"name": record.name, "distrusted": now.isoformat(timespec="seconds")}
+    _write_distrusted(state_root, entries)
+    return record.name
+
+
+def _write_distrusted(state_root: Path, entries: dict[str, dict[str, str]]) -> None:
+    data = {"schemaVersion": 1, "keys": entries}
+    write_atomic(Path(state_root) / DISTRUSTED_NAME,
+                 (json.dumps(data, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
+
+
+def trust_again(state_root: Path, fp: str) -> None:
+    entries = read_distrusted(state_root)
+    if entries.pop(fp, None) is not None:
+        _write_distrusted(state_root, entries)

@@ -38,6 +38,26 @@ class UntrustedDistributor(ImportRefused):
     )
 
 
+class SiteTrustRefused(ImportRefused):
+    """The site TUF metadata on the media failed a TUF check (python-tuf's ngclient)."""
+
+    title = "Site trust refused"
+    check = "tuf"
+    hint = (
+        "the site repository on this media is stale, tampered with or incomplete: export again "
+        "from the appliance and bring the new media"
+    )
+
+
+class ActionBelowThreshold(ImportRefused):
+    title = "Too few approvals"
+    check = "two-person"
+    hint = (
+        "the site policy requires more distinct distributor signatures on each action: have a "
+        "second distributor approve it (airseal action approve ID --key NAME) and export again"
+    )
+
+
 class DistributorMismatch(ImportRefused):
     title = "Distributor mismatch"
     check = "trust"

@@ -56,6 +56,9 @@ from airseal.trustroot.errors import VerificationError
 __all__ = ["ImportOptions", "Importer", "StageHook", "host_facts", "remembered_distributors"]
 
 StageHook = Callable[[str, "Importer"], None]
+TrustProvider = Callable[[], TrustSource]
+"""Makes the trust source during check 2 (TUF mode updates from the media first): a refusal it
+raises is the import's refusal, reported like any other."""
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,7 @@ class Importer:
         self,
         state: AgentState,
         journal: Journal,
-        trust: TrustSource,
+        trust: TrustSource | TrustProvider,
         source: MediaSource,
         *,
         approver: Approver,
@@ -195,8 +198,9 @@ class Importer:
 
     def _verify(self, report: ImportReport) -> VerifiedMedia:
         """Check 2, step by step, recording what each step established."""
+        trust = self.trust() if callable(self.trust) else self.trust
         verifier = MediaVerifier(
-            self.source, self.trust, remembered_distributors(self.journal), now=self.now
+            self.source, trust, remembered_distributors(self.journal), now=self.now
         )
         export = verifier.authenticate_export()
         self._record_export(export, report)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -54,13 +54,26 @@ class TrustSource(Protocol):
         """Every key that may sign ``purpose``."""
         ...
 
+    def explain(self, fingerprint: str, purpose: Purpose) -> str | None:
+        """Why the key may not sign ``purpose`` (a revocation, a retirement), when known."""
+        ...
+
+    @property
+    def action_threshold(self) -> int:
+        """How many distinct trusted keys must sign each action (the two-person rule)."""
+        ...
+
 
 class PinnedKeyTrust:
-    """Trust in keys enrolled on this endpoint by an administrator."""
+    """Trust in keys enrolled on this endpoint by an administrator. ``distrusted`` maps keys an
+    administrator removed (`airseal-agent distrust`) to why, so refusals can name it."""
 
-    def __init__(self, keys: Iterable[TrustedKey]) -> None:
-        self._keys = {k.fingerprint: k for k in keys}
-        if not self._keys:
+    def __init__(
+        self, keys: Iterable[TrustedKey], distrusted: Mapping[str, str] | None = None
+    ) -> None:
+        self._distrusted = dict(distrusted or {})
+        self._keys = {k.fingerprint: k for k in keys if k.fingerprint not in self._distrusted}
+        if not self._keys and not self._distrusted:
             raise NotEnrolled("no distributor key is enrolled on this endpoint")
 
     @property
@@ -75,6 +88,13 @@ class PinnedKeyTrust:
 
     def keys(self, purpose: Purpose) -> tuple[TrustedKey, ...]:
         return tuple(k for k in self._keys.values() if purpose in k.may_sign)
+
+    def explain(self, fingerprint: str, purpose: Purpose) -> str | None:
+        return self._distrusted.get(fingerprint)
+
+    @property
+    def action_threshold(self) -> int:
+        return 1
 
 
 def hint_to_fingerprint(hint: str) -> str | None:

@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
 from airseal.agent.errors import (
+    ActionBelowThreshold,
     ActionStatementMismatch,
     DistributorMismatch,
     ExpiredMedia,
@@ -56,7 +57,7 @@ from airseal.media.statement import (
 )
 from airseal.media.verdict import MediaVerdict, verify_media_files
 from airseal.trustroot.bundle import Bundle, parse_bundle
-from airseal.trustroot.verify import verify_dsse_bundle
+from airseal.trustroot.verify import dsse_signers, verify_dsse_bundle
 
 _T = TypeVar("_T")
 
@@ -128,8 +129,10 @@ def _signing_key(bundle: Bundle, trust: TrustSource, purpose: Purpose, subject: 
         key = trust.key(fingerprint, purpose) if fingerprint else None
         if key is None:
             shown = fingerprint or hint
+            why = trust.explain(fingerprint, purpose) if fingerprint else None
             raise UntrustedDistributor(
-                f"signed by key {shown}, which is not trusted to sign {purpose} here",
+                f"signed by key {shown}, which is not trusted to sign {purpose} here"
+                + (f": {why}" if why else ""),
                 subject=subject,
             )
         return key
@@ -239,6 +242,15 @@ def verify_action_bundle(
     bundle = parse_bundle(data, subject=subject)
     key = _signing_key(bundle, trust, "actions", subject)
     statement = verify_dsse_bundle(key.public_key, bundle, subject=subject)
+    if trust.action_threshold > 1:
+        trusted = {k.fingerprint: k.public_key for k in trust.keys("actions")}
+        signers = dsse_signers(trusted, bundle, subject=subject)
+        if len(signers) < trust.action_threshold:
+            raise ActionBelowThreshold(
+                f"signed by {len(signers)} of {trust.action_threshold} distinct trusted "
+                "distributor keys the site policy requires for each action",
+                subject=subject,
+            )
     predicate = read_action_statement(statement, subject=subject)
     mismatches = [
         f"{label} {theirs!r} (listed {ours!r})"

@@ -353,3 +353,32 @@ def revoke_action(home: Home, db: sqlite_utils.Database, action_id: str, reason:
     )
     audit.record(home, db, "action.revoke", action_id, {"reason": reason})
     return int(cursor.rowcount)
+
+
+def approve_action(
+    home: Home, db: sqlite_utils.Database, action_id: str, key_name: str, prompter: Prompter,
+) -> ActionRecord:
+    """Add ``key_name``'s signature to the newest version's DSSE envelope (the two-person rule:
+    a second distributor approves what the first signed). The same key never signs twice."""
+    from airseal.appliance.keystore import get_key, open_signer
+    from airseal.trustroot.bundle import add_statement_signature, parse_bundle
+    from airseal.trustroot.verify import dsse_signers
+
+    record = get_action(db, action_id)
+    if record.revoked:
+        raise UsageError(f"action {action_id} is revoked", subject=action_id)
+    key = get_key(db, key_name)
+    bundle = parse_bundle(record.bundle.encode(), subject=f"action {action_id}")
+    if dsse_signers({key.fingerprint: key.public_key}, bundle):
+        raise UsageError(f"key {key_name} already signed action {action_id} v{record.version}",
+                         subject="--key", hint="a second approval needs another distributor")
+    with open_signer(home, key, prompter) as signer:
+        approved = add_statement_signature(signer, bundle)
+    db.execute("UPDATE actions SET bundle = ? WHERE id = ? AND version = ?",
+               [bundle_to_json(approved).decode(), action_id, record.version])
+    db.conn.commit()
+    audit.record(home, db, "action.approve", action_id,
+                 {"version": record.version, "key": key_name, "fingerprint": key.fingerprint,
+                  "signatures": len(approved.dsse_envelope.signatures)
+                  if approved.dsse_envelope else 0})
+    return get_action(db, action_id, record.version)

@@ -18,7 +18,7 @@ import sqlite_utils
 from airseal.appliance import audit, settings
 from airseal.appliance.home import Home
 
-Topic = Literal["keys", "files", "actions", "export", "receipts", "audit", "settings"]
+Topic = Literal["keys", "files", "actions", "export", "receipts", "audit", "settings", "site"]
 Severity = Literal["error", "warning", "info"]
 
 EXPIRING_SOON_DAYS = 14
@@ -265,6 +265,40 @@ def summarize(
         audit=AuditSummary(chain.entries, chain.ok, len(chain.problems), chain.head),
         attention=(),
     )
-    return DashboardSummary(
-        **{**summary.__dict__, "attention": tuple(_attention(summary, db, expiring_within))}
-    )
+    notes = _attention(summary, db, expiring_within) + _site_attention(home, db, now)
+    return DashboardSummary(**{**summary.__dict__, "attention": tuple(notes)})
+
+
+def _site_attention(home: Home, db: sqlite_utils.Database, now: datetime) -> list[Attention]:
+    """Site TUF roles near expiry: root and targets need their offline key holders (warn a
+    month ahead), snapshot and timestamp only an export (warn three days ahead)."""
+    from airseal.appliance.site import SiteRepository
+
+    site = SiteRepository(home, db, _NoAsk())
+    if not site.exists:
+        return []
+    notes = []
+    status = site.status(now=now)
+    for role in status.roles:
+        days = role["expiresInDays"]
+        ahead = 30 if role["role"] in ("root", "targets") else 3
+        if days < 0:
+            notes.append(Attention("error", "site", f"site {role['role']} expired on "
+                                   f"{role['expires'][:10]}: endpoints refuse new media"))
+        elif days <= ahead:
+            fix = ("export again" if role["role"] in ("snapshot", "timestamp")
+                   else "its key holders must sign a new version")
+            notes.append(Attention("warning", "site", f"site {role['role']} expires in {days} "
+                                   f"day(s) ({role['expires'][:10]}): {fix}"))
+    for pending in status.pending:
+        notes.append(Attention("info", "site", f"a {pending['role']} signing event waits for "
+                               "signatures: airseal site sign"))
+    return notes
+
+
+class _NoAsk:
+    def secret(self, prompt: str, *, confirm: bool = False) -> str:
+        raise RuntimeError("the dashboard never signs")
+
+    def notice(self, message: str) -> None:
+        pass

@@ -30,6 +30,11 @@ class KeyNotFound(ApplianceError):
     hint = "`airseal key list` shows the keys this appliance holds"
 
 
+class KeyRetired(ApplianceError):
+    title = "Key retired"
+    hint = "`airseal key retire` stopped this key from signing; sign with another key"
+
+
 class KeyExists(ApplianceError):
     title = "Key exists"
     hint = "choose another name; keys are never overwritten"

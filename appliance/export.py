@@ -36,7 +36,13 @@ from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
 from airseal.errors import AirsealError
 from airseal.media.errors import MediaIOError
-from airseal.media.writer import ActionToExport, ExportHeader, ExportResult, write_export
+from airseal.media.writer import (
+    ActionToExport,
+    ExportHeader,
+    ExportResult,
+    ExtraFile,
+    write_export,
+)
 from airseal.trustroot.bundle import bundle_to_json, sign_statement
 from airseal.trustroot.dsse import Statement
 
@@ -182,6 +188,7 @@ def export_to_media(
     check_writable(target)
     log.info("export to %s: %d action(s), key %s, valid %d days; the media is writable",
              target, len(chosen), key_name, days)
+    extra_files = _site_files(home, db, prompter, now)
     signatures = 0
     header: ExportHeader | None = None
     try:
@@ -203,6 +210,7 @@ def export_to_media(
                 target, to_export, header, sign, split_threshold=split_threshold,
                 on_progress=on_progress, allow_unknown_capacity=allow_unknown_capacity,
                 on_phases=on_phases,
+                extra_files=extra_files,
             )
     except BaseException as error:
         log.info("export to %s did not finish (%s)", target, type(error).__name__)
@@ -229,6 +237,19 @@ def export_to_media(
                  {"export_id": summary.export_id, "sequence": summary.sequence, "key": key_name,
                   "actions": len(summary.actions), "bytes": summary.bytes_written})
     return summary
+
+
+def _site_files(home: Home, db: sqlite_utils.Database, prompter: Prompter, now: datetime
+                ) -> list[ExtraFile]:
+    """The site repository's metadata under ``tuf/``, with a timestamp signed for this export
+    (none when the appliance has no site repository: pinned-key sites)."""
+    from airseal.appliance.site import SiteRepository
+
+    site = SiteRepository(home, db, prompter)
+    if not site.exists:
+        return []
+    site.refresh_timestamp(now=now)
+    return [ExtraFile(path, source) for path, source in site.media_files()]
 
 
 @dataclass(frozen=True)

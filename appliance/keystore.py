@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from airseal._internal.atomic import write_atomic
 from airseal.appliance import audit
-from airseal.appliance.errors import KeyExists, KeyNotFound, UsageError
+from airseal.appliance.errors import KeyExists, KeyNotFound, KeyRetired, UsageError
 from airseal.appliance.home import Home
 from airseal.appliance.prompts import Prompter, key_password
 from airseal.trustroot.cosign_keys import encrypt_cosign_key, load_private_key
@@ -250,9 +250,28 @@ def import_piv_key(
                         audit_action="key.import")
 
 
+def retire_key(home: Home, db: sqlite_utils.Database, name: str) -> KeyRecord:
+    """Mark a key retired: :func:`open_signer` refuses it from now on. Kept in the key's
+    reference (no schema change); audited."""
+    record = get_key(db, name)
+    if record.reference.get("retired"):
+        return record
+    when = datetime.now(UTC).isoformat(timespec="seconds")
+    reference = {**record.reference, "retired": when}
+    db.execute("UPDATE keys SET reference = ? WHERE name = ?",
+               [json.dumps(reference, sort_keys=True), name])
+    db.conn.commit()
+    audit.record(home, db, "key.retire", name, {"fingerprint": record.fingerprint})
+    return get_key(db, name)
+
+
 @contextmanager
 def open_signer(home: Home, record: KeyRecord, prompter: Prompter) -> Iterator[Signer]:
-    """A signer for a registered key; hardware sessions are closed when the block ends."""
+    """A signer for a registered key; hardware sessions are closed when the block ends.
+    A retired key is refused."""
+    if record.reference.get("retired"):
+        raise KeyRetired(f"key {record.name} was retired on {record.reference['retired']}",
+                         subject=record.name)
     if record.backend == "file":
         path = home.keys_dir / record.reference["path"]
         password = key_password(prompter, f"Password for key {record.name}")

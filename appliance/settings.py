@@ -39,6 +39,11 @@ SETTINGS = {
             "days an export stays valid on endpoints (stale media is refused)",
         ),
         Setting("action.valid-days", "365", None, "default validity window of a new action"),
+        Setting("site.root-days", "365", None, "days a new site root version stays valid"),
+        Setting("site.targets-days", "180", None,
+                "days a new site targets (distributor policy) version stays valid"),
+        Setting("site.timestamp-days", "30", None,
+                "days the site timestamp re-signed at each export stays valid on endpoints"),
     )
 }
 

@@ -31,6 +31,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -39,7 +40,9 @@ PASSWORD = "bench agent key password"
 AGENT = [sys.executable, "-m", "airseal.agent"]
 
 
-def build_media(base: Path, count: int, mode: str) -> tuple[Path, Path]:
+def build_media(
+    base: Path, count: int, mode: str, signer: Any = None, extra_files: Any = ()
+) -> tuple[Path, Path]:
     from cryptography.hazmat.primitives.asymmetric import ec
 
     from airseal.media.statement import (
@@ -55,7 +58,7 @@ def build_media(base: Path, count: int, mode: str) -> tuple[Path, Path]:
     from airseal.trustroot.keys import fingerprint, spki_pem
     from airseal.trustroot.signer import PrivateKeySigner
 
-    signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
+    signer = signer or PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
     pub = base / "distributor.pub"
     pub.write_bytes(spki_pem(signer.public_key))
     payloads = base / "payloads"
@@ -101,7 +104,8 @@ def build_media(base: Path, count: int, mode: str) -> tuple[Path, Path]:
         appliance_id="bench-appliance",
         distributor=fingerprint(signer.public_key),
     )
-    write_export(media, actions, header, lambda s: bundle_to_json(sign_statement(signer, s)))
+    write_export(media, actions, header, lambda s: bundle_to_json(sign_statement(signer, s)),
+                 extra_files=extra_files)
     return media, pub
 
 

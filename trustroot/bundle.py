@@ -82,6 +82,21 @@ def sign_statement(signer: Signer, statement: Statement) -> Bundle:
     )
 
 
+def add_statement_signature(signer: Signer, bundle: Bundle) -> Bundle:
+    """The same DSSE envelope with one more signature (a multi-signature envelope, as DSSE
+    allows): the two-person rule's second approval. The bundle's verification material still
+    names the first signer; each added signature's ``keyid`` is its key's hint."""
+    envelope = bundle.dsse_envelope
+    if envelope is None:
+        raise MalformedBundle("expected a DSSE envelope, found a message signature")
+    signature = signer.sign_message(pae(envelope.payload_type, envelope.payload))
+    signatures = [*envelope.signatures,
+                  EnvelopeSignature(sig=_b64(signature), keyid=key_hint(signer.public_key))]
+    return bundle.model_copy(update={
+        "dsse_envelope": envelope.model_copy(update={"signatures": signatures}),
+    })
+
+
 def bundle_to_json(bundle: Bundle) -> bytes:
     """Serialise with ``tlogEntries`` always present, in a stable key order."""
     data = bundle.to_dict()

@@ -153,6 +153,30 @@ def verify_blob_bundle(
     return VerifiedBlob(sha256_digest.hex(), fingerprint(key), key_algorithm(key), unchecked)
 
 
+def dsse_signers(
+    keys: dict[str, PublicKey], bundle: Bundle, *, subject: str | None = None
+) -> frozenset[str]:
+    """Which of ``keys`` (by name, e.g. fingerprint) signed the bundle's DSSE envelope: each
+    key counts once however many of its signatures the envelope holds."""
+    from airseal.trustroot.dsse import pae
+
+    envelope = bundle.dsse_envelope
+    if envelope is None:
+        raise MalformedBundle("expected a DSSE envelope, found a message signature",
+                              subject=subject)
+    signed_bytes = pae(envelope.payload_type, envelope.payload)
+    found = set()
+    for name, key in keys.items():
+        for signature in envelope.signatures:
+            try:
+                verify_message(key, signature.sig, signed_bytes, subject=subject)
+            except InvalidSignature:
+                continue
+            found.add(name)
+            break
+    return frozenset(found)
+
+
 def verify_dsse_bundle(key: PublicKey, bundle: Bundle, *, subject: str | None = None) -> Statement:
     """Verify a DSSE bundle's envelope signature with ``key``; only then parse its statement."""
     from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, pae

@@ -74,6 +74,18 @@ PALETTE: tuple[PaletteCommand, ...] = (
         ("tokens", "register_token_key"),
     ),
     PaletteCommand("YubiKey PIV", "PIV application of an attached YubiKey", "keys", ("piv",)),
+    PaletteCommand(
+        "Site trust",
+        "Site TUF roles, expiries, distributors, pending signing events",
+        "keys",
+        ("site_trust",),
+    ),
+    PaletteCommand(
+        "Site trust: sign pending events",
+        "Add the signatures of the keys on hand (the ceremony)",
+        "keys",
+        ("site_trust", "sign_pending"),
+    ),
     PaletteCommand("YubiKey: info", "Serial, firmware, tries left, slots", "keys", ("piv", "info")),
     PaletteCommand(
         "YubiKey: rescan", "Look for attached YubiKeys again", "keys", ("piv", "scan")

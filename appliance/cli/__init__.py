@@ -36,6 +36,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "token": "airseal.appliance.cli.token",
     "piv": "airseal.appliance.cli.piv",
     "trustroot": "airseal.appliance.cli.trustroot",
+    "site": "airseal.appliance.cli.site",
+    "distributor": "airseal.appliance.cli.site",
     # The TUI is a front end beside this CLI: found by name like every subcommand, so that the
     # appliance never imports it (import contract) and `airseal <command>` never loads Textual.
     "tui": "airseal.tui.command",

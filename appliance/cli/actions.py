@@ -224,6 +224,27 @@ def action_revoke(action_id: str, reason: str, as_json: bool) -> None:
         click.echo(f"Revoked {action_id} ({count} version(s))")
 
 
+@action_group.command(name="approve")
+@click.argument("action_id")
+@click.option("--key", "key_name", required=True,
+              help="The second distributor's key (not the one that signed the action).")
+@json_option
+def action_approve(action_id: str, key_name: str, as_json: bool) -> None:
+    """Add a second distributor's signature to an action (the two-person rule: endpoints count
+    distinct trusted keys against the site policy's action threshold).
+
+    \b
+    Examples:
+      airseal action approve 3f2a9c --key dist-b
+      airseal distributor set-threshold 2    # require two distinct keys on every action
+    """
+    record = open_appliance().approve_action(action_id, key_name)
+    if as_json:
+        emit_json({"schemaVersion": 1, **record.summary()})
+    else:
+        click.echo(f"Approved {record.id} v{record.version} with key {key_name}")
+
+
 def _print(record: ActionRecord, as_json: bool, verb: str) -> None:
     if as_json:
         emit_json(record.summary())

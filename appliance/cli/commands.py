@@ -232,6 +232,25 @@ def key_export_public(name: str, output: Path | None) -> None:
 
 
 @examples(
+    "airseal key retire dist-a",
+    "airseal key retire dist-a --json",
+)
+@key_group.command(name="retire")
+@click.argument("name")
+@json_option
+def key_retire(name: str, as_json: bool) -> None:
+    """Stop a key from signing anything new (what it signed stays verifiable).
+
+    Endpoints stop trusting it only through the site policy: `airseal distributor retire NAME`.
+    """
+    record = open_appliance().retire_key(name)
+    if as_json:
+        emit_json({"schemaVersion": 1, "name": record.name, "retired": True})
+        return
+    click.echo(f"Retired key {record.name}: it signs nothing new")
+
+
+@examples(
     'airseal key list',
     'airseal key list --json',
 )

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airseal.appliance.service.options import ApplianceOptions
 from airseal.appliance.service.results import AuditRow, Initialised, MediaCheck, TokenTable
+from airseal.appliance.service.site import SiteUseCases
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -79,7 +80,7 @@ class NoPrompter:
         """Nothing to tell: no one is listening."""
 
 
-class Appliance:
+class Appliance(SiteUseCases):
     """The operator's appliance at ``root`` (default: ``$AIRSEAL_HOME`` or the platform's)."""
 
     def __init__(

@@ -20,6 +20,7 @@ from tests.tui.conftest import make_app, settle, type_text, wait_for, wait_for_s
 SUB_SCREENS = (
     ("keys", ("tokens",), "airseal.tui.screens.tokens", "TokensScreen"),
     ("keys", ("piv",), "airseal.tui.screens.piv", "PivScreen"),
+    ("keys", ("site_trust",), "airseal.tui.screens.site", "SiteTrustScreen"),
 )
 NOT_IN_PALETTE = {"refresh", "back", "cancel", "save"}
 """Keys that only make sense on the screen itself (reload, leave, the form's own buttons)."""

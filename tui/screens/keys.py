@@ -54,6 +54,7 @@ class KeysScreen(AirsealScreen):
         Binding("enter", "show_key", "Show key", show=False),
         Binding("t", "tokens", "PKCS#11 tokens"),
         Binding("y", "piv", "YubiKey PIV"),
+        Binding("s", "site_trust", "Site trust", show=False),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -294,6 +295,11 @@ class KeysScreen(AirsealScreen):
         from airseal.tui.screens.tokens import TokensScreen
 
         await self.app.push_screen(TokensScreen())
+
+    async def action_site_trust(self) -> None:
+        from airseal.tui.screens.site import SiteTrustScreen
+
+        await self.app.push_screen(SiteTrustScreen())
 
     async def action_piv(self) -> None:
         from airseal.tui.screens.piv import PivScreen
