@@ -79,3 +79,9 @@ class KeyFormatError(TrustrootError):
 class WrongPassword(KeyFormatError):
     title = "Wrong password"
     hint = "the password did not decrypt the key; set COSIGN_PASSWORD or retype it"
+
+
+class PredicateTypeMismatch(VerificationError):
+    title = "Predicate type mismatch"
+    check = "predicate type"
+    hint = "the attestation says something else about the artifact; check --type"

@@ -146,8 +146,9 @@ def verify_blob_bundle(
     return VerifiedBlob(sha256_digest.hex(), fingerprint(key), key_algorithm(key), unchecked)
 
 
-def verify_dsse_bundle(key: PublicKey, bundle: Bundle, *, subject: str | None = None) -> Statement:
-    """Verify a DSSE bundle's envelope signature with ``key``; only then parse its statement."""
+def verify_dsse_envelope(key: PublicKey, bundle: Bundle, *, subject: str | None = None) -> bytes:
+    """Verify a key-based DSSE bundle's envelope signature with ``key``; returns the signed payload
+    (an in-toto statement, not yet parsed: callers parse it only after this returned)."""
     _check_key_material(key, bundle, subject)
     envelope = bundle.dsse_envelope
     if envelope is None:
@@ -168,6 +169,12 @@ def verify_dsse_bundle(key: PublicKey, bundle: Bundle, *, subject: str | None = 
         except InvalidSignature as exc:
             failure = exc
             continue
-        return Statement.from_payload(envelope.payload, subject=subject)
+        return bytes(envelope.payload)
     assert failure is not None
     raise failure
+
+
+def verify_dsse_bundle(key: PublicKey, bundle: Bundle, *, subject: str | None = None) -> Statement:
+    """Verify a DSSE bundle's envelope signature with ``key``; only then parse its statement."""
+    payload = verify_dsse_envelope(key, bundle, subject=subject)
+    return Statement.from_payload(payload, subject=subject)
