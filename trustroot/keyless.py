@@ -229,7 +229,8 @@ def verify_keyless_bundle(
         raise VerificationError(
             "this is a DSSE (attestation) bundle; it signs a statement, not the artifact",
             subject=subject,
-            hint="verify the artifact with a message-signature bundle (cosign sign-blob --bundle)",
+            hint="verify it with `airseal verify-blob-attestation FILE --bundle BUNDLE` and the "
+            "identity options",
         )
     verifier = _load_trusted_root(
         default_trusted_root_json() if trusted_root_json is None else trusted_root_json, subject

@@ -1,4 +1,5 @@
-"""The `airseal` subcommands of the foundation: init, audit, key, sign-blob, verify-blob.
+"""The `airseal` subcommands of the foundation: init, audit, key, sign-blob, verify-blob,
+verify-blob-attestation.
 
 Each command parses arguments, calls one `appliance` service and prints its result; no crypto,
 SQL or file formats live here.
@@ -6,6 +7,7 @@ SQL or file formats live here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -231,9 +233,48 @@ def sign_blob(
                 stderr.print(f"Wrote {target}")
 
 
+def _identity_options(command: Callable[..., None]) -> Callable[..., None]:
+    """cosign's keyless verification flags, shared by verify-blob and verify-blob-attestation."""
+    for option in reversed(
+        (
+            click.option(
+                "--certificate-identity", metavar="ID",
+                help="Keyless: the signer identity (certificate SAN), exactly.",
+            ),
+            click.option(
+                "--certificate-identity-regexp", metavar="RE",
+                help="Keyless: a regular expression the identity must contain a match of "
+                "(unanchored, as cosign; write ^...$ to pin the whole value).",
+            ),
+            click.option(
+                "--certificate-oidc-issuer", metavar="URL",
+                help="Keyless: the OIDC issuer, exactly.",
+            ),
+            click.option(
+                "--certificate-oidc-issuer-regexp", metavar="RE",
+                help="Keyless: a regular expression for the OIDC issuer (unanchored).",
+            ),
+            click.option(
+                "--trusted-root",
+                type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                help="Keyless: trusted_root.json (default: the public-good root shipped with "
+                "sigstore; never fetched).",
+            ),
+        )
+    ):
+        command = option(command)
+    return command
+
+
+_ARTIFACT_HELP = "FILE is a path, - (standard input) or sha256:HEX (the artifact's digest)."
+
+
 @cli.command(name="verify-blob")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--key", "key_arg", help="PEM public key file, or a key name in the home.")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--key", "key_arg",
+    help="Public key: PEM or cosign.pub file, or a key name in the home.",
+)
 @click.option(
     "--signature",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -244,58 +285,75 @@ def sign_blob(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Sigstore bundle (key-based, or keyless with the identity options).",
 )
-@click.option("--certificate-identity", help="Keyless: the expected signer identity (SAN).")
-@click.option("--certificate-oidc-issuer", help="Keyless: the expected OIDC issuer URL.")
-@click.option(
-    "--trusted-root",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Keyless: trusted_root.json (default: the public-good root shipped with "
-    "sigstore; never fetched).",
-)
+@_identity_options
 @json_option
 def verify_blob(
-    file: Path,
+    file: str,
     key_arg: str | None,
     signature: Path | None,
     bundle: Path | None,
     certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
     certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
     trusted_root: Path | None,
     as_json: bool,
 ) -> None:
-    """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1)."""
-    keyless = certificate_identity is not None or certificate_oidc_issuer is not None
-    if keyless:
-        if (
-            key_arg
-            or signature
-            or not bundle
-            or not (certificate_identity and certificate_oidc_issuer)
-        ):
+    """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1).
+
+    FILE is a path, - (standard input) or sha256:HEX (the artifact's digest). An attestation
+    (DSSE bundle) is verified with `airseal verify-blob-attestation` instead.
+
+    \b
+    Examples:
+      airseal verify-blob app.tar.gz --key vendor.pub --signature app.tar.gz.sig
+      cat app.tar.gz | airseal verify-blob - --key vendor.pub --bundle app.sigstore.json
+      airseal verify-blob sha256:a7dd...94da --bundle app.sigstore.json \\
+          --certificate-identity-regexp '^https://github\\.com/acme/' \\
+          --certificate-oidc-issuer https://token.actions.githubusercontent.com
+    """
+    appliance = appliance_without_home()
+    policy = appliance.certificate_policy(
+        certificate_identity, certificate_oidc_issuer,
+        certificate_identity_regexp, certificate_oidc_issuer_regexp,
+    )
+    if policy is not None:
+        if key_arg or signature or not bundle:
             raise UsageError(
-                "keyless verification takes --bundle, --certificate-identity and "
-                "--certificate-oidc-issuer (and no --key or --signature)"
+                "keyless verification takes --bundle and the identity options "
+                "(and no --key or --signature)"
             )
-        result = _verify_keyless(
-            file, bundle, certificate_identity or "", certificate_oidc_issuer or "", trusted_root
-        )
+        artifact = appliance.resolve_artifact(file)
+        outcome = appliance.verify_keyless_artifact(artifact, bundle, policy, trusted_root)
+        result: dict[str, object] = {
+            "schemaVersion": 1,
+            "verified": True,
+            "file": artifact.label,
+            "sha256": outcome.sha256,
+            "identity": outcome.identity,
+            "issuer": outcome.issuer,
+        }
     else:
         if not key_arg:
-            raise UsageError("give --key (or the keyless identity options)")
-        appliance = appliance_without_home()
-        key, label = appliance.verification_key(key_arg)
-        with byte_progress(f"Verifying {file.name}", file_size(file)) as advance:
-            verified = appliance.verify_blob(
-                file, key, signature_path=signature, bundle_path=bundle, on_progress=advance
+            raise UsageError(
+                "give --key, or the keyless identity options (--certificate-identity or "
+                "--certificate-identity-regexp, and --certificate-oidc-issuer or "
+                "--certificate-oidc-issuer-regexp)"
             )
+        key, label = appliance.verification_key(key_arg)
+        artifact = appliance.resolve_artifact(file)
+        verified = appliance.verify_blob_artifact(
+            artifact, key, signature_path=signature, bundle_path=bundle
+        )
         result = {
+            "schemaVersion": 1,
             "verified": True,
-            "file": str(file),
+            "file": artifact.label,
             "sha256": verified.sha256,
             "key": label,
             "fingerprint": verified.key_fingerprint,
             "algorithm": verified.algorithm.label,
-            "unchecked_tlog_entries": verified.unchecked_tlog_entries,
+            "uncheckedTlogEntries": verified.unchecked_tlog_entries,
         }
     if as_json:
         emit_json(result)
@@ -303,16 +361,74 @@ def verify_blob(
         click.echo("Verified OK")
 
 
-def _verify_keyless(
-    file: Path, bundle: Path, identity: str, issuer: str, trusted_root: Path | None
-) -> dict[str, object]:
-    sha256, outcome = appliance_without_home().verify_keyless(
-        file, bundle, identity=identity, issuer=issuer, trusted_root=trusted_root
+@cli.command(name="verify-blob-attestation")
+@click.argument("file", metavar="FILE")
+@click.option(
+    "--bundle",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The attestation: a Sigstore bundle with a DSSE envelope (in-toto statement).",
+)
+@click.option(
+    "--key", "key_arg",
+    help="Public key: PEM or cosign.pub file, or a key name in the home.",
+)
+@click.option(
+    "--type", "predicate_type", metavar="TYPE",
+    help="Required predicate type: a URI, or one of cosign's names (custom, slsaprovenance, "
+    "slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex).",
+)
+@_identity_options
+@json_option
+def verify_blob_attestation(
+    file: str,
+    bundle: Path,
+    key_arg: str | None,
+    predicate_type: str | None,
+    certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
+    certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
+    trusted_root: Path | None,
+    as_json: bool,
+) -> None:
+    """Verify an attestation about FILE offline; prints `Verified OK` (exit 0) or what failed.
+
+    The bundle's signature must hold (with --key, or keyless with the identity options), FILE's
+    SHA-256 must be the digest of one of the statement's subjects, and with --type the
+    statement's predicate type must be TYPE. FILE is a path, - (standard input) or sha256:HEX.
+    An action's bundle (actions/ID/action.sigstore.json) verifies against its payload too.
+
+    \b
+    Examples:
+      airseal verify-blob-attestation app.tar.gz --bundle app.intoto.sigstore.json \\
+          --key vendor.pub --type slsaprovenance1
+      airseal verify-blob-attestation sha256:59ed...2ad7 --bundle pkg.sigstore.json \\
+          --certificate-identity-regexp '^https://github\\.com/acme/' \\
+          --certificate-oidc-issuer https://token.actions.githubusercontent.com
+      airseal verify-blob-attestation payload/setup.exe \\
+          --bundle actions/ID/action.sigstore.json --key distributor.pub
+    """
+    appliance = appliance_without_home()
+    policy = appliance.certificate_policy(
+        certificate_identity, certificate_oidc_issuer,
+        certificate_identity_regexp, certificate_oidc_issuer_regexp,
     )
-    return {
-        "verified": True,
-        "file": str(file),
-        "sha256": sha256,
-        "identity": outcome.identity,
-        "issuer": outcome.issuer,
-    }
+    if policy is not None and key_arg:
+        raise UsageError("give --key or the keyless identity options, not both")
+    if policy is None and not key_arg:
+        raise UsageError(
+            "give --key, or the keyless identity options (--certificate-identity or "
+            "--certificate-identity-regexp, and --certificate-oidc-issuer or "
+            "--certificate-oidc-issuer-regexp)"
+        )
+    key = appliance.verification_key(key_arg)[0] if key_arg else None
+    artifact = appliance.resolve_artifact(file)
+    result = appliance.verify_attestation(
+        artifact, bundle, key=key, policy=policy, predicate_type=predicate_type,
+        trusted_root=trusted_root,
+    )
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo("Verified OK")

@@ -43,6 +43,8 @@ if TYPE_CHECKING:
     from airseal.appliance.prompts import Prompter
     from airseal.appliance.receipts import ReceiptImportReport, ReceiptListing
     from airseal.appliance.service.yubikey import PivKeyRef, YubiKeyPiv
+    from airseal.appliance.verification import Artifact
+    from airseal.trustroot.identity import CertificatePolicy
     from airseal.trustroot.keyless import KeylessResult
     from airseal.trustroot.keys import PublicKey
     from airseal.trustroot.verify import VerifiedBlob
@@ -334,6 +336,68 @@ class Appliance:
             subject=str(bundle),
         )
         return digest.hex(), outcome
+
+    def resolve_artifact(self, value: str) -> Artifact:
+        """``FILE``, ``-`` (standard input) or ``sha256:HEX``, hashed once."""
+        from airseal.appliance.verification import resolve_artifact
+
+        return resolve_artifact(value)
+
+    @staticmethod
+    def certificate_policy(
+        identity: str | None,
+        issuer: str | None,
+        identity_regexp: str | None = None,
+        issuer_regexp: str | None = None,
+    ) -> CertificatePolicy | None:
+        """cosign's four identity flags as one policy (``None`` when none was given)."""
+        from airseal.appliance.verification import certificate_policy
+
+        return certificate_policy(identity, issuer, identity_regexp, issuer_regexp)
+
+    def verify_blob_artifact(
+        self,
+        artifact: Artifact,
+        key: PublicKey,
+        *,
+        signature_path: Path | None = None,
+        bundle_path: Path | None = None,
+    ) -> VerifiedBlob:
+        from airseal.appliance.verification import verify_blob_artifact
+
+        return verify_blob_artifact(
+            artifact, key, signature_path=signature_path, bundle_path=bundle_path
+        )
+
+    def verify_keyless_artifact(
+        self,
+        artifact: Artifact,
+        bundle: Path,
+        policy: CertificatePolicy,
+        trusted_root: Path | None = None,
+    ) -> KeylessResult:
+        from airseal.appliance.verification import verify_keyless_artifact
+
+        return verify_keyless_artifact(artifact, bundle, policy, trusted_root)
+
+    def verify_attestation(
+        self,
+        artifact: Artifact,
+        bundle: Path,
+        *,
+        key: PublicKey | None = None,
+        policy: CertificatePolicy | None = None,
+        predicate_type: str | None = None,
+        trusted_root: Path | None = None,
+    ) -> dict[str, Any]:
+        """Verify a DSSE attestation about ``artifact``; returns its JSON description."""
+        from airseal.appliance.verification import attestation_json, verify_attestation
+
+        result = verify_attestation(
+            artifact, bundle, key=key, policy=policy, predicate_type=predicate_type,
+            trusted_root=trusted_root,
+        )
+        return attestation_json(artifact, result)
 
     # -- files ------------------------------------------------------------------------------
 
