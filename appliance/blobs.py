@@ -18,7 +18,7 @@ import sqlite_utils
 
 from airseal._internal.atomic import read_capped
 from airseal.appliance import audit
-from airseal.appliance.errors import UsageError
+from airseal.appliance.errors import HomeError, KeyNotFound, UsageError
 from airseal.appliance.home import Home
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
@@ -152,6 +152,14 @@ def load_key_argument(value: str, db_opener: object) -> tuple[PublicKey, str]:
         key = load_public_key(pem, subject=str(candidate))
         return key, f"{candidate} ({fingerprint(key)[:16]})"
     assert callable(db_opener)
-    db = db_opener()
-    record = get_key(db, value)
+    try:
+        db = db_opener()
+        record = get_key(db, value)
+    except (HomeError, KeyNotFound) as exc:
+        raise UsageError(
+            f"--key {value!r} is neither an existing file nor a key name in the appliance home",
+            subject=value,
+            hint="give the path of a PEM or cosign.pub public key file, or a name from "
+            "`airseal key list`",
+        ) from exc
     return record.public_key, f"key {record.name} ({record.fingerprint[:16]})"
