@@ -39,6 +39,13 @@ SETTINGS = {
             "days an export stays valid on endpoints (stale media is refused)",
         ),
         Setting("action.valid-days", "365", None, "default validity window of a new action"),
+        Setting(
+            "verify.require-tlog",
+            "false",
+            ("true", "false"),
+            "key-based bundles must carry a transparency-log entry verified against "
+            "--trusted-root (verify-blob, verify-blob-attestation)",
+        ),
     )
 }
 

@@ -25,6 +25,7 @@ from airseal.trustroot.attestation import (
 )
 from airseal.trustroot.bundle import MAX_BUNDLE_BYTES, parse_bundle
 from airseal.trustroot.digest import sha256_stream
+from airseal.trustroot.errors import VerificationError
 from airseal.trustroot.identity import CertificatePolicy
 from airseal.trustroot.keyless import KeylessResult
 from airseal.trustroot.keys import PublicKey
@@ -187,3 +188,54 @@ def verify_keyless_artifact(
         trusted_root_json=root,
         subject=str(bundle_path),
     )
+
+
+class TlogRequired(VerificationError):
+    title = "Transparency log entry required"
+    check = "tlog"
+    hint = (
+        "site policy verify.require-tlog=true: give the bundle's log in --trusted-root, or ask "
+        "the vendor for a bundle uploaded to a log this site trusts"
+    )
+
+
+def check_bundle_tlog(
+    bundle_path: Path,
+    trusted_root: Path | None,
+    *,
+    ignore_tlog: bool,
+    require_tlog: bool,
+) -> str | None:
+    """Transparency-log entries of a key-based bundle, after its signature verified: verified
+    against ``trusted_root``, or a note saying plainly that they were not checked and why.
+    Raises when the site requires a verified entry and there is none."""
+    from airseal.trustroot.tlog import check_tlog_entries
+
+    bundle = parse_bundle(read_capped(bundle_path, MAX_BUNDLE_BYTES), subject=str(bundle_path))
+    if ignore_tlog:
+        if require_tlog:
+            raise TlogRequired(
+                "--insecure-ignore-tlog was given, but site policy requires a verified "
+                "transparency-log entry",
+                subject=str(bundle_path),
+            )
+        count = len(bundle.verification_material.tlog_entries)
+        return (
+            f"{bundle_path}: {count} transparency log entr{'y' if count == 1 else 'ies'} "
+            "NOT checked (--insecure-ignore-tlog)"
+            if count
+            else None
+        )
+    root = read_capped(trusted_root, MAX_TRUSTED_ROOT_BYTES) if trusted_root else None
+    outcome = check_tlog_entries(bundle, root, subject=str(bundle_path))
+    if require_tlog and outcome.verified == 0:
+        why = outcome.reason or "the bundle carries no transparency-log entry"
+        raise TlogRequired(f"no verified transparency-log entry: {why}", subject=str(bundle_path))
+    if outcome.unchecked:
+        return (
+            f"{bundle_path}: {outcome.unchecked} transparency log "
+            f"entr{'y' if outcome.unchecked == 1 else 'ies'} NOT checked: {outcome.reason}; "
+            "the signature was verified with the key alone (pass --insecure-ignore-tlog to "
+            "skip log entries knowingly)"
+        )
+    return None

@@ -285,6 +285,11 @@ _ARTIFACT_HELP = "FILE is a path, - (standard input) or sha256:HEX (the artifact
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Sigstore bundle (key-based, or keyless with the identity options).",
 )
+@click.option(
+    "--insecure-ignore-tlog", is_flag=True,
+    help="Key-based: do not check the bundle's transparency-log entries (cosign's flag; "
+    "said on stderr, and refused when the site requires a verified entry).",
+)
 @_identity_options
 @json_option
 def verify_blob(
@@ -297,6 +302,7 @@ def verify_blob(
     certificate_oidc_issuer: str | None,
     certificate_oidc_issuer_regexp: str | None,
     trusted_root: Path | None,
+    insecure_ignore_tlog: bool,
     as_json: bool,
 ) -> None:
     """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1).
@@ -307,6 +313,10 @@ def verify_blob(
     \b
     Examples:
       airseal verify-blob app.tar.gz --key vendor.pub --signature app.tar.gz.sig
+      airseal verify-blob app.tar.gz --key vendor.pub --bundle app.sigstore.json \\
+          --trusted-root site_trusted_root.json
+      airseal verify-blob app.tar.gz --key vendor.pub --bundle app.sigstore.json \\
+          --insecure-ignore-tlog
       cat app.tar.gz | airseal verify-blob - --key vendor.pub --bundle app.sigstore.json
       airseal verify-blob sha256:a7dd...94da --bundle app.sigstore.json \\
           --certificate-identity-regexp '^https://github\\.com/acme/' \\
@@ -345,6 +355,12 @@ def verify_blob(
         verified = appliance.verify_blob_artifact(
             artifact, key, signature_path=signature, bundle_path=bundle
         )
+        if bundle is not None:
+            _tlog_note(
+                appliance.check_bundle_tlog(
+                    bundle, trusted_root, ignore_tlog=insecure_ignore_tlog
+                )
+            )
         result = {
             "schemaVersion": 1,
             "verified": True,
@@ -378,6 +394,11 @@ def verify_blob(
     help="Required predicate type: a URI, or one of cosign's names (custom, slsaprovenance, "
     "slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex).",
 )
+@click.option(
+    "--insecure-ignore-tlog", is_flag=True,
+    help="Key-based: do not check the bundle's transparency-log entries (cosign's flag; "
+    "said on stderr, and refused when the site requires a verified entry).",
+)
 @_identity_options
 @json_option
 def verify_blob_attestation(
@@ -390,6 +411,7 @@ def verify_blob_attestation(
     certificate_oidc_issuer: str | None,
     certificate_oidc_issuer_regexp: str | None,
     trusted_root: Path | None,
+    insecure_ignore_tlog: bool,
     as_json: bool,
 ) -> None:
     """Verify an attestation about FILE offline; prints `Verified OK` (exit 0) or what failed.
@@ -428,7 +450,16 @@ def verify_blob_attestation(
         artifact, bundle, key=key, policy=policy, predicate_type=predicate_type,
         trusted_root=trusted_root,
     )
+    if key is not None:
+        _tlog_note(
+            appliance.check_bundle_tlog(bundle, trusted_root, ignore_tlog=insecure_ignore_tlog)
+        )
     if as_json:
         emit_json(result)
     else:
         click.echo("Verified OK")
+
+
+def _tlog_note(note: str | None) -> None:
+    if note is not None:
+        click.echo(f"Note: {note}", err=True)

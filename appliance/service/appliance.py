@@ -380,6 +380,22 @@ class Appliance:
 
         return verify_keyless_artifact(artifact, bundle, policy, trusted_root)
 
+    def check_bundle_tlog(
+        self, bundle: Path, trusted_root: Path | None, *, ignore_tlog: bool
+    ) -> str | None:
+        """A key-based bundle's log entries: verified, or a plain note that they were not (and
+        a refusal when the site's verify.require-tlog demands a verified one)."""
+        from airseal.appliance.errors import HomeError
+        from airseal.appliance.verification import check_bundle_tlog
+
+        try:
+            require = self.setting_flag("verify.require-tlog")
+        except HomeError:
+            require = False  # no appliance home here: no site policy to apply
+        return check_bundle_tlog(
+            bundle, trusted_root, ignore_tlog=ignore_tlog, require_tlog=require
+        )
+
     def verify_attestation(
         self,
         artifact: Artifact,
@@ -591,6 +607,11 @@ class Appliance:
         from airseal.appliance import settings
 
         return settings.get_int(self.db, name)
+
+    def setting_flag(self, name: str) -> bool:
+        from airseal.appliance import settings
+
+        return settings.get_flag(self.db, name)
 
     def set_setting(self, name: str, value: str) -> None:
         from airseal.appliance import settings

@@ -95,3 +95,54 @@ def test_help_has_examples_and_every_new_flag(airseal):
         for flag in ("--certificate-identity-regexp", "--certificate-oidc-issuer-regexp"):
             assert flag in text
     assert "--type" in airseal("verify-blob-attestation", "--help").stdout
+
+
+def _with_log_entry(bundle: Path) -> None:
+    """Give a key-based bundle a (fabricated) Rekor entry, as `cosign sign-blob --key` uploads."""
+    import base64
+
+    data = json.loads(bundle.read_text())
+    signature = data["messageSignature"]["signature"]
+    body = {"apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {"signature": {"content": signature}}}
+    data["verificationMaterial"]["tlogEntries"] = [{
+        "logIndex": "7", "logId": {"keyId": base64.b64encode(bytes(32)).decode()},
+        "kindVersion": {"kind": "hashedrekord", "version": "0.0.1"},
+        "integratedTime": "1700000000",
+        "inclusionProof": {"logIndex": "7", "rootHash": base64.b64encode(bytes(32)).decode(),
+                           "treeSize": "8", "hashes": [],
+                           "checkpoint": {"envelope": "log.example\n8\nAA==\n\n"}},
+        "canonicalizedBody": base64.b64encode(json.dumps(body).encode()).decode(),
+    }]
+    bundle.write_text(json.dumps(data))
+
+
+def test_log_entries_are_never_silently_ignored(airseal, appliance_home, tmp_path):
+    blob = tmp_path / "app.bin"
+    blob.write_bytes(b"payload\n" * 100)
+    assert airseal("key", "generate", "vendor").code == 0
+    bundle = tmp_path / "app.sigstore.json"
+    assert airseal("sign-blob", str(blob), "--key", "vendor", "--bundle", str(bundle)).code == 0
+    _with_log_entry(bundle)
+    base = ["verify-blob", str(blob), "--key", "vendor", "--bundle", str(bundle)]
+
+    unchecked = airseal(*base)
+    assert unchecked.code == 0 and unchecked.stdout.strip() == "Verified OK"
+    assert "1 transparency log entry NOT checked" in unchecked.stderr
+    assert "--trusted-root" in unchecked.stderr and "--insecure-ignore-tlog" in unchecked.stderr
+
+    ignored = airseal(*base, "--insecure-ignore-tlog")
+    assert ignored.code == 0 and "NOT checked (--insecure-ignore-tlog)" in ignored.stderr
+
+    import sigstore
+
+    production = (Path(sigstore.__file__).parent / "_store"
+                  / "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev" / "trusted_root.json")
+    checked = airseal(*base, "--trusted-root", str(production))
+    assert checked.code == 1 and "[tlog]" in checked.stderr and "log index 7" in checked.stderr
+
+    assert airseal("config", "set", "verify.require-tlog", "true").code == 0
+    required = airseal(*base)
+    assert required.code == 1 and "transparency log entry required" in required.stderr
+    still = airseal(*base, "--insecure-ignore-tlog")
+    assert still.code == 1 and "site policy requires" in still.stderr
