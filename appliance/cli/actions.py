@@ -69,6 +69,13 @@ def action_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..
             type=click.IntRange(1, 3650),
             help="Validity window in days (default: setting action.valid-days).",
         ),
+        click.option(
+            "--require-vendor-signature/--no-require-vendor-signature",
+            "require_vendor_signature",
+            default=None,
+            help="Endpoints refuse the action unless the vendor's signature, checked at intake, "
+            "travels with it and holds again there (signed into the action).",
+        ),
     ]
 
     def apply(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -102,6 +109,7 @@ def _spec(kw: dict[str, Any]) -> ActionSpec:
         file_mode=kw["file_mode"],
         owner=kw["owner"],
         valid_days=kw["valid_days"],
+        require_vendor_signature=kw["require_vendor_signature"],
     )
 
 
@@ -115,7 +123,13 @@ def action_group() -> None:
 @click.option("--key", "key_name", required=True, help="Signing key name.")
 @json_option
 def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
-    """Create and sign an action (an in-toto statement in a DSSE bundle)."""
+    """Create and sign an action (an in-toto statement in a DSSE bundle).
+
+    \b
+    Examples:
+      airseal action create --name "(Install)Agent" --os linux --mode execute \\
+          --file agent.tar.gz --run install.sh --key release --require-vendor-signature
+    """
     record = open_appliance().create_action(_spec(kw), key_name)
     _print(record, as_json, "Created")
 

@@ -32,7 +32,15 @@ def file_group() -> None:
 )
 @click.option("--key", "key_arg", help="Vendor public key: PEM file or key name in the home.")
 @click.option("--certificate-identity", help="Keyless: expected signer identity.")
+@click.option(
+    "--certificate-identity-regexp",
+    help="Keyless: regular expression for the signer identity (unanchored, as cosign).",
+)
 @click.option("--certificate-oidc-issuer", help="Keyless: expected OIDC issuer.")
+@click.option(
+    "--certificate-oidc-issuer-regexp",
+    help="Keyless: regular expression for the OIDC issuer (unanchored, as cosign).",
+)
 @click.option(
     "--trusted-root",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -46,7 +54,9 @@ def file_add(
     bundle: Path | None,
     key_arg: str | None,
     certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
     certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
     trusted_root: Path | None,
     name: str | None,
     as_json: bool,
@@ -54,7 +64,16 @@ def file_add(
     """Verify PATH's vendor signature (when given) and copy it into the store.
 
     With the setting intake.require-signature=true, files without one are refused.
-    A refused file leaves nothing in the store.
+    A refused file leaves nothing in the store. The vendor's signature (with its public key,
+    or the trusted root used for a keyless bundle) is kept and travels on the media with
+    every action that uses the file, so endpoints check it again.
+
+    \b
+    Examples:
+      airseal file add app.tar.gz --signature app.tar.gz.sig --key vendor.pub
+      airseal file add app.tar.gz --bundle app.tar.gz.sigstore.json \\
+          --certificate-identity-regexp '^https://github\\.com/acme/app/' \\
+          --certificate-oidc-issuer https://token.actions.githubusercontent.com
     """
     appliance = open_appliance()
     key = None
@@ -67,6 +86,8 @@ def file_add(
         identity=certificate_identity,
         issuer=certificate_oidc_issuer,
         trusted_root=trusted_root,
+        identity_regexp=certificate_identity_regexp,
+        issuer_regexp=certificate_oidc_issuer_regexp,
     )
     with byte_progress(f"Adding {path.name}", file_size(path)) as advance:
         stored = appliance.add_file(path, vendor, name=name, on_progress=advance)
