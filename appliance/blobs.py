@@ -144,8 +144,15 @@ def _nothing() -> Iterator[None]:
     yield None
 
 
-def load_key_argument(value: str, db_opener: object) -> tuple[PublicKey, str]:
-    """``--key`` is a PEM public key file, or the name of a key in the appliance home."""
+def load_key_argument(
+    value: str, db_opener: object, module: str | None = None
+) -> tuple[PublicKey, str]:
+    """``--key`` is a PEM (or cosign.pub) public key file, a PKCS#11 URI (RFC 7512), or the name
+    of a key in the appliance home."""
+    from airseal.appliance.signers.pkcs11.uri import is_pkcs11_uri, public_key_from_uri
+
+    if is_pkcs11_uri(value):
+        return public_key_from_uri(value, module)
     candidate = Path(value)
     if candidate.is_file():
         pem = read_capped(candidate, 64 * 1024)

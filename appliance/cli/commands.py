@@ -273,7 +273,12 @@ _ARTIFACT_HELP = "FILE is a path, - (standard input) or sha256:HEX (the artifact
 @click.argument("file", metavar="FILE")
 @click.option(
     "--key", "key_arg",
-    help="Public key: PEM or cosign.pub file, or a key name in the home.",
+    help="Public key: PEM or cosign.pub file, a PKCS#11 URI (pkcs11:token=...;object=...), "
+    "or a key name in the home.",
+)
+@click.option(
+    "--module", metavar="PATH",
+    help="PKCS#11 module for a --key pkcs11: URI that names none (else $AIRSEAL_PKCS11_MODULE).",
 )
 @click.option(
     "--signature",
@@ -295,6 +300,7 @@ _ARTIFACT_HELP = "FILE is a path, - (standard input) or sha256:HEX (the artifact
 def verify_blob(
     file: str,
     key_arg: str | None,
+    module: str | None,
     signature: Path | None,
     bundle: Path | None,
     certificate_identity: str | None,
@@ -317,6 +323,8 @@ def verify_blob(
           --trusted-root site_trusted_root.json
       airseal verify-blob app.tar.gz --key vendor.pub --bundle app.sigstore.json \\
           --insecure-ignore-tlog
+      airseal verify-blob app.tar.gz --signature app.tar.gz.sig \\
+          --key 'pkcs11:token=Vendor;object=release?module-path=/usr/lib/softhsm/libsofthsm2.so'
       cat app.tar.gz | airseal verify-blob - --key vendor.pub --bundle app.sigstore.json
       airseal verify-blob sha256:a7dd...94da --bundle app.sigstore.json \\
           --certificate-identity-regexp '^https://github\\.com/acme/' \\
@@ -350,7 +358,7 @@ def verify_blob(
                 "--certificate-identity-regexp, and --certificate-oidc-issuer or "
                 "--certificate-oidc-issuer-regexp)"
             )
-        key, label = appliance.verification_key(key_arg)
+        key, label = appliance.verification_key(key_arg, module)
         artifact = appliance.resolve_artifact(file)
         verified = appliance.verify_blob_artifact(
             artifact, key, signature_path=signature, bundle_path=bundle
@@ -387,7 +395,12 @@ def verify_blob(
 )
 @click.option(
     "--key", "key_arg",
-    help="Public key: PEM or cosign.pub file, or a key name in the home.",
+    help="Public key: PEM or cosign.pub file, a PKCS#11 URI (pkcs11:token=...;object=...), "
+    "or a key name in the home.",
+)
+@click.option(
+    "--module", metavar="PATH",
+    help="PKCS#11 module for a --key pkcs11: URI that names none (else $AIRSEAL_PKCS11_MODULE).",
 )
 @click.option(
     "--type", "predicate_type", metavar="TYPE",
@@ -405,6 +418,7 @@ def verify_blob_attestation(
     file: str,
     bundle: Path,
     key_arg: str | None,
+    module: str | None,
     predicate_type: str | None,
     certificate_identity: str | None,
     certificate_identity_regexp: str | None,
@@ -444,7 +458,7 @@ def verify_blob_attestation(
             "--certificate-identity-regexp, and --certificate-oidc-issuer or "
             "--certificate-oidc-issuer-regexp)"
         )
-    key = appliance.verification_key(key_arg)[0] if key_arg else None
+    key = appliance.verification_key(key_arg, module)[0] if key_arg else None
     artifact = appliance.resolve_artifact(file)
     result = appliance.verify_attestation(
         artifact, bundle, key=key, policy=policy, predicate_type=predicate_type,

@@ -287,12 +287,12 @@ class Appliance:
             write_atomic(bundle_path, result.bundle_json)
         return result
 
-    def verification_key(self, value: str) -> tuple[PublicKey, str]:
-        """``--key``: a PEM public key file, or the name of a key here (opens the home only
-        then)."""
+    def verification_key(self, value: str, module: str | None = None) -> tuple[PublicKey, str]:
+        """``--key``: a PEM public key file, a PKCS#11 URI (``module`` when the URI names none),
+        or the name of a key here (opens the home only then)."""
         from airseal.appliance.blobs import load_key_argument
 
-        return load_key_argument(value, lambda: self.db)
+        return load_key_argument(value, lambda: self.db, module)
 
     def verify_blob(
         self,

@@ -146,3 +146,39 @@ def test_log_entries_are_never_silently_ignored(airseal, appliance_home, tmp_pat
     assert required.code == 1 and "transparency log entry required" in required.stderr
     still = airseal(*base, "--insecure-ignore-tlog")
     assert still.code == 1 and "site policy requires" in still.stderr
+
+
+def test_key_as_a_pkcs11_uri_on_a_real_softhsm_token(airseal, appliance_home, two_tokens, tmp_path):
+    from tests.realparts.softhsm import SOFTHSM_MODULE, USER_PIN
+
+    generated = airseal("key", "generate", "vendor-hsm", "--pkcs11", "--module", SOFTHSM_MODULE,
+                        "--token", "airseal-a", env={"AIRSEAL_PIN": USER_PIN}, password=None)
+    assert generated.code == 0, generated.stderr
+    blob = tmp_path / "tool.bin"
+    blob.write_bytes(b"tool\n" * 1000)
+    bundle = tmp_path / "tool.sigstore.json"
+    signed = airseal("sign-blob", str(blob), "--key", "vendor-hsm", "--bundle", str(bundle),
+                     env={"AIRSEAL_PIN": USER_PIN}, password=None)
+    assert signed.code == 0, signed.stderr
+
+    uri = f"pkcs11:token=airseal-a;object=vendor-hsm?module-path={SOFTHSM_MODULE}"
+    ok = airseal("verify-blob", str(blob), "--key", uri, "--bundle", str(bundle), password=None)
+    assert (ok.code, ok.stdout.strip()) == (0, "Verified OK"), ok.stderr
+    by_flag = airseal("verify-blob", str(blob), "--key", "pkcs11:token=airseal-a;object=vendor-hsm",
+                      "--module", SOFTHSM_MODULE, "--bundle", str(bundle), password=None)
+    assert by_flag.code == 0, by_flag.stderr
+    by_env = airseal("verify-blob", str(blob), "--key", "pkcs11:token=airseal-a;object=vendor-hsm",
+                     "--bundle", str(bundle), env={"AIRSEAL_PKCS11_MODULE": SOFTHSM_MODULE},
+                     password=None)
+    assert by_env.code == 0, by_env.stderr
+
+    other_token = airseal("verify-blob", str(blob), "--key",
+                          f"pkcs11:token=airseal-b;object=vendor-hsm?module-path={SOFTHSM_MODULE}",
+                          "--bundle", str(bundle), password=None)
+    assert other_token.code == 2 and "no public key" in other_token.stderr
+    with_pin = airseal("verify-blob", str(blob), "--key", uri + "&pin-value=1234",
+                       "--bundle", str(bundle), password=None)
+    assert with_pin.code == 2 and "pin-value" in with_pin.stderr and "1234" not in with_pin.stderr
+    no_module = airseal("verify-blob", str(blob), "--key", "pkcs11:token=airseal-a;object=x",
+                        "--bundle", str(bundle), password=None)
+    assert no_module.code == 2 and "AIRSEAL_PKCS11_MODULE" in no_module.stderr
