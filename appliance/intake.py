@@ -187,8 +187,9 @@ def _carried(evidence: VendorEvidence, digest: bytes) -> bytes | None:
 
 
 def vendor_evidence_path(home: Home, sha256: str) -> Path:
-    """Where intake keeps the vendor evidence of a stored file (beside it in the store)."""
-    return home.store_dir / f"{sha256}.vendor.json"
+    """Where intake keeps the vendor evidence of a stored file (apart from the store, which
+    holds only content named by its digest)."""
+    return home.root / "vendor" / f"{sha256}.json"
 
 
 def read_vendor_evidence(home: Home, sha256: str) -> bytes | None:
@@ -233,6 +234,7 @@ def add_file(
         final = store_path(home, digest.hex())
         carried = vendor_evidence_path(home, digest.hex())
         if evidence is not None:
+            carried.parent.mkdir(mode=0o700, exist_ok=True)
             write_atomic(carried, evidence, mode=0o400)
         else:  # the evidence always reflects the latest intake of this content
             with contextlib.suppress(FileNotFoundError):

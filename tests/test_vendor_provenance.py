@@ -92,6 +92,16 @@ def test_vendor_signatures_are_checked_again_and_shown_at_the_endpoint(
     assert {f"actions/{p.parent.name}/vendor.json" for p in vendor_files} <= listed
     assert all(a["vendor"].endswith("/vendor.json") for a in statement["predicate"]["actions"])
 
+    # an action's own bundle is an attestation about its payload, and verifies as one
+    (payload,) = media.glob("airseal/actions/*/payload/tool.sh")
+    action_bundle = payload.parent.parent / "action.sigstore.json"
+    attested = airseal("verify-blob-attestation", str(payload), "--bundle", str(action_bundle),
+                       "--key", str(site["site_pub"]), "--type", "https://airseal.dev/action/v1")
+    assert (attested.code, attested.stdout.strip()) == (0, "Verified OK"), attested.stderr
+    wrong_key = airseal("verify-blob-attestation", str(payload), "--bundle", str(action_bundle),
+                        "--key", str(site["vendor_pub"]))
+    assert wrong_key.code == 1 and "wrong key" in wrong_key.stderr
+
     agent_home = _enrolled_agent(tmp_path, site["site_pub"])
     asked = _agent("import", str(media), home=agent_home)  # no terminal: shown, then refused
     assert asked.returncode == 1
@@ -130,8 +140,7 @@ def test_altered_vendor_signature_is_refused(airseal, appliance_home, tmp_path):
 
     # altered before export (a tampered appliance store): signed by the distributor, yet the
     # vendor signature itself does not hold, so the endpoint refuses
-    store = appliance_home / "store"
-    for evidence in store.glob("*.vendor.json"):
+    for evidence in (appliance_home / "vendor").glob("*.json"):
         data = json.loads(evidence.read_text())
         if data["method"] == "cosign-signature":
             sig = bytearray(data["signature"].encode())
@@ -152,7 +161,7 @@ def test_required_vendor_signature_missing_is_refused_and_optional_is_fine(
 ):
     site = _site(airseal, appliance_home, tmp_path)
     agent_home = _enrolled_agent(tmp_path, site["site_pub"])
-    for evidence in (appliance_home / "store").glob("*.vendor.json"):
+    for evidence in (appliance_home / "vendor").glob("*.json"):
         evidence.unlink()
     media = tmp_path / "media"
     _export(airseal, media)
