@@ -21,11 +21,19 @@ ISSUER = "https://github.com/login/oauth"
 
 
 def _agent(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "AIRSEAL_AGENT_HOME": str(home),
-           "AIRSEAL_AGENT_KEY_PASSWORD": "agent-test-password"}
+    env = {
+        **os.environ,
+        "AIRSEAL_AGENT_HOME": str(home),
+        "AIRSEAL_AGENT_KEY_PASSWORD": "agent-test-password",
+    }
     return subprocess.run(
-        [sys.executable, "-m", "airseal.agent", *args], capture_output=True, text=True,
-        env=env, timeout=300, check=False, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "airseal.agent", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
 
 
@@ -48,19 +56,40 @@ def _site(airseal, appliance_home: Path, tmp_path: Path) -> dict[str, Path]:
     sig = tmp_path / "tool.sh.sig"
     _ok(airseal("sign-blob", str(tool), "--key", "vendor", "--output-signature", str(sig)))
     _ok(airseal("file", "add", str(tool), "--signature", str(sig), "--key", str(vendor_pub)))
-    _ok(airseal(
-        "file", "add", str(KEYLESS / "new_bundle.txt"),
-        "--bundle", str(KEYLESS / "new_bundle.txt.sigstore.json"),
-        "--certificate-identity-regexp", r"^aryadeeptade@gmail\.com$",
-        "--certificate-oidc-issuer", ISSUER,
-    ))
+    _ok(
+        airseal(
+            "file",
+            "add",
+            str(KEYLESS / "new_bundle.txt"),
+            "--bundle",
+            str(KEYLESS / "new_bundle.txt.sigstore.json"),
+            "--certificate-identity-regexp",
+            r"^aryadeeptade@gmail\.com$",
+            "--certificate-oidc-issuer",
+            ISSUER,
+        )
+    )
     dest = tmp_path / "endpoint"
     for name, source in (("(Tools)Vendor", tool), ("(Docs)Keyless", KEYLESS / "new_bundle.txt")):
-        _ok(airseal(
-            "action", "create", "--name", name, "--file", str(source), "--os", "linux",
-            "--mode", "download", "--dest", str(dest / source.name), "--key", "site",
-            "--require-vendor-signature",
-        ))
+        _ok(
+            airseal(
+                "action",
+                "create",
+                "--name",
+                name,
+                "--file",
+                str(source),
+                "--os",
+                "linux",
+                "--mode",
+                "download",
+                "--dest",
+                str(dest / source.name),
+                "--key",
+                "site",
+                "--require-vendor-signature",
+            )
+        )
     return {"site_pub": site_pub, "vendor_pub": vendor_pub, "dest": dest}
 
 
@@ -95,11 +124,25 @@ def test_vendor_signatures_are_checked_again_and_shown_at_the_endpoint(
     # an action's own bundle is an attestation about its payload, and verifies as one
     (payload,) = media.glob("airseal/actions/*/payload/tool.sh")
     action_bundle = payload.parent.parent / "action.sigstore.json"
-    attested = airseal("verify-blob-attestation", str(payload), "--bundle", str(action_bundle),
-                       "--key", str(site["site_pub"]), "--type", "https://airseal.dev/action/v1")
+    attested = airseal(
+        "verify-blob-attestation",
+        str(payload),
+        "--bundle",
+        str(action_bundle),
+        "--key",
+        str(site["site_pub"]),
+        "--type",
+        "https://airseal.dev/action/v1",
+    )
     assert (attested.code, attested.stdout.strip()) == (0, "Verified OK"), attested.stderr
-    wrong_key = airseal("verify-blob-attestation", str(payload), "--bundle", str(action_bundle),
-                        "--key", str(site["vendor_pub"]))
+    wrong_key = airseal(
+        "verify-blob-attestation",
+        str(payload),
+        "--bundle",
+        str(action_bundle),
+        "--key",
+        str(site["vendor_pub"]),
+    )
     assert wrong_key.code == 1 and "wrong key" in wrong_key.stderr
 
     agent_home = _enrolled_agent(tmp_path, site["site_pub"])
@@ -175,9 +218,24 @@ def test_required_vendor_signature_missing_is_refused_and_optional_is_fine(
     _ok(airseal("file", "add", str(plain)))
     for action in json.loads(_ok(airseal("action", "list", "--json"))):
         _ok(airseal("action", "revoke", action["id"], "--reason", "test"))
-    _ok(airseal("action", "create", "--name", "(Docs)Plain", "--file", str(plain), "--os",
-                "linux", "--mode", "download", "--dest", str(site["dest"] / "plain.txt"),
-                "--key", "site"))
+    _ok(
+        airseal(
+            "action",
+            "create",
+            "--name",
+            "(Docs)Plain",
+            "--file",
+            str(plain),
+            "--os",
+            "linux",
+            "--mode",
+            "download",
+            "--dest",
+            str(site["dest"] / "plain.txt"),
+            "--key",
+            "site",
+        )
+    )
     media3 = tmp_path / "media3"
     _export(airseal, media3)
     _ok(_agent("import", str(media3), "--yes", home=agent_home))
@@ -191,7 +249,21 @@ def test_requiring_a_vendor_signature_for_an_unsigned_file_is_refused_at_create(
     plain = tmp_path / "plain.txt"
     plain.write_text("x\n")
     _ok(airseal("file", "add", str(plain)))
-    result = airseal("action", "create", "--name", "(Docs)Plain", "--file", str(plain), "--os",
-                     "linux", "--mode", "download", "--dest", "/tmp/plain.txt", "--key", "site",
-                     "--require-vendor-signature")
+    result = airseal(
+        "action",
+        "create",
+        "--name",
+        "(Docs)Plain",
+        "--file",
+        str(plain),
+        "--os",
+        "linux",
+        "--mode",
+        "download",
+        "--dest",
+        "/tmp/plain.txt",
+        "--key",
+        "site",
+        "--require-vendor-signature",
+    )
     assert result.code == 2 and "no vendor signature" in result.stderr
