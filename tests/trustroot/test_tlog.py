@@ -130,7 +130,7 @@ def test_an_entry_about_another_signature_is_refused() -> None:
 
 
 def test_a_forged_checkpoint_is_refused() -> None:
-    log_key, log_der = _log()
+    _, log_der = _log()
     forger, _ = _log()
     bundle = _logged_bundle(forger, log_der)  # signed by a key that is not the log's
     with pytest.raises(TlogEntryInvalid):
