@@ -136,6 +136,12 @@ def config_get(name: str | None, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("value")
 def config_set(name: str, value: str) -> None:
-    """Change a setting (audited)."""
+    """Change a setting (audited).
+
+    \b
+    Examples:
+      airseal config set intake.require-signature true
+      airseal config set verify.require-tlog true
+    """
     open_appliance().set_setting(name, value)
     click.echo(f"{name} = {value}")
