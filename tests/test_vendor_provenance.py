@@ -144,6 +144,10 @@ def test_vendor_signatures_are_checked_again_and_shown_at_the_endpoint(
         str(site["vendor_pub"]),
     )
     assert wrong_key.code == 1 and "wrong key" in wrong_key.stderr
+    as_blob = airseal(
+        "verify-blob", str(payload), "--bundle", str(action_bundle), "--key", str(site["site_pub"])
+    )
+    assert as_blob.code == 1 and "verify-blob-attestation" in as_blob.stderr
 
     agent_home = _enrolled_agent(tmp_path, site["site_pub"])
     asked = _agent("import", str(media), home=agent_home)  # no terminal: shown, then refused
