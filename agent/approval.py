@@ -39,6 +39,9 @@ class ActionSummary:
     Signed names in ``name``, ``payload`` and ``what`` are escaped where they could deceive."""
     warnings: tuple[str, ...] = ()
     """One line for each signed name that had to be escaped."""
+    vendor: str | None = None
+    """Who signed the payload at the vendor, checked again here (``None``: no vendor signature
+    travels with the action)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,8 @@ class ApprovalRequest:
         ]
         for a in self.actions[:50]:
             lines.append(f"    - {a.name} v{a.version} [{a.os}, {a.mode}]: {a.what}")
+            vendor = f"{a.vendor} (verified here)" if a.vendor else "none carried"
+            lines.append(f"        vendor signature: {vendor}")
         if len(self.actions) > 50:
             lines.append(f"    ... and {len(self.actions) - 50} more")
         lines.extend(f"  WARNING: {warning}" for warning in self.warnings[:50])
@@ -176,6 +181,7 @@ def summarise(action: VerifiedAction) -> ActionSummary:
         p.payload.size,
         what,
         name_warnings(action),
+        escape_confusables(action.vendor.signer) if action.vendor is not None else None,
     )
 
 

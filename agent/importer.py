@@ -209,6 +209,7 @@ class Importer:
         verifier.verify_files()
         self.hook("files-verified")
         verifier.verify_actions()
+        verifier.verify_vendor_signatures()
         self.hook("actions-verified")
         return verifier.verified()
 

@@ -24,6 +24,8 @@ class ActionReport:
     exit_code: int | None = None
     output: str | None = None
     reboot_requested: bool = False
+    vendor: str | None = None
+    """The vendor's signer, when a vendor signature travelled with the action and held here."""
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -36,6 +38,7 @@ class ActionReport:
             "exitCode": self.exit_code,
             "rebootRequested": self.reboot_requested,
             "output": self.output,
+            "vendorSigner": self.vendor,
         }
 
 

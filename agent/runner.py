@@ -139,6 +139,9 @@ class ActionRunner:
         """Everything after check 2; sets ``report.status`` unless a refusal is raised."""
         self.media, self._report = media, report
         self._entries = {entry.id: entry for entry in report.actions}
+        for action in media.actions:
+            if action.vendor is not None and action.id in self._entries:
+                self._entries[action.id].vendor = action.vendor.signer
         report.warnings.extend(w for action in media.actions for w in name_warnings(action))
         self._approve(media, report)
         self.planned = plan_actions(

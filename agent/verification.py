@@ -17,7 +17,11 @@ Check 2 is made of these, in this order:
    bytes, which anyone can re-encode without touching the signature;
 3. the listing rules and every file's digest (:func:`airseal.media.verdict.verify_media_files`);
 4. :func:`verify_action_bundle`: each action's own DSSE statement, signed by a key allowed to
-   sign actions, with the exact bytes the listing names, matching the listing's entry.
+   sign actions, with the exact bytes the listing names, matching the listing's entry;
+5. :func:`verify_vendor_signature`: the vendor's signature carried with an action
+   (``vendor.json``, covered by the export statement) holds again for the payload's signed
+   digest, key-based or keyless against the trusted root carried with it; an action that
+   requires it and carries none is refused.
 
 Check 2 accepts nothing into the journal: the shell records the sequence only once the import's
 outcome is decided (:mod:`airseal.agent.runner`), and asks approval for every signer it counts
@@ -28,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -52,8 +56,16 @@ from airseal.media.statement import (
     ActionPredicate,
     ExportContents,
     ExportedAction,
+    ListedFile,
     read_action_statement,
     read_export_statement,
+)
+from airseal.media.vendor import (
+    MAX_VENDOR_BYTES,
+    VendorCheck,
+    VendorEvidence,
+    VendorSignatureMissing,
+    verify_vendor_evidence,
 )
 from airseal.media.verdict import MediaVerdict, verify_media_files
 from airseal.trustroot.bundle import Bundle, parse_bundle
@@ -95,6 +107,8 @@ class VerifiedAction:
     signer: TrustedKey
     subject: str
     """The action bundle's path on the media (relative to the mount point)."""
+    vendor: VendorCheck | None = None
+    """The vendor's signature over the payload, checked again here (``None``: none carried)."""
 
     @property
     def id(self) -> str:
@@ -278,6 +292,35 @@ def verify_action_bundle(
     return VerifiedAction(listed, predicate, key, subject)
 
 
+def verify_vendor_signature(
+    action: VerifiedAction, source: MediaSource, digests: Mapping[str, ListedFile]
+) -> VerifiedAction:
+    """Check 2, step 5, for one action: the vendor evidence is the listed file and holds for the
+    payload's signed SHA-256; required-but-absent is a refusal."""
+    listed = action.listed
+    if listed.vendor is None:
+        if action.predicate.require_vendor_signature:
+            raise VendorSignatureMissing(
+                f"action {action.id} requires the vendor's signature over "
+                f"{action.predicate.payload.name}, and the media carries none",
+                subject=action.subject,
+            )
+        return action
+    subject = layout.on_mount(listed.vendor)
+    data = source.read_bytes(subject, max_size=MAX_VENDOR_BYTES)
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != digests[listed.vendor].sha256:
+        raise MediaDigestMismatch(
+            f"sha256 is {actual}, the statement lists {digests[listed.vendor].sha256}",
+            subject=subject,
+        )
+    evidence = VendorEvidence.from_json_bytes(data, subject=subject)
+    check = verify_vendor_evidence(
+        evidence, bytes.fromhex(action.predicate.payload.sha256), subject=subject
+    )
+    return replace(action, vendor=check)
+
+
 # -- the whole of check 2 over one media -------------------------------------------------------
 
 
@@ -421,6 +464,17 @@ class MediaVerifier:
         self.actions = tuple(actions)
         return self.actions
 
+    def verify_vendor_signatures(self) -> tuple[VerifiedAction, ...]:
+        """Step 5: each carried vendor signature holds for the action's signed payload digest;
+        an action that requires one and carries none is refused."""
+        actions = self._require(self.actions, "verify_vendor_signatures", "verify_actions")
+        assert self.export is not None
+        digests = self.export.contents.by_path()
+        self.actions = tuple(
+            verify_vendor_signature(action, self.source, digests) for action in actions
+        )
+        return self.actions
+
     def verified(self) -> VerifiedMedia:
         """The result, once every step has passed."""
         actions = self._require(self.actions, "verified", "verify_actions")
@@ -453,4 +507,5 @@ def verify_media(
     verifier.verify_sequence()
     verifier.verify_files()
     verifier.verify_actions()
+    verifier.verify_vendor_signatures()
     return verifier.verified()

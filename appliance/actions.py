@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from airseal.appliance import audit, settings
 from airseal.appliance.errors import ApplianceError, UsageError
 from airseal.appliance.home import Home
-from airseal.appliance.intake import find_file
+from airseal.appliance.intake import find_file, read_vendor_evidence
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
 from airseal.media.statement import (
@@ -65,6 +65,7 @@ class ActionSpec:
     file_mode: str | None = None
     owner: str | None = None
     valid_days: int | None = None
+    require_vendor_signature: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -210,9 +211,26 @@ def build_predicate(
             valid_until=now + timedelta(days=valid_days),
             payload=payload,
             intake=intake,
+            require_vendor_signature=_pick(
+                spec.require_vendor_signature, base.require_vendor_signature if base else False
+            ),
         )
     except ValidationError as exc:
         raise UsageError(_validation_message(exc), subject="action") from None
+
+
+def _check_vendor_evidence(home: Home, predicate: ActionPredicate) -> None:
+    """An action that requires the vendor's signature must have one that can travel."""
+    if predicate.require_vendor_signature and (
+        read_vendor_evidence(home, predicate.payload.sha256) is None
+    ):
+        raise UsageError(
+            f"{predicate.payload.name} has no vendor signature that endpoints can check "
+            "(it was added without one, or with an Ed25519 signature over the whole file)",
+            subject=predicate.payload.name,
+            hint="add the file again with its vendor signature (`airseal file add --bundle ...`),"
+            " or drop --require-vendor-signature",
+        )
 
 
 def _pick(value: Any, previous: Any) -> Any:
@@ -278,6 +296,7 @@ def create_action(
     predicate = build_predicate(
         db, spec, action_id=action_id, version=1, base=None, now=now or datetime.now(UTC)
     )
+    _check_vendor_evidence(home, predicate)
     return _sign_and_store(home, db, predicate, key_name, prompter, "action.create")
 
 
@@ -303,6 +322,7 @@ def edit_action(
         base=latest.predicate,
         now=now or datetime.now(UTC),
     )
+    _check_vendor_evidence(home, predicate)
     return _sign_and_store(
         home, db, predicate, key_name or latest.key_name, prompter, "action.edit"
     )

@@ -149,31 +149,46 @@ def _nothing() -> Iterator[None]:
     yield None
 
 
-def load_key_argument(value: str, db_opener: object) -> tuple[PublicKey, str]:
-    """``--key`` is a PEM public key file, or the name of a key in the appliance home.
+def load_key_argument(
+    value: str, db_opener: object, module: str | None = None
+) -> tuple[PublicKey, str]:
+    """``--key`` is a PEM (or cosign.pub) public key file, a PKCS#11 URI (RFC 7512), or the name
+    of a key in the appliance home.
 
-    A value that looks like a path (a separator, or a key file's suffix) and is neither a file
-    nor a key here is reported as the missing file it most likely is, not as an unknown key."""
-    from airseal.errors import AirsealError
+    A value that is neither says exactly that; one that looks like a path (a separator, or a key
+    file's suffix) is reported as the missing file it most likely is, not as an unknown key."""
+    if value.lower().startswith("pkcs11:"):  # RFC 7512; python-pkcs11 loads only then
+        from airseal.appliance.signers.pkcs11.uri import public_key_from_uri
 
+        return public_key_from_uri(value, module)
     candidate = Path(value)
     if candidate.is_file():
         pem = read_capped(candidate, 64 * 1024)
         key = load_public_key(pem, subject=str(candidate))
         return key, f"{candidate} ({fingerprint(key)[:16]})"
     assert callable(db_opener)
+    from airseal.appliance.errors import HomeError, KeyNotFound
     from airseal.appliance.keystore import get_key
 
     try:
         record = get_key(db_opener(), value)
-    except AirsealError:
+    except (HomeError, KeyNotFound) as exc:
         if _looks_like_a_path(value):
             raise UsageError(
-                "--key: the file does not exist (and no key of this name is in the home)",
+                f"--key {value!r} is neither an existing file nor a key name in the appliance "
+                "home: the file does not exist",
                 subject=value,
-                hint="give the path of a PEM public key file, or a name from `airseal key list`",
+                hint="give the path of a PEM or cosign.pub public key file, or a name from "
+                "`airseal key list`",
             ) from None
-        raise
+        if isinstance(exc, HomeError):
+            raise
+        raise UsageError(
+            f"--key {value!r} is neither an existing file nor a key name in the appliance home",
+            subject=value,
+            hint="give the path of a PEM or cosign.pub public key file, or a name from "
+            "`airseal key list`",
+        ) from None
     return record.public_key, f"key {record.name} ({record.fingerprint[:16]})"
 
 

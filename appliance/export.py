@@ -31,7 +31,7 @@ from airseal.appliance import audit, settings
 from airseal.appliance.actions import ActionRecord, current_actions, get_action
 from airseal.appliance.errors import UsageError
 from airseal.appliance.home import Home
-from airseal.appliance.intake import store_path
+from airseal.appliance.intake import read_vendor_evidence, store_path
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
 from airseal.errors import AirsealError
@@ -182,6 +182,7 @@ def export_to_media(
         ActionToExport(
             id=r.id, version=r.version, name=r.name, bundle=r.bundle.encode(),
             payload=store_path(home, r.payload_sha256), payload_name=r.predicate.payload.name,
+            vendor=read_vendor_evidence(home, r.payload_sha256),
         )
         for r in chosen
     ]

@@ -18,16 +18,24 @@ from typing import Any
 
 import sqlite_utils
 
-from airseal._internal.atomic import fsync_dir, read_capped
+from airseal._internal.atomic import fsync_dir, read_capped, write_atomic
 from airseal.appliance import audit, settings
 from airseal.appliance.blobs import verify_blob
 from airseal.appliance.errors import ApplianceError, UsageError
 from airseal.appliance.home import Home
 from airseal.media.names import name_problem
+from airseal.media.vendor import (
+    MAX_VENDOR_BYTES,
+    VendorEvidence,
+    VendorEvidenceInvalid,
+    encode_signature,
+    verify_vendor_evidence,
+)
 from airseal.trustroot.bundle import MAX_BUNDLE_BYTES
 from airseal.trustroot.digest import ProgressCallback, read_chunks, sha256_stream
 from airseal.trustroot.errors import VerificationError
-from airseal.trustroot.keys import PublicKey, fingerprint
+from airseal.trustroot.identity import CertificatePolicy
+from airseal.trustroot.keys import PublicKey, fingerprint, spki_pem
 
 
 class IntakeRefused(VerificationError):
@@ -52,12 +60,21 @@ class VendorSignature:
     trusted_root: Path | None = None
     trusted_root_json: bytes | None = None
     """The trusted root's bytes, when already chosen (the service picks the imported one)."""
+    identity_regexp: str | None = None
+    issuer_regexp: str | None = None
+
+    @property
+    def keyless(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.identity, self.issuer, self.identity_regexp, self.issuer_regexp)
+        )
 
     @property
     def method(self) -> str:
         if self.signature is not None:
             return "cosign-signature"
-        if self.bundle is not None and self.identity is not None:
+        if self.bundle is not None and self.keyless:
             return "keyless"
         if self.bundle is not None:
             return "bundle-key"
@@ -91,40 +108,100 @@ def _check_vouching(vendor: VendorSignature) -> None:
         raise UsageError("give --signature or --bundle, not both")
     if vendor.signature is not None and vendor.key is None:
         raise UsageError("--signature needs --key (the vendor's public key)")
-    if vendor.bundle is not None and vendor.key is None and vendor.identity is None:
+    if vendor.bundle is not None and vendor.key is None and not vendor.keyless:
         raise UsageError(
             "--bundle needs --key, or --certificate-identity and "
             "--certificate-oidc-issuer for a keyless bundle"
         )
-    if (vendor.identity is None) != (vendor.issuer is None):
-        raise UsageError("--certificate-identity and --certificate-oidc-issuer go together")
-    if vendor.identity is not None and vendor.key is not None:
+    if vendor.keyless:
+        _policy(vendor)  # exactly one of each identity/issuer pair, valid patterns
+    if vendor.keyless and vendor.key is not None:
         raise UsageError("a keyless bundle is verified by identity, not --key")
 
 
-def _verify(stored: Path, digest: bytes, vendor: VendorSignature) -> str | None:
-    """Check the vendor signature over the stored copy; returns who signed."""
-    if vendor.method == "keyless":
-        from airseal.trustroot.keyless import verify_keyless_bundle
+def _policy(vendor: VendorSignature) -> CertificatePolicy:
+    if (vendor.identity is None and vendor.identity_regexp is None) != (
+        vendor.issuer is None and vendor.issuer_regexp is None
+    ):
+        raise UsageError(
+            "--certificate-identity and --certificate-oidc-issuer go together (or their "
+            "-regexp forms)"
+        )
+    return CertificatePolicy(
+        vendor.identity, vendor.identity_regexp, vendor.issuer, vendor.issuer_regexp
+    )
 
-        assert vendor.bundle is not None and vendor.identity and vendor.issuer
+
+def _verify(
+    stored: Path, digest: bytes, vendor: VendorSignature
+) -> tuple[str | None, bytes | None]:
+    """Check the vendor signature over the stored copy; returns who signed, and the evidence to
+    carry to endpoints (``None`` when it cannot be checked from the digest alone)."""
+    if vendor.method == "keyless":
+        from airseal.trustroot.keyless import default_trusted_root_json, verify_keyless_bundle
+
+        assert vendor.bundle is not None
         root = vendor.trusted_root_json
         if root is None and vendor.trusted_root is not None:
             root = read_capped(vendor.trusted_root, 8 * 1024 * 1024)
+        bundle_bytes = read_capped(vendor.bundle, MAX_BUNDLE_BYTES)
         result = verify_keyless_bundle(
-            read_capped(vendor.bundle, MAX_BUNDLE_BYTES),
+            bundle_bytes,
             digest,
-            identity=vendor.identity,
-            issuer=vendor.issuer,
+            policy=_policy(vendor),
             trusted_root_json=root,
             subject=str(vendor.bundle),
         )
-        return f"{result.identity} ({result.issuer})"
+        evidence = VendorEvidence(
+            method="keyless",
+            bundle=bundle_bytes.decode("utf-8"),
+            identity=result.identity,
+            issuer=result.issuer,
+            trusted_root=(root or default_trusted_root_json()).decode("utf-8"),
+        )
+        return f"{result.identity} ({result.issuer})", _carried(evidence, digest)
     if vendor.method == "none":
-        return None
+        return None, None
     assert vendor.key is not None
     verify_blob(stored, vendor.key, signature_path=vendor.signature, bundle_path=vendor.bundle)
-    return fingerprint(vendor.key)
+    pem = spki_pem(vendor.key).decode("ascii")
+    if vendor.signature is not None:
+        text = read_capped(vendor.signature, 16 * 1024)
+        evidence = VendorEvidence(
+            method="cosign-signature", signature=encode_signature(text), public_key=pem
+        )
+    else:
+        assert vendor.bundle is not None
+        evidence = VendorEvidence(
+            method="bundle-key",
+            bundle=read_capped(vendor.bundle, MAX_BUNDLE_BYTES).decode("utf-8"),
+            public_key=pem,
+        )
+    return fingerprint(vendor.key), _carried(evidence, digest)
+
+
+def _carried(evidence: VendorEvidence, digest: bytes) -> bytes | None:
+    """The evidence as it will travel, if an endpoint can check it from the digest alone (an
+    Ed25519 message signature covers the whole content, so it stays here)."""
+    try:
+        verify_vendor_evidence(evidence, digest, subject="vendor evidence")
+    except VendorEvidenceInvalid:
+        return None
+    return evidence.to_json_bytes()
+
+
+def vendor_evidence_path(home: Home, sha256: str) -> Path:
+    """Where intake keeps the vendor evidence of a stored file (apart from the store, which
+    holds only content named by its digest)."""
+    return home.root / "vendor" / f"{sha256}.json"
+
+
+def read_vendor_evidence(home: Home, sha256: str) -> bytes | None:
+    path = vendor_evidence_path(home, sha256)
+    try:
+        return read_capped(path, MAX_VENDOR_BYTES)
+    except FileNotFoundError:
+        return None
 
 
 def add_file(
@@ -148,7 +225,7 @@ def add_file(
     try:
         digest, size = _copy_and_hash(Path(source), incoming, on_progress)
         try:
-            signer = _verify(incoming, digest, vendor)
+            signer, evidence = _verify(incoming, digest, vendor)
         except VerificationError as error:
             audit.record(
                 home,
@@ -159,6 +236,13 @@ def add_file(
             )
             raise
         final = store_path(home, digest.hex())
+        carried = vendor_evidence_path(home, digest.hex())
+        if evidence is not None:
+            carried.parent.mkdir(mode=0o700, exist_ok=True)
+            write_atomic(carried, evidence, mode=0o400)
+        else:  # the evidence always reflects the latest intake of this content
+            with contextlib.suppress(FileNotFoundError):
+                carried.unlink()
         if final.exists():
             incoming.unlink()
         else:

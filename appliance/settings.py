@@ -44,6 +44,13 @@ SETTINGS = {
                 "days a new site targets (distributor policy) version stays valid"),
         Setting("site.timestamp-days", "30", None,
                 "days the site timestamp re-signed at each export stays valid on endpoints"),
+        Setting(
+            "verify.require-tlog",
+            "false",
+            ("true", "false"),
+            "key-based bundles must carry a transparency-log entry verified against "
+            "--trusted-root (verify-blob, verify-blob-attestation)",
+        ),
     )
 }
 

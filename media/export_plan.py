@@ -40,6 +40,7 @@ from airseal.media.statement import (
     ExportPredicate,
     read_action_statement,
 )
+from airseal.media.vendor import MAX_VENDOR_BYTES
 from airseal.trustroot.bundle import parse_bundle
 from airseal.trustroot.dsse import Statement
 from airseal.trustroot.errors import VerificationError
@@ -57,6 +58,8 @@ class ActionToExport:
     bundle: bytes
     payload: Path
     payload_name: str
+    vendor: bytes | None = None
+    """The vendor evidence (:mod:`airseal.media.vendor`) to carry with the action, if any."""
 
 
 @dataclass(frozen=True)
@@ -224,10 +227,21 @@ def _plan_action(action: ActionToExport, split_threshold: int | None) -> list[Pl
         targets = list(zip(paths, sizes, strict=True))
     else:
         targets = [(layout.payload_path(action.id, action.payload_name), size)]
-    return [
+    planned = [
         PlannedSource([(bundle_path, len(action.bundle))], action.bundle, len(action.bundle)),
         PlannedSource(targets, action.payload, size, action, statement.subject[0].sha256),
     ]
+    if action.vendor is not None:
+        vendor_path = layout.vendor_evidence_path(action.id)
+        if len(action.vendor) > MAX_VENDOR_BYTES:
+            raise InvalidExportStatement(
+                f"vendor evidence is {len(action.vendor)} bytes, over {MAX_VENDOR_BYTES}",
+                subject=vendor_path,
+            )
+        planned.append(
+            PlannedSource([(vendor_path, len(action.vendor))], action.vendor, len(action.vendor))
+        )
+    return planned
 
 
 def check_target(mount: Path) -> tuple[list[Path], int]:

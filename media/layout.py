@@ -4,6 +4,7 @@
 <mount>/airseal/
   export.sigstore.json                      signed export statement (the commit point)
   actions/<action-id>/action.sigstore.json  signed action statement
+  actions/<action-id>/vendor.json           the vendor's signature over the payload (optional)
   actions/<action-id>/payload/<name>        payload, or <name>.part000, .part001 ... when split
   receipts/<agent-id>/<export-id>.json      written by agents; the only unlisted subtree
 <mount>/.airseal-staging-<export-id>/       an export being written (leftover = interrupted)
@@ -48,6 +49,11 @@ def action_dir(action_id: str) -> str:
 
 def action_bundle_path(action_id: str) -> str:
     return f"{ACTIONS_DIR}/{action_id}/{ACTION_BUNDLE_NAME}"
+
+
+def vendor_evidence_path(action_id: str) -> str:
+    """The vendor's signature carried with the action (:mod:`airseal.media.vendor`)."""
+    return f"{ACTIONS_DIR}/{action_id}/vendor.json"
 
 
 def payload_path(action_id: str, payload_name: str) -> str:

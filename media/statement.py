@@ -166,12 +166,18 @@ class ExportedAction(_Model):
     name: ShortText
     bundle: RelativePath
     payload: PayloadRef
+    vendor: RelativePath | None = None
+    """``actions/<id>/vendor.json`` when the vendor's signature travels with the action."""
 
     @model_validator(mode="after")
     def _layout(self) -> ExportedAction:
         expected = layout.action_bundle_path(self.id)
         if self.bundle != expected:
             raise ValueError(f"bundle must be {expected!r}, not {self.bundle!r}")
+        if self.vendor is not None and self.vendor != layout.vendor_evidence_path(self.id):
+            raise ValueError(
+                f"vendor must be {layout.vendor_evidence_path(self.id)!r}, not {self.vendor!r}"
+            )
         parts = self.payload.parts
         if len(parts) == 1:
             raise ValueError("a split payload has at least two parts")
@@ -223,7 +229,8 @@ class ExportPredicate(_Model):
                 raise ValueError(f"{path!r}: receipts are never part of an export")
         sizes = {f.path: f.size for f in self.files}
         for action in self.actions:
-            for path in (action.bundle, *action.payload_paths):
+            carried = (action.vendor,) if action.vendor is not None else ()
+            for path in (action.bundle, *action.payload_paths, *carried):
                 if path not in sizes:
                     raise ValueError(f"action {action.id}: {path!r} is not among the files")
             if sum(sizes[p] for p in action.payload_paths) != action.payload.size:
@@ -440,6 +447,8 @@ class ActionPredicate(_Model):
     valid_until: UtcDatetime
     payload: ActionPayload
     intake: Intake
+    require_vendor_signature: StrictBool = False
+    """Endpoints refuse the action unless the vendor's signature travels with it and holds."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ActionPredicate:

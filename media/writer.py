@@ -347,6 +347,11 @@ class _ExportWriter:
                     version=action.version,
                     name=action.name,
                     bundle=layout.action_bundle_path(action.id),
+                    vendor=(
+                        layout.vendor_evidence_path(action.id)
+                        if action.vendor is not None
+                        else None
+                    ),
                     payload=PayloadRef(
                         name=action.payload_name,
                         sha256=payload_digests[action.id],

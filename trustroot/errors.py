@@ -87,3 +87,9 @@ class MirrorRefused(VerificationError):
     title = "Trust root mirror refused"
     check = "tuf"
     hint = "fetch a fresh copy on a connected machine (`airseal trustroot fetch --to DIR`)"
+
+
+class PredicateTypeMismatch(VerificationError):
+    title = "Predicate type mismatch"
+    check = "predicate type"
+    hint = "the attestation says something else about the artifact; check --type"

@@ -36,15 +36,12 @@ from typing import Final
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat import asn1
 from pydantic import ValidationError
 from sigstore.errors import CertValidationError, MetadataError
 from sigstore.errors import Error as SigstoreError
-from sigstore.errors import VerificationError as SigstoreVerificationError
 from sigstore.hashes import Hashed
 from sigstore.models import Bundle, TrustedRoot
 from sigstore.verify import Verifier
-from sigstore.verify.policy import Identity
 from sigstore_models.common.v1 import HashAlgorithm
 from sigstore_models.trustroot import v1 as trustroot_v1
 
@@ -54,15 +51,13 @@ from airseal.trustroot.errors import (
     MalformedBundle,
     VerificationError,
 )
+from airseal.trustroot.identity import CertificatePolicy, PolicyRejected
 from airseal.trustroot.untrusted_json import check_json_depth
 
 MAX_BUNDLE_BYTES: Final = 16 * 1024 * 1024
 MAX_TRUSTED_ROOT_BYTES: Final = 16 * 1024 * 1024
 
 _DEFAULT_ROOT_DIR: Final = "https%3A%2F%2Ftuf-repo-cdn.sigstore.dev"
-_OIDC_ISSUER_OID: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")
-_OIDC_ISSUER_V2_OID: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.8")
-_SIGSTORE_OTHERNAME_OID: Final = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.7")
 
 # What may escape sigstore-python (and the cryptography calls under it) for hostile input: its own
 # errors, parse errors (pydantic, base64 and DER all raise ValueError subclasses), and a few
@@ -115,23 +110,6 @@ class KeylessResult:
     certificate_not_after: datetime
     log_index: int
     integrated_time: datetime | None
-
-
-class _IdentityRejected(SigstoreVerificationError):
-    """The certificate is genuine but names someone else; raised from inside sigstore's checks."""
-
-
-class _IdentityPolicy:
-    """sigstore's ``Identity`` policy, with its refusal made distinguishable from other failures."""
-
-    def __init__(self, identity: str, issuer: str) -> None:
-        self._inner = Identity(identity=identity, issuer=issuer)
-
-    def verify(self, cert: x509.Certificate) -> None:
-        try:
-            self._inner.verify(cert)
-        except (SigstoreVerificationError, x509.ExtensionNotFound, ValueError) as exc:
-            raise _IdentityRejected(str(exc)) from exc
 
 
 def _describe(exc: BaseException) -> str:
@@ -199,39 +177,6 @@ def _parse_bundle(raw: bytes, subject: str | None) -> Bundle:
         ) from exc
 
 
-def _certificate_identities(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    names: list[str] = list(san.get_values_for_type(x509.RFC822Name))
-    names += san.get_values_for_type(x509.UniformResourceIdentifier)
-    for other in san.get_values_for_type(x509.OtherName):
-        if other.type_id == _SIGSTORE_OTHERNAME_OID:
-            try:
-                names.append(asn1.decode_der(str, other.value))
-            except ValueError:
-                names.append(other.value.decode("utf-8", "replace"))
-    return sorted(names)
-
-
-def _certificate_issuer(cert: x509.Certificate) -> str | None:
-    for oid in (_OIDC_ISSUER_OID, _OIDC_ISSUER_V2_OID):
-        try:
-            value = cert.extensions.get_extension_for_oid(oid).value
-        except x509.ExtensionNotFound:
-            continue
-        if not isinstance(value, x509.UnrecognizedExtension):
-            continue
-        try:
-            if oid == _OIDC_ISSUER_OID:
-                return value.value.decode("utf-8")
-            return asn1.decode_der(str, value.value)
-        except ValueError:
-            continue
-    return None
-
-
 def _signed_digest(bundle: Bundle) -> bytes | None:
     """The SHA-256 the bundle claims to sign, if it states one."""
     signature = bundle._inner.message_signature
@@ -242,7 +187,9 @@ def _signed_digest(bundle: Bundle) -> bytes | None:
     return signature.message_digest.digest
 
 
-def _verifies(verifier: Verifier, bundle: Bundle, digest: bytes, policy: _IdentityPolicy) -> bool:
+def _verifies(
+    verifier: Verifier, bundle: Bundle, digest: bytes, policy: CertificatePolicy
+) -> bool:
     try:
         verifier.verify_artifact(
             Hashed(algorithm=HashAlgorithm.SHA2_256, digest=digest), bundle, policy
@@ -256,10 +203,11 @@ def verify_keyless_bundle(
     bundle_json: bytes,
     sha256_digest: bytes,
     *,
-    identity: str,
-    issuer: str,
+    identity: str | None = None,
+    issuer: str | None = None,
     trusted_root_json: bytes | None = None,
     subject: str | None = None,
+    policy: CertificatePolicy | None = None,
 ) -> KeylessResult:
     """Verify a keyless message-signature bundle over an artifact known by its SHA-256, offline.
 
@@ -275,8 +223,10 @@ def verify_keyless_bundle(
     :class:`VerificationError` for every other failure (chain, SCT, log proofs, signature,
     unusable trusted root).
     """
-    if not identity or not issuer:
-        raise ValueError("an identity and an OIDC issuer are both required")
+    if policy is None:
+        if not identity or not issuer:
+            raise ValueError("an identity and an OIDC issuer are both required")
+        policy = CertificatePolicy(identity=identity, issuer=issuer)
     if len(sha256_digest) != 32:
         raise ValueError(f"a SHA-256 digest is 32 bytes, got {len(sha256_digest)}")
 
@@ -285,25 +235,20 @@ def verify_keyless_bundle(
         raise VerificationError(
             "this is a DSSE (attestation) bundle; it signs a statement, not the artifact",
             subject=subject,
-            hint="verify the artifact with a message-signature bundle (cosign sign-blob --bundle)",
+            hint="verify it with `airseal verify-blob-attestation FILE --bundle BUNDLE` and the "
+            "identity options",
         )
     verifier = _load_trusted_root(
         default_trusted_root_json() if trusted_root_json is None else trusted_root_json, subject
     )
-    policy = _IdentityPolicy(identity, issuer)
     cert = bundle.signing_certificate
 
     try:
         verifier.verify_artifact(
             Hashed(algorithm=HashAlgorithm.SHA2_256, digest=sha256_digest), bundle, policy
         )
-    except _IdentityRejected as exc:
-        actual_issuer = _certificate_issuer(cert)
-        raise IdentityMismatch(
-            f"expected identity {identity!r} from issuer {issuer!r}; the certificate names "
-            f"{_certificate_identities(cert)} from issuer {actual_issuer!r} ({exc})",
-            subject=subject,
-        ) from exc
+    except PolicyRejected as exc:
+        raise IdentityMismatch(str(exc), subject=subject) from exc
     except CertValidationError as exc:
         raise VerificationError(str(exc), subject=subject, hint=_HINT_TRUST) from exc
     except MetadataError as exc:
@@ -331,9 +276,10 @@ def verify_keyless_bundle(
         if entry.integrated_time and entry.inclusion_promise is not None
         else None
     )
+    accepted_identity, accepted_issuer = policy.accepted(cert)
     return KeylessResult(
-        identity=identity,
-        issuer=issuer,
+        identity=accepted_identity,
+        issuer=accepted_issuer,
         sha256=sha256_digest.hex(),
         certificate_serial=cert.serial_number,
         certificate_not_before=cert.not_valid_before_utc,

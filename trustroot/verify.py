@@ -177,9 +177,10 @@ def dsse_signers(
     return frozenset(found)
 
 
-def verify_dsse_bundle(key: PublicKey, bundle: Bundle, *, subject: str | None = None) -> Statement:
-    """Verify a DSSE bundle's envelope signature with ``key``; only then parse its statement."""
-    from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, pae
+def verify_dsse_envelope(key: PublicKey, bundle: Bundle, *, subject: str | None = None) -> bytes:
+    """Verify a key-based DSSE bundle's envelope signature with ``key``; returns the signed payload
+    (an in-toto statement, not yet parsed: callers parse it only after this returned)."""
+    from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, pae
 
     _check_key_material(key, bundle, subject)
     envelope = bundle.dsse_envelope
@@ -201,6 +202,14 @@ def verify_dsse_bundle(key: PublicKey, bundle: Bundle, *, subject: str | None = 
         except InvalidSignature as exc:
             failure = exc
             continue
-        return Statement.from_payload(envelope.payload, subject=subject)
+        return bytes(envelope.payload)
     assert failure is not None
     raise failure
+
+
+def verify_dsse_bundle(key: PublicKey, bundle: Bundle, *, subject: str | None = None) -> Statement:
+    """Verify a DSSE bundle's envelope signature with ``key``; only then parse its statement."""
+    from airseal.trustroot.dsse import Statement
+
+    payload = verify_dsse_envelope(key, bundle, subject=subject)
+    return Statement.from_payload(payload, subject=subject)

@@ -26,6 +26,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "key": "airseal.appliance.cli.commands",
     "sign-blob": "airseal.appliance.cli.commands",
     "verify-blob": "airseal.appliance.cli.commands",
+    "verify-blob-attestation": "airseal.appliance.cli.commands",
     "file": "airseal.appliance.cli.files",
     "config": "airseal.appliance.cli.files",
     "action": "airseal.appliance.cli.actions",

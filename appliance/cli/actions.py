@@ -71,6 +71,13 @@ def action_options(required: bool) -> Callable[[Callable[..., Any]], Callable[..
             type=click.IntRange(1, 3650),
             help="Validity window in days (default: setting action.valid-days).",
         ),
+        click.option(
+            "--require-vendor-signature/--no-require-vendor-signature",
+            "require_vendor_signature",
+            default=None,
+            help="Endpoints refuse the action unless the vendor's signature, checked at intake, "
+            "travels with it and holds again there (signed into the action).",
+        ),
     ]
 
     def apply(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,6 +111,7 @@ def _spec(kw: dict[str, Any]) -> ActionSpec:
         file_mode=kw["file_mode"],
         owner=kw["owner"],
         valid_days=kw["valid_days"],
+        require_vendor_signature=kw["require_vendor_signature"],
     )
 
 
@@ -139,7 +147,13 @@ def action_group() -> None:
 @signing_key_option(required=True)
 @json_option
 def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
-    """Create and sign an action (an in-toto statement in a DSSE bundle)."""
+    """Create and sign an action (an in-toto statement in a DSSE bundle).
+
+    \b
+    Examples:
+      airseal action create --name "(Install)Agent" --os linux --mode execute \\
+          --file agent.tar.gz --run install.sh --key release --require-vendor-signature
+    """
     record = open_appliance().create_action(_spec(kw), key_name)
     _print(record, as_json, "Created")
 
@@ -226,10 +240,10 @@ def action_revoke(action_id: str, reason: str, as_json: bool) -> None:
 
 @action_group.command(name="approve")
 @click.argument("action_id")
-@click.option("--key", "key_name", required=True,
+@click.option("--key", "second_key", required=True,
               help="The second distributor's key (not the one that signed the action).")
 @json_option
-def action_approve(action_id: str, key_name: str, as_json: bool) -> None:
+def action_approve(action_id: str, second_key: str, as_json: bool) -> None:
     """Add a second distributor's signature to an action (the two-person rule: endpoints count
     distinct trusted keys against the site policy's action threshold).
 
@@ -238,11 +252,11 @@ def action_approve(action_id: str, key_name: str, as_json: bool) -> None:
       airseal action approve 3f2a9c --key dist-b
       airseal distributor set-threshold 2    # require two distinct keys on every action
     """
-    record = open_appliance().approve_action(action_id, key_name)
+    record = open_appliance().approve_action(action_id, second_key)
     if as_json:
         emit_json({"schemaVersion": 1, **record.summary()})
     else:
-        click.echo(f"Approved {record.id} v{record.version} with key {key_name}")
+        click.echo(f"Approved {record.id} v{record.version} with key {second_key}")
 
 
 def _print(record: ActionRecord, as_json: bool, verb: str) -> None:

@@ -1,4 +1,5 @@
-"""The `airseal` subcommands of the foundation: init, audit, key, sign-blob, verify-blob.
+"""The `airseal` subcommands of the foundation: init, audit, key, sign-blob, verify-blob,
+verify-blob-attestation.
 
 Each command parses arguments, calls one `appliance` service and prints its result; no crypto,
 SQL or file formats live here.
@@ -15,6 +16,8 @@ from airseal._internal.cli import examples, json_option
 from airseal._internal.times import normalise_timestamp
 from airseal.appliance.cli import cli, exit_codes
 from airseal.appliance.cli.options import (
+    attestation_options,
+    insecure_ignore_tlog_option,
     module_option,
     pkcs11_option,
     serial_option,
@@ -339,56 +342,101 @@ def sign_blob(
 @examples(
     'airseal verify-blob tool.tar.gz --key ops.pub --signature tool.sig',
     'airseal verify-blob tool.tar.gz --key ops --bundle tool.sigstore.json --json',
+    'airseal verify-blob tool.tar.gz --key vendor.pub --bundle tool.sigstore.json \\',
+    '    --trusted-root site_trusted_root.json',
+    'airseal verify-blob tool.tar.gz --key vendor.pub --bundle tool.sigstore.json \\',
+    '    --insecure-ignore-tlog',
+    'airseal verify-blob tool.tar.gz --signature tool.sig \\',
+    "    --key 'pkcs11:token=Vendor;object=release?module-path=/usr/lib/softhsm/libsofthsm2.so'",
+    'airseal verify-blob - --key vendor.pub --bundle tool.sigstore.json < tool.tar.gz',
     'airseal verify-blob tool.tar.gz --bundle tool.sigstore.json \\',
     '    --certificate-identity dev@example.com --certificate-oidc-issuer https://github.com/login/oauth',
+    'airseal verify-blob sha256:a7dd...94da --bundle tool.sigstore.json \\',
+    "    --certificate-identity-regexp '^https://github\\.com/acme/' \\",
+    '    --certificate-oidc-issuer https://token.actions.githubusercontent.com',
 )
 @cli.command(name="verify-blob")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("file", metavar="FILE")
 @vendor_signature_options
+@insecure_ignore_tlog_option
 @json_option
 def verify_blob(
-    file: Path,
+    file: str,
     key_arg: str | None,
+    module: str | None,
     signature: Path | None,
     bundle: Path | None,
     certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
     certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
     trusted_root: Path | None,
+    insecure_ignore_tlog: bool,
     as_json: bool,
 ) -> None:
-    """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1)."""
-    keyless = certificate_identity is not None or certificate_oidc_issuer is not None
-    if keyless:
-        if (
-            key_arg
-            or signature
-            or not bundle
-            or not (certificate_identity and certificate_oidc_issuer)
-        ):
+    """Verify FILE offline; prints `Verified OK` (exit 0) or what failed (exit 1).
+
+    FILE is a path, - (standard input) or sha256:HEX (the artifact's digest). An attestation
+    (DSSE bundle) is verified with `airseal verify-blob-attestation` instead.
+    """
+    appliance = appliance_without_home()
+    policy = appliance.certificate_policy(
+        certificate_identity, certificate_oidc_issuer,
+        certificate_identity_regexp, certificate_oidc_issuer_regexp,
+    )
+    if policy is not None:
+        if key_arg or signature or not bundle:
             raise UsageError(
-                "keyless verification takes --bundle, --certificate-identity and "
-                "--certificate-oidc-issuer (and no --key or --signature)"
+                "keyless verification takes --bundle and the identity options "
+                "(and no --key or --signature)"
             )
-        result = _verify_keyless(
-            file, bundle, certificate_identity or "", certificate_oidc_issuer or "", trusted_root
-        )
+        root = appliance.keyless_trusted_root(trusted_root)
+        click.echo(root.describe(), err=True)
+        artifact = appliance.resolve_artifact(file)
+        outcome = appliance.verify_keyless_artifact(artifact, bundle, policy, trusted_root)
+        result: dict[str, object] = {
+            "schemaVersion": 1,
+            "verified": True,
+            "file": artifact.label,
+            "sha256": outcome.sha256,
+            "identity": outcome.identity,
+            "issuer": outcome.issuer,
+            "trustedRoot": root.to_json(),
+        }
     else:
         if not key_arg:
-            raise UsageError("give --key (or the keyless identity options)")
-        appliance = appliance_without_home()
-        key, label = appliance.verification_key(key_arg)
-        with byte_progress(f"hash {file.name}", file_size(file)) as advance:
-            verified = appliance.verify_blob(
-                file, key, signature_path=signature, bundle_path=bundle, on_progress=advance
+            raise UsageError(
+                "give --key, or the keyless identity options (--certificate-identity or "
+                "--certificate-identity-regexp, and --certificate-oidc-issuer or "
+                "--certificate-oidc-issuer-regexp)"
+            )
+        key, label = appliance.verification_key(key_arg, module)
+        artifact = appliance.resolve_artifact(file)
+        if artifact.path is not None:
+            with byte_progress(f"hash {artifact.path.name}", file_size(artifact.path)) as advance:
+                verified = appliance.verify_blob_artifact(
+                    artifact, key, signature_path=signature, bundle_path=bundle,
+                    on_progress=advance,
+                )
+        else:
+            verified = appliance.verify_blob_artifact(
+                artifact, key, signature_path=signature, bundle_path=bundle
+            )
+        if bundle is not None:
+            _tlog_note(
+                appliance.check_bundle_tlog(
+                    bundle, trusted_root, ignore_tlog=insecure_ignore_tlog
+                )
             )
         result = {
+            "schemaVersion": 1,
             "verified": True,
-            "file": str(file),
+            "file": artifact.label,
             "sha256": verified.sha256,
             "key": label,
             "fingerprint": verified.key_fingerprint,
             "algorithm": verified.algorithm.label,
-            "unchecked_tlog_entries": verified.unchecked_tlog_entries,
+            "uncheckedTlogEntries": verified.unchecked_tlog_entries,
         }
     if as_json:
         emit_json(result)
@@ -396,20 +444,78 @@ def verify_blob(
         click.echo("Verified OK")
 
 
-def _verify_keyless(
-    file: Path, bundle: Path, identity: str, issuer: str, trusted_root: Path | None
-) -> dict[str, object]:
+@examples(
+    'airseal verify-blob-attestation tool.tar.gz --bundle tool.intoto.sigstore.json \\',
+    '    --key vendor.pub --type slsaprovenance1',
+    'airseal verify-blob-attestation sha256:59ed...2ad7 --bundle pkg.sigstore.json \\',
+    "    --certificate-identity-regexp '^https://github\\.com/acme/' \\",
+    '    --certificate-oidc-issuer https://token.actions.githubusercontent.com',
+    'airseal verify-blob-attestation payload/setup.exe \\',
+    '    --bundle actions/ID/action.sigstore.json --key distributor.pub --json',
+)
+@cli.command(name="verify-blob-attestation")
+@click.argument("file", metavar="FILE")
+@attestation_options
+@click.option(
+    "--type", "predicate_type", metavar="TYPE",
+    help="Required predicate type: a URI, or one of cosign's names (custom, slsaprovenance, "
+    "slsaprovenance02, slsaprovenance1, spdx, spdxjson, cyclonedx, link, vuln, openvex).",
+)
+@insecure_ignore_tlog_option
+@json_option
+def verify_blob_attestation(
+    file: str,
+    attestation_bundle: Path,
+    key_arg: str | None,
+    module: str | None,
+    certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
+    certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
+    trusted_root: Path | None,
+    predicate_type: str | None,
+    insecure_ignore_tlog: bool,
+    as_json: bool,
+) -> None:
+    """Verify an attestation about FILE offline; prints `Verified OK` (exit 0) or what failed.
+
+    The bundle's signature must hold (with --key, or keyless with the identity options), FILE's
+    SHA-256 must be the digest of one of the statement's subjects, and with --type the
+    statement's predicate type must be TYPE. FILE is a path, - (standard input) or sha256:HEX.
+    An action's bundle (actions/ID/action.sigstore.json) verifies against its payload too.
+    """
+    bundle = attestation_bundle
     appliance = appliance_without_home()
-    root = appliance.keyless_trusted_root(trusted_root)
-    click.echo(root.describe(), err=True)
-    sha256, outcome = appliance.verify_keyless(
-        file, bundle, identity=identity, issuer=issuer, trusted_root=trusted_root
+    policy = appliance.certificate_policy(
+        certificate_identity, certificate_oidc_issuer,
+        certificate_identity_regexp, certificate_oidc_issuer_regexp,
     )
-    return {
-        "verified": True,
-        "file": str(file),
-        "sha256": sha256,
-        "identity": outcome.identity,
-        "issuer": outcome.issuer,
-        "trustedRoot": root.to_json(),
-    }
+    if policy is not None and key_arg:
+        raise UsageError("give --key or the keyless identity options, not both")
+    if policy is None and not key_arg:
+        raise UsageError(
+            "give --key, or the keyless identity options (--certificate-identity or "
+            "--certificate-identity-regexp, and --certificate-oidc-issuer or "
+            "--certificate-oidc-issuer-regexp)"
+        )
+    key = appliance.verification_key(key_arg, module)[0] if key_arg else None
+    if policy is not None:
+        click.echo(appliance.keyless_trusted_root(trusted_root).describe(), err=True)
+    artifact = appliance.resolve_artifact(file)
+    result = appliance.verify_attestation(
+        artifact, bundle, key=key, policy=policy, predicate_type=predicate_type,
+        trusted_root=trusted_root,
+    )
+    if key is not None:
+        _tlog_note(
+            appliance.check_bundle_tlog(bundle, trusted_root, ignore_tlog=insecure_ignore_tlog)
+        )
+    if as_json:
+        emit_json(result)
+    else:
+        click.echo("Verified OK")
+
+
+def _tlog_note(note: str | None) -> None:
+    if note is not None:
+        click.echo(f"Note: {note}", err=True)

@@ -28,6 +28,9 @@ def file_group() -> None:
     'airseal file add tool.tar.gz',
     'airseal file add tool.tar.gz --key vendor.pub --signature tool.sig',
     'airseal file add tool.tar.gz --bundle tool.sigstore.json --name tool-1.2.tar.gz',
+    'airseal file add app.tar.gz --bundle app.tar.gz.sigstore.json \\',
+    "    --certificate-identity-regexp '^https://github\\.com/acme/app/' \\",
+    '    --certificate-oidc-issuer https://token.actions.githubusercontent.com',
 )
 @file_group.command(name="add")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -39,8 +42,11 @@ def file_add(
     signature: Path | None,
     bundle: Path | None,
     key_arg: str | None,
+    module: str | None,
     certificate_identity: str | None,
+    certificate_identity_regexp: str | None,
     certificate_oidc_issuer: str | None,
+    certificate_oidc_issuer_regexp: str | None,
     trusted_root: Path | None,
     name: str | None,
     as_json: bool,
@@ -48,12 +54,14 @@ def file_add(
     """Verify PATH's vendor signature (when given) and copy it into the store.
 
     With the setting intake.require-signature=true, files without one are refused.
-    A refused file leaves nothing in the store.
+    A refused file leaves nothing in the store. The vendor's signature (with its public key,
+    or the trusted root used for a keyless bundle) is kept and travels on the media with
+    every action that uses the file, so endpoints check it again.
     """
     appliance = open_appliance()
     key = None
     if key_arg:
-        key, _ = appliance.verification_key(key_arg)
+        key, _ = appliance.verification_key(key_arg, module)
     vendor = VendorSignature(
         signature=signature,
         bundle=bundle,
@@ -61,6 +69,8 @@ def file_add(
         identity=certificate_identity,
         issuer=certificate_oidc_issuer,
         trusted_root=trusted_root,
+        identity_regexp=certificate_identity_regexp,
+        issuer_regexp=certificate_oidc_issuer_regexp,
     )
     root = None
     if vendor.method == "keyless":
@@ -132,6 +142,12 @@ def config_get(name: str | None, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("value")
 def config_set(name: str, value: str) -> None:
-    """Change a setting (audited)."""
+    """Change a setting (audited).
+
+    \b
+    Examples:
+      airseal config set intake.require-signature true
+      airseal config set verify.require-tlog true
+    """
     open_appliance().set_setting(name, value)
     click.echo(f"{name} = {value}")

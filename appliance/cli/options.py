@@ -31,8 +31,9 @@ def signing_key_option(*, required: bool) -> Decorator:
 verification_key_option = click.option(
     "--key",
     "key_arg",
-    metavar="FILE|NAME",
-    help="Public key: a PEM file, or a name from `airseal key list`.",
+    metavar="FILE|URI|NAME",
+    help="Public key: a PEM or cosign.pub file, a PKCS#11 URI (pkcs11:token=...;object=...; "
+    "see --module), or a name from `airseal key list`.",
 )
 signature_option = click.option(
     "--signature",
@@ -44,34 +45,88 @@ bundle_option = click.option(
     type=_IN_FILE,
     help="A Sigstore bundle: key-based (with --key) or keyless (with the identity options).",
 )
+attestation_bundle_option = click.option(
+    "--bundle",
+    "attestation_bundle",
+    type=_IN_FILE,
+    required=True,
+    help="The attestation: a Sigstore bundle with a DSSE envelope (in-toto statement), "
+    "key-based (with --key) or keyless (with the identity options).",
+)
 certificate_identity_option = click.option(
-    "--certificate-identity", help="Keyless: the expected signer identity (certificate SAN)."
+    "--certificate-identity",
+    metavar="ID",
+    help="Keyless: the expected signer identity (certificate SAN), exactly.",
+)
+certificate_identity_regexp_option = click.option(
+    "--certificate-identity-regexp",
+    metavar="RE",
+    help="Keyless: a regular expression the signer identity must contain a match of "
+    "(unanchored, as cosign; write ^...$ to pin the whole value).",
 )
 certificate_oidc_issuer_option = click.option(
-    "--certificate-oidc-issuer", help="Keyless: the expected OIDC issuer URL."
+    "--certificate-oidc-issuer", metavar="URL", help="Keyless: the expected OIDC issuer, exactly."
+)
+certificate_oidc_issuer_regexp_option = click.option(
+    "--certificate-oidc-issuer-regexp",
+    metavar="RE",
+    help="Keyless: a regular expression for the OIDC issuer (unanchored, as cosign).",
 )
 trusted_root_option = click.option(
     "--trusted-root",
     type=_IN_FILE,
-    help="Keyless: trusted_root.json (default: the newest `airseal trustroot import`, else "
-    "the public-good root shipped with sigstore; never fetched).",
+    help="trusted_root.json for keyless bundles and for the transparency-log entries of "
+    "key-based ones (keyless default: the newest `airseal trustroot import`, else the "
+    "public-good root shipped with sigstore; never fetched).",
 )
+insecure_ignore_tlog_option = click.option(
+    "--insecure-ignore-tlog",
+    is_flag=True,
+    help="Key-based: do not check the bundle's transparency-log entries (cosign's flag; "
+    "said on stderr, and refused when the site requires a verified entry).",
+)
+
+
+def _apply(function: Callable[..., Any], options: tuple[Decorator, ...]) -> Callable[..., Any]:
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def identity_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """cosign's keyless policy flags (exact or regexp identity and issuer) and the root."""
+    return _apply(
+        function,
+        (
+            certificate_identity_option,
+            certificate_identity_regexp_option,
+            certificate_oidc_issuer_option,
+            certificate_oidc_issuer_regexp_option,
+            trusted_root_option,
+        ),
+    )
 
 
 def vendor_signature_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """The ways a signature is given to verify-blob and file add, in one order."""
-    for option in reversed(
+    return _apply(
+        function,
         (
             verification_key_option,
+            module_option(),
             signature_option,
             bundle_option,
-            certificate_identity_option,
-            certificate_oidc_issuer_option,
-            trusted_root_option,
-        )
-    ):
-        function = option(function)
-    return function
+            identity_options,
+        ),
+    )
+
+
+def attestation_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """verify-blob-attestation's: the same key and identity flags as verify-blob."""
+    return _apply(
+        function,
+        (attestation_bundle_option, verification_key_option, module_option(), identity_options),
+    )
 
 
 def module_option(*, required: bool = False) -> Decorator:

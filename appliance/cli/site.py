@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
 from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
@@ -33,6 +33,10 @@ def _outcomes(ctx: click.Context, outcomes: list[Any], as_json: bool) -> None:
         ctx.exit(PENDING_EXIT)
 
 
+@examples(
+    'airseal site status',
+    'airseal site root --output root.json',
+)
 @cli.group(name="site")
 def site() -> None:
     """The site TUF repository: offline root and targets keys, the distributor policy."""
@@ -57,11 +61,12 @@ def site_init(ctx: click.Context, root_keys: tuple[str, ...], root_threshold: in
     """Create the site repository in the appliance home.
 
     Expiries come from the settings site.root-days (365), site.targets-days (180) and
-    site.timestamp-days (30): `airseal config set site.timestamp-days 14`.
+    site.timestamp-days (30): `airseal config set site.timestamp-days 14`. File keys are
+    unlocked through COSIGN_PASSWORD, token keys through AIRSEAL_PIN.
 
     \b
     Examples:
-      COSIGN_PASSWORD=... airseal site init --root-key K1 --root-key K2 --root-key K3 \\
+      airseal site init --root-key K1 --root-key K2 --root-key K3 \\
           --root-threshold 2 --targets-key K1 --targets-threshold 1 --online-key K4
     """
     outcomes = open_appliance().site_init(
@@ -93,12 +98,12 @@ def site_status(as_json: bool) -> None:
               type=click.Path(dir_okay=False, path_type=Path),
               help="Where to write the root metadata (root.json).")
 def site_root(output: Path) -> None:
-    """Write the current site root, for enrolling endpoints.
+    """Write the current site root, for enrolling endpoints
+    (`airseal-agent enroll --site-root root.json` on each).
 
     \b
     Examples:
       airseal site root --output root.json
-      airseal-agent enroll --site-root root.json    # on the endpoint
     """
     open_appliance().write_site_root(output)
     click.echo(f"Wrote the site root to {output}")
@@ -132,16 +137,16 @@ def site_sign(ctx: click.Context, media: Path | None, as_json: bool) -> None:
 
 @site.command(name="sign-request")
 @click.argument("media", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--key", "key_name", required=True, help="Your key that holds the role.")
+@click.option("--key", "role_key", required=True, help="Your key that holds the role.")
 @json_option
-def site_sign_request(media: Path, key_name: str, as_json: bool) -> None:
+def site_sign_request(media: Path, role_key: str, as_json: bool) -> None:
     """Sign a signing request carried on MEDIA with one of this appliance's keys.
 
     \b
     Examples:
       AIRSEAL_PIN=... airseal site sign-request /mnt/usb --key K2
     """
-    attempts = open_appliance().site_sign_request(media, key_name)
+    attempts = open_appliance().site_sign_request(media, role_key)
     if as_json:
         emit_json({"schemaVersion": 1, "signed": [a.key for a in attempts]})
         return
@@ -185,6 +190,10 @@ def site_rotate_root(ctx: click.Context, add: tuple[str, ...], remove: tuple[str
     _outcomes(ctx, [outcome], as_json)
 
 
+@examples(
+    'airseal distributor list',
+    'airseal distributor add release-key --name "Release team"',
+)
 @cli.group(name="distributor")
 def distributor() -> None:
     """The site's distributors: who may sign exports and actions (the policy target)."""

@@ -51,6 +51,8 @@ if TYPE_CHECKING:
         TrustedRootInUse,
         TrustRootStatus,
     )
+    from airseal.appliance.verification import Artifact
+    from airseal.trustroot.identity import CertificatePolicy
     from airseal.trustroot.keyless import KeylessResult
     from airseal.trustroot.keys import PublicKey
     from airseal.trustroot.verify import VerifiedBlob
@@ -293,12 +295,12 @@ class Appliance(SiteUseCases):
             write_atomic(bundle_path, result.bundle_json)
         return result
 
-    def verification_key(self, value: str) -> tuple[PublicKey, str]:
-        """``--key``: a PEM public key file, or the name of a key here (opens the home only
-        then)."""
+    def verification_key(self, value: str, module: str | None = None) -> tuple[PublicKey, str]:
+        """``--key``: a PEM public key file, a PKCS#11 URI (``module`` when the URI names none),
+        or the name of a key here (opens the home only then)."""
         from airseal.appliance.blobs import load_key_argument
 
-        return load_key_argument(value, lambda: self.db)
+        return load_key_argument(value, lambda: self.db, module)
 
     def verify_blob(
         self,
@@ -384,6 +386,101 @@ class Appliance(SiteUseCases):
         in_use = self.keyless_trusted_root()
         imports = count_imports(self.db) if in_use.origin == "imported" else 0
         return TrustRootStatus(in_use=in_use, imports=imports, now=self.now())
+
+    # -- verifying what others signed (cosign verify-blob[-attestation]) -------------------
+
+    def resolve_artifact(self, value: str) -> Artifact:
+        """``FILE``, ``-`` (standard input) or ``sha256:HEX``, hashed once."""
+        from airseal.appliance.verification import resolve_artifact
+
+        return resolve_artifact(value)
+
+    @staticmethod
+    def certificate_policy(
+        identity: str | None,
+        issuer: str | None,
+        identity_regexp: str | None = None,
+        issuer_regexp: str | None = None,
+    ) -> CertificatePolicy | None:
+        """cosign's four identity flags as one policy (``None`` when none was given: then
+        sigstore, which the policy needs, is not even imported)."""
+        if identity is issuer is identity_regexp is issuer_regexp is None:
+            return None
+        from airseal.appliance.verification import certificate_policy
+
+        return certificate_policy(identity, issuer, identity_regexp, issuer_regexp)
+
+    def verify_blob_artifact(
+        self,
+        artifact: Artifact,
+        key: PublicKey,
+        *,
+        signature_path: Path | None = None,
+        bundle_path: Path | None = None,
+        on_progress: BytesDone | None = None,
+    ) -> VerifiedBlob:
+        """``verify-blob --key`` over a file (hashed once, while verifying), standard input or
+        a digest."""
+        from airseal.appliance.verification import verify_blob_artifact
+
+        return verify_blob_artifact(
+            artifact, key, signature_path=signature_path, bundle_path=bundle_path,
+            on_progress=on_progress,
+        )
+
+    def verify_keyless_artifact(
+        self,
+        artifact: Artifact,
+        bundle: Path,
+        policy: CertificatePolicy,
+        trusted_root: Path | None = None,
+    ) -> KeylessResult:
+        """Keyless ``verify-blob``; the root is :meth:`keyless_trusted_root` (``trusted_root``,
+        else the newest import, else the packaged one)."""
+        from airseal.appliance.verification import verify_keyless_artifact
+
+        root = self.keyless_trusted_root(trusted_root)
+        return verify_keyless_artifact(artifact, bundle, policy, root.document)
+
+    def check_bundle_tlog(
+        self, bundle: Path, trusted_root: Path | None, *, ignore_tlog: bool
+    ) -> str | None:
+        """A key-based bundle's log entries: verified, or a plain note that they were not (and
+        a refusal when the site's verify.require-tlog demands a verified one)."""
+        from airseal.appliance.errors import HomeError
+        from airseal.appliance.verification import check_bundle_tlog
+
+        try:
+            require = self.setting_flag("verify.require-tlog")
+        except HomeError:
+            require = False  # no appliance home here: no site policy to apply
+        return check_bundle_tlog(
+            bundle, trusted_root, ignore_tlog=ignore_tlog, require_tlog=require
+        )
+
+    def verify_attestation(
+        self,
+        artifact: Artifact,
+        bundle: Path,
+        *,
+        key: PublicKey | None = None,
+        policy: CertificatePolicy | None = None,
+        predicate_type: str | None = None,
+        trusted_root: Path | None = None,
+    ) -> dict[str, Any]:
+        """Verify a DSSE attestation about ``artifact``; returns its JSON description (keyless:
+        with the root :meth:`keyless_trusted_root` chose, under ``trustedRoot``)."""
+        from airseal.appliance.verification import attestation_json, verify_attestation
+
+        root = self.keyless_trusted_root(trusted_root) if policy is not None else None
+        result = verify_attestation(
+            artifact, bundle, key=key, policy=policy, predicate_type=predicate_type,
+            trusted_root_json=root.document if root is not None else None,
+        )
+        data = attestation_json(artifact, result)
+        if root is not None:
+            data["trustedRoot"] = root.to_json()
+        return data
 
     # -- files ------------------------------------------------------------------------------
 
@@ -589,6 +686,11 @@ class Appliance(SiteUseCases):
         from airseal.appliance import settings
 
         return settings.get_int(self.db, name)
+
+    def setting_flag(self, name: str) -> bool:
+        from airseal.appliance import settings
+
+        return settings.get_flag(self.db, name)
 
     def set_setting(self, name: str, value: str) -> None:
         from airseal.appliance import settings

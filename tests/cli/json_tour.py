@@ -95,6 +95,11 @@ def tour(base: Path) -> dict[str, Any]:
     airseal("airseal action show", action["id"])
     airseal("airseal export", "--to", str(base / "usb"), "--key", "ops")
     airseal("airseal export list")
+    airseal(
+        "airseal verify-blob-attestation", str(payload), "--bundle",
+        str(base / "usb" / "airseal" / "actions" / action["id"] / "action.sigstore.json"),
+        "--key", "ops",
+    )
     airseal("airseal media check", str(base / "usb"))
     identity = agent("airseal-agent init")
     agent("airseal-agent identity")

@@ -20,6 +20,9 @@ DIFFERENT_MEANINGS = {
     "--algorithm": "a signing key's algorithm, or a PIV management key's",
     "--limit": "newest audit entries, or newest imports",
     "--root": "the TUF root a fetch starts from, or the one an import walks from",
+    "--reason": "why an action was revoked, or why a distributor key was",
+    "--output": "where a public key is written, or the site's root metadata",
+    "--online-key": "the site's first snapshot/timestamp key, or its replacement after a leak",
 }
 """Flags spelled alike whose meaning differs by command: their help may differ, and why."""
 
