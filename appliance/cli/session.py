@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
+import sys
 
 from airseal.appliance.cli.ui import TerminalPrompter
 from airseal.appliance.service import Appliance
-
-log = logging.getLogger("airseal.appliance")
 
 
 def open_appliance() -> Appliance:
@@ -15,7 +13,10 @@ def open_appliance() -> Appliance:
     the home fails before it asks or reads anything when there is none."""
     appliance = Appliance(prompter=TerminalPrompter())
     home = appliance.home
-    log.info("appliance home %s (appliance %s)", home.root, home.appliance_id)
+    if "logging" in sys.modules:  # -v set logging up; otherwise it is not worth importing
+        sys.modules["logging"].getLogger("airseal.appliance").info(
+            "appliance home %s (appliance %s)", home.root, home.appliance_id
+        )
     return appliance
 
 
