@@ -26,6 +26,7 @@ from airseal.appliance.home import Home
 from airseal.appliance.intake import store_path
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
+from airseal.appliance.tlog_store import LogAppender
 from airseal.media import layout
 from airseal.media.writer import ActionToExport, ExportHeader, ExportResult, write_export
 from airseal.trustroot.bundle import bundle_to_json, sign_statement
@@ -126,12 +127,16 @@ def export_to_media(
         for r in chosen
     ]
     signatures = 0
-    with open_signer(home, record, prompter) as signer:
+    with open_signer(home, record, prompter) as signer, LogAppender(home, db, prompter) as log:
 
         def sign(statement: Statement) -> bytes:
             nonlocal signatures
             signatures += 1
-            return bundle_to_json(sign_statement(signer, statement))
+            return log.attach(
+                bundle_to_json(sign_statement(signer, statement)),
+                signer.public_key,
+                f"export statement {signatures}",
+            )
 
         header = ExportHeader(
             export_id=uuid.uuid4().hex, sequence=_reserve_sequence(db, record.fingerprint),

@@ -35,6 +35,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "agents": "airseal.appliance.cli.agents",
     "token": "airseal.appliance.cli.token",
     "piv": "airseal.appliance.cli.piv",
+    "log": "airseal.appliance.cli.log",
     # The TUI is a front end beside this CLI: found by name like every subcommand, so that the
     # appliance never imports it (import contract) and `airseal <command>` never loads Textual.
     "tui": "airseal.tui.command",

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 import pytest
+import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -284,6 +285,9 @@ def test_checkpoint_signing_and_refusals() -> None:
 
 def test_set_payload_matches_rekor_canonical_form() -> None:
     payload = entries.set_payload(b"{}", 12, b"\xab" * 32, 3)
+    assert payload == rfc8785.dumps(
+        {"logIndex": 3, "body": "e30=", "logID": "ab" * 32, "integratedTime": 12}
+    )
     assert payload == (
         b'{"body":"e30=","integratedTime":12,"logID":"' + b"ab" * 32 + b'","logIndex":3}'
     )

@@ -83,15 +83,18 @@ def dsse_body(envelope_json: bytes, payload: bytes, signature: bytes, key: Publi
 
 
 def set_payload(body: bytes, integrated_time: int, log_id_bytes: bytes, log_index: int) -> bytes:
-    """The bytes a SET signs: RFC 8785 JSON of body (base64), time, log id (hex) and index."""
-    return rfc8785.dumps(
-        {
-            "body": _b64(body),
-            "integratedTime": integrated_time,
-            "logID": log_id_bytes.hex(),
-            "logIndex": log_index,
-        }
-    )
+    """The bytes a SET signs: RFC 8785 JSON of body (base64), time, log id (hex) and index.
+
+    Written out directly rather than through ``rfc8785.dumps`` (a fifth of an append's cost):
+    base64 and hex need no escaping and the keys are already in RFC 8785 order; the tests check
+    it equals ``rfc8785.dumps`` of the same object.
+    """
+    if integrated_time < 0 or log_index < 0:
+        raise ValueError("negative time or index")
+    return (
+        f'{{"body":"{_b64(body)}","integratedTime":{integrated_time},'
+        f'"logID":"{log_id_bytes.hex()}","logIndex":{log_index}}}'
+    ).encode("ascii")
 
 
 def sign_set(signer: Signer, body: bytes, integrated_time: int, log_index: int) -> bytes:

@@ -1,0 +1,52 @@
+"""The embedded transparency log's tables: one migration step, kept apart so it can be renumbered.
+
+``log`` holds the one log this appliance keeps (origin, key, size); ``log_entries`` every entry
+(body, leaf hash, SET) in index order; ``log_tiles`` the Merkle tree as C2SP tlog-tiles (one row
+per tile, partial tiles grown in place, which is append-only at the byte level);
+``log_checkpoints`` every signed checkpoint. Updates and deletes of entries and checkpoints are
+refused by triggers, as for the audit log.
+"""
+
+from __future__ import annotations
+
+LOG_MIGRATION = """
+CREATE TABLE log (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    origin TEXT NOT NULL,
+    key_name TEXT NOT NULL,
+    log_id TEXT NOT NULL,           -- hex SHA-256 of the log key's DER SPKI
+    public_key_pem TEXT NOT NULL,
+    created TEXT NOT NULL,
+    size INTEGER NOT NULL
+);
+CREATE TABLE log_entries (
+    idx INTEGER PRIMARY KEY,
+    integrated_time INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    body BLOB NOT NULL,             -- canonicalized Rekor v1 body
+    leaf_hash BLOB NOT NULL,
+    set_signature BLOB NOT NULL,
+    subject TEXT NOT NULL           -- what was signed, for people (file, action, export)
+);
+CREATE INDEX log_entries_by_leaf ON log_entries (leaf_hash);
+CREATE TABLE log_tiles (
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hashes BLOB NOT NULL,
+    PRIMARY KEY (level, idx)
+) WITHOUT ROWID;
+CREATE TABLE log_checkpoints (
+    size INTEGER PRIMARY KEY,
+    root_hash BLOB NOT NULL,
+    note TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TRIGGER log_entries_no_update BEFORE UPDATE ON log_entries
+    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+CREATE TRIGGER log_entries_no_delete BEFORE DELETE ON log_entries
+    BEGIN SELECT RAISE(ABORT, 'the log is append-only'); END;
+CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
+    BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
+"""
