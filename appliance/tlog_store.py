@@ -151,8 +151,16 @@ class TransparencyLog:
             raise LogInconsistent(f"tile {tiles.tile_path(level, index)} is missing")
         return bytes(row[0])
 
+    def read_tile_and_inner(self, level: int, index: int) -> tuple[bytes, bytes]:
+        row = self.conn.execute(
+            "SELECT hashes, inner FROM log_tiles WHERE level = ? AND idx = ?", [level, index]
+        ).fetchone()
+        if row is None:
+            raise LogInconsistent(f"tile {tiles.tile_path(level, index)} is missing")
+        return bytes(row[0]), bytes(row[1])
+
     def node_reader(self) -> merkle.NodeReader:
-        return tiles.node_reader(self.read_tile)
+        return tiles.stored_node_reader(self.read_tile_and_inner)
 
     def root(self, size: int | None = None) -> bytes:
         return merkle.root_hash(self.size if size is None else size, self.node_reader())
@@ -278,8 +286,8 @@ class TransparencyLog:
                     ))
                     index, current = index + 1, bytearray()
             self.conn.executemany(
-                "INSERT OR REPLACE INTO log_tiles (level, idx, hashes) VALUES (?, ?, ?)",
-                [(level, i, bytes(blob)) for i, blob in dirty.items()],
+                "INSERT OR REPLACE INTO log_tiles (level, idx, hashes, inner) VALUES (?, ?, ?, ?)",
+                [(level, i, bytes(b), tiles.inner_levels(bytes(b))) for i, b in dirty.items()],
             )
             pending = completed
             count = count // tiles.TILE_WIDTH
@@ -314,7 +322,7 @@ class TransparencyLog:
                     for i in range(0, len(level_hashes) - tiles.TILE_WIDTH + 1, tiles.TILE_WIDTH)
                 ]
             want = b"".join(level_hashes[index * 256 : index * 256 + width])
-            if self.read_tile(level, index) != want:
+            if self.read_tile_and_inner(level, index) != (want, tiles.inner_levels(want)):
                 raise LogInconsistent(f"tile {tiles.tile_path(level, index, width)} is wrong")
         root = merkle.root_of_leaf_hashes(leaves)
         checked = verify_checkpoint(latest.note, key=self.info.public_key,

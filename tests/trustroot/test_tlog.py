@@ -112,6 +112,12 @@ def test_tiles_give_the_same_proofs_as_the_tree() -> None:
     store[(1, 0)] = b"".join(level1)
     node = tiles.node_reader(lambda level, index: store[(level, index)])
     assert merkle.root_hash(size, node) == merkle.root_of_leaf_hashes(leaves)
+    stored = tiles.stored_node_reader(
+        lambda level, index: (store[(level, index)], tiles.inner_levels(store[(level, index)]))
+    )
+    for level in range(10):
+        for index in range((size >> level) - 1, -1, -37):
+            assert stored(level, index) == node(level, index) == _reader(leaves)(level, index)
     for index in (0, 255, 256, 700, size - 1):
         assert merkle.inclusion_proof(index, size, node) == merkle.inclusion_proof(
             index, size, _reader(leaves)

@@ -71,6 +71,53 @@ def subtree_of_hashes(hashes: list[bytes]) -> bytes:
     return hashes[0]
 
 
+INNER_SLOTS = tuple(TILE_WIDTH >> k for k in range(1, TILE_HEIGHT))
+"""Slots per inner level (128, 64, ..., 2) of :func:`inner_levels`."""
+INNER_OFFSETS = tuple(sum(INNER_SLOTS[:k]) for k in range(len(INNER_SLOTS)))
+INNER_SIZE = sum(INNER_SLOTS) * HASH_SIZE
+
+
+def inner_levels(tile: bytes) -> bytes:
+    """The node levels 1..7 inside a tile, in fixed slots (zeros where a node is incomplete)."""
+    out = bytearray(INNER_SIZE)
+    level = [tile[i : i + HASH_SIZE] for i in range(0, len(tile), HASH_SIZE)]
+    for k in range(1, TILE_HEIGHT):
+        level = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        base = INNER_OFFSETS[k - 1] * HASH_SIZE
+        out[base : base + len(level) * HASH_SIZE] = b"".join(level)
+    return bytes(out)
+
+
+InnerReader = Callable[[int, int], tuple[bytes, bytes]]
+"""``read(level, index)``: a tile and its :func:`inner_levels`."""
+
+
+def stored_node_reader(read: InnerReader) -> NodeReader:
+    """A :data:`NodeReader` over tiles stored with their inner levels: every node is a slice.
+    Caches the tiles it read (use one per proof)."""
+    cache: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+
+    def node(level: int, index: int) -> bytes:
+        tile_level, sub = divmod(level, TILE_HEIGHT)
+        tile_index, offset = divmod(index << sub, TILE_WIDTH)
+        key = (tile_level, tile_index)
+        pair = cache.get(key)
+        if pair is None:
+            pair = cache[key] = read(tile_level, tile_index)
+        tile, inner = pair
+        if len(tile) < (offset + (1 << sub)) * HASH_SIZE:
+            raise LogProofError(
+                f"tile {tile_path(tile_level, tile_index)} holds {len(tile) // HASH_SIZE} hashes, "
+                f"node ({level}, {index}) needs more"
+            )
+        if sub == 0:
+            return tile[offset * HASH_SIZE : (offset + 1) * HASH_SIZE]
+        at = (INNER_OFFSETS[sub - 1] + (offset >> sub)) * HASH_SIZE
+        return inner[at : at + HASH_SIZE]
+
+    return node
+
+
 def node_reader(read_tile: TileReader) -> NodeReader:
     """A :data:`NodeReader` over tiles; caches the tiles it read (use one per proof)."""
     cache: dict[tuple[int, int], bytes] = {}
