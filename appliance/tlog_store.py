@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from airseal.appliance.errors import ApplianceError
+from airseal.trustroot.errors import VerificationError
 from airseal.trustroot.keys import PublicKey, load_public_key
 from airseal.trustroot.signer import Signer
 from airseal.trustroot.tlog import entries, merkle, tiles
@@ -46,7 +47,7 @@ class NoLog(LogError):
     hint = "create one with `airseal log init --key NAME`"
 
 
-class LogInconsistent(LogError):
+class LogInconsistent(LogError, VerificationError):
     title = "Transparency log inconsistent"
     hint = "the log database was altered or damaged; restore it from backup and report it"
 

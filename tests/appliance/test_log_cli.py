@@ -1,0 +1,117 @@
+"""`airseal log ...` end to end, and what logging changes for the commands that sign."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+
+import pytest
+
+from airseal.trustroot.tlog.entries import TlogEntry, verify_tlog_entry
+
+
+@pytest.fixture
+def logged_home(airseal, appliance_home):
+    for name in ("signer", "logkey"):
+        assert airseal("key", "generate", name).code == 0
+    made = airseal("log", "init", "--key", "logkey", "--origin", "log.site.example")
+    assert made.code == 0, made.stderr
+    return appliance_home
+
+
+def test_init_refuses_what_it_cannot_use(airseal, appliance_home) -> None:
+    assert airseal("log", "status").code == 3  # no log yet: says how to make one
+    assert airseal("key", "generate", "rsa", "--algorithm", "rsa-3072").code == 0
+    result = airseal("log", "init", "--key", "rsa", "--json")
+    assert result.code == 2 and "--key rsa" in result.stderr and "P-256" in result.stderr
+    assert airseal("key", "generate", "p256").code == 0
+    for bad in ("https://log.example", "log.example:443", "log.example/x"):
+        result = airseal("log", "init", "--key", "p256", "--origin", bad)
+        assert result.code == 2 and "--origin" in result.stderr and "bare host" in result.stderr
+    assert airseal("log", "init", "--key", "p256").code == 0
+    again = airseal("log", "init", "--key", "p256")
+    assert again.code == 3 and "already has a transparency log" in again.stderr
+    audit = airseal("audit", "list").stdout
+    assert "log-init" in audit
+
+
+def test_status_get_prove_verify_and_trusted_root(airseal, logged_home, tmp_path) -> None:
+    blob = tmp_path / "f.bin"
+    for i in range(5):
+        blob.write_bytes(b"x" * i)
+        assert airseal("sign-blob", str(blob), "--key", "signer").code == 0
+    status = json.loads(airseal("log", "status", "--json").stdout)
+    assert status["schemaVersion"] == 1 and status["size"] == 5
+    assert status["checkpoint"].startswith("log.site.example\n5\n")
+    got = json.loads(airseal("log", "get", "2").stdout)
+    assert got["entry"]["logIndex"] == "2"
+    proof = json.loads(airseal("log", "prove", "--from-size", "2", "--json").stdout)
+    assert (proof["kind"], proof["oldSize"], proof["newSize"]) == ("consistency", 2, 5)
+    assert airseal("log", "prove", "--index", "4").code == 0
+    assert airseal("log", "prove").code == 2
+    verified = json.loads(airseal("log", "verify", "--json").stdout)
+    assert verified["verified"] is True
+    root = tmp_path / "trusted_root.json"
+    assert airseal("log", "trusted-root", "--output", str(root)).code == 0
+    tlog = json.loads(root.read_text())["tlogs"][0]
+    assert tlog["baseUrl"] == "https://log.site.example"
+    assert base64.b64decode(tlog["logId"]["keyId"]).hex() == status["logId"]
+    out = tmp_path / "static"
+    assert airseal("log", "export", str(out)).code == 0
+    assert (out / "checkpoint").read_text() == status["checkpoint"]
+    assert (out / "tile/0/000.p/5").stat().st_size == 5 * 32
+
+    # Damage the stored tree: `log verify` exits 1 and names the tile.
+    conn = sqlite3.connect(logged_home / "airseal.db")
+    conn.execute("UPDATE log_tiles SET hashes = zeroblob(160) WHERE level = 0 AND idx = 0")
+    conn.commit()
+    conn.close()
+    broken = airseal("log", "verify")
+    assert broken.code == 1 and "tile/0/000" in broken.stderr
+
+
+def test_signed_actions_carry_a_dsse_log_entry(tmp_path) -> None:
+    """Every action version is logged as a Rekor v1 dsse entry about its own signature."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from airseal.appliance.db import open_database
+    from airseal.appliance.home import init_home
+    from airseal.appliance.keystore import generate_file_key, get_key, open_signer
+    from airseal.appliance.tlog_store import TransparencyLog, create_log
+    from airseal.trustroot.tlog.entries import SignedContent
+    from tests.appliance.test_intake_and_actions import FixedPrompter, _create
+
+    home, _ = init_home(tmp_path / "home")
+    db = open_database(home)
+    generate_file_key(home, db, "ops", FixedPrompter())
+    log_key = generate_file_key(home, db, "logkey", FixedPrompter())
+    with open_signer(home, get_key(db, "logkey"), FixedPrompter()) as signer:
+        create_log(
+            db.conn,
+            origin="log.site.example",
+            key_name="logkey",
+            public_key=log_key.public_key,
+            signer=signer,
+            now=datetime.now(UTC),
+        )
+    payload = tmp_path / "agent.tar"
+    payload.write_bytes(b"payload")
+    record = _create(home, db, payload)
+    bundle = json.loads(record.bundle)
+    entry = TlogEntry.from_json(bundle["verificationMaterial"]["tlogEntries"][0])
+    assert (entry.kind, entry.log_index) == ("dsse", 0)
+    envelope = bundle["dsseEnvelope"]
+    signed = SignedContent(
+        signature=base64.b64decode(envelope["signatures"][0]["sig"]),
+        sha256_digest=hashlib.sha256(base64.b64decode(envelope["payload"])).digest(),
+    )
+    verify_tlog_entry(
+        entry,
+        log_key=log_key.public_key,
+        name="log.site.example",
+        origin="log.site.example",
+        signed=signed,
+    )
+    assert TransparencyLog(db.conn).verify().checkpoint.size == 1
