@@ -30,7 +30,6 @@ CREATE TABLE log_entries (
     set_signature BLOB NOT NULL,
     subject TEXT NOT NULL           -- what was signed, for people (file, action, export)
 );
-CREATE INDEX log_entries_by_leaf ON log_entries (leaf_hash);
 CREATE TABLE log_tiles (
     level INTEGER NOT NULL,
     idx INTEGER NOT NULL,

@@ -297,3 +297,49 @@ def test_set_payload_matches_rekor_canonical_form() -> None:
     assert payload == (
         b'{"body":"e30=","integratedTime":12,"logID":"' + b"ab" * 32 + b'","logIndex":3}'
     )
+
+
+def test_checkpoint_advance_refuses_fork_shrink_and_another_log() -> None:
+    from airseal.trustroot.tlog.witness_state import advance_checkpoint
+
+    signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
+    leaves = _leaves(20)
+    node = _reader(leaves)
+    name = "log.site.example"
+
+    def note(size: int, root: bytes | None = None, origin: str = name) -> str:
+        point = cp.Checkpoint(origin, size, root or merkle.root_of_leaf_hashes(leaves[:size]))
+        return cp.sign_checkpoint(point, name=name, signer=signer)
+
+    key = signer.public_key
+    first = advance_checkpoint(None, note(7), [], key=key, name=name, origin=name)
+    second = advance_checkpoint(
+        first, note(20), merkle.consistency_proof(7, 20, node), key=key, name=name, origin=name
+    )
+    assert second.size == 20
+    with pytest.raises(LogProofError, match=r"shrank: last seen log\.site\.\S+ size 20") as info:
+        advance_checkpoint(second, note(7), [], key=key, name=name, origin=name)
+    assert info.value.check == "tlog.shrink"
+    forked = note(20, root=b"\x05" * 32)
+    with pytest.raises(
+        LogProofError, match=r"forked: last seen .* size 20 .* now .* size 20"
+    ) as info:
+        advance_checkpoint(second, forked, [], key=key, name=name, origin=name)
+    assert info.value.check == "tlog.fork"
+    other_leaves = [*leaves[:5], *_leaves(40)[20:]]
+    rewritten = cp.sign_checkpoint(
+        cp.Checkpoint(name, 25, merkle.root_of_leaf_hashes(other_leaves)), name=name, signer=signer
+    )
+    with pytest.raises(LogProofError, match="forked"):
+        advance_checkpoint(
+            second,
+            rewritten,
+            merkle.consistency_proof(20, 25, _reader(other_leaves)),
+            key=key,
+            name=name,
+            origin=name,
+        )
+    with pytest.raises(LogProofError, match="expected"):
+        advance_checkpoint(
+            second, note(20, origin="other.example"), [], key=key, name=name, origin=name
+        )
