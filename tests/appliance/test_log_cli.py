@@ -115,3 +115,60 @@ def test_signed_actions_carry_a_dsse_log_entry(tmp_path) -> None:
         signed=signed,
     )
     assert TransparencyLog(db.conn).verify().checkpoint.size == 1
+
+
+@pytest.mark.slow
+def test_a_logged_export_still_checks_and_imports(airseal, logged_home, tmp_path) -> None:
+    """Bundles carrying tlogEntries are accepted by the courier's check and by the agent."""
+    import os
+    import subprocess
+    import sys
+
+    payload = tmp_path / "tool.bin"
+    payload.write_bytes(os.urandom(1000))
+    assert airseal("file", "add", str(payload)).code == 0
+    dest = tmp_path / "installed" / "tool.bin"
+    created = airseal(
+        "action",
+        "create",
+        "--name",
+        "(Install)Tool",
+        "--file",
+        str(payload),
+        "--os",
+        "linux",
+        "--mode",
+        "download",
+        "--dest",
+        str(dest),
+        "--key",
+        "signer",
+        "--json",
+    )
+    assert created.code == 0, created.stderr
+    media = tmp_path / "media"
+    media.mkdir()
+    exported = airseal("export", "--to", str(media), "--key", "signer", "--json")
+    assert exported.code == 0, exported.stderr
+    statement = json.loads((media / "airseal" / "export.sigstore.json").read_text())
+    assert statement["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["kind"] == "dsse"
+    assert json.loads(airseal("log", "status", "--json").stdout)["size"] == 2
+    assert airseal("media", "check", str(media)).code == 0
+    pub = tmp_path / "signer.pub"
+    pub.write_text(airseal("key", "export-public", "signer").stdout)
+
+    def agent(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "airseal.agent", *args],
+            env={**os.environ, "AIRSEAL_AGENT_KEY_PASSWORD": "agent receipt password"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+
+    assert agent("init").returncode == 0
+    assert agent("enroll", "--key", str(pub), "--name", "Site").returncode == 0
+    imported = agent("import", str(media), "--yes", "--json")
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    assert dest.read_bytes() == payload.read_bytes()
