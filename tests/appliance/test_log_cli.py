@@ -172,3 +172,38 @@ def test_a_logged_export_still_checks_and_imports(airseal, logged_home, tmp_path
     imported = agent("import", str(media), "--yes", "--json")
     assert imported.returncode == 0, imported.stdout + imported.stderr
     assert dest.read_bytes() == payload.read_bytes()
+
+
+def test_verify_bundle_log_entry_matches_the_bundle_it_rides_in(airseal, logged_home, tmp_path):
+    """The check an endpoint runs: the entry is this log's, about this bundle's signature."""
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    from airseal.trustroot.errors import LogProofError
+    from airseal.trustroot.tlog.entries import verify_bundle_log_entry
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.write_bytes(b"first")
+    b.write_bytes(b"second")
+    for path in (a, b):
+        bundle = str(path) + ".json"
+        assert airseal("sign-blob", str(path), "--key", "signer", "--bundle", bundle).code == 0
+    root = tmp_path / "trusted_root.json"
+    assert airseal("log", "trusted-root", "--output", str(root)).code == 0
+    raw = json.loads(root.read_text())["tlogs"][0]["publicKey"]["rawBytes"]
+    key = load_der_public_key(base64.b64decode(raw))
+    first = json.loads((tmp_path / "a.json").read_text())
+    second = json.loads((tmp_path / "b.json").read_text())
+    site = {"log_key": key, "name": "log.site.example", "origin": "log.site.example"}
+    entry, checkpoint = verify_bundle_log_entry(first, **site)
+    assert (entry.log_index, checkpoint.size) == (0, 1)
+    # An entry lifted from another bundle does not vouch for this one.
+    swapped = {**first, "verificationMaterial": second["verificationMaterial"]}
+    with pytest.raises(LogProofError, match="different"):
+        verify_bundle_log_entry(swapped, **site)
+    first["verificationMaterial"]["tlogEntries"] = []
+    with pytest.raises(LogProofError, match="0 entries"):
+        verify_bundle_log_entry(first, **site)
+    with pytest.raises(LogProofError, match=r"expected 'other\.example'"):
+        verify_bundle_log_entry(
+            second, log_key=key, name="log.site.example", origin="other.example"
+        )

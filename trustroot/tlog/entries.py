@@ -305,3 +305,58 @@ def verify_tlog_entry(
     except LogProofError as exc:
         raise LogProofError(exc.detail, check="tlog.inclusion") from None
     return checkpoint
+
+
+def signed_content_of_bundle(bundle: Any) -> SignedContent:
+    """What a bundle's log entry must record: the signature, and the signed digest
+    (``messageSignature``) or the SHA-256 of the DSSE payload (``dsseEnvelope``)."""
+    try:
+        if "messageSignature" in bundle:
+            sig = bundle["messageSignature"]
+            return SignedContent(
+                _unb64(sig["signature"], "messageSignature.signature"),
+                _unb64(sig["messageDigest"]["digest"], "messageDigest.digest"),
+            )
+        envelope = bundle["dsseEnvelope"]
+        if len(envelope["signatures"]) != 1:
+            raise LogProofError("a DSSE envelope with a log entry must hold exactly one signature")
+        return SignedContent(
+            _unb64(envelope["signatures"][0]["sig"], "dsseEnvelope.signatures[0].sig"),
+            hashlib.sha256(_unb64(envelope["payload"], "dsseEnvelope.payload")).digest(),
+        )
+    except (KeyError, TypeError) as exc:
+        raise LogProofError(f"the bundle lacks {exc} needed to match its log entry") from None
+
+
+def verify_bundle_log_entry(
+    bundle: Any, *, log_key: PublicKey, name: str, origin: str
+) -> tuple[TlogEntry, Checkpoint]:
+    """A parsed bundle (JSON object) is in the log: exactly one entry from this log, about this
+    bundle's own signature, with a valid SET, inclusion proof and signed checkpoint. Fails closed
+    on a missing entry: a caller whose policy requires the log must not accept one without."""
+    try:
+        items = bundle["verificationMaterial"].get("tlogEntries") or []
+    except (KeyError, TypeError, AttributeError):
+        raise LogProofError("the bundle has no verificationMaterial") from None
+    ours = [
+        TlogEntry.from_json(item)
+        for item in items
+        if isinstance(item, dict)
+        and isinstance(item.get("logId"), dict)
+        and item["logId"].get("keyId") == _b64(log_id(log_key))
+    ]
+    if len(ours) != 1:
+        raise LogProofError(
+            f"the bundle carries {len(ours)} entries of log {origin}, expected exactly one",
+            check="tlog.entry",
+            hint="sign it again on an appliance whose log is on, or ask for the logged bundle",
+        )
+    checkpoint = verify_tlog_entry(
+        ours[0],
+        log_key=log_key,
+        name=name,
+        origin=origin,
+        signed=signed_content_of_bundle(bundle),
+    )
+    assert checkpoint is not None  # require_proof=True
+    return ours[0], checkpoint
