@@ -19,8 +19,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,7 +31,7 @@ from typing import Any
 from airseal.appliance.errors import ApplianceError
 from airseal.trustroot.errors import VerificationError
 from airseal.trustroot.keys import PublicKey, load_public_key
-from airseal.trustroot.signer import Signer
+from airseal.trustroot.signer import PrivateKeySigner, Signer
 from airseal.trustroot.tlog import entries, merkle, tiles
 from airseal.trustroot.tlog.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 
@@ -237,11 +239,11 @@ class TransparencyLog:
         try:
             start = self.size
             leaf_hashes = [merkle.leaf_hash(e.body) for e in new]
-            rows = []
-            for offset, (item, leaf) in enumerate(zip(new, leaf_hashes, strict=True)):
-                index = start + offset
-                set_sig = entries.sign_set(signer, item.body, integrated, index)
-                rows.append((index, integrated, item.kind, item.body, leaf, set_sig, item.subject))
+            sets = _sign_sets(signer, [e.body for e in new], integrated, start)
+            rows = [
+                (start + i, integrated, item.kind, item.body, leaf, set_sig, item.subject)
+                for i, (item, leaf, set_sig) in enumerate(zip(new, leaf_hashes, sets, strict=True))
+            ]
             conn.executemany(
                 "INSERT INTO log_entries (idx, integrated_time, kind, body, leaf_hash, "
                 "set_signature, subject) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -361,6 +363,23 @@ class TransparencyLog:
                 write_atomic(epath, self.entry_bundle(index, width))
                 written.append(epath)
         return written
+
+
+PARALLEL_SETS_FROM = 64
+
+
+def _sign_sets(signer: Signer, bodies: list[bytes], integrated: int, start: int) -> list[bytes]:
+    """One SET per entry. A file key signs a large batch on every core (OpenSSL releases the GIL
+    while signing); a hardware token signs one at a time, as its session requires."""
+
+    def one(offset: int) -> bytes:
+        return entries.sign_set(signer, bodies[offset], integrated, start + offset)
+
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or len(bodies) < PARALLEL_SETS_FROM or not isinstance(signer, PrivateKeySigner):
+        return [one(i) for i in range(len(bodies))]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(len(bodies)), chunksize=32))
 
 
 def entry_for_bundle(bundle_json: bytes, public_key: PublicKey, subject: str) -> NewEntry:
