@@ -50,8 +50,14 @@ def main() -> None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         migrate(conn, MIGRATIONS)
-        ts.create_log(conn, origin="log.bench.example", key_name="k",
-                      public_key=signer.public_key, signer=signer, now=now)
+        ts.create_log(
+            conn,
+            origin="log.bench.example",
+            key_name="k",
+            public_key=signer.public_key,
+            signer=signer,
+            now=now,
+        )
         log = ts.TransparencyLog(conn)
 
         # A realistic body: a hashedrekord entry is about 700 bytes.
@@ -100,8 +106,16 @@ def main() -> None:
             con_reads.append(reads)
 
         added = 0
+        parts = {"canonicalizedBody": 0, "inclusionProof.hashes": 0, "checkpoint": 0, "SET": 0}
         for index in rng.sample(range(size), 101):
-            added += len(json.dumps(log.entry(index).to_json(), indent=2)) + 2 * 6
+            item = log.entry(index).to_json()
+            added += len(json.dumps(item, indent=2)) + 2 * 6
+            parts["canonicalizedBody"] += len(item["canonicalizedBody"])
+            parts["inclusionProof.hashes"] += sum(
+                len(h) + 3 for h in item["inclusionProof"]["hashes"]
+            )
+            parts["checkpoint"] += len(item["inclusionProof"]["checkpoint"]["envelope"])
+            parts["SET"] += len(item["inclusionPromise"]["signedEntryTimestamp"])
         conn.close()
 
     def ms(values: list[float]) -> str:
@@ -109,12 +123,17 @@ def main() -> None:
         return f"mean {statistics.mean(values) * 1000:.3f} ms, p99 {p99 * 1000:.3f} ms"
 
     print(f"entries: {size:,} in batches of {args.batch:,}; database {db_bytes / 2**20:.0f} MiB")
-    print(f"appends: {size / append_s:,.0f}/s ({append_s:.1f} s); "
-          f"ECDSA P-256 signatures alone: {sig_rate:,.0f}/s (one SET per entry)")
+    print(
+        f"appends: {size / append_s:,.0f}/s ({append_s:.1f} s); "
+        f"ECDSA P-256 signatures alone: {sig_rate:,.0f}/s (one SET per entry)"
+    )
     print(f"inclusion proof at {size:,}: {ms(inc_times)}; tile reads max {max(inc_reads)}")
     print(f"consistency proof to {size:,}: {ms(con_times)}; tile reads max {max(con_reads)}")
-    print(f"log bytes added to an export of 100 actions (101 bundles' tlogEntries): "
-          f"{added:,} bytes ({added / 1024:.1f} KiB)")
+    print(
+        f"log bytes added to an export of 100 actions (101 bundles' tlogEntries): "
+        f"{added:,} bytes ({added / 1024:.1f} KiB), of which "
+        + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in parts.items())
+    )
 
 
 if __name__ == "__main__":
