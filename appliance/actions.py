@@ -23,6 +23,7 @@ from airseal.appliance.home import Home
 from airseal.appliance.intake import find_file, read_vendor_evidence
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
+from airseal.appliance.tlog_store import LogAppender
 from airseal.media.statement import (
     ActionPayload,
     ActionPredicate,
@@ -247,8 +248,12 @@ def _sign_and_store(
     audit_action: str,
 ) -> ActionRecord:
     record = get_key(db, key_name)
-    with open_signer(home, record, prompter) as signer:
-        bundle = bundle_to_json(sign_statement(signer, action_statement(predicate)))
+    with open_signer(home, record, prompter) as signer, LogAppender(home, db, prompter) as log:
+        bundle = log.attach(
+            bundle_to_json(sign_statement(signer, action_statement(predicate))),
+            signer.public_key,
+            f"action {predicate.id} v{predicate.version}",
+        )
     row = {
         "id": predicate.id,
         "version": predicate.version,

@@ -84,6 +84,7 @@ def sign_blob(
 ) -> BlobSignature:
     from airseal.appliance import audit
     from airseal.appliance.keystore import get_key, open_signer
+    from airseal.appliance.tlog_store import LogAppender
     from airseal.trustroot.bundle import bundle_to_json, message_signature_bundle
 
     record = get_key(db, key_name)
@@ -95,6 +96,9 @@ def sign_blob(
             with mapped(path) as content:
                 signature = signer.sign_message(content)  # type: ignore[arg-type]
         bundle = message_signature_bundle(signer.public_key, digest, signature)
+        public_key = signer.public_key
+    with LogAppender(home, db, prompter) as log:
+        bundle_json = log.attach(bundle_to_json(bundle), public_key, f"blob {Path(path).name}")
     audit.record(
         home,
         db,
@@ -109,7 +113,7 @@ def sign_blob(
         key_name=key_name,
         key_fingerprint=record.fingerprint,
         signature=signature,
-        bundle_json=bundle_to_json(bundle),
+        bundle_json=bundle_json,
     )
 
 

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from airseal._internal import migrations
 from airseal.appliance.home import Home
+from airseal.appliance.tlog_schema import LOG_MIGRATION
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -183,6 +184,8 @@ MIGRATIONS: tuple[str, ...] = (
         test_reference_time INTEGER NOT NULL  -- 1 when AIRSEAL_TEST_TRUSTROOT_TIME set it
     );
     """,
+    # 6: the embedded transparency log (its own module, so the step can be renumbered)
+    LOG_MIGRATION,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

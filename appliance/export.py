@@ -34,6 +34,7 @@ from airseal.appliance.home import Home
 from airseal.appliance.intake import read_vendor_evidence, store_path
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
+from airseal.appliance.tlog_store import LogAppender
 from airseal.errors import AirsealError
 from airseal.media.errors import MediaIOError
 from airseal.media.writer import (
@@ -193,12 +194,17 @@ def export_to_media(
     signatures = 0
     header: ExportHeader | None = None
     try:
-        with open_signer(home, record, prompter) as signer:
+        with open_signer(home, record, prompter) as signer, \
+                LogAppender(home, db, prompter) as tlog:
 
             def sign(statement: Statement) -> bytes:
                 nonlocal signatures
                 signatures += 1
-                return bundle_to_json(sign_statement(signer, statement))
+                return tlog.attach(
+                    bundle_to_json(sign_statement(signer, statement)),
+                    signer.public_key,
+                    f"export statement {signatures}",
+                )
 
             header = ExportHeader(
                 export_id=uuid.uuid4().hex, sequence=_reserve_sequence(db, record.fingerprint),

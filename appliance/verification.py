@@ -237,7 +237,7 @@ def check_bundle_tlog(
     against ``trusted_root``, or a note saying plainly that they were not checked and why.
     Raises when the site requires a verified entry and there is none."""
     from airseal.trustroot.bundle import MAX_BUNDLE_BYTES, parse_bundle
-    from airseal.trustroot.tlog import check_tlog_entries
+    from airseal.trustroot.bundle_tlog import check_tlog_entries
 
     bundle = parse_bundle(read_capped(bundle_path, MAX_BUNDLE_BYTES), subject=str(bundle_path))
     if ignore_tlog:

@@ -69,6 +69,14 @@ class StatementError(VerificationError):
     hint = "the signed statement is not an in-toto v1 Statement of the expected type"
 
 
+class LogProofError(VerificationError):
+    """A transparency-log proof, checkpoint or entry did not verify. Fail closed."""
+
+    title = "Transparency log proof failed"
+    check = "tlog"
+    hint = "the log entry or its proof was altered or belongs to another log; obtain it again"
+
+
 class KeyFormatError(TrustrootError):
     """A key file could not be read (not a verification result: nothing was verified)."""
 

@@ -109,6 +109,23 @@ def site_root(output: Path) -> None:
     click.echo(f"Wrote the site root to {output}")
 
 
+@site.command(name="trusted-root")
+@click.option("--output", "-o", "output", required=True,
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the Sigstore trusted_root.json naming this log.")
+def site_trusted_root(output: Path) -> None:
+    """Write the Sigstore `trusted_root.json` that names this appliance's transparency log, for
+    the site's Sigstore verifiers (`@sigstore/verify`, cosign, sigstore-go) and for
+    `--trusted-root` (needs `airseal log init`; the same document as `airseal log trusted-root`).
+
+    \b
+    Examples:
+      airseal site trusted-root --output trusted_root.json
+    """
+    open_appliance().write_log_trusted_root(output)
+    click.echo(f"Wrote the log's trusted root to {output}")
+
+
 @site.command(name="sign")
 @click.option("--media", "media", type=click.Path(file_okay=False, path_type=Path),
               help="Write the pending events to this media for key holders elsewhere instead.")

@@ -15,6 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from airseal.appliance.service.log import TransparencyLogMethods
 from airseal.appliance.service.options import ApplianceOptions
 from airseal.appliance.service.results import AuditRow, Initialised, MediaCheck, TokenTable
 from airseal.appliance.service.site import SiteUseCases
@@ -82,7 +83,7 @@ class NoPrompter:
         """Nothing to tell: no one is listening."""
 
 
-class Appliance(SiteUseCases):
+class Appliance(SiteUseCases, TransparencyLogMethods):
     """The operator's appliance at ``root`` (default: ``$AIRSEAL_HOME`` or the platform's)."""
 
     def __init__(

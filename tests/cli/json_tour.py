@@ -131,6 +131,13 @@ def tour(base: Path) -> dict[str, Any]:
     del env["AIRSEAL_TEST_TRUSTROOT_TIME"]
     airseal("airseal trustroot status")
     agent("airseal-agent selfcheck")
+    # the embedded transparency log: from its creation on, every signature is logged
+    airseal("airseal log init", "--key", "ops", "--origin", "log.tour.example")
+    _run("airseal.appliance.cli", ["sign-blob", str(payload), "--key", "ops",
+                                   "--bundle", str(base / "logged.sigstore.json")], env)
+    airseal("airseal log status")
+    airseal("airseal log prove", "--index", "0")
+    airseal("airseal log verify")
     # a failure: the error object
     airseal("airseal verify-blob", str(base / "usb" / "airseal" / "export.sigstore.json"),
             "--key", "ops", "--signature", str(sig), expect=1)

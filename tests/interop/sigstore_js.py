@@ -41,7 +41,13 @@ def ensure_installed(node_dir: Path = NODE_DIR) -> str:
 
 
 def verify_with_sigstore_js(
-    bundle: Path, key_pem: Path, artifact: Path | None = None, *, library_only: bool = False
+    bundle: Path,
+    key_pem: Path,
+    artifact: Path | None = None,
+    *,
+    library_only: bool = False,
+    trusted_root: Path | None = None,
+    tlog_threshold: int = 1,
 ) -> SigstoreJsResult:
     """Verify ``bundle`` against the PEM public key ``key_pem`` with ``@sigstore/verify``.
 
@@ -55,6 +61,8 @@ def verify_with_sigstore_js(
         argv += ["--artifact", str(artifact)]
     if library_only:
         argv.append("--library-only")
+    if trusted_root is not None:
+        argv += ["--trusted-root", str(trusted_root), "--tlog-threshold", str(tlog_threshold)]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=_TIMEOUT_S, check=False)
     try:
         out = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -6,6 +6,9 @@
 // sigstore-js's @sigstore/verify used as a library, accepts exactly the same files.
 //
 // Usage: node verify_bundle.mjs --bundle B.json --key PUB.pem [--artifact FILE] [--library-only]
+//        [--trusted-root trusted_root.json --tlog-threshold N]
+// With --trusted-root, its transparency logs are trusted too and N (default 1) verified log
+// entries are required: SET, inclusion proof and signed checkpoint, as for any Sigstore bundle.
 // Prints one JSON line, {"ok": true} or {"ok": false, "error": "..."}.
 // Exit status: 0 verified, 1 verification failed, 2 usage error.
 //
@@ -130,6 +133,8 @@ function main(argv) {
         key: { type: 'string' },
         artifact: { type: 'string' },
         'library-only': { type: 'boolean', default: false },
+        'trusted-root': { type: 'string' },
+        'tlog-threshold': { type: 'string' },
       },
       strict: true,
       allowPositionals: false,
@@ -152,15 +157,18 @@ function main(argv) {
     throw new UsageError('a message-signature bundle needs --artifact');
   }
 
-  // No CAs, logs or TSAs: this site trusts exactly one key, under its hint.
-  const trustedRoot = TrustedRoot.fromJSON({
-    mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-  });
+  // Without --trusted-root: no CAs, logs or TSAs; this site trusts exactly one key, under its hint.
+  const trustedRoot = TrustedRoot.fromJSON(
+    values['trusted-root']
+      ? JSON.parse(readOrUsage(values['trusted-root'], 'trusted root').toString('utf8'))
+      : { mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1' },
+  );
+  const tlogThreshold = values['trusted-root'] ? Number(values['tlog-threshold'] ?? '1') : 0;
   const trust = toTrustMaterial(trustedRoot, {
     [hint]: { rawBytes: spkiDer, keyDetails: keyDetailsFor(key) },
   });
   const verifier = new Verifier(trust, {
-    tlogThreshold: 0,
+    tlogThreshold,
     ctlogThreshold: 0,
     timestampThreshold: 0,
   });

@@ -1,0 +1,119 @@
+"""`airseal log init|status|get|prove|verify|trusted-root|export`: the embedded transparency log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from airseal._internal.cli import examples, json_option
+from airseal.appliance.cli import cli
+from airseal.appliance.cli.session import open_appliance
+from airseal.appliance.cli.ui import emit_json
+
+
+@examples(
+    'airseal log init --key log-key --origin log.site.example',
+    'airseal log status --json',
+    'airseal log prove --index 0',
+    'airseal log trusted-root --output trusted_root.json',
+)
+@cli.group(name="log")
+def log_group() -> None:
+    """The appliance's transparency log: once it exists, every signature is logged."""
+
+
+@examples(
+    'airseal log init --key log-key',
+    'airseal log init --key log-key --origin log.site.example',
+)
+@log_group.command(name="init")
+@click.option("--key", "log_key", required=True, help="Appliance key signing the log (P-256).")
+@click.option("--origin", help="The log's bare host name (default: from the appliance id).")
+@json_option
+def log_init(log_key: str, origin: str | None, as_json: bool) -> None:
+    """Create the transparency log; from now on sign-blob, actions and exports are logged."""
+    status = open_appliance().log_init(log_key, origin=origin)
+    _show(status.to_json() if as_json else None, status.describe())
+
+
+@examples(
+    'airseal log status',
+    'airseal log status --json',
+)
+@log_group.command(name="status")
+@json_option
+def log_status(as_json: bool) -> None:
+    """Size, root hash and latest signed checkpoint."""
+    status = open_appliance().log_status()
+    _show(status.to_json() if as_json else None, [*status.describe(), "", status.checkpoint])
+
+
+@examples(
+    'airseal log verify',
+)
+@log_group.command(name="verify")
+@json_option
+def log_verify(as_json: bool) -> None:
+    """Recompute the tree from every entry and check tiles and the latest checkpoint (exit 1
+    if anything differs)."""
+    status = open_appliance().log_verify()
+    _show(status.to_json() if as_json else None, status.describe())
+
+
+@examples(
+    'airseal log get 0',
+)
+@log_group.command(name="get")
+@click.argument("index", type=click.IntRange(min=0))
+def log_get(index: int) -> None:
+    """Entry INDEX as a bundle `tlogEntries` item (JSON), with its verified inclusion proof."""
+    emit_json(open_appliance().log_get(index))
+
+
+@examples(
+    'airseal log prove --index 3 --json',
+    'airseal log prove --from-size 10',
+)
+@log_group.command(name="prove")
+@click.option("--index", type=click.IntRange(min=0), help="Inclusion proof of this entry.")
+@click.option(
+    "--from-size", "old_size", type=click.IntRange(min=0),
+    help="Consistency proof from this earlier checkpoint size to the latest.",
+)
+@json_option
+def log_prove(index: int | None, old_size: int | None, as_json: bool) -> None:
+    """An inclusion or consistency proof against the latest checkpoint, verified first."""
+    proof = open_appliance().log_prove(index=index, old_size=old_size)
+    _show(proof.to_json() if as_json else None, proof.describe())
+
+
+@examples(
+    'airseal log trusted-root --output trusted_root.json',
+)
+@log_group.command(name="trusted-root")
+@click.option(
+    "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the Sigstore trusted_root.json naming this log.",
+)
+def log_trusted_root(output: Path) -> None:
+    """Write a Sigstore `trusted_root.json` naming this log, for Sigstore verifiers at the site."""
+    click.echo(f"Wrote {open_appliance().write_log_trusted_root(output)}")
+
+
+@examples(
+    'airseal log export /srv/log',
+)
+@log_group.command(name="export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+def log_export(directory: Path) -> None:
+    """Write the log as static C2SP tlog-tiles files (checkpoint, tile/...) into DIRECTORY."""
+    paths = open_appliance().export_log_tiles(directory)
+    click.echo(f"Wrote {len(paths)} files into {directory}")
+
+
+def _show(data: dict[str, object] | None, lines: list[str]) -> None:
+    if data is not None:
+        emit_json(data)
+    else:
+        click.echo("\n".join(lines))

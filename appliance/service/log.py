@@ -1,0 +1,229 @@
+"""The transparency-log use cases of :class:`~airseal.appliance.service.Appliance`.
+
+Kept in their own mixin so the service stays readable; every method opens what it needs lazily,
+like the rest of the service. Results say themselves in words and as camelCase JSON with
+``schemaVersion`` 1.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    import sqlite_utils
+
+    from airseal.appliance.home import Home
+    from airseal.appliance.prompts import Prompter
+
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+
+
+@dataclass(frozen=True)
+class LogStatus:
+    origin: str
+    key_name: str
+    log_id: str
+    size: int
+    root_hash: str
+    checkpoint: str
+    created: str
+    verified: bool = False
+
+    def describe(self) -> list[str]:
+        lines = [
+            f"Log {self.origin} (key {self.key_name}, log id {self.log_id[:16]}...)",
+            f"  size {self.size}, root {self.root_hash}",
+            f"  created {self.created}",
+        ]
+        if self.verified:
+            lines.append("  verified: every entry, tile and the latest checkpoint agree")
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": 1,
+            "origin": self.origin,
+            "keyName": self.key_name,
+            "logId": self.log_id,
+            "size": self.size,
+            "rootHash": self.root_hash,
+            "checkpoint": self.checkpoint,
+            "created": self.created,
+            "verified": self.verified,
+        }
+
+
+@dataclass(frozen=True)
+class LogProof:
+    kind: str  # inclusion | consistency
+    data: dict[str, Any]
+
+    def describe(self) -> list[str]:
+        if self.kind == "inclusion":
+            proof = self.data["entry"]["inclusionProof"]
+            return [
+                f"Entry {self.data['entry']['logIndex']} is in the log of size "
+                f"{proof['treeSize']} ({len(proof['hashes'])} proof hashes); it verified.",
+            ]
+        return [
+            f"Size {self.data['oldSize']} is a prefix of size {self.data['newSize']} "
+            f"({len(self.data['hashes'])} proof hashes); it verified.",
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schemaVersion": 1, "kind": self.kind, **self.data}
+
+
+class TransparencyLogMethods:
+    """Mixed into :class:`Appliance`; relies on its ``home``, ``db``, ``prompter`` and ``now``."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def home(self) -> Home: ...
+        @property
+        def db(self) -> sqlite_utils.Database: ...
+
+        prompter: Prompter
+
+        def now(self) -> datetime: ...
+
+    def _log(self) -> Any:
+        from airseal.appliance.tlog_store import TransparencyLog
+
+        return TransparencyLog(self.db.conn)
+
+    def _status(self, verified: bool = False) -> LogStatus:
+        log = self._log()
+        latest = log.latest_checkpoint()
+        return LogStatus(
+            origin=log.info.origin, key_name=log.info.key_name, log_id=log.info.log_id.hex(),
+            size=latest.checkpoint.size, root_hash=latest.checkpoint.root_hash.hex(),
+            checkpoint=latest.note, created=log.info.created, verified=verified,
+        )
+
+    def log_init(self, key_name: str, *, origin: str | None = None) -> LogStatus:
+        """Create the log, signed by the appliance key ``key_name`` (ECDSA P-256)."""
+        from airseal.appliance import audit
+        from airseal.appliance.errors import UsageError
+        from airseal.appliance.keystore import get_key, open_signer
+        from airseal.appliance.tlog_store import create_log
+        from airseal.trustroot.tlog.checkpoint import check_origin
+
+        record = get_key(self.db, key_name)
+        if record.algorithm != "ecdsa-p256":
+            raise UsageError(
+                f"--key {key_name}: the log key must be ECDSA P-256, this key is "
+                f"{record.algorithm}",
+                hint="create one with `airseal key generate NAME` (ECDSA P-256 by default)",
+            )
+        chosen = origin or f"log-{self.home.appliance_id[:12]}.airseal.internal"
+        try:
+            check_origin(chosen)
+        except ValueError as exc:
+            raise UsageError(f"--origin: {exc}") from None
+        with open_signer(self.home, record, self.prompter) as signer:
+            info = create_log(
+                self.db.conn, origin=chosen, key_name=key_name, public_key=record.public_key,
+                signer=signer, now=self.now(),
+            )
+        audit.record(
+            self.home, self.db, "log-init", chosen,
+            {"key": key_name, "fingerprint": record.fingerprint, "logId": info.log_id.hex()},
+        )
+        return self._status()
+
+    def log_status(self) -> LogStatus:
+        return self._status()
+
+    def log_verify(self) -> LogStatus:
+        """Recompute the whole tree from the entries and check the latest checkpoint."""
+        self._log().verify()
+        return self._status(verified=True)
+
+    def log_get(self, index: int) -> dict[str, Any]:
+        """Entry ``index`` as a ``tlogEntries`` item, proved against the latest checkpoint."""
+        log = self._log()
+        entry = log.entry(index)
+        self._check_entry(log, entry)
+        return {"schemaVersion": 1, "entry": entry.to_json()}
+
+    def log_prove(self, *, index: int | None = None, old_size: int | None = None) -> LogProof:
+        """An inclusion proof (``index``) or a consistency proof (``old_size`` -> latest), each
+        verified before it is returned."""
+        from airseal.appliance.errors import UsageError
+        from airseal.trustroot.tlog.merkle import verify_consistency
+
+        if (index is None) == (old_size is None):
+            raise UsageError("give exactly one of --index or --from-size")
+        log = self._log()
+        if index is not None:
+            entry = log.entry(index)
+            self._check_entry(log, entry)
+            return LogProof("inclusion", {"entry": entry.to_json()})
+        assert old_size is not None
+        latest = log.latest_checkpoint()
+        old = log.checkpoint_at(old_size)
+        new_size = latest.checkpoint.size
+        hashes = log.consistency(old_size, new_size)
+        verify_consistency(
+            old_size, new_size, hashes, old.checkpoint.root_hash, latest.checkpoint.root_hash
+        )
+        return LogProof("consistency", {
+            "oldSize": old_size, "newSize": new_size,
+            "oldCheckpoint": old.note, "newCheckpoint": latest.note,
+            "hashes": [base64.b64encode(h).decode() for h in hashes],
+        })
+
+    @staticmethod
+    def _check_entry(log: Any, entry: Any) -> None:
+        from airseal.trustroot.tlog.entries import verify_tlog_entry
+
+        verify_tlog_entry(
+            entry, log_key=log.info.public_key, name=log.info.origin, origin=log.info.origin,
+            signed=None,
+        )
+
+    def log_trusted_root(self) -> bytes:
+        """A Sigstore ``trusted_root.json`` naming this log (key, log id, ``baseUrl``, validity)."""
+        import json
+
+        from airseal.trustroot.keys import spki_der
+
+        info = self._log().info
+        document = {
+            "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
+            "tlogs": [
+                {
+                    "baseUrl": info.base_url,
+                    "hashAlgorithm": "SHA2_256",
+                    "publicKey": {
+                        "rawBytes": base64.b64encode(spki_der(info.public_key)).decode(),
+                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                        "validFor": {"start": info.created.replace("+00:00", "Z")},
+                    },
+                    "logId": {"keyId": base64.b64encode(info.log_id).decode()},
+                }
+            ],
+            "certificateAuthorities": [],
+            "ctlogs": [],
+            "timestampAuthorities": [],
+        }
+        return (json.dumps(document, indent=2) + "\n").encode()
+
+    def write_log_trusted_root(self, output: Path) -> Path:
+        from airseal._internal.atomic import write_atomic
+
+        write_atomic(output, self.log_trusted_root())
+        return output
+
+    def export_log_tiles(self, directory: Path) -> list[Path]:
+        """The log as static C2SP tlog-tiles files under ``directory``."""
+        directory.mkdir(parents=True, exist_ok=True)
+        paths: list[Path] = self._log().export_tiles(directory)
+        return paths

@@ -1,0 +1,140 @@
+"""The embedded transparency log at scale: batched appends, proof times, bytes added to an export.
+
+Prints:
+- appends per second, batched (``--batch`` entries per transaction, each entry with its SET,
+  each batch with a signed checkpoint; SQLite file in WAL mode with ``synchronous = FULL``), and
+  beside it the ECDSA P-256 signatures per second of the same key in the same process, which is
+  the ceiling a Rekor-style log (one SET per entry) can reach here;
+- inclusion and consistency proof generation time at the final size (mean and p99 over random
+  indexes/sizes) and the number of tile reads each takes;
+- the bytes the log adds to an export of 100 actions: the ``tlogEntries`` of 100 action bundles and
+  the export statement's bundle, as serialised in the bundles (indent 2), at the final size.
+
+Targets (issue 12): >= 10,000 appends/s; proofs < 1 ms; < 64 KiB per 100-action export.
+
+    .venv/bin/python bench/tlog_bench.py --entries 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sqlite3
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--proofs", type=int, default=1000)
+    args = parser.parse_args()
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from airseal._internal.migrations import migrate
+    from airseal.appliance import tlog_store as ts
+    from airseal.appliance.db import MIGRATIONS
+    from airseal.trustroot.signer import PrivateKeySigner
+    from airseal.trustroot.tlog import entries, merkle, tiles
+
+    signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
+    now = datetime.now(UTC)
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "log.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        migrate(conn, MIGRATIONS)
+        ts.create_log(
+            conn,
+            origin="log.bench.example",
+            key_name="k",
+            public_key=signer.public_key,
+            signer=signer,
+            now=now,
+        )
+        log = ts.TransparencyLog(conn)
+
+        # A realistic body: a hashedrekord entry is about 700 bytes.
+        template = entries.hashedrekord_body(b"\x11" * 32, b"\x22" * 71, signer.public_key)
+        start = time.perf_counter()
+        done = 0
+        while done < args.entries:
+            n = min(args.batch, args.entries - done)
+            batch = [
+                ts.NewEntry("hashedrekord", template[:-2] + str(done + i).encode() + b"}}", "b")
+                for i in range(n)
+            ]
+            log.append(batch, signer, now=now)
+            done += n
+        append_s = time.perf_counter() - start
+        sig_start = time.perf_counter()
+        for i in range(5000):
+            signer.sign_message(b"%d" % i)
+        sig_rate = 5000 / (time.perf_counter() - sig_start)
+        size = log.size
+        db_bytes = sum(p.stat().st_size for p in Path(tmp).iterdir())
+
+        reads = 0
+
+        def counting_read(level: int, index: int) -> tuple[bytes, bytes]:
+            nonlocal reads
+            reads += 1
+            return log.read_tile_and_inner(level, index)
+
+        rng = random.Random(12)
+        inc_times, inc_reads = [], []
+        for _ in range(args.proofs):
+            index = rng.randrange(size)
+            reads = 0
+            t = time.perf_counter()
+            merkle.inclusion_proof(index, size, tiles.stored_node_reader(counting_read))
+            inc_times.append(time.perf_counter() - t)
+            inc_reads.append(reads)
+        con_times, con_reads = [], []
+        for _ in range(args.proofs):
+            old = rng.randrange(1, size)
+            reads = 0
+            t = time.perf_counter()
+            merkle.consistency_proof(old, size, tiles.stored_node_reader(counting_read))
+            con_times.append(time.perf_counter() - t)
+            con_reads.append(reads)
+
+        added = 0
+        parts = {"canonicalizedBody": 0, "inclusionProof.hashes": 0, "checkpoint": 0, "SET": 0}
+        for index in rng.sample(range(size), 101):
+            item = log.entry(index).to_json()
+            added += len(json.dumps(item, indent=2)) + 2 * 6
+            parts["canonicalizedBody"] += len(item["canonicalizedBody"])
+            parts["inclusionProof.hashes"] += sum(
+                len(h) + 3 for h in item["inclusionProof"]["hashes"]
+            )
+            parts["checkpoint"] += len(item["inclusionProof"]["checkpoint"]["envelope"])
+            parts["SET"] += len(item["inclusionPromise"]["signedEntryTimestamp"])
+        conn.close()
+
+    def ms(values: list[float]) -> str:
+        p99 = sorted(values)[int(len(values) * 0.99) - 1]
+        return f"mean {statistics.mean(values) * 1000:.3f} ms, p99 {p99 * 1000:.3f} ms"
+
+    print(f"entries: {size:,} in batches of {args.batch:,}; database {db_bytes / 2**20:.0f} MiB")
+    print(
+        f"appends: {size / append_s:,.0f}/s ({append_s:.1f} s); "
+        f"ECDSA P-256 signatures alone: {sig_rate:,.0f}/s (one SET per entry)"
+    )
+    print(f"inclusion proof at {size:,}: {ms(inc_times)}; tile reads max {max(inc_reads)}")
+    print(f"consistency proof to {size:,}: {ms(con_times)}; tile reads max {max(con_reads)}")
+    print(
+        f"log bytes added to an export of 100 actions (101 bundles' tlogEntries): "
+        f"{added:,} bytes ({added / 1024:.1f} KiB), of which "
+        + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in parts.items())
+    )
+
+
+if __name__ == "__main__":
+    main()
