@@ -20,8 +20,10 @@ from tests.tui.conftest import make_app, settle, type_text, wait_for, wait_for_s
 SUB_SCREENS = (
     ("keys", ("tokens",), "airseal.tui.screens.tokens", "TokensScreen"),
     ("keys", ("piv",), "airseal.tui.screens.piv", "PivScreen"),
+    ("files", ("sign_blob",), "airseal.tui.screens.sign_blob", "SignBlobScreen"),
+    ("dashboard", ("settings",), "airseal.tui.screens.settings", "SettingsScreen"),
 )
-NOT_IN_PALETTE = {"refresh", "back", "cancel", "save"}
+NOT_IN_PALETTE = {"refresh", "back", "cancel", "save", "sign"}
 """Keys that only make sense on the screen itself (reload, leave, the form's own buttons)."""
 
 
