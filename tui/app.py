@@ -78,6 +78,8 @@ class AirsealApp(App[int]):
     def keys_changed(self) -> None:
         """Tell the operator when a key was unlocked (after work that signed) or locked."""
         now = self.context.unlocked_keys.names()
+        if now == self._unlocked:
+            return
         for name in sorted(set(now) - set(self._unlocked)):
             minutes = round(self.context.unlocked_keys.idle_seconds / 60)
             self.notify(

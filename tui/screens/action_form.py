@@ -236,8 +236,6 @@ class ActionFormScreen(AirsealScreen):
         return "" if value is None else str(value)
 
     def on_mount(self) -> None:
-        for error in self.query(".field-error"):
-            error.display = False
         self._mode_changed()
         self.load_choices()
 
@@ -320,7 +318,7 @@ class ActionFormScreen(AirsealScreen):
         for field in ALL_FIELDS:
             label = self.query_one(f"#err-{field}", Label)
             label.update("")
-            label.display = False
+            label.remove_class("-shown")
             self.query_one(f"#f-{field}").remove_class("-invalid")
 
     def _show_error(self, field: str | None, text: str, *, focus: bool = True) -> None:
@@ -329,7 +327,7 @@ class ActionFormScreen(AirsealScreen):
             return
         label = self.query_one(f"#err-{field}", Label)
         label.update(text)
-        label.display = True
+        label.add_class("-shown")
         widget = self.query_one(f"#f-{field}")
         widget.add_class("-invalid")
         self.query_one("#form-error", Static).update("The action was not signed: see below.")

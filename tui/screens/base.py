@@ -9,6 +9,7 @@ failed worker's error reaches the operator, and the keyboard rules every screen 
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import on
@@ -30,6 +31,18 @@ TYPED_KEY_NAMES = frozenset({"slash", "question_mark", "space", "full_stop", "co
 
 class AirsealScreen(Screen[Any]):
     """A screen whose workers call appliance services; their errors open the error dialog."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # The size classes (-narrow/-wide, -short/-tall) from the start: set only on the first
+        # resize, they would restyle every widget of the screen a second time as it opens.
+        with contextlib.suppress(Exception):
+            width, height = self.app.size
+            app = self.app
+            self.add_class(
+                *self._get_breakpoint_classes(width, app.HORIZONTAL_BREAKPOINTS or []),
+                *self._get_breakpoint_classes(height, app.VERTICAL_BREAKPOINTS or []),
+            )
 
     @property
     def airseal(self) -> AirsealApp:
@@ -67,12 +80,6 @@ class AirsealScreen(Screen[Any]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (self.typing() and action in self.typed_key_actions())
-
-    def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
-
-    def on_descendant_blur(self) -> None:
-        self.refresh_bindings()
 
     def on_screen_resume(self) -> None:
         shared = self.airseal.media_path

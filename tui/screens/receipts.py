@@ -64,7 +64,11 @@ class ReceiptsScreen(AirsealScreen):
             yield Button("Import receipts", variant="primary", id="do-import", compact=True)
             yield ProgressBar(id="import-progress", show_eta=False)
         yield Static("", id="import-result", classes="result", markup=False)
-        yield Static("Per action (latest receipt of every agent)", classes="section-title")
+        yield Static(
+            f"Per action (latest receipt of every agent): {LEGEND}",
+            classes="section-title",
+            markup=False,
+        )
         yield DataTable(id="receipt-actions", cursor_type="row", zebra_stripes=True)
         yield Static("Per agent", classes="section-title")
         yield DataTable(id="receipt-agents", cursor_type="row", zebra_stripes=True)
@@ -86,7 +90,7 @@ class ReceiptsScreen(AirsealScreen):
             "Succeeded",
             "Failed",
             "Skipped",
-            LEGEND,
+            "Outcomes",
         )
         self.query_one("#receipt-agents", DataTable).add_columns(
             "Agent",
