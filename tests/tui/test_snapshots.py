@@ -123,8 +123,15 @@ def go(key: str, *then: str) -> Steps:
 # --- dashboard, help, palette --------------------------------------------------------------
 
 
+async def dashboard_shown(pilot: Any) -> None:
+    """The dashboard reads the appliance after its first frame: wait for what it read."""
+    await wait_for(
+        pilot, lambda: "Appliance " in str(pilot.app.screen.query_one("#dashboard-status").render())
+    )
+
+
 def test_dashboard(snap_compare: Any, snapshot_site: dict) -> None:
-    assert snap(snap_compare, make_app(snapshot_site["root"]))
+    assert snap(snap_compare, make_app(snapshot_site["root"]), dashboard_shown)
 
 
 async def test_dashboard_without_a_home(tour: Tour, stable: None) -> None:
@@ -412,10 +419,9 @@ async def test_small_terminal(tour: Tour, snapshot_site: dict) -> None:
     from airseal.tui.screens.settings import SettingsScreen
     from airseal.tui.screens.sign_blob import SignBlobScreen
 
-    enrol_agents(snapshot_site["root"])
     app = make_app(snapshot_site["root"])
     async with app.run_test(size=SMALL) as pilot:
-        await settle(pilot)
+        await dashboard_shown(pilot)
         await tour.picture(pilot, "dashboard_80x24")
 
         await pilot.press("c")
@@ -444,6 +450,7 @@ async def test_small_terminal(tour: Tour, snapshot_site: dict) -> None:
         await wait_for(pilot, lambda: "fits" in str(capacity.render()))
         await tour.picture(pilot, "export_80x24")
 
+        enrol_agents(snapshot_site["root"])  # here: it is audited at the real time of day
         await pilot.press("7", "i")
         await wait_for(pilot, lambda: pilot.app.screen.query_one("#import-result").display)
         await tour.picture(pilot, "receipts_80x24")

@@ -63,11 +63,11 @@ class DashboardScreen(AirsealScreen):
             yield OptionList(id="attention")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.load()
 
     def on_screen_resume(self) -> None:
-        self.load()
+        # after the frame: the reading thread (which imports the database layer on the first
+        # visit) would otherwise share the interpreter with the first paint and delay it
+        self.call_after_refresh(self.load)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "init_home":
