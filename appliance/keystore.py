@@ -9,6 +9,7 @@ registered by a reference that holds no secret. :func:`open_signer` returns a
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,8 +25,10 @@ from airseal._internal.atomic import write_atomic
 from airseal.appliance import audit
 from airseal.appliance.errors import KeyExists, KeyNotFound, KeyRetired, UsageError
 from airseal.appliance.home import Home
-from airseal.appliance.prompts import Prompter, key_password
+from airseal.appliance.prompts import PASSWORD_ENV, Prompter, key_password
+from airseal.appliance.unlocked_keys import current_session
 from airseal.trustroot.cosign_keys import encrypt_cosign_key, load_private_key
+from airseal.trustroot.errors import WrongPassword
 from airseal.trustroot.keys import (
     PrivateKey,
     PublicKey,
@@ -265,6 +268,36 @@ def retire_key(home: Home, db: sqlite_utils.Database, name: str) -> KeyRecord:
     return get_key(db, name)
 
 
+def _unlock_file_key(
+    home: Home, record: KeyRecord, prompter: Prompter, attempts: int
+) -> PrivateKey:
+    """Decrypt a file key; a wrong password is asked again up to ``attempts`` times in all
+    (once when the password comes from the environment: it would be the same again)."""
+    path = home.keys_dir / record.reference["path"]
+    data = path.read_bytes()
+    purpose = f"Password for key {record.name}"
+    for attempt in range(1, attempts + 1):
+        password = key_password(prompter, purpose)
+        try:
+            key = load_private_key(data, password, subject=f"key {record.name}")
+        except WrongPassword:
+            if attempt == attempts or PASSWORD_ENV in os.environ:
+                raise
+            purpose = (
+                f"Password for key {record.name}: the last one did not unlock it "
+                f"(attempt {attempt + 1} of {attempts})"
+            )
+            continue
+        if fingerprint(key.public_key()) != record.fingerprint:
+            raise KeyNotFound(
+                "the key file does not hold the registered key",
+                subject=str(path),
+                hint="the key file was replaced; restore it from backup",
+            )
+        return key
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
 @contextmanager
 def open_signer(home: Home, record: KeyRecord, prompter: Prompter) -> Iterator[Signer]:
     """A signer for a registered key; hardware sessions are closed when the block ends.
@@ -273,15 +306,12 @@ def open_signer(home: Home, record: KeyRecord, prompter: Prompter) -> Iterator[S
         raise KeyRetired(f"key {record.name} was retired on {record.reference['retired']}",
                          subject=record.name)
     if record.backend == "file":
-        path = home.keys_dir / record.reference["path"]
-        password = key_password(prompter, f"Password for key {record.name}")
-        key = load_private_key(path.read_bytes(), password, subject=f"key {record.name}")
-        if fingerprint(key.public_key()) != record.fingerprint:
-            raise KeyNotFound(
-                "the key file does not hold the registered key",
-                subject=str(path),
-                hint="the key file was replaced; restore it from backup",
-            )
+        session = current_session()
+        key = session.get(record.name, record.fingerprint) if session else None
+        if key is None:
+            key = _unlock_file_key(home, record, prompter, session.attempts if session else 1)
+            if session is not None:
+                session.put(record.name, record.fingerprint, key)
         yield PrivateKeySigner(key)
         return
     if record.backend == "pkcs11":

@@ -37,26 +37,76 @@ class AirsealApp(App[int]):
         p.mode: _lazy_screen(p.module, p.screen) for p in PLACES
     }
     COMMANDS = App.COMMANDS | {AirsealCommands}
+    # screens lay out tighter below 100 columns and 32 rows (80x24 must show everything)
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]  # noqa: RUF012
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]  # noqa: RUF012
     BINDINGS: ClassVar[list[BindingType]] = [
         *(
             Binding(p.key, f"goto('{p.mode}')", p.title, show=False, tooltip=f"Open {p.title}")
             for p in PLACES
         ),
         Binding("escape", "leave_field", "Leave the field (then number keys work)", show=False),
+        # The app moves the focus itself, as the Tab arrives, so keys typed after it go to the
+        # next field. Left to the field, the Tab is handled only when the field gets to it, and
+        # the keys typed after it were already routed to that same field ("(Demo)HelloSays hi").
+        Binding("tab", "focus_next", "Next field", show=False, priority=True),
+        Binding("shift+tab", "focus_previous", "Previous field", show=False, priority=True),
         Binding("question_mark,f1", "help", "Help"),
+        Binding("ctrl+l", "lock_keys", "Lock keys", tooltip="Forget the keys unlocked so far"),
         Binding("q", "quit", "Quit"),
     ]
+    IDLE_CHECK_SECONDS = 5.0
+    """How often keys idle too long are locked (their timeout is the session's)."""
 
     def __init__(self, context: ApplianceContext | None = None) -> None:
         super().__init__()
         self.context = context or default_context()
         self.prompter = ModalPrompter(self)
+        self.media_path = ""
+        """The media chosen last on any screen: Export, Media check and Receipts share it."""
         self.internal_errors: list[BaseException] = []
         """Bugs caught at the worker edge (tests assert there are none)."""
         self._warmed_up = False
+        self._unlocked: list[str] = []
 
     def on_mount(self) -> None:
         self.switch_mode("dashboard")
+        self.set_interval(self.IDLE_CHECK_SECONDS, self._lock_idle_keys)
+
+    # -- keys unlocked for the session ------------------------------------------------------
+
+    def keys_changed(self) -> None:
+        """Tell the operator when a key was unlocked (after work that signed) or locked."""
+        now = self.context.unlocked_keys.names()
+        if now == self._unlocked:
+            return
+        for name in sorted(set(now) - set(self._unlocked)):
+            minutes = round(self.context.unlocked_keys.idle_seconds / 60)
+            self.notify(
+                f"Key {name} stays unlocked for this session (in memory only) until ctrl+l "
+                f"locks it or it is idle {minutes} minutes.",
+                title="Key unlocked",
+            )
+        self._unlocked = now
+        self.refresh_bindings()
+
+    def _lock_idle_keys(self) -> None:
+        locked = self.context.unlocked_keys.expire()
+        if locked:
+            self.notify(f"Locked after idling: {', '.join(locked)}.", title="Keys locked")
+            self._unlocked = self.context.unlocked_keys.names()
+            self.refresh_bindings()
+
+    def action_lock_keys(self) -> None:
+        locked = self.context.unlocked_keys.lock()
+        self._unlocked = []
+        self.refresh_bindings()
+        self.notify(
+            f"Locked: {', '.join(locked)}; the next signing asks for the password."
+            if locked
+            else "No key was unlocked.",
+            title="Keys locked",
+        )
 
     def warm_up(self) -> None:
         """Import the other screens (and the services they use) while the operator reads the
@@ -71,11 +121,26 @@ class AirsealApp(App[int]):
             importlib.import_module(place.module)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (action in ("goto", "help") and isinstance(self.screen, ModalScreen))
+        if action in ("goto", "help") and isinstance(self.screen, ModalScreen):
+            return False
+        if action == "lock_keys":
+            return True if self._unlocked else None  # shown dimmed while nothing is unlocked
+        # a text field takes the characters typed: q and the numbers are not offered then
+        return not (action in ("goto", "quit") and isinstance(self.focused, Input | TextArea))
 
-    def action_goto(self, mode: str) -> None:
-        if mode in PLACE_BY_MODE and mode != self.current_mode:
-            self.switch_mode(mode)
+    async def action_goto(self, mode: str) -> None:
+        """Open a main screen; every visit starts on the same widget of it."""
+        if mode not in PLACE_BY_MODE:
+            return
+        if mode != self.current_mode:
+            await self.switch_mode(mode)
+        self._focus_home()
+
+    def _focus_home(self) -> None:
+        from airseal.tui.screens.base import AirsealScreen
+
+        if isinstance(self.screen, AirsealScreen):
+            self.screen.focus_home()
 
     def action_leave_field(self) -> None:
         """Esc in a text field gives the keys back to the screen (numbers, letters)."""
@@ -110,6 +175,7 @@ class AirsealApp(App[int]):
             await self.switch_mode(command.mode)
         while len(self.screen_stack) > 1 and not isinstance(self.screen, ModalScreen):
             await self.pop_screen()
+        self._focus_home()
         for action in command.actions:
             await self.screen.run_action(action)
 

@@ -126,6 +126,24 @@ PALETTE: tuple[PaletteCommand, ...] = (
     PaletteCommand(
         "Add a file", "Intake with vendor signature verification", "files", ("add_file",)
     ),
+    PaletteCommand(
+        "Sign a file (sign-blob)",
+        "A cosign signature and a Sigstore bundle, with a key here",
+        "files",
+        ("sign_blob",),
+    ),
+    PaletteCommand(
+        "Site configuration (config set)",
+        "intake.require-signature, export.valid-days, action.valid-days",
+        "dashboard",
+        ("settings",),
+    ),
+    PaletteCommand(
+        "Lock the unlocked keys",
+        "Forget every key password typed in this session",
+        "dashboard",
+        ("app.lock_keys",),
+    ),
     PaletteCommand("New action", "Create and sign a node action", "actions", ("new_action",)),
     PaletteCommand("Edit the selected action", "Sign a new version", "actions", ("edit_action",)),
     PaletteCommand("Show the selected action", "Its signed fields", "actions", ("show_action",)),

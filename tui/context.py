@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airseal.appliance.service import Appliance, ApplianceOptions
+from airseal.appliance.service import Appliance, ApplianceOptions, UnlockedKeys
 
 if TYPE_CHECKING:
     from airseal.appliance.service.records import MediaMount, Prompter
@@ -22,13 +22,25 @@ if TYPE_CHECKING:
 
 class ApplianceContext:
     """The appliance at ``root`` and the options every :class:`Appliance` opened for the app
-    gets; ``overrides`` are :class:`ApplianceOptions` fields (``clock=``, ``mount_table=`` ...)."""
+    gets; ``overrides`` are :class:`ApplianceOptions` fields (``clock=``, ``mount_table=`` ...).
+
+    The app is one session: file keys unlocked in it stay unlocked (in memory) until locked or
+    idle (:attr:`unlocked_keys`)."""
 
     def __init__(
         self, root: Path, options: ApplianceOptions | None = None, **overrides: Any
     ) -> None:
         self.root = root
-        self.options = replace(options or ApplianceOptions(), **overrides)
+        options = replace(options or ApplianceOptions(), **overrides)
+        if options.unlocked_keys is None:
+            options = replace(options, unlocked_keys=UnlockedKeys())
+        self.options = options
+
+    @property
+    def unlocked_keys(self) -> UnlockedKeys:
+        keys = self.options.unlocked_keys
+        assert keys is not None  # set in __init__
+        return keys
 
     def now(self) -> datetime:
         return self.options.clock()

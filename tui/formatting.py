@@ -45,3 +45,8 @@ def until(moment: datetime, now: datetime) -> str:
         amount, unit = max(1, int(seconds // 60)), "minute"
     text = f"{amount} {unit}{'' if amount == 1 else 's'}"
     return f"in {text}" if ahead else f"{text} ago"
+
+
+def short(text: str, keep: int) -> str:
+    """``text`` cut to ``keep`` characters with an ellipsis (hashes, fingerprints)."""
+    return text if len(text) <= keep else text[:keep] + "…"

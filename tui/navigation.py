@@ -12,15 +12,19 @@ class Place:
     key: str
     module: str
     screen: str
+    short: str = ""
+    """The title in a narrow terminal (default: the title)."""
 
 
 PLACES: tuple[Place, ...] = (
     Place("dashboard", "Dashboard", "1", "airseal.tui.screens.dashboard", "DashboardScreen"),
-    Place("keys", "Keys & tokens", "2", "airseal.tui.screens.keys", "KeysScreen"),
+    Place("keys", "Keys & tokens", "2", "airseal.tui.screens.keys", "KeysScreen", "Keys"),
     Place("files", "Files", "3", "airseal.tui.screens.files", "FilesScreen"),
     Place("actions", "Actions", "4", "airseal.tui.screens.actions", "ActionsScreen"),
     Place("export", "Export", "5", "airseal.tui.screens.export", "ExportScreen"),
-    Place("check", "Media check", "6", "airseal.tui.screens.media_check", "MediaCheckScreen"),
+    Place(
+        "check", "Media check", "6", "airseal.tui.screens.media_check", "MediaCheckScreen", "Check"
+    ),
     Place("receipts", "Receipts", "7", "airseal.tui.screens.receipts", "ReceiptsScreen"),
     Place("audit", "Audit", "8", "airseal.tui.screens.audit", "AuditScreen"),
 )

@@ -10,8 +10,10 @@ from airseal.appliance.service.results import (
     AuditRow,
     Initialised,
     MediaCheck,
+    SettingView,
     TokenTable,
 )
+from airseal.appliance.unlocked_keys import UnlockedKeys
 
 __all__ = [
     "TOKEN_COLUMNS",
@@ -21,7 +23,9 @@ __all__ = [
     "Initialised",
     "MediaCheck",
     "NoPrompter",
+    "SettingView",
     "TokenTable",
+    "UnlockedKeys",
     "default_home",
     "utc_now",
 ]

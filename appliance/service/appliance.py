@@ -11,13 +11,20 @@ or verifying the audit chain starts fast.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airseal.appliance.service.log import TransparencyLogMethods
 from airseal.appliance.service.options import ApplianceOptions
-from airseal.appliance.service.results import AuditRow, Initialised, MediaCheck, TokenTable
+from airseal.appliance.service.results import (
+    AuditRow,
+    Initialised,
+    MediaCheck,
+    SettingView,
+    TokenTable,
+)
 from airseal.appliance.service.site import SiteUseCases
 
 if TYPE_CHECKING:
@@ -135,6 +142,17 @@ class Appliance(SiteUseCases, TransparencyLogMethods):
 
     def now(self) -> datetime:
         return self.options.clock()
+
+    def _signing(self) -> AbstractContextManager[None]:
+        """Sign in the front end's session of unlocked keys (``options.unlocked_keys``)."""
+        from airseal.appliance.unlocked_keys import signing_session
+
+        return signing_session(self.options.unlocked_keys)
+
+    def lock_keys(self) -> list[str]:
+        """Forget every key unlocked for the session; returns their names."""
+        keys = self.options.unlocked_keys
+        return keys.lock() if keys is not None else []
 
     # -- home -------------------------------------------------------------------------------
 
@@ -287,9 +305,10 @@ class Appliance(SiteUseCases, TransparencyLogMethods):
         from airseal._internal.atomic import write_atomic
         from airseal.appliance.blobs import sign_blob
 
-        result = sign_blob(
-            self.home, self.db, path, key_name, self.prompter, on_progress=on_progress
-        )
+        with self._signing():
+            result = sign_blob(
+                self.home, self.db, path, key_name, self.prompter, on_progress=on_progress
+            )
         if signature_path:
             write_atomic(signature_path, result.signature_b64)
         if bundle_path:
@@ -512,15 +531,19 @@ class Appliance(SiteUseCases, TransparencyLogMethods):
     def create_action(self, spec: ActionSpec, key_name: str) -> ActionRecord:
         from airseal.appliance.actions import create_action
 
-        return create_action(self.home, self.db, spec, key_name, self.prompter, now=self.now())
+        with self._signing():
+            return create_action(
+                self.home, self.db, spec, key_name, self.prompter, now=self.now()
+            )
 
     def edit_action(self, action_id: str, spec: ActionSpec, key_name: str | None) -> ActionRecord:
         """Sign a new version; fields the spec leaves out keep the signed values."""
         from airseal.appliance.actions import edit_action
 
-        return edit_action(
-            self.home, self.db, action_id, spec, key_name, self.prompter, now=self.now()
-        )
+        with self._signing():
+            return edit_action(
+                self.home, self.db, action_id, spec, key_name, self.prompter, now=self.now()
+            )
 
     def revoke_action(self, action_id: str, reason: str) -> int:
         """Revoke every version; returns how many were revoked."""
@@ -564,16 +587,17 @@ class Appliance(SiteUseCases, TransparencyLogMethods):
         the export statement with ``key_name``."""
         from airseal.appliance.export import export_to_media
 
-        return export_to_media(
-            self.home, self.db, target, key_name, self.prompter,
-            action_ids=list(action_ids) if action_ids is not None else None,
-            valid_days=valid_days,
-            split_threshold=split_threshold,
-            allow_unknown_capacity=allow_unknown_capacity,
-            on_progress=on_progress,
-            now=self.now(),
-            on_phases=on_phases,
-        )
+        with self._signing():
+            return export_to_media(
+                self.home, self.db, target, key_name, self.prompter,
+                action_ids=list(action_ids) if action_ids is not None else None,
+                valid_days=valid_days,
+                split_threshold=split_threshold,
+                allow_unknown_capacity=allow_unknown_capacity,
+                on_progress=on_progress,
+                now=self.now(),
+                on_phases=on_phases,
+            )
 
     def list_exports(self) -> list[ExportRecord]:
         """Every export started here, newest first: written, failed or cancelled."""
@@ -682,6 +706,15 @@ class Appliance(SiteUseCases, TransparencyLogMethods):
         from airseal.appliance import settings
 
         return settings.SETTINGS[name].description
+
+    def setting_views(self) -> list[SettingView]:
+        """Every setting with its value, default, allowed values and meaning (for a form)."""
+        from airseal.appliance import settings
+
+        return [
+            SettingView(s.name, settings.get(self.db, s.name), s.default, s.choices, s.description)
+            for s in settings.SETTINGS.values()
+        ]
 
     def setting_int(self, name: str) -> int:
         from airseal.appliance import settings

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from airseal.appliance.unlocked_keys import UnlockedKeys
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -31,3 +33,6 @@ class ApplianceOptions:
     """Free-space measurement shown before an export; default: the export writer's own."""
     mount_table: Callable[[], str] | None = None
     """The text of ``/proc/self/mountinfo`` (where media are mounted); default: the real one."""
+    unlocked_keys: UnlockedKeys | None = None
+    """File keys unlocked for the session (a front end that stays open); default: none, every
+    signing asks for the password."""

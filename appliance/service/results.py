@@ -149,3 +149,15 @@ class TokenTable:
 
     def to_json(self) -> list[dict[str, Any]]:
         return [info.to_dict() for info in self.tokens]
+
+
+@dataclass(frozen=True)
+class SettingView:
+    """One site setting as a form shows it."""
+
+    name: str
+    value: str
+    default: str
+    choices: tuple[str, ...] | None
+    """The allowed values, or None for a whole number of days (1 to 3650)."""
+    description: str

@@ -21,8 +21,10 @@ SUB_SCREENS = (
     ("keys", ("tokens",), "airseal.tui.screens.tokens", "TokensScreen"),
     ("keys", ("piv",), "airseal.tui.screens.piv", "PivScreen"),
     ("keys", ("site_trust",), "airseal.tui.screens.site", "SiteTrustScreen"),
+    ("files", ("sign_blob",), "airseal.tui.screens.sign_blob", "SignBlobScreen"),
+    ("dashboard", ("settings",), "airseal.tui.screens.settings", "SettingsScreen"),
 )
-NOT_IN_PALETTE = {"refresh", "back", "cancel", "save"}
+NOT_IN_PALETTE = {"refresh", "back", "cancel", "save", "sign"}
 """Keys that only make sense on the screen itself (reload, leave, the form's own buttons)."""
 
 

@@ -65,7 +65,9 @@ def _steady_cursors(app: Any) -> None:
             widget.cursor_blink = False
 
 
-def snap(snap_compare: Any, app: Any, steps: Steps | None = None) -> bool:
+def snap(
+    snap_compare: Any, app: Any, steps: Steps | None = None, size: tuple[int, int] = TERMINAL
+) -> bool:
     async def run_before(pilot: Any) -> None:
         await settle(pilot)
         if steps is not None:
@@ -74,7 +76,7 @@ def snap(snap_compare: Any, app: Any, steps: Steps | None = None) -> bool:
         _steady_cursors(pilot.app)
         await pilot.pause()
 
-    return bool(snap_compare(app, terminal_size=TERMINAL, run_before=run_before))
+    return bool(snap_compare(app, terminal_size=size, run_before=run_before))
 
 
 class Tour:
@@ -121,8 +123,15 @@ def go(key: str, *then: str) -> Steps:
 # --- dashboard, help, palette --------------------------------------------------------------
 
 
+async def dashboard_shown(pilot: Any) -> None:
+    """The dashboard reads the appliance after its first frame: wait for what it read."""
+    await wait_for(
+        pilot, lambda: "Appliance " in str(pilot.app.screen.query_one("#dashboard-status").render())
+    )
+
+
 def test_dashboard(snap_compare: Any, snapshot_site: dict) -> None:
-    assert snap(snap_compare, make_app(snapshot_site["root"]))
+    assert snap(snap_compare, make_app(snapshot_site["root"]), dashboard_shown)
 
 
 async def test_dashboard_without_a_home(tour: Tour, stable: None) -> None:
@@ -397,3 +406,58 @@ async def test_keys_screen_is_reachable_from_the_dashboard_tile(snapshot_site: d
         await settle(pilot)
         await pilot.press("enter")
         await wait_for_screen(pilot, KeysScreen)
+
+
+# --- 80x24: everything usable in the smallest terminal --------------------------------------
+
+SMALL = (80, 24)
+
+
+async def test_small_terminal(tour: Tour, snapshot_site: dict) -> None:
+    """Every tab and "Needs attention" on the dashboard, the action form with its footer and
+    buttons, the action details with their Close button, the new screens, at 80x24."""
+    from airseal.tui.screens.settings import SettingsScreen
+    from airseal.tui.screens.sign_blob import SignBlobScreen
+
+    app = make_app(snapshot_site["root"])
+    async with app.run_test(size=SMALL) as pilot:
+        await dashboard_shown(pilot)
+        await tour.picture(pilot, "dashboard_80x24")
+
+        await pilot.press("c")
+        await wait_for(pilot, lambda: bool(pilot.app.screen.query("#settings-rows Select")))
+        assert isinstance(pilot.app.screen, SettingsScreen)
+        await tour.picture(pilot, "settings_80x24")
+        await pilot.press("escape")
+
+        await pilot.press("4")
+        screen = await wait_for_screen(pilot, ActionsScreen)
+        await wait_for(pilot, lambda: len(screen.shown) == 2)
+        await pilot.press("enter")
+        await wait_for_screen(pilot, TextDialog)
+        await tour.picture(pilot, "action_details_80x24")
+        await pilot.press("escape")
+        await wait_for_screen(pilot, ActionsScreen)
+        await pilot.press("n")
+        await wait_for_screen(pilot, ActionFormScreen)
+        await tour.picture(pilot, "new_form_80x24")
+        await pilot.press("escape")
+
+        await wait_for_screen(pilot, ActionsScreen)
+        await pilot.press("5")
+        await settle(pilot)
+        capacity = pilot.app.screen.query_one("#capacity")
+        await wait_for(pilot, lambda: "fits" in str(capacity.render()))
+        await tour.picture(pilot, "export_80x24")
+
+        enrol_agents(snapshot_site["root"])  # here: it is audited at the real time of day
+        await pilot.press("7", "i")
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("#import-result").display)
+        await tour.picture(pilot, "receipts_80x24")
+
+        await pilot.press("3")
+        await wait_for_screen(pilot, FilesScreen)
+        await pilot.press("ctrl+g")
+        await wait_for_screen(pilot, SignBlobScreen)
+        await tour.picture(pilot, "sign_blob_80x24")
+    tour.check()

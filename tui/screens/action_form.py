@@ -22,7 +22,7 @@ from textual.widgets import Button, Footer, Input, Label, Select, Static
 from airseal.appliance.errors import KeyNotFound, UsageError
 from airseal.appliance.service.records import ActionRecord, ActionSpec, FileNotInStore
 from airseal.tui.errors import describe_error
-from airseal.tui.formatting import size
+from airseal.tui.formatting import short, size
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.nav import NavBar
 
@@ -49,6 +49,15 @@ TEXT_FIELDS = (
 )
 SELECT_FIELDS = ("os", "file", "mode", "reboot", "key")
 ALL_FIELDS = TEXT_FIELDS + SELECT_FIELDS
+
+
+def flag_label(flag: str) -> str:
+    """The label of the field for CLI option ``--flag``: the same words ("--file-mode" is
+    "File mode"), so that the form and `airseal action create --help` read alike."""
+    return "OS" if flag == "os" else flag.replace("-", " ").capitalize()
+
+
+LABELS = {field: flag_label(field) for field in ALL_FIELDS}
 
 # The service names fields by their model names or CLI options; the form names them by id.
 _SERVICE_FIELD = {
@@ -111,6 +120,9 @@ def field_for_error(error: BaseException, values: dict[str, str]) -> str | None:
 
 
 class ActionFormScreen(AirsealScreen):
+    # Focus by AUTO_FOCUS (set as the screen activates), not by focus() in on_mount: that call
+    # is deferred, and keys typed ahead of it (a Tab after the name) were undone by it.
+    AUTO_FOCUS = "#f-name"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "save", "Sign and save"),
         Binding("escape", "cancel", "Cancel"),
@@ -130,13 +142,14 @@ class ActionFormScreen(AirsealScreen):
         super().__init__(id="action-form")
         self.record = record
         self.last_values: dict[str, str] = {}
+        self._files: dict[str, Any] = {}
 
     # -- layout -----------------------------------------------------------------------------
 
-    def _row(self, field: str, label: str, widget: Input | Select[Any]) -> ComposeResult:
+    def _row(self, field: str, widget: Input | Select[Any]) -> ComposeResult:
         with Vertical(classes="field", id=f"box-{field}"):
             with Horizontal(classes="form-row compact"):
-                yield Label(label, classes="form-label")
+                yield Label(LABELS[field], classes="form-label")
                 yield widget
             yield Label("", id=f"err-{field}", classes="inline-error field-error")
 
@@ -150,96 +163,54 @@ class ActionFormScreen(AirsealScreen):
             if self.record
             else "New action"
         )
+        row, text = self._row, self._input
         yield NavBar("actions")
         yield Static(title, classes="section-title", id="form-title")
         yield Static("", id="form-error", classes="inline-error", markup=False)
-        with VerticalScroll(id="form-scroll"), Horizontal(id="form-columns"):
-            with Vertical(classes="form-column"):
-                yield Static("Action", classes="column-title")
-                yield from self._row("name", "Name", self._input("name", "(Purpose)Name"))
-                yield from self._row(
-                    "description",
-                    "Description",
-                    self._input("description", "shown to endpoint users"),
-                )
-                yield from self._row("label", "Label", self._input("label", "to group actions"))
-                yield from self._row(
-                    "os",
-                    "Target OS",
-                    Select(
-                        list(OS_CHOICES),
-                        value=p.os if p else "linux",
-                        allow_blank=False,
-                        id="f-os",
-                        compact=True,
-                    ),
-                )
-                yield from self._row(
-                    "file", "File", Select([], prompt="stored file", id="f-file", compact=True)
-                )
-                yield from self._row(
-                    "mode",
-                    "Distribution",
-                    Select(
-                        list(MODE_CHOICES),
-                        value=p.mode if p else "execute",
-                        allow_blank=False,
-                        id="f-mode",
-                        compact=True,
-                    ),
-                )
-                yield from self._row(
-                    "valid-days",
-                    "Valid (days)",
-                    self._input("valid-days", "default: setting action.valid-days"),
-                )
-                yield from self._row(
-                    "key", "Signing key", Select([], prompt="key", id="f-key", compact=True)
-                )
-            with Vertical(classes="form-column"):
-                yield Static("Conditions", classes="column-title")
-                yield from self._row(
-                    "if-missing",
-                    "If missing",
-                    self._input("if-missing", "/path; /other (all must hold)"),
-                )
-                yield from self._row(
-                    "if-exists", "If exists", self._input("if-exists", "/path; /other")
-                )
-                yield from self._row("host", "Host glob", self._input("host", "e.g. ws-*"))
-                yield from self._row("group", "Group", self._input("group", "endpoint group"))
-                with Vertical(id="execute-options"):
-                    yield Static("Execute", classes="column-title")
-                    yield from self._row(
-                        "run",
-                        "Run",
-                        self._input("run", "file in the archive"),
+        with VerticalScroll(id="form-scroll"):
+            with Vertical(classes="form-column", id="file-column"):
+                yield from row("file", Select([], prompt="stored file", id="f-file", compact=True))
+                yield Static("", id="file-detail", classes="hint", markup=False)
+            with Horizontal(id="form-columns"):
+                with Vertical(classes="form-column"):
+                    yield Static("Action", classes="column-title")
+                    yield from row("name", text("name", "(Purpose)Name"))
+                    yield from row("description", text("description", "shown to endpoint users"))
+                    yield from row("label", text("label", "to group actions"))
+                    yield from row("os", self._select("os", OS_CHOICES, p.os if p else "linux"))
+                    yield from row(
+                        "mode", self._select("mode", MODE_CHOICES, p.mode if p else "execute")
                     )
-                    yield from self._row("args", "Arguments", self._input("args", '-q --x "a b"'))
-                    yield from self._row("run-as", "Run as", self._input("run-as", "account"))
-                    yield from self._row("timeout", "Timeout (s)", self._input("timeout", "3600"))
-                    yield from self._row(
-                        "reboot",
-                        "Reboot",
-                        Select(
-                            list(REBOOT_CHOICES),
-                            value=p.execute.reboot if p and p.execute else "never",
-                            allow_blank=False,
-                            id="f-reboot",
-                            compact=True,
-                        ),
+                    yield from row(
+                        "valid-days", text("valid-days", "default: setting action.valid-days")
                     )
-                with Vertical(id="download-options"):
-                    yield Static("Download", classes="column-title")
-                    yield from self._row(
-                        "dest", "Destination", self._input("dest", "absolute path on the endpoint")
-                    )
-                    yield from self._row("file-mode", "Mode bits", self._input("file-mode", "0644"))
-                    yield from self._row("owner", "Owner", self._input("owner", "account"))
+                    yield from row("key", Select([], prompt="key", id="f-key", compact=True))
+                with Vertical(classes="form-column"):
+                    yield Static("Conditions", classes="column-title")
+                    yield from row("if-missing", text("if-missing", "/path; /other (all hold)"))
+                    yield from row("if-exists", text("if-exists", "/path; /other"))
+                    yield from row("host", text("host", "glob, e.g. ws-*"))
+                    yield from row("group", text("group", "endpoint group"))
+                    with Vertical(id="execute-options"):
+                        yield Static("Execute", classes="column-title")
+                        yield from row("run", text("run", "file in the archive"))
+                        yield from row("args", text("args", '-q --x "a b"'))
+                        yield from row("run-as", text("run-as", "account"))
+                        yield from row("timeout", text("timeout", "seconds, default 3600"))
+                        reboot = p.execute.reboot if p and p.execute else "never"
+                        yield from row("reboot", self._select("reboot", REBOOT_CHOICES, reboot))
+                    with Vertical(id="download-options"):
+                        yield Static("Download", classes="column-title")
+                        yield from row("dest", text("dest", "absolute path on the endpoint"))
+                        yield from row("file-mode", text("file-mode", "0644"))
+                        yield from row("owner", text("owner", "account"))
         with Horizontal(classes="toolbar", id="form-buttons"):
             yield Button("Sign and save", variant="primary", id="save", compact=True)
             yield Button("Cancel", id="cancel", compact=True)
         yield Footer()
+
+    def _select(self, field: str, choices: tuple[tuple[str, str], ...], value: str) -> Select[str]:
+        return Select(list(choices), value=value, allow_blank=False, id=f"f-{field}", compact=True)
 
     def _initial(self, field: str) -> str:
         if self.record is None:
@@ -265,11 +236,8 @@ class ActionFormScreen(AirsealScreen):
         return "" if value is None else str(value)
 
     def on_mount(self) -> None:
-        for error in self.query(".field-error"):
-            error.display = False
         self._mode_changed()
         self.load_choices()
-        self.query_one("#f-name", Input).focus()
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load_choices(self) -> None:
@@ -284,8 +252,8 @@ class ActionFormScreen(AirsealScreen):
         file_select.set_options(
             [
                 (
-                    f"{f.name} ({f.sha256[:12]}, {size(f.size)}, "
-                    f"{f.method if f.verified else 'unverified'})",
+                    f"{f.name}  {size(f.size)}  {f.sha256[:12]}"
+                    + ("" if f.verified else "  unverified"),
                     f.sha256,
                 )
                 for f in message.files
@@ -305,10 +273,28 @@ class ActionFormScreen(AirsealScreen):
                 file_select.value = message.files[0].sha256
             if message.keys:
                 key_select.value = message.keys[0].name
+        self._files = {f.sha256: f for f in message.files}
+        self._file_chosen()
         if not message.files:
-            self._show_error("file", "No stored file: add one on the Files screen (3) first.")
+            self._show_error(
+                "file", "No stored file: add one on the Files screen (3) first.", focus=False
+            )
         if not message.keys:
-            self._show_error("key", "No signing key: generate one on the Keys screen (2).")
+            self._show_error(
+                "key", "No signing key: generate one on the Keys screen (2).", focus=False
+            )
+
+    @on(Select.Changed, "#f-file")
+    def _file_chosen(self) -> None:
+        value = self.query_one("#f-file", Select).value
+        f = self._files.get(value) if isinstance(value, str) else None
+        detail = self.query_one("#file-detail", Static)
+        if f is None:
+            detail.update("")
+            return
+        signer = f" by {short(f.signer, 16)}" if f.signer else ""
+        check = f"verified: {f.method}{signer}" if f.verified else "NOT verified at intake"
+        detail.update(f"sha256 {short(f.sha256, 16)}  {size(f.size)}  {check}")
 
     @on(Select.Changed, "#f-mode")
     def _mode_changed(self) -> None:
@@ -332,20 +318,21 @@ class ActionFormScreen(AirsealScreen):
         for field in ALL_FIELDS:
             label = self.query_one(f"#err-{field}", Label)
             label.update("")
-            label.display = False
+            label.remove_class("-shown")
             self.query_one(f"#f-{field}").remove_class("-invalid")
 
-    def _show_error(self, field: str | None, text: str) -> None:
+    def _show_error(self, field: str | None, text: str, *, focus: bool = True) -> None:
         if field is None or field not in ALL_FIELDS:
             self.query_one("#form-error", Static).update(text)
             return
         label = self.query_one(f"#err-{field}", Label)
         label.update(text)
-        label.display = True
+        label.add_class("-shown")
         widget = self.query_one(f"#f-{field}")
         widget.add_class("-invalid")
         self.query_one("#form-error", Static).update("The action was not signed: see below.")
-        widget.focus()
+        if focus:
+            widget.focus()
 
     def spec(self, v: dict[str, str]) -> tuple[ActionSpec, list[tuple[str, str]]]:
         """The service's input from the form, and problems found before asking it."""

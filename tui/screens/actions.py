@@ -3,7 +3,7 @@ and revoke."""
 
 from __future__ import annotations
 
-import json
+import shlex
 from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar
@@ -17,10 +17,11 @@ from textual.widgets import Checkbox, DataTable, Footer, Input, Label
 
 from airseal.appliance.service.records import ActionRecord
 from airseal.media.confusables import confusable_reason, escape_confusables
-from airseal.tui.formatting import day
+from airseal.tui.formatting import day, size, when
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.dialogs import FormDialog, FormField, TextDialog
 from airseal.tui.widgets.nav import NavBar
+from airseal.tui.widgets.tables import fill_table
 
 
 def state_of(record: ActionRecord, now: datetime) -> str:
@@ -48,15 +49,88 @@ def matches(record: ActionRecord, text: str) -> bool:
     return all(word in haystack for word in text.lower().split())
 
 
-def action_text(record: ActionRecord) -> str:
-    return json.dumps(record.details(), indent=2)
+def action_text(record: ActionRecord, now: datetime | None = None) -> str:
+    """An action as the operator reads it: sections of labelled lines, labels as the CLI's
+    flags name the fields (``action show --json`` prints the signed JSON itself)."""
+    p = record.predicate
+    lines: list[str] = []
+
+    def section(title: str, rows: list[tuple[str, str | None]]) -> None:
+        shown = [(label, value) for label, value in rows if value]
+        if shown:
+            lines.append(title)
+            lines.extend(f"  {label:<12} {value}" for label, value in shown)
+            lines.append("")
+
+    state = state_of(record, now) if now is not None else None
+    section(
+        f"Action {record.id}, version {record.version}" + (f" ({state})" if state else ""),
+        [
+            ("Name", escape_confusables(p.name)),
+            ("Description", escape_confusables(p.description)),
+            ("Label", p.label),
+            ("OS", p.os),
+            ("Mode", p.mode),
+            ("Key", record.key_name),
+            ("Valid", f"{when(p.valid_from)} to {when(p.valid_until)} UTC"),
+            ("Revoked", record.revoked),
+        ],
+    )
+    intake = p.intake
+    section(
+        "File",
+        [
+            ("Name", escape_confusables(p.payload.name)),
+            ("SHA-256", p.payload.sha256),
+            ("Size", f"{size(p.payload.size)} ({p.payload.size} bytes)"),
+            (
+                "Intake",
+                f"verified: {intake.method}" + (f" by {intake.signer}" if intake.signer else "")
+                if intake.verified
+                else "NOT verified (no vendor signature)",
+            ),
+        ],
+    )
+    c = p.conditions
+    section(
+        "Conditions (all must hold)",
+        [
+            ("If missing", "; ".join(c.if_missing)),
+            ("If exists", "; ".join(c.if_exists)),
+            ("Host", c.host),
+            ("Group", c.group),
+        ],
+    )
+    if not (c.if_missing or c.if_exists or c.host or c.group):
+        lines.extend(["Conditions", "  none: every endpoint of this OS", ""])
+    if p.execute is not None:
+        e = p.execute
+        section(
+            "Execute",
+            [
+                ("Run", e.run or "the file itself"),
+                ("Args", shlex.join(e.args) if e.args else "none"),
+                ("Run as", e.run_as),
+                ("Timeout", f"{e.timeout_seconds} s"),
+                ("Reboot", e.reboot),
+            ],
+        )
+    if p.download is not None:
+        d = p.download
+        section(
+            "Download",
+            [("Dest", d.dest), ("File mode", d.file_mode), ("Owner", d.owner)],
+        )
+    return "\n".join(lines).rstrip()
 
 
 class ActionsScreen(AirsealScreen):
     AUTO_FOCUS = "#actions-table"
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("n", "new_action", "New"),
-        Binding("e", "edit_action", "Edit"),
+        # priority: the app runs these itself, so keys typed right after wait until the form is
+        # up (else they reach the table while the form opens, and are lost); never while typing
+        Binding("n", "new_action", "New", priority=True),
+        Binding("e", "edit_action", "Edit", priority=True),
         Binding("enter", "show_action", "Show", show=False),
         Binding("d", "revoke_action", "Revoke"),
         Binding("slash", "filter", "Filter"),
@@ -121,24 +195,30 @@ class ActionsScreen(AirsealScreen):
         with_revoked = self.query_one("#show-revoked", Checkbox).value
         now = self.context.now()
         table = self.query_one(DataTable)
-        table.clear()
         self.shown = [
             r for r in self.records if matches(r, text) and (with_revoked or not r.revoked)
         ]
-        for r in self.shown:
-            table.add_row(
-                r.id,
-                str(r.version),
-                escape_confusables(r.name),
-                r.os,
-                r.mode,
-                r.predicate.label,
-                escape_confusables(r.predicate.payload.name),
-                r.key_name,
-                day(r.valid_until),
-                state_of(r, now),
-                key=r.id,
-            )
+        fill_table(
+            table,
+            (
+                (
+                    (
+                        r.id,
+                        str(r.version),
+                        escape_confusables(r.name),
+                        r.os,
+                        r.mode,
+                        r.predicate.label,
+                        escape_confusables(r.predicate.payload.name),
+                        r.key_name,
+                        day(r.valid_until),
+                        state_of(r, now),
+                    ),
+                    r.id,
+                )
+                for r in self.shown
+            ),
+        )
         hidden = len(self.records) - len(self.shown)
         deceptive = sum(
             1
@@ -182,7 +262,7 @@ class ActionsScreen(AirsealScreen):
     async def action_new_action(self) -> None:
         from airseal.tui.screens.action_form import ActionFormScreen
 
-        await self.app.push_screen(ActionFormScreen())
+        await self._open_form(ActionFormScreen())
 
     async def action_edit_action(self) -> None:
         from airseal.tui.screens.action_form import ActionFormScreen
@@ -195,7 +275,13 @@ class ActionsScreen(AirsealScreen):
                 f"Action {record.id} is revoked: create a new action instead.", severity="warning"
             )
             return
-        await self.app.push_screen(ActionFormScreen(record))
+        await self._open_form(ActionFormScreen(record))
+
+    async def _open_form(self, form: AirsealScreen) -> None:
+        """Open the form with the cursor already in its first field: keys typed ahead (before
+        the form showed) land there, in order, not on this screen or nowhere."""
+        await self.app.push_screen(form)
+        form.focus_home()
 
     @on(DataTable.RowSelected)
     def action_show_action(self) -> None:
@@ -204,7 +290,7 @@ class ActionsScreen(AirsealScreen):
             self.app.push_screen(
                 TextDialog(
                     f"Action {record.id} v{record.version}: {escape_confusables(record.name)}",
-                    action_text(record),
+                    action_text(record, self.context.now()),
                 )
             )
 

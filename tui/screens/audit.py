@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from airseal.tui.formatting import when
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.nav import NavBar
+from airseal.tui.widgets.tables import fill_table
 
 LIMIT = 1000
 
@@ -103,14 +104,20 @@ class AuditScreen(AirsealScreen):
         chain.border_title = "Chain intact" if report.ok else "Chain BROKEN"
         chain.set_classes("result -ok" if report.ok else "result -failed")
         table = self.query_one(DataTable)
-        table.clear()
-        for e in message.entries:
-            table.add_row(
-                str(e.seq),
-                when(e.ts),
-                e.actor,
-                e.action,
-                e.subject[:40],
-                e.details_text()[:80],
-                key=str(e.seq),
-            )
+        fill_table(
+            table,
+            (
+                (
+                    (
+                        str(e.seq),
+                        when(e.ts),
+                        e.actor,
+                        e.action,
+                        e.subject[:40],
+                        e.details_text()[:80],
+                    ),
+                    str(e.seq),
+                )
+                for e in message.entries
+            ),
+        )

@@ -1,12 +1,23 @@
-"""What every Airseal screen shares: the app's context, the prompter, and the one place where a
-failed worker's error reaches the operator."""
+"""What every Airseal screen shares: the app's context, the prompter, the one place where a
+failed worker's error reaches the operator, and the keyboard rules every screen keeps:
+
+- every visit starts on the screen's ``AUTO_FOCUS`` widget (:meth:`AirsealScreen.focus_home`);
+- a binding on a key that types a character never fires while a text field has the focus (the
+  field takes the character), and the footer does not offer it then;
+- the media path is one for the session: every :class:`MediaPicker` shows the last one chosen.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any, cast
 
+from textual import on
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
+
+from airseal.tui.widgets.media_picker import MediaPicker
 
 if TYPE_CHECKING:
     from airseal.tui.app import AirsealApp
@@ -14,8 +25,24 @@ if TYPE_CHECKING:
     from airseal.tui.prompter import ModalPrompter
 
 
+TYPED_KEY_NAMES = frozenset({"slash", "question_mark", "space", "full_stop", "comma", "minus"})
+"""Key names (besides single characters) that type a character into a text field."""
+
+
 class AirsealScreen(Screen[Any]):
     """A screen whose workers call appliance services; their errors open the error dialog."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        # The size classes (-narrow/-wide, -short/-tall) from the start: set only on the first
+        # resize, they would restyle every widget of the screen a second time as it opens.
+        with contextlib.suppress(Exception):
+            width, height = self.app.size
+            app = self.app
+            self.add_class(
+                *self._get_breakpoint_classes(width, app.HORIZONTAL_BREAKPOINTS or []),
+                *self._get_breakpoint_classes(height, app.VERTICAL_BREAKPOINTS or []),
+            )
 
     @property
     def airseal(self) -> AirsealApp:
@@ -29,6 +56,40 @@ class AirsealScreen(Screen[Any]):
     def prompter(self) -> ModalPrompter:
         return self.airseal.prompter
 
+    def focus_home(self) -> None:
+        """Focus the widget every visit starts on (``AUTO_FOCUS``), if it can take the focus."""
+        if not self.AUTO_FOCUS:
+            return
+        for widget in self.query(self.AUTO_FOCUS):
+            if widget.focusable:
+                self.set_focus(widget)
+                return
+
+    def typing(self) -> bool:
+        """True while a text field has the focus (characters go into it)."""
+        return isinstance(self.focused, Input | TextArea)
+
+    def typed_key_actions(self) -> set[str]:
+        """The actions of this screen bound to keys that type a character."""
+        return {
+            binding.action.partition("(")[0]
+            for key, bindings in self._bindings.key_to_bindings.items()
+            if len(key) == 1 or key in TYPED_KEY_NAMES
+            for binding in bindings
+        }
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.typing() and action in self.typed_key_actions())
+
+    def on_screen_resume(self) -> None:
+        shared = self.airseal.media_path
+        for picker in self.query(MediaPicker):
+            picker.share(shared)
+
+    @on(MediaPicker.Chosen)
+    def _media_chosen(self, message: MediaPicker.Chosen) -> None:
+        self.airseal.media_path = message.path
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
         if event.state not in (WorkerState.SUCCESS, WorkerState.CANCELLED, WorkerState.ERROR):
@@ -37,6 +98,7 @@ class AirsealScreen(Screen[Any]):
         if failed and not self.worker_failed(worker.name, worker.error):  # type: ignore[arg-type]
             self.airseal.show_error(worker.error)  # type: ignore[arg-type]
         self.worker_done(worker.name)
+        self.airseal.keys_changed()
 
     def worker_failed(self, name: str, error: BaseException) -> bool:
         """Show ``error`` here instead of in the error dialog (e.g. inline); True if shown."""

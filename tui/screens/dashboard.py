@@ -23,7 +23,7 @@ from airseal.tui.widgets.tiles import Tile
 if TYPE_CHECKING:
     from airseal.appliance.service.records import DashboardSummary
 
-TOPIC_SCREENS = {"settings": "files"}
+TOPIC_SCREENS: dict[str, str] = {}
 SEVERITY_MARK = {"error": "✖", "warning": "▲", "info": "•"}
 
 
@@ -32,6 +32,7 @@ class DashboardScreen(AirsealScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("r", "refresh", "Refresh", tooltip="Read the appliance again"),
         Binding("i", "init_home", "Initialise home", tooltip="Create the appliance home"),
+        Binding("c", "settings", "Site configuration", tooltip="intake, export, action settings"),
     ]
 
     @dataclass
@@ -62,16 +63,16 @@ class DashboardScreen(AirsealScreen):
             yield OptionList(id="attention")
         yield Footer()
 
-    def on_mount(self) -> None:
-        self.load()
 
     def on_screen_resume(self) -> None:
-        self.load()
+        # after the frame: the reading thread (which imports the database layer on the first
+        # visit) would otherwise share the interpreter with the first paint and delay it
+        self.call_after_refresh(self.load)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "init_home":
             return self.home_missing
-        return True
+        return super().check_action(action, parameters)
 
     def action_refresh(self) -> None:
         self.load()
@@ -172,14 +173,21 @@ class DashboardScreen(AirsealScreen):
         )
 
     @on(Tile.Opened)
-    def _open_tile(self, message: Tile.Opened) -> None:
-        self.airseal.action_goto(message.mode)
+    async def _open_tile(self, message: Tile.Opened) -> None:
+        await self.airseal.action_goto(message.mode)
 
     @on(OptionList.OptionSelected, "#attention")
-    def _open_topic(self, event: OptionList.OptionSelected) -> None:
+    async def _open_topic(self, event: OptionList.OptionSelected) -> None:
         topic = (event.option.id or "").partition(":")[2]
-        if topic:
-            self.airseal.action_goto(TOPIC_SCREENS.get(topic, topic))
+        if topic == "settings":
+            self.action_settings()
+        elif topic:
+            await self.airseal.action_goto(TOPIC_SCREENS.get(topic, topic))
+
+    def action_settings(self) -> None:
+        from airseal.tui.screens.settings import SettingsScreen
+
+        self.app.push_screen(SettingsScreen())
 
     def action_init_home(self) -> None:
         root = self.context.root

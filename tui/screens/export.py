@@ -81,9 +81,9 @@ class ExportScreen(AirsealScreen):
             yield Select[str]([], prompt="key", id="export-key", compact=True)
             yield Label("Valid (days)", classes="picker-label")
             yield Input(id="valid-days", classes="short", compact=True)
-            yield Checkbox("Write when free space is unknown", id="allow-unknown")
         with Horizontal(classes="toolbar"):
             yield Button("Export", variant="primary", id="do-export", compact=True)
+            yield Checkbox("Write when free space is unknown", id="allow-unknown")
             yield ProgressBar(id="export-progress", show_eta=False)
         yield Static("", id="export-result", classes="result", markup=False)
         yield Footer()
@@ -151,7 +151,6 @@ class ExportScreen(AirsealScreen):
     @on(MediaPicker.Rescanned)
     def _rescanned(self, message: MediaPicker.Rescanned) -> None:
         self.notify(f"{len(message.mounts)} removable media mounted.")
-        self.notify(f"{len(message.mounts)} removable media mounted.")
 
     def action_toggle_all(self) -> None:
         selection = self.query_one("#export-actions", SelectionList)
@@ -217,6 +216,8 @@ class ExportScreen(AirsealScreen):
     # -- export -----------------------------------------------------------------------------
 
     @on(Button.Pressed, "#do-export")
+    @on(Input.Submitted, "#media-path")
+    @on(Input.Submitted, "#valid-days")
     def action_export(self) -> None:
         target = self.query_one(MediaPicker).path
         chosen = list(self.query_one("#export-actions", SelectionList).selected)

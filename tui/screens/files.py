@@ -20,6 +20,7 @@ from airseal.tui.errors import describe_error
 from airseal.tui.formatting import day, size
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.nav import NavBar
+from airseal.tui.widgets.tables import fill_table
 
 METHODS = (
     ("no vendor signature", "none"),
@@ -40,6 +41,7 @@ class FilesScreen(AirsealScreen):
     AUTO_FOCUS = "#path"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("ctrl+s", "add_file", "Add file"),
+        Binding("ctrl+g", "sign_blob", "Sign a file"),
         Binding("r", "refresh", "Refresh"),
     ]
 
@@ -129,6 +131,11 @@ class FilesScreen(AirsealScreen):
     def action_refresh(self) -> None:
         self.load()
 
+    def action_sign_blob(self) -> None:
+        from airseal.tui.screens.sign_blob import SignBlobScreen
+
+        self.app.push_screen(SignBlobScreen())
+
     @work(thread=True, exclusive=True, exit_on_error=False, group="load")
     def load(self) -> None:
         with self.context.open() as appliance:
@@ -138,17 +145,23 @@ class FilesScreen(AirsealScreen):
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         table = self.query_one(DataTable)
-        table.clear()
-        for f in message.files:
-            table.add_row(
-                f.name,
-                f.sha256[:16] + "…",
-                size(f.size),
-                f.method if f.verified else "unverified",
-                (f.signer or "-")[:40],
-                day(f.added),
-                key=f.sha256,
-            )
+        fill_table(
+            table,
+            (
+                (
+                    (
+                        f.name,
+                        f.sha256[:16] + "…",
+                        size(f.size),
+                        f.method if f.verified else "unverified",
+                        (f.signer or "-")[:40],
+                        day(f.added),
+                    ),
+                    f.sha256,
+                )
+                for f in message.files
+            ),
+        )
 
     # -- the form ---------------------------------------------------------------------------
 

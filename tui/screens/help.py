@@ -18,6 +18,8 @@ SUB_SCREENS = (
     ("PKCS#11 tokens", "airseal.tui.screens.tokens", "TokensScreen"),
     ("YubiKey PIV", "airseal.tui.screens.piv", "PivScreen"),
     ("Action form", "airseal.tui.screens.action_form", "ActionFormScreen"),
+    ("Sign a file", "airseal.tui.screens.sign_blob", "SignBlobScreen"),
+    ("Site configuration", "airseal.tui.screens.settings", "SettingsScreen"),
 )
 
 

@@ -20,6 +20,7 @@ from airseal.tui.formatting import day
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.dialogs import FormDialog, FormField, TextDialog
 from airseal.tui.widgets.nav import NavBar
+from airseal.tui.widgets.tables import fill_table
 
 ALGORITHMS = tuple((name, name) for name in GENERATORS)
 
@@ -109,18 +110,24 @@ class KeysScreen(AirsealScreen):
     def _loaded(self, message: Loaded) -> None:
         table = self.query_one(DataTable)
         selected = self.selected_name()
-        table.clear()
         self.records = {r.name: r for r in message.keys}
-        for record in message.keys:
-            table.add_row(
-                record.name,
-                record.backend,
-                record.algorithm,
-                record.fingerprint[:24] + "…",
-                reference_text(record),
-                day(record.created),
-                key=record.name,
-            )
+        fill_table(
+            table,
+            (
+                (
+                    (
+                        record.name,
+                        record.backend,
+                        record.algorithm,
+                        record.fingerprint[:24] + "…",
+                        reference_text(record),
+                        day(record.created),
+                    ),
+                    record.name,
+                )
+                for record in message.keys
+            ),
+        )
         if not message.keys:
             self.query_one("#key-detail", Label).update(
                 "No keys yet: press g to generate one, i to import a key file, t or y for "

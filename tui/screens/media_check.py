@@ -17,6 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Input, ProgressBar, Stati
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.media_picker import MediaPicker
 from airseal.tui.widgets.nav import NavBar
+from airseal.tui.widgets.tables import fill_table
 
 
 class MediaCheckScreen(AirsealScreen):
@@ -49,7 +50,7 @@ class MediaCheckScreen(AirsealScreen):
             yield Button("Check", variant="primary", id="do-check", compact=True)
             yield ProgressBar(id="check-progress", show_eta=False)
         yield Static(
-            "Choose the media and press c.", id="check-result", classes="result", markup=False
+            "Choose the media and press Enter.", id="check-result", classes="result", markup=False
         )
         yield DataTable(id="findings", cursor_type="row", zebra_stripes=True)
         yield Footer()
@@ -100,7 +101,6 @@ class MediaCheckScreen(AirsealScreen):
         report = message.report.report
         self._show("\n".join(message.report.describe()), ok=report.ok)
         table = self.query_one(DataTable)
-        table.clear()
         groups = (
             ("unsafe", report.unsafe),
             ("damaged", report.damaged),
@@ -108,9 +108,14 @@ class MediaCheckScreen(AirsealScreen):
             ("missing", report.missing),
             ("leftover", report.leftovers),
         )
-        for kind, findings in groups:
-            for finding in findings:
-                table.add_row(kind, finding.check, finding.path, finding.reason)
+        fill_table(
+            table,
+            (
+                ((kind, finding.check, finding.path, finding.reason), None)
+                for kind, findings in groups
+                for finding in findings
+            ),
+        )
         table.display = bool(report.findings)
 
     def worker_done(self, name: str) -> None:

@@ -14,13 +14,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Button, DataTable, Footer, ProgressBar, Static
+from textual.widgets import Button, DataTable, Footer, Input, ProgressBar, Static
 
 from airseal.tui.formatting import when
 from airseal.tui.screens.base import AirsealScreen
 from airseal.tui.widgets.media_picker import MediaPicker
 from airseal.tui.widgets.nav import NavBar
-from airseal.tui.widgets.outcome_bar import outcome_bar, tally
+from airseal.tui.widgets.outcome_bar import LEGEND, outcome_bar, tally
+from airseal.tui.widgets.tables import fill_table
 
 
 def import_text(report: Any) -> str:
@@ -63,7 +64,11 @@ class ReceiptsScreen(AirsealScreen):
             yield Button("Import receipts", variant="primary", id="do-import", compact=True)
             yield ProgressBar(id="import-progress", show_eta=False)
         yield Static("", id="import-result", classes="result", markup=False)
-        yield Static("Per action (latest receipt of every agent)", classes="section-title")
+        yield Static(
+            f"Per action (latest receipt of every agent): {LEGEND}",
+            classes="section-title",
+            markup=False,
+        )
         yield DataTable(id="receipt-actions", cursor_type="row", zebra_stripes=True)
         yield Static("Per agent", classes="section-title")
         yield DataTable(id="receipt-agents", cursor_type="row", zebra_stripes=True)
@@ -85,7 +90,7 @@ class ReceiptsScreen(AirsealScreen):
             "Succeeded",
             "Failed",
             "Skipped",
-            "succeeded █ failed █ skipped ░",
+            "Outcomes",
         )
         self.query_one("#receipt-agents", DataTable).add_columns(
             "Agent",
@@ -123,10 +128,10 @@ class ReceiptsScreen(AirsealScreen):
     def _loaded(self, message: Loaded) -> None:
         listing = message.listing
         table = self.query_one("#receipt-actions", DataTable)
-        table.clear()
+        rows = []
         for action in listing.actions:
             ok, failed, skipped = tally(action["outcomes"])
-            table.add_row(
+            cells = (
                 action["id"],
                 str(action["version"]),
                 action["name"] or "?",
@@ -135,38 +140,52 @@ class ReceiptsScreen(AirsealScreen):
                 str(failed),
                 str(skipped),
                 outcome_bar(ok, failed, skipped),
-                key=f"{action['id']}:{action['version']}",
             )
+            rows.append((cells, f"{action['id']}:{action['version']}"))
+        fill_table(table, rows)
         agents = self.query_one("#receipt-agents", DataTable)
-        agents.clear()
-        for agent in listing.agents:
-            agents.add_row(
-                agent["id"],
-                agent["hostname"],
-                agent["os"],
-                when(agent["last_finished"]),
-                when(agent["last_seen"]),
-                _short(agent["last_export"]),
-                agent["last_status"] or "-",
-                str(agent["receipts"]),
-                str(agent["failed_actions"]),
-                key=agent["id"],
-            )
+        fill_table(
+            agents,
+            (
+                (
+                    (
+                        agent["id"],
+                        agent["hostname"],
+                        agent["os"],
+                        when(agent["last_finished"]),
+                        when(agent["last_seen"]),
+                        _short(agent["last_export"]),
+                        agent["last_status"] or "-",
+                        str(agent["receipts"]),
+                        str(agent["failed_actions"]),
+                    ),
+                    agent["id"],
+                )
+                for agent in listing.agents
+            ),
+        )
 
         pending = self.query_one("#receipt-unenrolled", DataTable)
-        pending.clear()
-        for row in listing.unenrolled:
-            clash = row["keys_for_id"] > 1
-            pending.add_row(
-                row["agent_id"],
-                row["hostname"],
-                row["os"],
-                row["key_fingerprint"][:16] + "…",
-                str(row["receipts"]),
-                when(row["last_received"]),
-                f"{row['keys_for_id']} keys claim this id" if clash else "",
-                key=f"{row['agent_id']}:{row['key_fingerprint']}",
-            )
+        fill_table(
+            pending,
+            (
+                (
+                    (
+                        row["agent_id"],
+                        row["hostname"],
+                        row["os"],
+                        row["key_fingerprint"][:16] + "…",
+                        str(row["receipts"]),
+                        when(row["last_received"]),
+                        f"{row['keys_for_id']} keys claim this id"
+                        if row["keys_for_id"] > 1
+                        else "",
+                    ),
+                    f"{row['agent_id']}:{row['key_fingerprint']}",
+                )
+                for row in listing.unenrolled
+            ),
+        )
         self._show_unenrolled(bool(listing.unenrolled))
 
     def _show_unenrolled(self, shown: bool) -> None:
@@ -180,6 +199,7 @@ class ReceiptsScreen(AirsealScreen):
         self.query_one(MediaPicker).rescan()
 
     @on(Button.Pressed, "#do-import")
+    @on(Input.Submitted, "#media-path")
     def action_import_receipts(self) -> None:
         picker = self.query_one(MediaPicker)
         target = picker.folder()

@@ -53,6 +53,11 @@ class MediaPicker(Horizontal):
     def path(self, value: str) -> None:
         self.query_one("#media-path", Input).value = value
 
+    def share(self, path: str) -> None:
+        """Show the media path chosen on another screen (one path for the session)."""
+        if path and path != self.path:
+            self.path = path
+
     def folder(self) -> Path | None:
         """The chosen folder, or ``None`` when the field does not name an existing folder."""
         chosen = Path(self.path).expanduser() if self.path else None

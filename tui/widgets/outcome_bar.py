@@ -1,4 +1,7 @@
-"""A bar of blocks showing how many agents succeeded, failed or skipped an action."""
+"""A bar of blocks showing how many agents succeeded, failed or skipped an action.
+
+Each outcome has its own symbol as well as its colour (█ succeeded, ✗ failed, ░ skipped), so the
+bar reads the same without colour (monochrome terminals, colour blindness)."""
 
 from __future__ import annotations
 
@@ -7,6 +10,9 @@ from rich.text import Text
 SUCCESS = ("succeeded", "already-done")
 FAILURE = ("failed", "interrupted", "refused")
 SKIPPED = ("skipped", "not-run")
+SYMBOLS = ("█", "✗", "░")
+"""succeeded, failed, skipped"""
+LEGEND = f"{SYMBOLS[0]} succeeded {SYMBOLS[1]} failed {SYMBOLS[2]} skipped"
 
 
 def tally(outcomes: dict[str, int]) -> tuple[int, int, int]:
@@ -34,7 +40,9 @@ def outcome_bar(succeeded: int, failed: int, skipped: int, width: int = 24) -> T
     while sum(cells) < width:
         cells[shares.index(max(shares))] += 1
     for count, (char, style) in zip(
-        cells, (("█", "green"), ("█", "red"), ("░", "bright_black")), strict=True
+        cells,
+        ((SYMBOLS[0], "green"), (SYMBOLS[1], "red"), (SYMBOLS[2], "bright_black")),
+        strict=True,
     ):
         bar.append(char * count, style=style)
     return bar
