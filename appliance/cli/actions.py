@@ -213,7 +213,8 @@ def action_show(action_id: str, version: int | None, show_bundle: bool, as_json:
 )
 @action_group.command(name="revoke")
 @click.argument("action_id")
-@click.option("--reason", default="revoked by operator", show_default=True)
+@click.option("--reason", default="revoked by operator", show_default=True,
+              help="Why (kept in the audit log).")
 @json_option
 def action_revoke(action_id: str, reason: str, as_json: bool) -> None:
     """Revoke every version of an action: no later export carries it."""
@@ -227,7 +228,7 @@ def action_revoke(action_id: str, reason: str, as_json: bool) -> None:
 @action_group.command(name="approve")
 @click.argument("action_id")
 @click.option("--key", "key_name", required=True,
-              help="The second distributor's key (not the one that signed the action).")
+              help="Signing key: a name from `airseal key list`.")
 @json_option
 def action_approve(action_id: str, key_name: str, as_json: bool) -> None:
     """Add a second distributor's signature to an action (the two-person rule: endpoints count

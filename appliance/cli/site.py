@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import examples, json_option
 from airseal.appliance.cli import cli
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json
@@ -33,6 +33,12 @@ def _outcomes(ctx: click.Context, outcomes: list[Any], as_json: bool) -> None:
         ctx.exit(PENDING_EXIT)
 
 
+@examples(
+    "airseal site init --root-key K1 --root-key K2 --root-key K3 --root-threshold 2 \\",
+    "    --targets-key K1 --targets-threshold 1 --online-key K4",
+    "airseal site status",
+    "airseal site root --output root.json",
+)
 @cli.group(name="site")
 def site() -> None:
     """The site TUF repository: offline root and targets keys, the distributor policy."""
@@ -91,7 +97,7 @@ def site_status(as_json: bool) -> None:
 @site.command(name="root")
 @click.option("--output", "-o", "output", required=True,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the root metadata (root.json).")
+              help="Write to a file instead of stdout.")
 def site_root(output: Path) -> None:
     """Write the current site root, for enrolling endpoints.
 
@@ -132,7 +138,8 @@ def site_sign(ctx: click.Context, media: Path | None, as_json: bool) -> None:
 
 @site.command(name="sign-request")
 @click.argument("media", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--key", "key_name", required=True, help="Your key that holds the role.")
+@click.option("--key", "key_name", required=True,
+              help="Signing key: a name from `airseal key list`.")
 @json_option
 def site_sign_request(media: Path, key_name: str, as_json: bool) -> None:
     """Sign a signing request carried on MEDIA with one of this appliance's keys.
@@ -167,7 +174,8 @@ def site_import_signatures(ctx: click.Context, media: Path, as_json: bool) -> No
 @click.option("--add-key", "add", multiple=True, help="Appliance key to add to root.")
 @click.option("--remove-key", "remove", multiple=True, help="Root key to remove.")
 @click.option("--threshold", type=click.IntRange(1, 16), help="The new root threshold.")
-@click.option("--online-key", help="A new key for snapshot and timestamp (the old one leaked).")
+@click.option("--online-key",
+              help="Appliance key that signs snapshot and timestamp (at every export).")
 @json_option
 @click.pass_context
 def site_rotate_root(ctx: click.Context, add: tuple[str, ...], remove: tuple[str, ...],
@@ -185,6 +193,11 @@ def site_rotate_root(ctx: click.Context, add: tuple[str, ...], remove: tuple[str
     _outcomes(ctx, [outcome], as_json)
 
 
+@examples(
+    "airseal distributor add dist-b --name 'Site distributor B' --may-sign exports,actions",
+    "airseal distributor retire dist-a",
+    "airseal distributor list --json",
+)
 @cli.group(name="distributor")
 def distributor() -> None:
     """The site's distributors: who may sign exports and actions (the policy target)."""
