@@ -94,7 +94,7 @@ def test_export_on_real_exfat_writes_payloads_whole_and_checks(airseal, stocked,
         assert (folder / "tool.bin").read_bytes() == payload.read_bytes()
         check = airseal("media", "check", str(ex.mount), "--json")
         assert check.code == 0, check.stdout
-        assert json.loads(check.stdout)["exportId"] == summary["export_id"]
+        assert json.loads(check.stdout)["exportId"] == summary["exportId"]
         with open(folder / "tool.bin", "r+b") as handle:
             handle.seek(50)
             byte = handle.read(1)

@@ -607,7 +607,11 @@ def test_cli_token_list_prints_a_table_and_json(two_tokens: Tokens) -> None:
     runner = CliRunner()
     as_json = runner.invoke(token_group, ["list", "--module", hsm.module_path, "--json"])
     assert as_json.exit_code == 0, as_json.output
-    listed = {entry["label"]: entry for entry in json.loads(as_json.output) if entry["initialised"]}
+    listed = {
+        entry["label"]: entry
+        for entry in json.loads(as_json.output)["items"]
+        if entry["initialised"]
+    }
     assert listed["airseal-a"]["serial"] == first.serial
     assert listed["airseal-b"]["serial"] == second.serial
     table = runner.invoke(token_group, ["list", "--module", hsm.module_path])

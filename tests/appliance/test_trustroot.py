@@ -85,9 +85,11 @@ def test_import_keeps_the_upstream_trusted_root_byte_for_byte(
             "8.registry.npmjs.org.json"} <= upstream
 
     audit = airseal("audit", "list", "--json")
-    entry = next(row for row in json.loads(audit.stdout) if row["action"] == "trustroot.import")
+    entry = next(
+        row for row in json.loads(audit.stdout)["items"] if row["action"] == "trustroot.import"
+    )
     assert entry["subject"] == imported["id"]
-    assert json.loads(entry["details"])["timestamp_version"] == 762
+    assert entry["details"]["timestampVersion"] == 762
     assert airseal("audit", "verify").code == 0
 
 
