@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
 from securesystemslib.signer import Key
@@ -62,6 +62,9 @@ from airseal.trustroot.site_policy import (
     parse_policy,
 )
 from airseal.trustroot.tuf_keys import TufSigner, tuf_key
+
+if TYPE_CHECKING:
+    from airseal.appliance.actions import ActionRecord
 
 SITE_DIR = "site"
 REQUEST_DIR = "airseal-site"
@@ -123,6 +126,42 @@ class SigningOutcome:
             "threshold": self.threshold,
             "published": self.published,
             "attempts": [a.to_json() for a in self.attempts],
+        }
+
+
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """An action whose DSSE envelope holds fewer distinct distributor signatures (keys the
+    published policy trusts for actions now) than the policy's action threshold: endpoints
+    refuse it until more distributors approve it (the two-person rule)."""
+
+    action_id: str
+    version: int
+    name: str
+    key_name: str
+    approvals: int
+    threshold: int
+    approved_by: tuple[str, ...]
+    """The names the policy gives the distributors that signed."""
+    approvers: tuple[str, ...] = ()
+    """This appliance's keys whose signature would count: trusted distributors for actions
+    that have not signed, and not retired here."""
+
+    @property
+    def count(self) -> str:
+        return f"{self.approvals} of {self.threshold}"
+
+    def describe(self) -> str:
+        by = ", ".join(self.approved_by) or "no distributor"
+        return (f"action {self.action_id} v{self.version} {self.name}: {self.count} approvals "
+                f"({by}); add one: airseal action approve {self.action_id} --key NAME")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": 1, "actionId": self.action_id, "version": self.version,
+            "name": self.name, "key": self.key_name, "approvals": self.approvals,
+            "threshold": self.threshold, "approvedBy": list(self.approved_by),
+            "approvers": list(self.approvers),
         }
 
 
@@ -713,6 +752,34 @@ class SiteRepository:
                 entry.pop("publicKey")
                 entry["revoked"] = revoked.to_json() if revoked else None
                 out.distributors.append(entry)
+        return out
+
+
+    def awaiting_approval(self, actions: Iterable[ActionRecord], *,
+                          now: datetime) -> list[AwaitingApproval]:
+        """The ``actions`` below the published policy's action threshold, counting each
+        distributor key that may sign actions at ``now`` once (as endpoints count them)."""
+        from airseal.trustroot.bundle import parse_bundle
+        from airseal.trustroot.verify import dsse_signers
+
+        if not self.exists or self._latest("targets") is None:
+            return []
+        policy = self.policy()
+        trusted = {d.fingerprint: d for d in policy.trusted("actions", now)}
+        keys = {fp: d.public_key for fp, d in trusted.items()}
+        ours = [(r.name, r.fingerprint) for r in list_keys(self.db)
+                if r.fingerprint in trusted and not r.reference.get("retired")]
+        out = []
+        for record in actions:
+            bundle = parse_bundle(record.bundle.encode(), subject=f"action {record.id}")
+            signers = dsse_signers(keys, bundle, subject=f"action {record.id}")
+            if len(signers) < policy.action_threshold:
+                out.append(AwaitingApproval(
+                    record.id, record.version, record.name, record.key_name, len(signers),
+                    policy.action_threshold,
+                    tuple(sorted(trusted[fp].name for fp in signers)),
+                    tuple(name for name, fp in ours if fp not in signers),
+                ))
         return out
 
 
