@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
-from securesystemslib.signer import Key
+from securesystemslib.signer import Key, Signature
+from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import (
     Metadata,
     MetaFile,
@@ -53,6 +54,7 @@ from airseal.appliance.keystore import KeyRecord, get_key, list_keys, open_signe
 from airseal.appliance.prompts import Prompter
 from airseal.errors import AirsealError
 from airseal.trustroot.keys import load_public_key
+from airseal.trustroot.signer import Signer
 from airseal.trustroot.site_policy import (
     ISSUED_FIELD,
     POLICY_TARGET,
@@ -363,7 +365,7 @@ class SiteRepository:
                 continue
             try:
                 with open_signer(self.home, record, self.prompter) as signer:
-                    signature = md.sign(TufSigner(signer), append=True)
+                    signature = _sign(md, signer)
             except AirsealError as error:
                 attempts.append(SignatureAttempt(record.name, False, error.detail))
                 continue
@@ -682,10 +684,9 @@ class SiteRepository:
             unrecognized_fields={ISSUED_FIELD: now.astimezone(UTC).isoformat(timespec="seconds")},
         ))
         with open_signer(self.home, online, self.prompter) as signer:
-            tuf_signer = TufSigner(signer)
             if snapshot_md is not snapshot:
-                snapshot_md.sign(tuf_signer)
-            timestamp.sign(tuf_signer)
+                _sign(snapshot_md, signer, append=False)
+            _sign(timestamp, signer, append=False)
         if snapshot_md is not snapshot:
             write_atomic(self.metadata_dir / f"{snapshot_md.signed.version}.snapshot.json",
                          snapshot_md.to_bytes(_SERIALIZER), mode=0o644)
@@ -783,6 +784,18 @@ class SiteRepository:
         return out
 
 
+def _sign(md: Metadata[Any], signer: Signer, *, append: bool = True) -> Signature:
+    """Sign ``md`` through our signer. python-tuf wraps whatever a signer raises in
+    UnsignedMetadataError; a device's own error (a wrong PIN with the tries left, a touch not
+    confirmed) is given back as it was raised, so it is reported as such and not as a bug."""
+    try:
+        return md.sign(TufSigner(signer), append=append)
+    except UnsignedMetadataError as error:
+        if isinstance(error.__cause__, AirsealError):
+            raise error.__cause__ from None
+        raise
+
+
 def _check_threshold(flag: str, threshold: int, keys: Sequence[str], key_flag: str) -> None:
     if not keys:
         raise UsageError(f"give at least one {key_flag}", subject=key_flag)
@@ -813,7 +826,7 @@ def sign_request(home: Home, db: sqlite_utils.Database, prompter: Prompter, sour
             raise SiteError(f"is over {MAX_REQUEST_BYTES} bytes", subject=str(path))
         md: Metadata[Any] = Metadata.from_bytes(path.read_bytes())
         with open_signer(home, record, prompter) as signer:
-            signature = md.sign(TufSigner(signer), append=True)
+            signature = _sign(md, signer)
         key.verify_signature(signature, md.signed_bytes)
         write_atomic(path, md.to_bytes(_SERIALIZER), mode=0o644)
         audit.record(home, db, "site.sign-request", f"{role} v{md.signed.version}",

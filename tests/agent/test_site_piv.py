@@ -94,11 +94,18 @@ def test_piv_softhsm_and_file_keys_hold_the_site_and_an_agent_follows(
     assert "hsm-root" not in _signed_by(root_event)
     assert _signed_by(targets_event) == ["yk-targets"]
 
-    # a distributor change: the policy target, signed by the PIV-held targets key
+    # a distributor change: the policy target, signed by the PIV-held targets key; a mistyped
+    # PIN leaves it pending (the card counts the try), the holder signs it again
     added = airseal("distributor", "add", "dist-a", "--name", "Distributor A", "--json",
-                    env=piv_holder)
-    assert added.code == 0, added.stdout + added.stderr
-    event = _json(added)["events"][0]
+                    env={**piv_holder, "AIRSEAL_PIN": "000000"})
+    assert added.code == 1, added.stdout + added.stderr
+    [refused] = _json(added)["events"][0]["attempts"]
+    assert (refused["key"], refused["signed"]) == ("yk-targets", False)
+    assert "2 tries left" in refused["reason"], refused
+    assert "000000" not in added.stdout + added.stderr
+    signed = airseal("site", "sign", "--json", env=piv_holder)
+    assert signed.code == 0, signed.stdout + signed.stderr
+    event = _json(signed)["events"][0]
     assert (event["role"], event["published"], _signed_by(event)) == (
         "targets", True, ["yk-targets"])
 
