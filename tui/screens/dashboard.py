@@ -176,9 +176,15 @@ class DashboardScreen(AirsealScreen):
         self.airseal.action_goto(message.mode)
 
     @on(OptionList.OptionSelected, "#attention")
-    def _open_topic(self, event: OptionList.OptionSelected) -> None:
+    async def _open_topic(self, event: OptionList.OptionSelected) -> None:
         topic = (event.option.id or "").partition(":")[2]
-        if topic:
+        if topic == "site":  # a screen under Keys, opened as the palette opens it
+            from airseal.tui.commands import PaletteCommand
+
+            await self.airseal.run_palette_command(
+                PaletteCommand("Site trust", "", "keys", ("site_trust",))
+            )
+        elif topic:
             self.airseal.action_goto(TOPIC_SCREENS.get(topic, topic))
 
     def action_init_home(self) -> None:
