@@ -7,7 +7,6 @@ enrolled with a site root trusts what the site repository on the media says
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from airseal._internal.cli import json_option
+from airseal._internal.cli import emit_json, json_option
 from airseal.agent.cli import cli
 
 if TYPE_CHECKING:  # the modules load when a command runs: `airseal-agent --version` stays light
@@ -39,11 +38,11 @@ def enroll_site(state: AgentState, path: Path, *, now: datetime, as_json: bool) 
         root = enroll_site_root(state.root, data, now=now, subject=str(path))
     info = root.roles["root"]
     if as_json:
-        click.echo(json.dumps({
+        emit_json({
             "schemaVersion": 1, "mode": "site", "rootVersion": root.version,
             "rootThreshold": info.threshold, "rootKeys": len(info.keyids),
-            "expires": root.expires.isoformat(), "agentId": state.agent_id,
-        }, indent=2, sort_keys=True))
+            "expires": root.expires, "agentId": state.agent_id,
+        })
         return
     click.echo(f"Enrolled with the site root (version {root.version}, {info.threshold} of "
                f"{len(info.keyids)} root keys, expires {root.expires.isoformat()})")
@@ -86,8 +85,7 @@ def unenroll(as_json: bool) -> None:
         names = [distrust(state.root, journal, r.fingerprint, now=_now())
                  for r in journal.distributors() if r.fingerprint not in already]
     if as_json:
-        click.echo(json.dumps({"schemaVersion": 1, "siteRootRemoved": removed,
-                               "distrusted": names}, sort_keys=True))
+        emit_json({"schemaVersion": 1, "siteRootRemoved": removed, "distrusted": names})
         return
     click.echo("Site root removed" if removed else "No site root was enrolled")
     for name in names:
@@ -113,7 +111,6 @@ def distrust_command(fingerprint: str, as_json: bool) -> None:
     with StateLock(state.lock_path), _journal(state) as journal:
         name = distrust(state.root, journal, fingerprint.strip().lower(), now=_now())
     if as_json:
-        click.echo(json.dumps({"schemaVersion": 1, "fingerprint": fingerprint, "name": name},
-                              sort_keys=True))
+        emit_json({"schemaVersion": 1, "fingerprint": fingerprint, "name": name})
         return
     click.echo(f"Distrusted {name} ({fingerprint})")

@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import sqlite_utils
 
 from airseal.appliance import audit, settings
 from airseal.appliance.home import Home
+
+if TYPE_CHECKING:
+    from airseal.appliance.site import SiteRepository
 
 Topic = Literal["keys", "files", "actions", "export", "receipts", "audit", "settings", "site"]
 Severity = Literal["error", "warning", "info"]
@@ -293,6 +296,27 @@ def _site_attention(home: Home, db: sqlite_utils.Database, now: datetime) -> lis
     for pending in status.pending:
         notes.append(Attention("info", "site", f"a {pending['role']} signing event waits for "
                                "signatures: airseal site sign"))
+    notes.extend(_approval_attention(site, db, now))
+    return notes
+
+
+MAX_APPROVAL_NOTES = 3
+
+
+def _approval_attention(site: SiteRepository, db: sqlite_utils.Database,
+                        now: datetime) -> list[Attention]:
+    """Current actions below the two-person rule's threshold: endpoints refuse them."""
+    from airseal.appliance.actions import current_actions
+
+    awaiting = site.awaiting_approval(current_actions(db, now), now=now)
+    notes = [
+        Attention("warning", "actions", f"action {a.action_id} {a.name} has {a.count} "
+                  "approvals: endpoints refuse it until another distributor approves")
+        for a in awaiting[:MAX_APPROVAL_NOTES]
+    ]
+    if len(awaiting) > MAX_APPROVAL_NOTES:
+        notes.append(Attention("warning", "actions", f"{len(awaiting) - MAX_APPROVAL_NOTES} "
+                               "more action(s) await approval"))
     return notes
 
 

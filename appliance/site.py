@@ -29,10 +29,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlite_utils
-from securesystemslib.signer import Key
+from securesystemslib.signer import Key, Signature
+from tuf.api.exceptions import UnsignedMetadataError
 from tuf.api.metadata import (
     Metadata,
     MetaFile,
@@ -53,6 +54,7 @@ from airseal.appliance.keystore import KeyRecord, get_key, list_keys, open_signe
 from airseal.appliance.prompts import Prompter
 from airseal.errors import AirsealError
 from airseal.trustroot.keys import load_public_key
+from airseal.trustroot.signer import Signer
 from airseal.trustroot.site_policy import (
     ISSUED_FIELD,
     POLICY_TARGET,
@@ -62,6 +64,9 @@ from airseal.trustroot.site_policy import (
     parse_policy,
 )
 from airseal.trustroot.tuf_keys import TufSigner, tuf_key
+
+if TYPE_CHECKING:
+    from airseal.appliance.actions import ActionRecord
 
 SITE_DIR = "site"
 REQUEST_DIR = "airseal-site"
@@ -123,6 +128,42 @@ class SigningOutcome:
             "threshold": self.threshold,
             "published": self.published,
             "attempts": [a.to_json() for a in self.attempts],
+        }
+
+
+@dataclass(frozen=True)
+class AwaitingApproval:
+    """An action whose DSSE envelope holds fewer distinct distributor signatures (keys the
+    published policy trusts for actions now) than the policy's action threshold: endpoints
+    refuse it until more distributors approve it (the two-person rule)."""
+
+    action_id: str
+    version: int
+    name: str
+    key_name: str
+    approvals: int
+    threshold: int
+    approved_by: tuple[str, ...]
+    """The names the policy gives the distributors that signed."""
+    approvers: tuple[str, ...] = ()
+    """This appliance's keys whose signature would count: trusted distributors for actions
+    that have not signed, and not retired here."""
+
+    @property
+    def count(self) -> str:
+        return f"{self.approvals} of {self.threshold}"
+
+    def describe(self) -> str:
+        by = ", ".join(self.approved_by) or "no distributor"
+        return (f"action {self.action_id} v{self.version} {self.name}: {self.count} approvals "
+                f"({by}); add one: airseal action approve {self.action_id} --key NAME")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": 1, "actionId": self.action_id, "version": self.version,
+            "name": self.name, "key": self.key_name, "approvals": self.approvals,
+            "threshold": self.threshold, "approvedBy": list(self.approved_by),
+            "approvers": list(self.approvers),
         }
 
 
@@ -324,7 +365,7 @@ class SiteRepository:
                 continue
             try:
                 with open_signer(self.home, record, self.prompter) as signer:
-                    signature = md.sign(TufSigner(signer), append=True)
+                    signature = _sign(md, signer)
             except AirsealError as error:
                 attempts.append(SignatureAttempt(record.name, False, error.detail))
                 continue
@@ -643,10 +684,9 @@ class SiteRepository:
             unrecognized_fields={ISSUED_FIELD: now.astimezone(UTC).isoformat(timespec="seconds")},
         ))
         with open_signer(self.home, online, self.prompter) as signer:
-            tuf_signer = TufSigner(signer)
             if snapshot_md is not snapshot:
-                snapshot_md.sign(tuf_signer)
-            timestamp.sign(tuf_signer)
+                _sign(snapshot_md, signer, append=False)
+            _sign(timestamp, signer, append=False)
         if snapshot_md is not snapshot:
             write_atomic(self.metadata_dir / f"{snapshot_md.signed.version}.snapshot.json",
                          snapshot_md.to_bytes(_SERIALIZER), mode=0o644)
@@ -716,6 +756,46 @@ class SiteRepository:
         return out
 
 
+    def awaiting_approval(self, actions: Iterable[ActionRecord], *,
+                          now: datetime) -> list[AwaitingApproval]:
+        """The ``actions`` below the published policy's action threshold, counting each
+        distributor key that may sign actions at ``now`` once (as endpoints count them)."""
+        from airseal.trustroot.bundle import parse_bundle
+        from airseal.trustroot.verify import dsse_signers
+
+        if not self.exists or self._latest("targets") is None:
+            return []
+        policy = self.policy()
+        trusted = {d.fingerprint: d for d in policy.trusted("actions", now)}
+        keys = {fp: d.public_key for fp, d in trusted.items()}
+        ours = [(r.name, r.fingerprint) for r in list_keys(self.db)
+                if r.fingerprint in trusted and not r.reference.get("retired")]
+        out = []
+        for record in actions:
+            bundle = parse_bundle(record.bundle.encode(), subject=f"action {record.id}")
+            signers = dsse_signers(keys, bundle, subject=f"action {record.id}")
+            if len(signers) < policy.action_threshold:
+                out.append(AwaitingApproval(
+                    record.id, record.version, record.name, record.key_name, len(signers),
+                    policy.action_threshold,
+                    tuple(sorted(trusted[fp].name for fp in signers)),
+                    tuple(name for name, fp in ours if fp not in signers),
+                ))
+        return out
+
+
+def _sign(md: Metadata[Any], signer: Signer, *, append: bool = True) -> Signature:
+    """Sign ``md`` through our signer. python-tuf wraps whatever a signer raises in
+    UnsignedMetadataError; a device's own error (a wrong PIN with the tries left, a touch not
+    confirmed) is given back as it was raised, so it is reported as such and not as a bug."""
+    try:
+        return md.sign(TufSigner(signer), append=append)
+    except UnsignedMetadataError as error:
+        if isinstance(error.__cause__, AirsealError):
+            raise error.__cause__ from None
+        raise
+
+
 def _check_threshold(flag: str, threshold: int, keys: Sequence[str], key_flag: str) -> None:
     if not keys:
         raise UsageError(f"give at least one {key_flag}", subject=key_flag)
@@ -746,7 +826,7 @@ def sign_request(home: Home, db: sqlite_utils.Database, prompter: Prompter, sour
             raise SiteError(f"is over {MAX_REQUEST_BYTES} bytes", subject=str(path))
         md: Metadata[Any] = Metadata.from_bytes(path.read_bytes())
         with open_signer(home, record, prompter) as signer:
-            signature = md.sign(TufSigner(signer), append=True)
+            signature = _sign(md, signer)
         key.verify_signature(signature, md.signed_bytes)
         write_atomic(path, md.to_bytes(_SERIALIZER), mode=0o644)
         audit.record(home, db, "site.sign-request", f"{role} v{md.signed.version}",

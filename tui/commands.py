@@ -152,6 +152,12 @@ PALETTE: tuple[PaletteCommand, ...] = (
     ),
     PaletteCommand("Filter actions", "By name, id, OS, mode or label", "actions", ("filter",)),
     PaletteCommand(
+        "Approve the selected action",
+        "Add your distributor signature (two-person rule)",
+        "actions",
+        ("approve_action",),
+    ),
+    PaletteCommand(
         "Show or hide revoked actions",
         "Revoked actions are hidden by default",
         "actions",

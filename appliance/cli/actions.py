@@ -177,13 +177,29 @@ def action_edit(action_id: str, key_name: str | None, as_json: bool, **kw: Any) 
 @examples(
     'airseal action list',
     'airseal action list --all --versions --json',
+    'airseal action list --awaiting-approval    # two-person rule: "1 of 2"',
 )
 @action_group.command(name="list")
 @click.option("--all", "include_revoked", is_flag=True, help="Include revoked actions.")
 @click.option("--versions", is_flag=True, help="Every version, not only the latest.")
+@click.option("--awaiting-approval", "awaiting", is_flag=True,
+              help="Only current actions with fewer distributor signatures than the site "
+              "policy's action threshold (the two-person rule), with their count.")
 @json_option
-def action_list(include_revoked: bool, versions: bool, as_json: bool) -> None:
+def action_list(include_revoked: bool, versions: bool, awaiting: bool, as_json: bool) -> None:
     """The actions (latest versions)."""
+    if awaiting:
+        if include_revoked or versions:
+            raise click.UsageError("--awaiting-approval lists current actions only: drop "
+                                   "--all and --versions")
+        waiting = open_appliance().actions_awaiting_approval()
+        if as_json:
+            emit_json({"schemaVersion": 1, "items": [a.to_json() for a in waiting]})
+        elif not waiting:
+            click.echo("No action awaits approval.")
+        else:
+            click.echo("\n".join(a.describe() for a in waiting))
+        return
     records = open_appliance().list_actions(
         include_revoked=include_revoked, all_versions=versions
     )
@@ -227,7 +243,8 @@ def action_show(action_id: str, version: int | None, show_bundle: bool, as_json:
 )
 @action_group.command(name="revoke")
 @click.argument("action_id")
-@click.option("--reason", default="revoked by operator", show_default=True)
+@click.option("--reason", default="revoked by operator", show_default=True,
+              help="Why (kept in the audit log).")
 @json_option
 def action_revoke(action_id: str, reason: str, as_json: bool) -> None:
     """Revoke every version of an action: no later export carries it."""

@@ -96,7 +96,7 @@ def site_status(as_json: bool) -> None:
 @site.command(name="root")
 @click.option("--output", "-o", "output", required=True,
               type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the root metadata (root.json).")
+              help="Write to a file instead of stdout.")
 def site_root(output: Path) -> None:
     """Write the current site root, for enrolling endpoints
     (`airseal-agent enroll --site-root root.json` on each).
@@ -189,7 +189,8 @@ def site_import_signatures(ctx: click.Context, media: Path, as_json: bool) -> No
 @click.option("--add-key", "add", multiple=True, help="Appliance key to add to root.")
 @click.option("--remove-key", "remove", multiple=True, help="Root key to remove.")
 @click.option("--threshold", type=click.IntRange(1, 16), help="The new root threshold.")
-@click.option("--online-key", help="A new key for snapshot and timestamp (the old one leaked).")
+@click.option("--online-key",
+              help="Appliance key that signs snapshot and timestamp (at every export).")
 @json_option
 @click.pass_context
 def site_rotate_root(ctx: click.Context, add: tuple[str, ...], remove: tuple[str, ...],

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from airseal.appliance.prompts import Prompter, token_pin
     from airseal.appliance.receipts import ReceiptImportReport, ReceiptListing
     from airseal.appliance.settings import SETTINGS
+    from airseal.appliance.site import AwaitingApproval
     from airseal.media.layout import FAT32_MAX_FILE_SIZE
 
 KEY_ALGORITHMS = ("ecdsa-p256", "ecdsa-p384", "ed25519", "rsa-3072", "rsa-4096")
@@ -69,6 +70,7 @@ _HOME = {
     "ReceiptImportReport": "airseal.appliance.receipts",
     "ReceiptListing": "airseal.appliance.receipts",
     "SETTINGS": "airseal.appliance.settings",
+    "AwaitingApproval": "airseal.appliance.site",
     "FAT32_MAX_FILE_SIZE": "airseal.media.layout",
 }
 
@@ -93,6 +95,7 @@ __all__ = [
     "AgentAlreadyEnrolled",
     "AgentNotEnrolled",
     "AuditEntry",
+    "AwaitingApproval",
     "BlobSignature",
     "ChainProblem",
     "ChainReport",

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from airseal.appliance.keystore import KeyRecord
     from airseal.appliance.prompts import Prompter
     from airseal.appliance.site import (
+        AwaitingApproval,
         SignatureAttempt,
         SigningOutcome,
         SiteRepository,
@@ -113,6 +114,14 @@ class SiteUseCases:
         from airseal.appliance.actions import approve_action
 
         return approve_action(self.home, self.db, action_id, key_name, self.prompter)
+
+    def actions_awaiting_approval(self) -> list[AwaitingApproval]:
+        """Current actions with fewer distinct distributor signatures than the site policy's
+        action threshold (none without a site repository)."""
+        from airseal.appliance.actions import current_actions
+
+        now = self.now()
+        return self._site().awaiting_approval(current_actions(self.db, now), now=now)
 
     def distributor_retire(self, key: str) -> SigningOutcome:
         return self._site().retire_distributor(key, now=self.now())

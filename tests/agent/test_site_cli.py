@@ -98,3 +98,42 @@ def test_a_change_without_enough_keys_waits_for_site_sign(
     assert json.loads(signed.stdout)["events"][0]["published"] is True
     audit = airseal("audit", "verify")
     assert audit.code == 0, audit.stderr
+
+
+def test_actions_awaiting_approval_from_the_command_line(
+    appliance_home: Path, airseal, tmp_path: Path  # type: ignore[no-untyped-def]
+) -> None:
+    for name in ("K1", "dist-a", "dist-b"):
+        assert airseal("key", "generate", name).code == 0
+    assert airseal("site", "init", "--root-key", "K1", "--root-threshold", "1", "--targets-key",
+                   "K1", "--targets-threshold", "1", "--online-key", "K1").code == 0
+    for key in ("dist-a", "dist-b"):
+        assert airseal("distributor", "add", key, "--may-sign", "actions").code == 0
+    assert airseal("distributor", "set-threshold", "2").code == 0
+    conf = tmp_path / "tool.conf"
+    conf.write_bytes(b"setting = 1\n")
+    assert airseal("file", "add", str(conf)).code == 0
+    created = airseal("action", "create", "--name", "(Config)Tool", "--os", "linux", "--mode",
+                      "download", "--file", str(conf), "--dest", "/etc/tool.conf", "--key",
+                      "dist-a", "--json")
+    assert created.code == 0, created.stderr
+    action_id = json.loads(created.stdout)["id"]
+
+    listed = airseal("action", "list", "--awaiting-approval", "--json")
+    assert listed.code == 0, listed.stderr
+    document = json.loads(listed.stdout)
+    assert document["schemaVersion"] == 1
+    [item] = document["items"]
+    assert (item["actionId"], item["approvals"], item["threshold"], item["approvedBy"],
+            item["approvers"]) == (action_id, 1, 2, ["dist-a"], ["dist-b"])
+    text = airseal("action", "list", "--awaiting-approval")
+    assert f"action {action_id} v1 (Config)Tool: 1 of 2 approvals" in text.stdout
+    assert f"airseal action approve {action_id} --key NAME" in text.stdout
+    mixed = airseal("action", "list", "--awaiting-approval", "--all")
+    assert mixed.code == 2 and "--awaiting-approval" in mixed.stderr
+
+    assert airseal("action", "approve", action_id, "--key", "dist-b").code == 0
+    after = json.loads(airseal("action", "list", "--awaiting-approval", "--json").stdout)
+    assert after["items"] == []
+    assert "No action awaits approval." in airseal("action", "list",
+                                                   "--awaiting-approval").stdout

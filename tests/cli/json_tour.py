@@ -50,6 +50,13 @@ def _served(root: Path) -> Iterator[str]:
         server.server_close()
 
 
+def identity_of_ops(pub: Path) -> str:
+    """The SHA-256 fingerprint `airseal-agent status` shows for a pinned key."""
+    from airseal.trustroot.keys import fingerprint, load_public_key
+
+    return fingerprint(load_public_key(pub.read_bytes()))
+
+
 def tour(base: Path) -> dict[str, Any]:
     """``{"airseal key list": {...}, ...}``: each command's parsed document."""
     env = {
@@ -138,6 +145,30 @@ def tour(base: Path) -> dict[str, Any]:
     airseal("airseal log status")
     airseal("airseal log prove", "--index", "0")
     airseal("airseal log verify")
+    # the site TUF repository and its distributor policy (file keys: all on hand, signed at once)
+    for name in ("r1", "r2", "r3", "online"):
+        airseal("airseal key generate", name)
+    airseal("airseal site init", "--root-key", "r1", "--root-key", "r2", "--root-key", "r3",
+            "--root-threshold", "2", "--targets-key", "r1", "--targets-threshold", "1",
+            "--online-key", "online")
+    airseal("airseal distributor add", "ops", "--name", "Ops", "--may-sign", "exports,actions")
+    airseal("airseal distributor add", "r2", "--name", "Second")
+    airseal("airseal distributor set-threshold", "2")
+    second = airseal(
+        "airseal action create", "--name", "(Demo)Twice", "--file", str(payload),
+        "--os", "linux", "--mode", "download", "--dest", str(base / "out" / "twice.sh"),
+        "--key", "ops",
+    )
+    airseal("airseal action approve", second["id"], "--key", "r2")
+    airseal("airseal site rotate-root", "--add-key", "ops")
+    airseal("airseal site status")
+    airseal("airseal distributor list")
+    airseal("airseal distributor retire", "ops")
+    airseal("airseal distributor revoke", "r2", "--reason", "leaked")
+    airseal("airseal key retire", "r3")
+    # the endpoint stops trusting: one pinned key, then everything
+    agent("airseal-agent distrust", identity_of_ops(pub))
+    agent("airseal-agent unenroll")
     # a failure: the error object
     airseal("airseal verify-blob", str(base / "usb" / "airseal" / "export.sigstore.json"),
             "--key", "ops", "--signature", str(sig), expect=1)

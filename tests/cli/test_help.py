@@ -19,9 +19,10 @@ DIFFERENT_MEANINGS = {
     "--version": "click's --version of the program, or the version of one action",
     "--algorithm": "a signing key's algorithm, or a PIV management key's",
     "--limit": "newest audit entries, or newest imports",
+    "--reason": "why an action was revoked (kept in the audit log), or why a distributor was "
+    "(shown on endpoints)",
+    "--output": "a public key written instead of printed, or the site root's required file",
     "--root": "the TUF root a fetch starts from, or the one an import walks from",
-    "--reason": "why an action was revoked, or why a distributor key was",
-    "--output": "where a public key is written, or the site's root metadata",
     "--online-key": "the site's first snapshot/timestamp key, or its replacement after a leak",
 }
 """Flags spelled alike whose meaning differs by command: their help may differ, and why."""
@@ -38,7 +39,11 @@ def test_every_help_has_examples(command: Command, capsys) -> None:
     previous = ""
     for line in lines:
         continued = previous.endswith("\\")
-        assert continued or line.startswith((command.program + " ", "AIRSEAL_")), line
+        # a line runs this program, or shows the environment it needs, or (a cross-reference)
+        # the other program's step that goes with it
+        assert continued or line.startswith(
+            (command.program + " ", "airseal ", "airseal-agent ", "AIRSEAL_", "COSIGN_PASSWORD=")
+        ), line
         previous = line
     # at least one example runs this very command
     assert any(" ".join((command.program, *command.path)) in line for line in lines), lines

@@ -1,5 +1,6 @@
 """Actions: the signed node actions, with a filter; create, edit (a new signed version), show
-and revoke."""
+and revoke; and the two-person rule: an action with fewer distributor approvals than the site
+policy asks shows "awaits 1 of 2", and a adds an approval with another distributor key."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Checkbox, DataTable, Footer, Input, Label
 
-from airseal.appliance.service.records import ActionRecord
+from airseal.appliance.service.records import ActionRecord, AwaitingApproval
 from airseal.media.confusables import confusable_reason, escape_confusables
 from airseal.tui.formatting import day, size, when
 from airseal.tui.screens.base import AirsealScreen
@@ -24,7 +25,11 @@ from airseal.tui.widgets.nav import NavBar
 from airseal.tui.widgets.tables import fill_table
 
 
-def state_of(record: ActionRecord, now: datetime) -> str:
+def state_of(
+    record: ActionRecord, now: datetime, awaiting: AwaitingApproval | None = None
+) -> str:
+    if awaiting is not None and awaiting.version == record.version and not record.revoked:
+        return f"awaits {awaiting.count}"
     if record.revoked:
         return "revoked"
     if record.expired(now):
@@ -47,6 +52,12 @@ def matches(record: ActionRecord, text: str) -> bool:
         ]
     ).lower()
     return all(word in haystack for word in text.lower().split())
+
+
+def _awaiting_text(awaiting: list[AwaitingApproval]) -> str:
+    if len(awaiting) == 1:
+        return f"{awaiting[0].action_id} awaits approval ({awaiting[0].count}): a adds yours. "
+    return f"{len(awaiting)} await approval (State column): a adds yours. "
 
 
 def action_text(record: ActionRecord, now: datetime | None = None) -> str:
@@ -133,6 +144,7 @@ class ActionsScreen(AirsealScreen):
         Binding("e", "edit_action", "Edit", priority=True),
         Binding("enter", "show_action", "Show", show=False),
         Binding("d", "revoke_action", "Revoke"),
+        Binding("a", "approve_action", "Approve"),
         Binding("slash", "filter", "Filter"),
         Binding("v", "toggle_revoked", "Show revoked"),
         Binding("r", "refresh", "Refresh"),
@@ -141,6 +153,12 @@ class ActionsScreen(AirsealScreen):
     @dataclass
     class Loaded(Message):
         records: list[ActionRecord]
+        awaiting: list[AwaitingApproval]
+
+    @dataclass
+    class Approved(Message):
+        action_id: str
+        key_name: str
 
     @dataclass
     class Revoked(Message):
@@ -151,6 +169,7 @@ class ActionsScreen(AirsealScreen):
         super().__init__(id="actions")
         self.records: list[ActionRecord] = []
         self.shown: list[ActionRecord] = []
+        self.awaiting: dict[str, AwaitingApproval] = {}
 
     def compose(self) -> ComposeResult:
         yield NavBar("actions")
@@ -181,12 +200,21 @@ class ActionsScreen(AirsealScreen):
     def load(self) -> None:
         with self.context.open() as appliance:
             records = appliance.list_actions(include_revoked=True)
-        self.post_message(self.Loaded(records))
+            awaiting = appliance.actions_awaiting_approval()
+        self.post_message(self.Loaded(records, awaiting))
 
     @on(Loaded)
     def _loaded(self, message: Loaded) -> None:
         self.records = message.records
+        self.awaiting = {a.action_id: a for a in message.awaiting}
+        self.refresh_bindings()
         self._fill()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Approve is offered (and in the footer) only while an action awaits approval."""
+        if action == "approve_action":
+            return bool(self.awaiting)
+        return True
 
     @on(Input.Changed, "#filter")
     @on(Checkbox.Changed, "#show-revoked")
@@ -212,7 +240,7 @@ class ActionsScreen(AirsealScreen):
                         escape_confusables(r.predicate.payload.name),
                         r.key_name,
                         day(r.valid_until),
-                        state_of(r, now),
+                        state_of(r, now, self.awaiting.get(r.id)),
                     ),
                     r.id,
                 )
@@ -226,7 +254,9 @@ class ActionsScreen(AirsealScreen):
             if confusable_reason(r.name) or confusable_reason(r.predicate.payload.name)
         )
         self.query_one("#actions-status", Label).update(
-            f"{len(self.shown)} action(s) shown"
+            # first: on a narrow terminal the end of the line is cut
+            (_awaiting_text(list(self.awaiting.values())) if self.awaiting else "")
+            + f"{len(self.shown)} action(s) shown"
             + (f", {hidden} hidden" if hidden else "")
             + (
                 ". n creates one."
@@ -326,4 +356,48 @@ class ActionsScreen(AirsealScreen):
     @on(Revoked)
     def _revoked(self, message: Revoked) -> None:
         self.notify(f"Revoked {message.action_id} ({message.versions} version(s))", title="Revoked")
+        self.load()
+
+    def action_approve_action(self) -> None:
+        record = self.selected()
+        if record is None:
+            return
+        awaiting = self.awaiting.get(record.id)
+        if awaiting is None or awaiting.version != record.version or record.revoked:
+            self.notify(f"Action {record.id} awaits no approval.")
+            return
+        others = list(awaiting.approvers)
+        if not others:
+            self.notify(
+                "No key here can add an approval: it takes another distributor's key that the "
+                "site policy trusts for actions (Site trust, distributors).",
+                severity="warning",
+            )
+            return
+        approved_by = ", ".join(awaiting.approved_by) or "no distributor yet"
+
+        def answered(values: dict[str, str] | None) -> None:
+            if values:
+                self.approve(record.id, values["key"])
+
+        self.app.push_screen(
+            FormDialog(
+                f"Approve {record.id}: {escape_confusables(record.name)}",
+                [FormField("key", "Your key", options=[(n, n) for n in others], required=True)],
+                submit_label="Approve",
+                note=f"{awaiting.count} approvals (signed by {approved_by}). Your key adds a "
+                "signature to the action's envelope; endpoints count each distributor once.",
+            ),
+            answered,
+        )
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="task")
+    def approve(self, action_id: str, key_name: str) -> None:
+        with self.context.open(self.prompter) as appliance:
+            appliance.approve_action(action_id, key_name)
+        self.post_message(self.Approved(action_id, key_name))
+
+    @on(Approved)
+    def _approved(self, message: Approved) -> None:
+        self.notify(f"{message.key_name} approved {message.action_id}", title="Approved")
         self.load()

@@ -181,6 +181,12 @@ class DashboardScreen(AirsealScreen):
         topic = (event.option.id or "").partition(":")[2]
         if topic == "settings":
             self.action_settings()
+        elif topic == "site":  # a screen under Keys, opened as the palette opens it
+            from airseal.tui.commands import PaletteCommand
+
+            await self.airseal.run_palette_command(
+                PaletteCommand("Site trust", "", "keys", ("site_trust",))
+            )
         elif topic:
             await self.airseal.action_goto(TOPIC_SCREENS.get(topic, topic))
 
