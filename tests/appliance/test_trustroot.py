@@ -7,17 +7,14 @@ August 2026, so imports meant to succeed set AIRSEAL_TEST_TRUSTROOT_TIME inside 
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ from airseal.appliance.service import Appliance
 from airseal.appliance.service.options import ApplianceOptions
 from airseal.trustroot.errors import MirrorRefused, VerificationError
 from tests.trustroot.sigstore_cdn import INSIDE_VALIDITY_ENV, lay_out_cdn, upstream_target
+from tests.trustroot.sigstore_cdn import served as serve_over_http
 from tests.trustroot.tuf_repo import SignedRepository, write_tree
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "keyless"
@@ -289,18 +287,8 @@ def test_file_add_keyless_uses_the_imported_root(
 
 @pytest.fixture
 def served(cdn: Path) -> Iterator[str]:
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(cdn)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_over_http(cdn) as url:
+        yield url
 
 
 def test_fetch_copies_the_repository_into_an_identical_tree(

@@ -8,20 +8,15 @@ their documents are listed in docs/json.md all the same.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import json
 import os
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from tests.realparts.softhsm import SOFTHSM_MODULE, SoftHsm
-from tests.trustroot.sigstore_cdn import INSIDE_VALIDITY_ENV, lay_out_cdn
+from tests.trustroot.sigstore_cdn import INSIDE_VALIDITY_ENV, lay_out_cdn, served
 
 PASSWORD = "json tour password"
 
@@ -32,22 +27,6 @@ def _run(module: str, args: list[str], env: dict[str, str]) -> tuple[int, Any, s
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )
     return done.returncode, done.stdout, done.stderr
-
-
-@contextlib.contextmanager
-def _served(root: Path) -> Iterator[str]:
-    class Quiet(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def identity_of_ops(pub: Path) -> str:
@@ -132,7 +111,7 @@ def tour(base: Path) -> dict[str, Any]:
     # the mirrored Sigstore root: fetched from a loopback server, imported inside its validity
     cdn = lay_out_cdn(base / "cdn")
     env["AIRSEAL_TEST_TRUSTROOT_TIME"] = INSIDE_VALIDITY_ENV
-    with _served(cdn) as url:
+    with served(cdn) as url:
         airseal("airseal trustroot fetch", "--to", str(base / "mirror"), "--url", url)
     airseal("airseal trustroot import", str(base / "mirror"))
     del env["AIRSEAL_TEST_TRUSTROOT_TIME"]

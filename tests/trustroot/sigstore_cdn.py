@@ -10,9 +10,14 @@ at commit 60cf2ce8 (2026-08-21): git keeps un-prefixed names, the CDN serves con
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import shutil
+import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 UPSTREAM = Path(__file__).parents[1] / "fixtures" / "sigstore-root-signing"
@@ -49,3 +54,21 @@ def lay_out_cdn(to: Path) -> Path:
 
 def upstream_target(name: str) -> bytes:
     return (UPSTREAM / "targets" / name).read_bytes()
+
+
+@contextlib.contextmanager
+def served(root: Path) -> Iterator[str]:
+    """``root`` over a loopback HTTP server, as the CDN would serve it; yields its base URL."""
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
