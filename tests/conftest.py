@@ -63,3 +63,26 @@ def appliance_home(airseal) -> Path:
     result = airseal("init")
     assert result.code == 0, result.stderr
     return Path(os.environ["AIRSEAL_HOME"])
+
+
+# Tests that share one machine-wide resource run in one pytest-xdist worker (`--dist loadgroup`,
+# scripts/test): pcscd serves one socket per machine, the TUI's snapshot site lives at a fixed
+# path (it shows on screens), and the packaging tests share one kit build per worker.
+_XDIST_GROUPS = {
+    "tests/appliance/test_piv_pcsc.py": "pcscd",
+    "tests/agent/test_site_piv.py": "pcscd",
+    "tests/tui/": "tui",
+    "tests/packaging/": "packaging",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    root = Path(str(config.rootpath))
+    for item in items:
+        where = Path(str(item.path)).relative_to(root).as_posix()
+        for prefix, group in _XDIST_GROUPS.items():
+            if where.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
