@@ -1,0 +1,148 @@
+"""Rekor v1 REST shapes: LogEntry both ways, proposed hashedrekord checks, answer verification."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+
+from airseal.trustroot.errors import LogProofError
+from airseal.trustroot.keys import spki_pem
+from airseal.trustroot.signer import PrivateKeySigner
+from airseal.trustroot.tlog import entries, merkle, rekor_api
+from airseal.trustroot.tlog.checkpoint import Checkpoint, sign_checkpoint
+
+LOG = PrivateKeySigner(ec.derive_private_key(0x10_6_5E_1F, ec.SECP256R1()))
+SIGNER = PrivateKeySigner(ec.derive_private_key(0x51_6E_4, ec.SECP256R1()))
+DIGEST = hashlib.sha256(b"payload").digest()
+
+
+def _logged(origin: str = "rekor.site.example - 42", name: str = "rekor.site.example",
+            index: int = 7, others: int = 2) -> tuple[entries.TlogEntry, entries.SignedContent]:
+    """A signature logged as leaf ``others`` of a small tree, with a Rekor-style checkpoint."""
+    signature = SIGNER.sign_digest(DIGEST)
+    body = entries.hashedrekord_body(DIGEST, signature, SIGNER.public_key)
+    leaves = [merkle.leaf_hash(f"o{i}".encode()) for i in range(others)] + [merkle.leaf_hash(body)]
+    leaves.append(merkle.leaf_hash(b"after"))
+
+    def node(level: int, i: int) -> bytes:
+        return merkle.root_of_leaf_hashes(leaves[i << level : (i + 1) << level])
+
+    size = len(leaves)
+    root = merkle.root_hash(size, node)
+    note = sign_checkpoint(Checkpoint(origin, size, root), name=name, signer=LOG)
+    entry = entries.TlogEntry(
+        log_index=index, log_id=entries.log_id(LOG.public_key), kind="hashedrekord",
+        version="0.0.1", integrated_time=1_700_000_000, body=body,
+        set=entries.sign_set(LOG, body, 1_700_000_000, index),
+        proof=entries.InclusionProof(
+            others, size, root, tuple(merkle.inclusion_proof(others, size, node)), note
+        ),
+    )
+    return entry, entries.SignedContent(signature, DIGEST)
+
+
+def test_log_entry_json_round_trips_and_verifies() -> None:
+    entry, signed = _logged()
+    data = rekor_api.log_entry_json(entry)
+    ((uuid, value),) = data.items()
+    assert uuid == merkle.leaf_hash(entry.body).hex()
+    assert value["verification"]["inclusionProof"]["rootHash"] == entry.proof.root_hash.hex()
+    assert rekor_api.parse_log_entry(json.loads(json.dumps(data))) == entry
+    point = rekor_api.verify_rekor_entry(entry, log_key=LOG.public_key, name=None, signed=signed)
+    assert point.origin == "rekor.site.example - 42"
+    assert rekor_api.verify_rekor_entry(
+        entry, log_key=LOG.public_key, name="rekor.site.example", signed=signed
+    ).size == 4
+    # An 80-hex UUID (tree id in front) names the same entry.
+    assert rekor_api.leaf_of_uuid("00000000000000ff" + uuid) == bytes.fromhex(uuid)
+
+
+def _tampered(path: list, value: object) -> tuple[dict, entries.SignedContent]:
+    entry, signed = _logged()
+    data = rekor_api.log_entry_json(entry)
+    target = next(iter(data.values()))
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    return data, signed
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "check"),
+    [
+        (["logIndex"], 8, "tlog.set"),
+        (["integratedTime"], 1_700_000_001, "tlog.set"),
+        (["verification", "signedEntryTimestamp"], base64.b64encode(b"0" * 70).decode(),
+         "tlog.set"),
+        (["verification", "inclusionProof", "hashes", 0], "00" * 32, "tlog.inclusion"),
+        (["verification", "inclusionProof", "logIndex"], 1, "tlog.inclusion"),
+        (["logID"], "11" * 32, "tlog.logid"),
+    ],
+)
+def test_any_altered_field_is_refused(path: list, value: object, check: str) -> None:
+    data, signed = _tampered(path, value)
+    entry = rekor_api.parse_log_entry(data)
+    with pytest.raises(LogProofError) as caught:
+        rekor_api.verify_rekor_entry(entry, log_key=LOG.public_key, name=None, signed=signed)
+    assert caught.value.check == check
+
+
+def test_a_body_about_another_signature_or_another_log_name_is_refused() -> None:
+    entry, signed = _logged()
+    other = entries.SignedContent(SIGNER.sign_digest(DIGEST), DIGEST)
+    with pytest.raises(LogProofError, match="different signature"):
+        rekor_api.verify_rekor_entry(entry, log_key=LOG.public_key, name=None, signed=other)
+    with pytest.raises(LogProofError, match=r"no signature by 'rekor\.other\.example'"):
+        rekor_api.verify_rekor_entry(
+            entry, log_key=LOG.public_key, name="rekor.other.example", signed=signed
+        )
+    stranger, stranger_signed = _logged(origin="another.example - 42")
+    with pytest.raises(LogProofError, match=r"not 'rekor\.site\.example'") as caught:
+        rekor_api.verify_rekor_entry(
+            stranger, log_key=LOG.public_key, name=None, signed=stranger_signed
+        )
+    assert caught.value.check == "tlog.checkpoint.origin"
+    with pytest.raises(LogProofError) as wrong_key:
+        rekor_api.verify_rekor_entry(entry, log_key=SIGNER.public_key, name=None, signed=signed)
+    assert wrong_key.value.check == "tlog.logid"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [], {"a": 1, "b": 2}, {"x": "not an object"},
+        {"00" * 32: {"body": "e30="}},  # the UUID is not the body's hash
+        {merkle.leaf_hash(b"{}").hex(): {"body": "e30="}},  # no kind, no verification
+    ],
+)
+def test_malformed_answers_are_refused(data: object) -> None:
+    with pytest.raises(LogProofError):
+        rekor_api.parse_log_entry(data)
+
+
+def test_accept_hashedrekord_verifies_the_signature_over_the_digest() -> None:
+    signature = SIGNER.sign_digest(DIGEST)
+    proposed = rekor_api.proposed_hashedrekord(DIGEST, signature, SIGNER.public_key)
+    assert rekor_api.accept_hashedrekord(proposed) == entries.hashedrekord_body(
+        DIGEST, signature, SIGNER.public_key
+    )
+    forged = copy.deepcopy(proposed)
+    forged["spec"]["data"]["hash"]["value"] = hashlib.sha256(b"other").hexdigest()
+    with pytest.raises(LogProofError, match="does not verify"):
+        rekor_api.accept_hashedrekord(forged)
+    ed = ed25519.Ed25519PrivateKey.generate()
+    edkey = copy.deepcopy(proposed)
+    edkey["spec"]["signature"]["publicKey"]["content"] = base64.b64encode(
+        spki_pem(ed.public_key())
+    ).decode()
+    with pytest.raises(LogProofError, match="Ed25519"):
+        rekor_api.accept_hashedrekord(edkey)
+    for bad in ({"kind": "rekord", "apiVersion": "0.0.1"}, {"kind": "hashedrekord",
+                "apiVersion": "0.0.1", "spec": {}}, "x"):
+        with pytest.raises(LogProofError):
+            rekor_api.accept_hashedrekord(bad)
