@@ -116,7 +116,7 @@ def test_a_body_about_another_signature_or_another_log_name_is_refused() -> None
     "data",
     [
         [], {"a": 1, "b": 2}, {"x": "not an object"},
-        {"00" * 32: {"body": "e30="}},  # the UUID is not the body's hash
+        {"00" * 100: {"body": "e30="}},  # not a UUID
         {merkle.leaf_hash(b"{}").hex(): {"body": "e30="}},  # no kind, no verification
     ],
 )
