@@ -8,9 +8,9 @@ Routes (all JSON errors are Rekor's ``{code, message}``):
 - ``GET /api/v1/log/entries?logIndex=N`` and ``GET /api/v1/log/entries/{uuid}``: ``LogEntry``
 - ``POST /api/v1/log/entries/retrieve``: ``SearchLogQuery`` (``entryUUIDs``, ``logIndexes``,
   ``entries``) -> list of ``LogEntry``
-- ``POST /api/v1/log/entries``: a ``hashedrekord`` 0.0.1 ``ProposedEntry``; its signature is
-  verified over the digest before it is appended; 201 with the ``LogEntry`` (SET and inclusion
-  proof), 409 with ``Location`` when the same entry is already logged
+- ``POST /api/v1/log/entries``: a ``hashedrekord`` or ``dsse`` 0.0.1 ``ProposedEntry``; its
+  signature is verified (over the digest, or the DSSE PAE) before it is appended; 201 with the
+  ``LogEntry`` (SET and inclusion proof), 409 with ``Location`` when it is already logged
 - ``GET /checkpoint``, ``/tile/<L>/<N>[.p/<W>]``, ``/tile/entries/<N>[.p/<W>]``: C2SP tlog-tiles
 
 Guarantees: the stdlib :class:`~http.server.ThreadingHTTPServer` (no new dependency); every
@@ -133,7 +133,7 @@ class LogService:
             )
         leaves = [rekor_api.leaf_of_uuid(u) if isinstance(u, str) else b"" for u in uuids]
         for item in proposed:
-            leaves.append(merkle.leaf_hash(rekor_api.accept_hashedrekord(item)))
+            leaves.append(merkle.leaf_hash(rekor_api.accept_proposed(item)[1]))
         found: list[dict[str, Any]] = []
         with self.log() as log:
             size = log.size
@@ -149,12 +149,12 @@ class LogService:
         return found
 
     def create(self, proposed: Any, client: str) -> tuple[str, dict[str, Any]]:
-        """Verify a proposed ``hashedrekord`` and append it; (uuid, LogEntry)."""
+        """Verify a proposed ``hashedrekord`` or ``dsse`` entry and append it; (uuid, LogEntry)."""
         if self.signer is None:
             raise HttpProblem(
                 405, "this log is served read-only (`airseal log serve --read-only`)"
             )
-        body = rekor_api.accept_hashedrekord(proposed)
+        kind, body = rekor_api.accept_proposed(proposed)
         uuid = rekor_api.entry_uuid(body)
         with self._append_lock, self.log() as log:
             if self._index_of_leaf(log, merkle.leaf_hash(body)) is not None:
@@ -163,7 +163,7 @@ class LogService:
                     f"an equivalent entry already exists in the transparency log with UUID {uuid}",
                     {"Location": f"/api/v1/log/entries/{uuid}"},
                 )
-            new = NewEntry(entries.HASHEDREKORD, body, f"rekor api from {client}")
+            new = NewEntry(kind, body, f"rekor api from {client}")
             (index,), _ = log.append([new], self.signer, now=self.clock())
             return uuid, rekor_api.log_entry_json(log.entry(index))
 

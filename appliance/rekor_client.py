@@ -152,7 +152,8 @@ def proposed_entry(bundle: dict[str, Any], public_key: PublicKey) -> dict[str, A
         envelope = bundle["dsseEnvelope"]
     except (KeyError, TypeError, ValueError) as exc:
         raise RekorError(f"the bundle to log lacks {exc}") from None
-    return rekor_api.proposed_dsse(json.dumps(envelope).encode("utf-8"), public_key)
+    canonical = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return rekor_api.proposed_dsse(canonical, public_key)
 
 
 def _post(target: RekorTarget, path: str, payload: dict[str, Any]) -> tuple[int, bytes]:

@@ -211,6 +211,57 @@ def test_rekor_client_against_log_serve(served: tuple[str, Path]) -> None:
                       bundle, SIGNER.public_key)
 
 
+def test_rekor_client_logs_a_dsse_bundle_and_refuses_bad_answers(
+    served: tuple[str, Path],
+) -> None:
+    from airseal.trustroot.dsse import pae
+
+    url, _ = served
+    payload, kind = b'{"_type":"https://in-toto.io/Statement/v1"}', "application/vnd.in-toto+json"
+    bundle = json.dumps({"dsseEnvelope": {
+        "payload": base64.b64encode(payload).decode(), "payloadType": kind,
+        "signatures": [{"sig": base64.b64encode(SIGNER.sign_message(pae(kind, payload)))
+                        .decode(), "keyid": ""}]}, "verificationMaterial": {}}).encode()
+    entry = rc.log_bundle(rc.RekorTarget(url, LOG.public_key, None), bundle, SIGNER.public_key)
+    assert (entry.kind, entry.log_index) == ("dsse", 300)
+
+    # A "Rekor" that answers 201 with garbage, too much, or an error: each a distinct refusal.
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = iter([(201, b"not json"), (201, b"{" * (rekor_api.MAX_RESPONSE_BYTES + 2)),
+                    (500, b'{"code":500,"message":"trillian is down"}'), (200, b"{}")])
+
+    class Liar(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            code, body = next(answers)
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    liar = ThreadingHTTPServer(("127.0.0.1", 0), Liar)
+    thread = threading.Thread(target=liar.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    target = rc.RekorTarget(f"http://127.0.0.1:{liar.server_address[1]}", LOG.public_key, None)
+    try:
+        with pytest.raises(rc.RekorAnswerInvalid, match="not JSON"):
+            rc.log_bundle(target, _signed_bundle(b"a"), SIGNER.public_key)
+        with pytest.raises(rc.RekorAnswerInvalid, match="larger than"):
+            rc.log_bundle(target, _signed_bundle(b"b"), SIGNER.public_key)
+        with pytest.raises(rc.RekorRefused, match="HTTP 500: trillian is down"):
+            rc.log_bundle(target, _signed_bundle(b"c"), SIGNER.public_key)
+        with pytest.raises(rc.RekorRefused, match="expected 201"):
+            rc.log_bundle(target, _signed_bundle(b"d"), SIGNER.public_key)
+    finally:
+        liar.shutdown()
+        liar.server_close()
+        thread.join()
+
+
 def test_read_only_and_listen_parsing(tmp_path: Path, served: tuple[str, Path]) -> None:
     _, path = served
     service = LogService(path, signer=None, clock=lambda: NOW)

@@ -146,3 +146,34 @@ def test_accept_hashedrekord_verifies_the_signature_over_the_digest() -> None:
                 "apiVersion": "0.0.1", "spec": {}}, "x"):
         with pytest.raises(LogProofError):
             rekor_api.accept_hashedrekord(bad)
+
+
+def _dsse_proposal(payload: bytes = b'{"_type":"x"}') -> dict:
+    from airseal.trustroot.dsse import pae
+
+    kind = "application/vnd.in-toto+json"
+    envelope = {"payload": base64.b64encode(payload).decode(), "payloadType": kind,
+                "signatures": [{"sig": base64.b64encode(
+                    SIGNER.sign_message(pae(kind, payload))).decode(), "keyid": ""}]}
+    return rekor_api.proposed_dsse(json.dumps(envelope).encode(), SIGNER.public_key)
+
+
+def test_accept_dsse_verifies_the_envelope_signature() -> None:
+    proposed = _dsse_proposal()
+    kind, body = rekor_api.accept_proposed(proposed)
+    spec = json.loads(body)["spec"]
+    assert kind == "dsse"
+    assert spec["payloadHash"]["value"] == hashlib.sha256(b'{"_type":"x"}').hexdigest()
+    envelope = json.loads(proposed["spec"]["proposedContent"]["envelope"])
+    envelope["payload"] = base64.b64encode(b'{"_type":"y"}').decode()
+    forged = copy.deepcopy(proposed)
+    forged["spec"]["proposedContent"]["envelope"] = json.dumps(envelope)
+    with pytest.raises(LogProofError, match="DSSE signature does not verify"):
+        rekor_api.accept_proposed(forged)
+    envelope["signatures"] *= 2
+    forged["spec"]["proposedContent"]["envelope"] = json.dumps(envelope)
+    with pytest.raises(LogProofError, match="exactly one signature"):
+        rekor_api.accept_proposed(forged)
+    forged["spec"]["proposedContent"] = {"envelope": "{not json"}
+    with pytest.raises(LogProofError, match="proposedContent"):
+        rekor_api.accept_proposed(forged)

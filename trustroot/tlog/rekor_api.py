@@ -19,7 +19,7 @@ import re
 from typing import Any
 
 from airseal.trustroot.errors import KeyFormatError, LogProofError, VerificationError
-from airseal.trustroot.keys import PublicKey, load_public_key, verify_digest
+from airseal.trustroot.keys import PublicKey, load_public_key, verify_digest, verify_message
 from airseal.trustroot.tlog import entries
 from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote, key_hint
 from airseal.trustroot.tlog.merkle import leaf_hash
@@ -130,7 +130,7 @@ def accept_hashedrekord(proposed: Any) -> bytes:
     if kind != entries.HASHEDREKORD or version != entries.API_VERSION:
         raise LogProofError(
             f"entry kind {str(kind)[:40]}/{str(version)[:20]} is not accepted here; this log "
-            "takes hashedrekord 0.0.1"
+            "takes hashedrekord 0.0.1 and dsse 0.0.1"
         )
     try:
         spec = proposed["spec"]
@@ -156,6 +156,50 @@ def accept_hashedrekord(proposed: Any) -> bytes:
     except VerificationError as exc:
         raise LogProofError(f"the signature does not verify: {exc.detail}") from None
     return entries.hashedrekord_body(bytes.fromhex(digest_hex), signature, key)
+
+
+def accept_dsse(proposed: Any) -> bytes:
+    """Check a proposed ``dsse`` 0.0.1 entry (``proposedContent``: the envelope as a string and
+    its verifiers) and return the canonical body Rekor v1 stores: the envelope's and payload's
+    SHA-256 and the signature with its verifier. Exactly one signature and one verifier (what
+    the appliance signs); the signature must verify over the DSSE PAE with that verifier."""
+    from airseal.trustroot.dsse import pae
+
+    try:
+        content = proposed["spec"]["proposedContent"]
+        envelope_text, verifiers = content["envelope"], content["verifiers"]
+        envelope = json.loads(envelope_text)
+        payload_type, payload_b64 = envelope["payloadType"], envelope["payload"]
+        signatures = envelope["signatures"]
+    except (KeyError, TypeError, ValueError):
+        raise LogProofError(
+            "the dsse spec lacks proposedContent.envelope (a DSSE envelope as a JSON string) "
+            "or proposedContent.verifiers"
+        ) from None
+    if not isinstance(payload_type, str) or not isinstance(verifiers, list):
+        raise LogProofError("the DSSE payloadType or the verifiers are mistyped")
+    if not isinstance(signatures, list) or len(signatures) != 1 or len(verifiers) != 1:
+        raise LogProofError("this log takes DSSE envelopes with exactly one signature and verifier")
+    payload = _unb64(payload_b64, "envelope.payload")
+    signature = _unb64(signatures[0].get("sig") if isinstance(signatures[0], dict) else None,
+                       "envelope.signatures[0].sig")
+    try:
+        key = load_public_key(_unb64(verifiers[0], "proposedContent.verifiers[0]"))
+        verify_message(key, signature, pae(payload_type, payload))
+    except KeyFormatError as exc:
+        raise LogProofError(f"proposedContent.verifiers[0]: {exc.detail}") from None
+    except VerificationError as exc:
+        raise LogProofError(f"the DSSE signature does not verify: {exc.detail}") from None
+    return entries.dsse_body(envelope_text.encode("utf-8"), payload, signature, key)
+
+
+def accept_proposed(proposed: Any) -> tuple[str, bytes]:
+    """(kind, canonical body) of a proposed ``hashedrekord`` or ``dsse`` 0.0.1 entry, whose
+    signature verified."""
+    kind = proposed.get("kind") if isinstance(proposed, dict) else None
+    if kind == entries.DSSE and proposed.get("apiVersion") == entries.API_VERSION:
+        return entries.DSSE, accept_dsse(proposed)
+    return entries.HASHEDREKORD, accept_hashedrekord(proposed)
 
 
 def _unb64(value: Any, what: str) -> bytes:
