@@ -274,6 +274,8 @@ class TransparencyLogMethods:
             address = parse_listen(listen)
         except ValueError as exc:
             raise UsageError(f"--listen: {exc}") from None
+        from airseal.appliance import audit
+
         info = self._log().info
         with ExitStack() as stack:
             signer = None
@@ -286,6 +288,8 @@ class TransparencyLogMethods:
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 raise UsageError(f"--listen {listen}: cannot bind ({reason})") from None
+            audit.record(self.home, self.db, "log-serve", server.url,
+                         {"readOnly": read_only, "origin": info.origin})
             serve(server, on_ready)
 
     def export_log_tiles(self, directory: Path) -> list[Path]:

@@ -341,6 +341,8 @@ def test_cli_serve_and_sign_blob_rekor_url(airseal, appliance_home, tmp_path: Pa
 
     db = sqlite3.connect(appliance_home / "airseal.db")
     pem, size = db.execute("SELECT public_key_pem, size FROM log").fetchone()
+    audited = [row[0] for row in db.execute("SELECT action FROM audit")]
+    assert "log-serve" in audited
     db.close()
     assert size == 1  # appended once, by the server
     _, point = entries.verify_bundle_log_entry(
