@@ -224,21 +224,29 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length)
         try:
             return json.loads(raw)
-        except ValueError:
-            raise HttpProblem(400, "the request body is not JSON") from None
+        except (ValueError, RecursionError):
+            raise HttpProblem(400, "the request body is not JSON (or nests too deep)") from None
 
     def _dispatch(self, route: Callable[[], None]) -> None:
         try:
             route()
+            return
         except HttpProblem as problem:
-            self._json(problem.code, rekor_api.error_json(problem.code, problem.message),
-                       problem.headers)
+            code, message, headers = problem.code, problem.message, problem.headers
         except LogProofError as exc:
-            self._json(400, rekor_api.error_json(400, exc.detail))
+            code, message, headers = 400, exc.detail, {}
+        except ValueError as exc:  # e.g. too many query fields
+            code, message, headers = 400, f"bad request: {exc}", {}
         except LogError as exc:
-            self._json(500, rekor_api.error_json(500, exc.detail))
+            code, message, headers = 500, exc.detail, {}
         except (sqlite3.Error, OSError) as exc:
-            self._json(500, rekor_api.error_json(500, f"the log could not be read: {exc}"))
+            code, message, headers = 500, f"the log could not be read: {exc}", {}
+        except Exception as exc:  # answer, and keep serving the others
+            self.log_error("internal error on %s: %r", self.path[:200], exc)
+            code, message, headers = 500, "internal error", {}
+        if self.command == "POST":
+            self.close_connection = True  # the body may be unread: do not reuse the stream
+        self._json(code, rekor_api.error_json(code, message), headers)
 
     def log_message(self, format: str, *args: Any) -> None:
         if not self.server.quiet:

@@ -185,6 +185,12 @@ def test_entry_creation_verifies_before_appending(served: tuple[str, Path]) -> N
     assert raw.getresponse().status == 411
     raw.close()
     assert _request(url, "POST", "/api/v1/log/entries", b"not json")[0] == 400
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert _request(url, "POST", "/api/v1/log/entries/retrieve", deep)[0] == 400
+    many = "&".join(f"f{i}=1" for i in range(20))
+    assert _request(url, "GET", f"/api/v1/log/entries?{many}")[0] == 400
+    status, error = _json(url, "/api/v1/log/entries/retrieve", {"entryUUIDs": ["zz"]})
+    assert status == 400 and "UUID" in error["message"]
 
 
 def test_rekor_client_against_log_serve(served: tuple[str, Path]) -> None:
