@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import base64
 import copy
+import functools
 import hashlib
 import json
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from airseal.trustroot.errors import LogProofError
 from airseal.trustroot.keys import spki_pem
@@ -62,8 +65,13 @@ def test_log_entry_json_round_trips_and_verifies() -> None:
     assert rekor_api.leaf_of_uuid("00000000000000ff" + uuid) == bytes.fromhex(uuid)
 
 
+@functools.cache
+def _base() -> tuple[entries.TlogEntry, entries.SignedContent]:
+    return _logged()
+
+
 def _tampered(path: list, value: object) -> tuple[dict, entries.SignedContent]:
-    entry, signed = _logged()
+    entry, signed = _base()
     data = rekor_api.log_entry_json(entry)
     target = next(iter(data.values()))
     for key in path[:-1]:
@@ -177,3 +185,44 @@ def test_accept_dsse_verifies_the_envelope_signature() -> None:
     forged["spec"]["proposedContent"] = {"envelope": "{not json"}
     with pytest.raises(LogProofError, match="proposedContent"):
         rekor_api.accept_proposed(forged)
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8,
+)
+_FIELDS = [["body"], ["integratedTime"], ["logID"], ["logIndex"], ["verification"],
+           ["verification", "signedEntryTimestamp"], ["verification", "inclusionProof"],
+           ["verification", "inclusionProof", "hashes"],
+           ["verification", "inclusionProof", "checkpoint"],
+           ["verification", "inclusionProof", "treeSize"]]
+
+
+@settings(max_examples=150, deadline=None)
+@given(field=st.sampled_from(_FIELDS), value=_JSON)
+def test_any_hostile_answer_ends_in_a_typed_refusal(field: list[str], value: object) -> None:
+    """A Rekor answer with any field replaced by any JSON value: accepted only if unchanged in
+    meaning, otherwise a LogProofError; never another exception."""
+    data, signed = _tampered(field, value)
+    try:
+        entry = rekor_api.parse_log_entry(data)
+        rekor_api.verify_rekor_entry(entry, log_key=LOG.public_key, name=None, signed=signed)
+    except LogProofError:
+        pass
+
+
+def test_non_ascii_where_base64_is_expected_is_a_typed_refusal() -> None:
+    """base64 decoding a non-ASCII str raises ValueError, not binascii.Error: found by the test
+    above; checkpoints and bundle entries (both read from media) must refuse it as a proof error."""
+    from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
+
+    with pytest.raises(LogProofError, match="root hash is not base64"):
+        Checkpoint.parse("o\n1\n\u00e9\n")
+    with pytest.raises(LogProofError, match="signature is not base64"):
+        SignedNote.parse("o\n1\nAAAA\n\n\u2014 o \u00e9\u00e9\n")
+    item = _base()[0].to_json()
+    item["canonicalizedBody"] = "\u00e9"
+    with pytest.raises(LogProofError, match="canonicalizedBody is not base64"):
+        entries.TlogEntry.from_json(item)

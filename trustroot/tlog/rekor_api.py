@@ -13,7 +13,6 @@ values out or :class:`LogProofError`.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from typing import Any
@@ -207,7 +206,7 @@ def _unb64(value: Any, what: str) -> bytes:
         raise LogProofError(f"{what} is not a base64 string")
     try:
         return base64.b64decode(value, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII str
         raise LogProofError(f"{what} is not base64") from None
 
 
