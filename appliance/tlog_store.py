@@ -459,7 +459,15 @@ class LogAppender:
         return self._signer
 
     def attach(self, bundle_json: bytes, public_key: PublicKey, subject: str) -> bytes:
-        """Append the bundle's entry and return the bundle carrying it (with its proof)."""
+        """Append the bundle's entry and return the bundle carrying it (with its proof). With a
+        Rekor chosen (``--rekor-url``) the entry goes there instead, verified before it is kept."""
+        from airseal.appliance.rekor_client import current_target
+
+        target = current_target()
+        if target is not None:
+            from airseal.appliance.rekor_client import log_bundle
+
+            return with_tlog_entry(bundle_json, log_bundle(target, bundle_json, public_key))
         if self._log is None:
             return bundle_json
         new = entry_for_bundle(bundle_json, public_key, subject)

@@ -12,7 +12,7 @@ import click
 from airseal._internal.cli import examples, json_option
 from airseal._internal.times import normalise_timestamp
 from airseal.appliance.cli import cli
-from airseal.appliance.cli.options import signing_key_option
+from airseal.appliance.cli.options import rekor_options, signing_key_option
 from airseal.appliance.cli.session import open_appliance
 from airseal.appliance.cli.ui import emit_json, table_lines
 from airseal.appliance.service.records import ActionRecord, ActionSpec
@@ -145,8 +145,11 @@ def action_group() -> None:
 @action_group.command(name="create")
 @action_options(required=True)
 @signing_key_option(required=True)
+@rekor_options
 @json_option
-def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
+def action_create(
+    key_name: str, rekor_url: str | None, rekor_key: str | None, as_json: bool, **kw: Any
+) -> None:
     """Create and sign an action (an in-toto statement in a DSSE bundle).
 
     \b
@@ -154,7 +157,9 @@ def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
       airseal action create --name "(Install)Agent" --os linux --mode execute \\
           --file agent.tar.gz --run install.sh --key release --require-vendor-signature
     """
-    record = open_appliance().create_action(_spec(kw), key_name)
+    appliance = open_appliance()
+    with appliance.using_rekor(rekor_url, rekor_key):
+        record = appliance.create_action(_spec(kw), key_name)
     _print(record, as_json, "Created")
 
 
@@ -166,11 +171,17 @@ def action_create(key_name: str, as_json: bool, **kw: Any) -> None:
 @click.argument("action_id")
 @action_options(required=False)
 @signing_key_option(required=False)
+@rekor_options
 @json_option
-def action_edit(action_id: str, key_name: str | None, as_json: bool, **kw: Any) -> None:
+def action_edit(
+    action_id: str, key_name: str | None, rekor_url: str | None, rekor_key: str | None,
+    as_json: bool, **kw: Any,
+) -> None:
     """Sign a new version of ACTION_ID with the given fields changed (--key: default the key
     that signed it)."""
-    record = open_appliance().edit_action(action_id, _spec(kw), key_name)
+    appliance = open_appliance()
+    with appliance.using_rekor(rekor_url, rekor_key):
+        record = appliance.edit_action(action_id, _spec(kw), key_name)
     _print(record, as_json, "Signed")
 
 

@@ -20,6 +20,7 @@ from airseal.appliance.cli.options import (
     insecure_ignore_tlog_option,
     module_option,
     pkcs11_option,
+    rekor_options,
     serial_option,
     signing_key_option,
     slot_option,
@@ -289,6 +290,8 @@ def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
     'airseal sign-blob tool.tar.gz --key ops',
     'airseal sign-blob tool.tar.gz --key ops --bundle tool.sigstore.json',
     'airseal sign-blob tool.tar.gz --key ops --output-signature tool.sig --json',
+    'airseal sign-blob tool.tar.gz --key ops --bundle tool.sigstore.json \\',
+    '    --rekor-url https://rekor.site.example --rekor-key rekor.pub',
 )
 @cli.command(name="sign-blob")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -304,15 +307,17 @@ def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write a Sigstore bundle v0.3 to this file.",
 )
+@rekor_options
 @json_option
 def sign_blob(
     file: Path, key_name: str, output_signature: Path | None, bundle_out: Path | None,
-    as_json: bool,
+    rekor_url: str | None, rekor_key: str | None, as_json: bool,
 ) -> None:
     """Sign FILE (streamed: any size, constant memory)."""
     bundle = bundle_out
     appliance = open_appliance()
-    with byte_progress(f"hash {file.name}", file_size(file)) as advance:
+    with appliance.using_rekor(rekor_url, rekor_key), \
+            byte_progress(f"hash {file.name}", file_size(file)) as advance:
         result = appliance.sign_blob(
             file, key_name, signature_path=output_signature, bundle_path=bundle,
             on_progress=advance,

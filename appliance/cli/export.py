@@ -9,7 +9,7 @@ import click
 from airseal._internal.cli import examples, json_option
 from airseal._internal.times import normalise_timestamp, utc_text
 from airseal.appliance.cli import cli, exit_codes
-from airseal.appliance.cli.options import signing_key_option
+from airseal.appliance.cli.options import rekor_options, signing_key_option
 from airseal.appliance.cli.session import appliance_without_home, open_appliance
 from airseal.appliance.cli.ui import emit_json, export_progress, table_lines
 from airseal.appliance.service.records import FAT32_MAX_FILE_SIZE
@@ -35,11 +35,13 @@ from airseal.appliance.service.records import FAT32_MAX_FILE_SIZE
               default=None, hidden=True,
               help="Split payloads above this many bytes (default: 4 GiB - 1 on FAT32 or an "
                    "unidentified filesystem, no split on exFAT and others).")
+@rekor_options
 @json_option
 @click.pass_context
 def export_command(ctx: click.Context, target: Path | None, action_ids: tuple[str, ...],
                    valid_days: int | None, key_name: str | None, allow_unknown_capacity: bool,
-                   split_threshold: int | None, as_json: bool) -> None:
+                   split_threshold: int | None, rekor_url: str | None, rekor_key: str | None,
+                   as_json: bool) -> None:
     """Write signed actions to media atomically, read every byte back, then sign the export
     (--to and --key are required); `airseal export list` shows the exports made so far.
 
@@ -48,14 +50,15 @@ def export_command(ctx: click.Context, target: Path | None, action_ids: tuple[st
     `airseal export list`, with the sequence number it used up.
     """
     if ctx.invoked_subcommand is not None:
-        if target or action_ids or valid_days or key_name or as_json:
+        if target or action_ids or valid_days or key_name or as_json or rekor_url or rekor_key:
             raise click.UsageError(f"export options go without `export {ctx.invoked_subcommand}`")
         return
     if target is None or key_name is None:
         missing = " and ".join(f for f, v in (("--to", target), ("--key", key_name)) if v is None)
         raise click.UsageError(f"Missing option {missing} (or a subcommand: `export list`).")
     appliance = open_appliance()
-    with export_progress(enabled=not as_json) as phases:
+    with appliance.using_rekor(rekor_url, rekor_key), \
+            export_progress(enabled=not as_json) as phases:
         summary = appliance.export(
             target, key_name, action_ids=list(action_ids) or None, valid_days=valid_days,
             split_threshold=split_threshold, allow_unknown_capacity=allow_unknown_capacity,

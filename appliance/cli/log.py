@@ -1,7 +1,8 @@
-"""`airseal log init|status|get|prove|verify|trusted-root|export`: the embedded transparency log."""
+"""`airseal log init|status|get|prove|verify|trusted-root|export|serve`: the embedded log."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -110,6 +111,34 @@ def log_export(directory: Path) -> None:
     """Write the log as static C2SP tlog-tiles files (checkpoint, tile/...) into DIRECTORY."""
     paths = open_appliance().export_log_tiles(directory)
     click.echo(f"Wrote {len(paths)} files into {directory}")
+
+
+@examples(
+    'airseal log serve --listen 127.0.0.1:3000',
+    'airseal log serve --listen 10.0.0.5:3000 --read-only',
+    'airseal log serve --listen [::1]:3000 --quiet',
+)
+@log_group.command(name="serve")
+@click.option(
+    "--listen", required=True, metavar="HOST:PORT",
+    help="Address to serve on (only this one), e.g. 127.0.0.1:3000; port 0 picks a free one.",
+)
+@click.option(
+    "--read-only", is_flag=True,
+    help="Serve reads only: no entry creation, the log key is not opened.",
+)
+@click.option("--quiet", is_flag=True, help="Do not print one line per request.")
+def log_serve(listen: str, read_only: bool, quiet: bool) -> None:
+    """Serve the log over the Rekor v1 REST API and the C2SP tlog-tiles paths until Ctrl-C or
+    SIGTERM (`POST /api/v1/log/entries` verifies and appends hashedrekord entries)."""
+
+    def ready(url: str) -> None:
+        mode = "read-only" if read_only else "entry creation on"
+        click.echo(f"Serving the transparency log on {url} ({mode}); Ctrl-C stops.")
+        sys.stdout.flush()
+
+    open_appliance().serve_log(listen, read_only=read_only, quiet=quiet, on_ready=ready)
+    click.echo("Stopped.")
 
 
 def _show(data: dict[str, object] | None, lines: list[str]) -> None:

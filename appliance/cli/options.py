@@ -87,6 +87,25 @@ insecure_ignore_tlog_option = click.option(
 )
 
 
+def rekor_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``--rekor-url`` / ``--rekor-key``: log in a site's Rekor instead of the embedded log."""
+    return _apply(
+        function,
+        (
+            click.option(
+                "--rekor-url", metavar="URL",
+                help="Log the signature in this Rekor (v1 API) instead of the appliance's "
+                "log; its answer is verified before it is stored in the bundle.",
+            ),
+            click.option(
+                "--rekor-key", metavar="KEY",
+                help="That Rekor's public key (PEM file or appliance key name); default: the "
+                "trusted root's tlogs entry whose baseUrl is --rekor-url.",
+            ),
+        ),
+    )
+
+
 def _apply(function: Callable[..., Any], options: tuple[Decorator, ...]) -> Callable[..., Any]:
     for option in reversed(options):
         function = option(function)

@@ -8,6 +8,8 @@ like the rest of the service. Results say themselves in words and as camelCase J
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +21,7 @@ if TYPE_CHECKING:
 
     from airseal.appliance.home import Home
     from airseal.appliance.prompts import Prompter
+    from airseal.appliance.sigstore_roots import TrustedRootInUse
 
 TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
@@ -92,6 +95,7 @@ class TransparencyLogMethods:
         prompter: Prompter
 
         def now(self) -> datetime: ...
+        def keyless_trusted_root(self, override: Path | None = None) -> TrustedRootInUse: ...
 
     def _log(self) -> Any:
         from airseal.appliance.tlog_store import TransparencyLog
@@ -221,6 +225,72 @@ class TransparencyLogMethods:
 
         write_atomic(output, self.log_trusted_root())
         return output
+
+    def using_rekor(self, url: str | None, key: str | None) -> AbstractContextManager[None]:
+        """Within the block, signatures are logged in the Rekor at ``url`` instead of the
+        embedded log, and its answers verified with ``key`` (a PEM file or an appliance key
+        name), else with the trusted root's ``tlogs`` entry for that URL. No URL: unchanged."""
+        from contextlib import nullcontext
+
+        from airseal.appliance.errors import UsageError
+
+        if url is None:
+            if key is not None:
+                raise UsageError("--rekor-key is only used with --rekor-url")
+            return nullcontext()
+        from airseal.appliance.blobs import load_key_argument
+        from airseal.appliance.rekor_client import (
+            RekorTarget,
+            key_from_trusted_root,
+            normalise_url,
+            rekor_session,
+        )
+
+        try:
+            base = normalise_url(url)
+        except ValueError as exc:
+            raise UsageError(f"--rekor-url: {exc}") from None
+        if key is not None:
+            public, _ = load_key_argument(key, lambda: self.db)
+            return rekor_session(RekorTarget(base, public, None))
+        root = self.keyless_trusted_root()
+        public, name = key_from_trusted_root(root.document, base, self.now())
+        return rekor_session(RekorTarget(base, public, name))
+
+    def serve_log(
+        self, listen: str, *, read_only: bool = False, quiet: bool = False,
+        on_ready: Callable[[str], None] = lambda url: None,
+    ) -> None:
+        """Serve the log over the Rekor v1 API and the C2SP tile paths at ``listen`` until
+        SIGINT/SIGTERM. Unless ``read_only``, the log key is opened first (its password or PIN
+        asked once) so ``POST /api/v1/log/entries`` can append."""
+        from contextlib import ExitStack
+
+        from airseal.appliance.errors import UsageError
+        from airseal.appliance.keystore import get_key, open_signer
+        from airseal.appliance.log_server import LogHttpServer, LogService, parse_listen, serve
+
+        try:
+            address = parse_listen(listen)
+        except ValueError as exc:
+            raise UsageError(f"--listen: {exc}") from None
+        from airseal.appliance import audit
+
+        info = self._log().info
+        with ExitStack() as stack:
+            signer = None
+            if not read_only:
+                record = get_key(self.db, info.key_name)
+                signer = stack.enter_context(open_signer(self.home, record, self.prompter))
+            service = LogService(self.home.database_path, signer=signer, clock=self.now)
+            try:
+                server = LogHttpServer(address, service, quiet=quiet)
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+                raise UsageError(f"--listen {listen}: cannot bind ({reason})") from None
+            audit.record(self.home, self.db, "log-serve", server.url,
+                         {"readOnly": read_only, "origin": info.origin})
+            serve(server, on_ready)
 
     def export_log_tiles(self, directory: Path) -> list[Path]:
         """The log as static C2SP tlog-tiles files under ``directory``."""

@@ -12,7 +12,6 @@ a few lines; the tests parse real public-good checkpoints with it.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 from dataclasses import dataclass
@@ -81,7 +80,7 @@ class Checkpoint:
             raise LogProofError(f"checkpoint has a bad origin or size line ({size!r})")
         try:
             raw = base64.b64decode(root, validate=True)
-        except binascii.Error:
+        except ValueError:  # binascii.Error, or a non-ASCII str
             raise LogProofError("checkpoint root hash is not base64") from None
         if len(raw) != HASH_SIZE or any(not line for line in rest):
             raise LogProofError("checkpoint root hash is not 32 bytes or has an empty line")
@@ -124,7 +123,7 @@ class SignedNote:
                 raise LogProofError("signed note signature line is not '— <name> <signature>'")
             try:
                 blob = base64.b64decode(parts[1], validate=True)
-            except binascii.Error:
+            except ValueError:  # binascii.Error, or a non-ASCII str
                 raise LogProofError("signed note signature is not base64") from None
             if len(blob) < 5:
                 raise LogProofError("signed note signature is too short")

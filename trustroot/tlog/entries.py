@@ -14,7 +14,6 @@ these for its keyless ``Verifier`` but exposes no way to do it for a key-based b
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 from dataclasses import dataclass, field
@@ -192,7 +191,7 @@ def _unb64(value: Any, what: str) -> bytes:
         raise LogProofError(f"{what} is not a base64 string")
     try:
         return base64.b64decode(value, validate=True)
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a non-ASCII str
         raise LogProofError(f"{what} is not base64") from None
 
 
