@@ -36,12 +36,12 @@ def evidence_group() -> None:
 @click.option("--since", metavar="DATE",
               help="Evidence of every action and export since DATE (YYYY-MM-DD, UTC, or an "
                    "ISO 8601 time).")
-@click.option("--to", "target", required=True,
+@click.option("--to", "evidence_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
               help="New folder to write the evidence to (must not exist, or be empty).")
 @json_option
 def evidence_export(action_id: str | None, export_id: str | None, since: str | None,
-                    target: Path, as_json: bool) -> None:
+                    evidence_dir: Path, as_json: bool) -> None:
     """Write a self-contained evidence folder: signed bundles, keys and fingerprints, the site
     policy then in force, vendor signatures, log entries and proofs, endpoint receipts, the
     audit chain segment, report.html, evidence.json, and VERIFY.md with the openssl and
@@ -54,7 +54,7 @@ def evidence_export(action_id: str | None, export_id: str | None, since: str | N
     if len(chosen) != 1:
         raise UsageError("give exactly one of --action, --export or --since")
     kind, value = chosen[0]
-    result = open_appliance().export_evidence(kind, value, target)
+    result = open_appliance().export_evidence(kind, value, evidence_dir)
     if as_json:
         emit_json(result.to_json())
     else:
