@@ -19,7 +19,7 @@ from typing import Any
 
 from airseal.appliance.evidence.model import Claim, Evidence
 from airseal.errors import AirsealError
-from airseal.trustroot.dsse import pae
+from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, pae
 from airseal.trustroot.keys import load_public_key, verify_message
 
 INCLUSION_SCRIPT_PATH = "tools/verify-inclusion.sh"
@@ -126,6 +126,8 @@ def lay_out_dsse(evidence: Evidence, folder: str, bundle_json: bytes, name: str)
     envelope = data["dsseEnvelope"]
     payload = base64.b64decode(envelope["payload"])
     payload_type = envelope["payloadType"]
+    if payload_type != IN_TOTO_PAYLOAD_TYPE:  # it is written into a shell command below
+        raise ValueError(f"{folder}: payload type {payload_type!r} is not in-toto")
     bundle_path = evidence.add(f"{folder}/{name}", bundle_json)
     statement_path = evidence.add(f"{folder}/statement.json", payload)
     pae_path = evidence.add(f"{folder}/pae.bin", pae(payload_type, payload))

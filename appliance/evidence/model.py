@@ -3,9 +3,14 @@ strings, nothing open), and what :mod:`.build` makes of it (files, claims, the d
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
+
+SAFE_PATH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*(/[A-Za-z0-9_][A-Za-z0-9._-]*)*$")
+"""Evidence paths: made of ids, digests and fixed names (agent and export ids are validated
+identifiers), never anything a shell would read as more than a word."""
 
 ScopeKind = Literal["action", "export", "since"]
 
@@ -182,6 +187,9 @@ class Evidence:
     document: dict[str, Any] = field(default_factory=dict)
 
     def add(self, path: str, data: bytes) -> str:
+        """Add a file; its path goes into shell commands unquoted, so only plain names pass."""
+        if not SAFE_PATH.match(path) or ".." in path.split("/"):
+            raise ValueError(f"unsafe evidence path {path!r}")
         if path in self.files and self.files[path] != data:
             raise ValueError(f"two different files at {path}")
         self.files[path] = data
