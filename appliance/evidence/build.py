@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from typing import Any
 
 from airseal._internal.times import normalise_timestamp, utc_text
@@ -36,6 +37,14 @@ def build_evidence(source: EvidenceSource) -> Evidence:
     ev.add(c.AUDIT_CHAIN_SCRIPT_PATH, c.AUDIT_CHAIN_SCRIPT.encode())
     keys = {k.fingerprint: k for k in source.keys}
     referenced: set[str] = set()
+    uses: dict[str, list[str]] = {}
+
+    def used(fps: list[str | None], role: str) -> None:
+        for fp in fps:
+            if fp is not None:
+                referenced.add(fp)
+                if role not in uses.setdefault(fp, []):
+                    uses[fp].append(role)
     distributors = {fp: k.pem for fp, k in keys.items() if "agent" not in k.roles}
     log_fp = source.log.key_fingerprint if source.log else None
     if log_fp is not None:
@@ -61,7 +70,7 @@ def build_evidence(source: EvidenceSource) -> Evidence:
                                 "action.sigstore.json")
         bundle_paths[(a.id, a.version)] = layout.bundle_path
         signers = [c.signer_of(layout, i, distributors) for i in range(len(layout.signatures))]
-        referenced.update(s for s in signers if s is not None)
+        used(signers, "signed actions")
         what = f"action {a.name!r} v{a.version}"
         ev.claims.extend(c.dsse_claims(layout, what, signers, "actions", slug))
         ev.claims.append(Claim(
@@ -113,7 +122,7 @@ def build_evidence(source: EvidenceSource) -> Evidence:
                        if e.key_fingerprint in keys else None
                        for i in range(len(layout.signatures))]
             what = f"export {e.id} (sequence {e.sequence})"
-            referenced.update(s for s in signers if s is not None)
+            used(signers, "signed exports")
             ev.claims.extend(c.dsse_claims(layout, what, signers, "exports", slug))
             for action_id, version in e.actions:
                 path = bundle_paths.get((action_id, version))
@@ -139,7 +148,7 @@ def build_evidence(source: EvidenceSource) -> Evidence:
         agent_pem = keys[r.key_fingerprint].pem if r.key_fingerprint in keys else None
         signers = [c.signer_of(layout, i, {r.key_fingerprint: agent_pem} if agent_pem else {})
                    for i in range(len(layout.signatures))]
-        referenced.update(s for s in signers if s is not None)
+        used(signers, "signed receipts")
         what = f"the receipt of agent {r.agent_id} for export {r.export_id}"
         ev.claims.extend(c.dsse_claims(layout, what, signers, "receipts", slug))
         statement = statement_paths.get(r.export_id)
@@ -162,7 +171,8 @@ def build_evidence(source: EvidenceSource) -> Evidence:
         })
 
     audit_doc = _audit(ev, source)
-    shown = [keys[fp] for fp in sorted(referenced) if fp in keys]
+    shown = [replace(keys[fp], roles=(*keys[fp].roles, *uses.get(fp, ())))
+             for fp in sorted(referenced) if fp in keys]
     for key in shown:
         ev.add(c.key_path(key.fingerprint), key.pem.encode())
         ev.claims.append(c.key_claim(key.fingerprint, key.names, key.roles))

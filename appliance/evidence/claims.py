@@ -89,7 +89,7 @@ def key_path(fp: str) -> str:
 
 def key_claim(fp: str, names: tuple[str, ...], roles: tuple[str, ...]) -> Claim:
     path = key_path(fp)
-    label = ", ".join(names) or "unnamed"
+    label = ", ".join(names) or "no name here"
     return Claim(
         id=f"key-{fp[:16]}",
         title=f"{path} ({label}; {', '.join(roles)}) has SHA-256 fingerprint {fp} "

@@ -13,7 +13,8 @@ body { font: 15px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 72em;
 h1 { font-size: 1.6em; margin-bottom: 0.2em; }
 h2 { font-size: 1.25em; border-bottom: 1px solid #bbb; margin-top: 2em; }
 table { border-collapse: collapse; width: 100%; margin: 0.6em 0 1.2em; }
-th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top;
+         overflow-wrap: anywhere; }
 th { background: #f0f0f0; }
 code, .fp { font-family: ui-monospace, monospace; font-size: 0.9em; word-break: break-all; }
 .ok { color: #0a6b2d; font-weight: 600; } .bad { color: #a40000; font-weight: 600; }
@@ -82,12 +83,14 @@ def render_report(doc: dict[str, Any]) -> str:
             f"{_e(a['name'])} v{_e(a['version'])}", _e(intake["method"]),
             '<span class="ok">verified</span>' if intake["verified"]
             else '<span class="bad">not verified</span>',
-            _e(intake["signer"] or "-"),
-            _e(vendor.get("keyFingerprint") or vendor.get("identity") or "-"),
+            f'<span class="fp">{_e(intake["signer"] or "-")}</span>',
+            "kept here, and carried to endpoints" if vendor
+            else "-" if intake["method"] == "none"
+            else "not kept (cannot be checked from the digest alone)",
             _e(intake["added"]),
         ])
-    parts.append(_table(["Action", "Method", "Result", "Signer", "Key / identity", "Added"],
-                        rows))
+    parts.append(_table(["Action", "Method", "Result", "Signer (key fingerprint or identity)",
+                         "Evidence", "Added"], rows))
 
     site = doc["site"]
     parts.append("<h2>Site policy in force</h2>")
