@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from airseal.appliance.actions import ActionSpec
 from airseal.appliance.intake import VendorSignature
-from airseal.appliance.service import Appliance
+from airseal.appliance.service import Appliance, UnlockedKeys
+from airseal.appliance.unlocked_keys import signing_session
 from airseal.media import layout
 from tests.appliance.receipt_site import Prompter, enrolled, put, receipt
 
@@ -32,7 +33,8 @@ def _site(tmp_path: Path) -> tuple[Path, dict]:
     """An appliance with a log, a site repository, a vendor-signed payload, one action, one
     export, and receipts from three enrolled agents."""
     home = tmp_path / "home"
-    with Appliance(home, Prompter()) as app:
+    # one session of unlocked keys, as the TUI keeps: each key's scrypt runs once, not per use
+    with Appliance(home, Prompter()) as app, signing_session(UnlockedKeys()):
         app.init()
         app.generate_file_key("dist")
         app.generate_file_key("logkey")
@@ -160,8 +162,21 @@ def test_evidence_of_an_action_imported_by_three_agents(tmp_path: Path) -> None:
         assert fact in dom, fact
     assert "<script" not in (out / "report.html").read_text()
 
+    # The other scopes: one export by a prefix of its id, everything since a date.
+    with Appliance(home, Prompter()) as app:
+        by_export = app.export_evidence("export", export_id[:10], tmp_path / "by-export")
+        since = app.export_evidence("since", "2000-01-01", tmp_path / "since")
+        audit = app.audit_log(2)
+    assert (by_export.actions, by_export.exports, by_export.receipts) == (1, 1, 3)
+    assert (since.actions, since.exports, since.receipts) == (2, 1, 3)  # (Config)Other too
+    for folder in (tmp_path / "by-export", tmp_path / "since"):
+        assert _holds(folder, _claims(folder)["manifest"])
+    assert audit[0].action == "evidence.export" and since.manifest_sha256 in audit[0].details
 
-def test_evidence_refuses_an_existing_folder_and_an_unknown_action(tmp_path: Path) -> None:
+
+def test_evidence_refuses_an_existing_folder_and_an_unknown_action(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     with Appliance(home, Prompter()) as app:
         app.init()
@@ -175,3 +190,12 @@ def test_evidence_refuses_an_existing_folder_and_an_unknown_action(tmp_path: Pat
         with pytest.raises(AirsealError, match="no action nope"):
             app.export_evidence("action", "nope", tmp_path / "new")
     assert (busy / "x").read_text() == "keep" and not (tmp_path / "new").exists()
+    from airseal.appliance.cli import main
+
+    monkeypatch.setenv("AIRSEAL_HOME", str(home))
+    target = str(tmp_path / "new")
+    assert main(["evidence", "export", "--to", target]) == 2
+    assert main(["evidence", "export", "--action", "a", "--since", "2026-01-01", "--to",
+                 target]) == 2
+    assert main(["evidence", "export", "--since", "someday", "--to", target]) == 2
+    assert not (tmp_path / "new").exists()
