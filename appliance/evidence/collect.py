@@ -213,6 +213,11 @@ def collect(home: Home, db: sqlite_utils.Database, scope: Scope, *, now: datetim
         _instant(e.created) for e in exports]
     at = max(times) if times else now
     site = _site(home, db, at, notes)
+    if site is not None:  # distributors of other appliances sign (approve) here too
+        from airseal.trustroot.site_policy import parse_policy
+
+        for d in parse_policy(site.files[site.policy_path]).distributors:
+            key(d.public_key_pem, d.name, "distributor in the site policy")
     audit, head = _audit(db, scope, actions, exports)
     return EvidenceSource(
         scope=scope, generated=now, appliance_id=home.appliance_id,

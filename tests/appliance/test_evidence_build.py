@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,7 +24,12 @@ from airseal.appliance.evidence.model import (
 )
 from airseal.appliance.evidence.write import write_evidence
 from airseal.errors import UsageError
-from airseal.trustroot.bundle import bundle_to_json, sign_statement
+from airseal.trustroot.bundle import (
+    add_statement_signature,
+    bundle_to_json,
+    parse_bundle,
+    sign_statement,
+)
 from airseal.trustroot.dsse import Statement, Subject
 from airseal.trustroot.keys import fingerprint, spki_pem
 from airseal.trustroot.signer import PrivateKeySigner
@@ -93,6 +99,19 @@ def test_an_unknown_signer_gets_no_signature_claim() -> None:
     ids = {claim.id for claim in evidence.claims}
     assert "action-a1-v1-statement" in ids and "action-a1-v1-signature-1" not in ids
     assert json.loads(evidence.files["evidence.json"])["actions"][0]["signers"] == []
+
+
+def test_an_approval_is_a_second_signature_with_its_own_claim() -> None:
+    source, _dist, key = _source()
+    second = _signer()
+    approved = add_statement_signature(second, parse_bundle(source.actions[0].bundle))
+    action = replace(source.actions[0], bundle=bundle_to_json(approved))
+    evidence = build_evidence(replace(source, actions=(action,),
+                                      keys=(*source.keys, _key(second, "approver"))))
+    ids = {claim.id for claim in evidence.claims}
+    assert {"action-a1-v1-signature-1", "action-a1-v1-signature-2"} <= ids
+    signers = json.loads(evidence.files["evidence.json"])["actions"][0]["signers"]
+    assert signers == [key.fingerprint, fingerprint(second.public_key)]
 
 
 def test_the_report_escapes_what_operators_and_agents_wrote() -> None:
