@@ -222,6 +222,31 @@ def _site(ev: Evidence, source: EvidenceSource, signers: set[str]) -> dict[str, 
         commands=(f'grep -qF "$(sha256sum {policy} | cut -c1-64)" {targets}',),
         files=(policy, targets), section="site",
     ))
+    for n, sig in enumerate(site.signatures, start=1):
+        base = f"site/signatures/{sig.metadata.rsplit('/', 1)[-1].removesuffix('.json')}"
+        signed = ev.add(f"{base}.signed.json", sig.signed)
+        der = ev.add(f"{base}.{sig.keyid[:16]}.der", sig.signature)
+        pem = ev.add(f"site/keys/{sig.keyid}.pem", sig.public_key_pem.encode())
+        meta = f"site/{sig.metadata}"
+        ev.claims.append(Claim(
+            id=f"site-signature-{n}",
+            title=f"TUF key {sig.keyid[:16]} signed {meta} ({signed} holds its signed part "
+            "in canonical JSON)",
+            commands=(
+                f"grep -qF {sig.keyid} {meta}",
+                f'grep -qF "$(od -An -tx1 -v {der} | tr -d " \\n")" {meta}',
+                f"openssl dgst -sha256 -verify {pem} -signature {der} {signed}",
+            ),
+            files=(meta, signed, der, pem), section="site",
+        ))
+        if sig.metadata.endswith(".targets.json"):
+            ev.claims.append(Claim(
+                id=f"site-signed-policy-{n}",
+                title=f"what key {sig.keyid[:16]} signed names the policy {policy} by its "
+                "SHA-256",
+                commands=(f'grep -qF "$(sha256sum {policy} | cut -c1-64)" {signed}',),
+                files=(policy, signed), section="site",
+            ))
     for fp in sorted(signers):
         ev.claims.append(Claim(
             id=f"site-policy-distributor-{fp[:16]}",

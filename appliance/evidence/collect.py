@@ -33,6 +33,7 @@ from airseal.appliance.evidence.model import (
     ReceiptSource,
     Scope,
     SiteSource,
+    TufSignature,
     VendorSource,
 )
 from airseal.appliance.export import export_statement_path
@@ -259,11 +260,38 @@ def _site(home: Home, db: sqlite_utils.Database, at: datetime,
     folder, _, base = POLICY_TARGET.rpartition("/")
     policy_rel = f"targets/{folder}/{info['hashes']['sha256']}.{base}"
     files[policy_rel] = (home.root / SITE_DIR / policy_rel).read_bytes()
-    notes.append("The site's TUF signatures are included as signed (metadata/*.json) but not "
-                 "laid out for openssl: python-tuf checks them (Metadata.from_file, then "
-                 "Root.verify_delegate).")
     return SiteSource(files=files, targets_version=version, targets_published=published,
-                      policy_path=policy_rel)
+                      policy_path=policy_rel, signatures=_tuf_signatures(files, notes))
+
+
+def _tuf_signatures(files: dict[str, bytes], notes: list[str]) -> tuple[TufSignature, ...]:
+    """Every signature on the root versions and the targets in force, with the canonical bytes
+    it covers and the key the delegating root lists (a root is checked with its own keys and
+    the previous root's: both must sign a new root)."""
+    from tuf.api.metadata import Metadata
+
+    out: list[TufSignature] = []
+    roots = sorted((int(p.split("/")[1].split(".")[0]), p) for p in files
+                   if p.endswith(".root.json"))
+    targets = [p for p in files if p.endswith(".targets.json")]
+    keys: dict[str, Any] = {}
+    skipped = 0
+    for _, path in [*roots, *((0, t) for t in targets)]:
+        md: Metadata[Any] = Metadata.from_bytes(files[path])
+        if md.signed.type == "root":
+            keys = {**keys, **md.signed.keys}
+        for keyid, signature in md.signatures.items():
+            key = keys.get(keyid)
+            if key is None or key.scheme not in ("ecdsa-sha2-nistp256", "rsa-pkcs1v15-sha256"):
+                skipped += 1
+                continue
+            out.append(TufSignature(path, md.signed_bytes, keyid,
+                                    bytes.fromhex(signature.signature), key.keyval["public"]))
+    if skipped:
+        notes.append(f"{skipped} site metadata signature(s) (Ed25519 keys, or keys no root here "
+                     "lists) are included as signed but not laid out for openssl: python-tuf "
+                     "checks them.")
+    return tuple(out)
 
 
 def _audit(db: sqlite_utils.Database, scope: Scope, actions: list[ActionSource],

@@ -136,6 +136,21 @@ class SiteSource:
     targets_published: str | None
     """When the audit chain says that targets version was published (None: not recorded)."""
     policy_path: str
+    signatures: tuple[TufSignature, ...] = ()
+
+
+@dataclass(frozen=True)
+class TufSignature:
+    """One signature on a site metadata file, with what openssl needs to check it."""
+
+    metadata: str
+    """The metadata file under ``site/`` (``metadata/N.targets.json``)."""
+    signed: bytes
+    """Its ``signed`` part in canonical JSON: the bytes the key signed."""
+    keyid: str
+    signature: bytes
+    public_key_pem: str
+    """The key as the delegating root lists it."""
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,8 @@ def test_evidence_of_an_action_imported_by_three_agents(tmp_path: Path) -> None:
                      f"{slug}-log-set", f"{slug}-log-checkpoint", "site-policy-target",
                      "audit-chain", "manifest", f"key-{facts['signer'][:16]}"):
         assert expected in ids, expected
+    signed_policy = [c for c in document["claims"] if c["id"].startswith("site-signed-policy-")]
+    assert signed_policy and any(claim.startswith("site-signature-") for claim in ids)
     assert sum(1 for claim in ids if claim.startswith("receipt-") and
                claim.endswith("-answers")) == 3
     assert document["actions"][0]["signers"] == [facts["signer"]]
@@ -134,6 +136,7 @@ def test_evidence_of_an_action_imported_by_three_agents(tmp_path: Path) -> None:
         f"actions/{action.id}-v1/tlog/proof/00.bin",
         f"receipts/agent-b/{export_id}/statement.json",
         f"audit/entries/{document['audit']['entries'][1]['seq']}.json",
+        signed_policy[0]["files"][1],  # the targets' signed part
     ]
     for target in targets:
         copy = tmp_path / "tampered"
