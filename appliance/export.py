@@ -14,6 +14,7 @@ write-protected stick fails at once, not after the operator typed the password.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from typing import Any
 
 import sqlite_utils
 
+from airseal._internal.atomic import write_atomic
 from airseal.appliance import audit, settings
 from airseal.appliance.actions import ActionRecord, current_actions, get_action
 from airseal.appliance.errors import UsageError
@@ -192,6 +194,7 @@ def export_to_media(
              target, len(chosen), key_name, days)
     extra_files = _site_files(home, db, prompter, now)
     signatures = 0
+    signed: dict[str, bytes] = {}
     header: ExportHeader | None = None
     try:
         with open_signer(home, record, prompter) as signer, \
@@ -200,11 +203,13 @@ def export_to_media(
             def sign(statement: Statement) -> bytes:
                 nonlocal signatures
                 signatures += 1
-                return tlog.attach(
+                bundle = tlog.attach(
                     bundle_to_json(sign_statement(signer, statement)),
                     signer.public_key,
                     f"export statement {signatures}",
                 )
+                signed[hashlib.sha256(bundle).hexdigest()] = bundle
+                return bundle
 
             header = ExportHeader(
                 export_id=uuid.uuid4().hex, sequence=_reserve_sequence(db, record.fingerprint),
@@ -233,6 +238,9 @@ def export_to_media(
         bytes_written=result.bytes_written, duration_seconds=result.duration_seconds,
         read_back_ok=result.read_back_ok, signatures=signatures,
     )
+    statement = signed.get(result.bundle_sha256)
+    if statement is not None:
+        keep_export_statement(home, summary.export_id, statement)
     db.table("exports").insert({
         "id": summary.export_id, "sequence": summary.sequence, "key_name": key_name,
         "key_fingerprint": record.fingerprint, "created": header.created.isoformat(),
@@ -244,6 +252,18 @@ def export_to_media(
                  {"export_id": summary.export_id, "sequence": summary.sequence, "key": key_name,
                   "actions": len(summary.actions), "bytes": summary.bytes_written})
     return summary
+
+
+def export_statement_path(home: Home, export_id: str) -> Path:
+    """Where the appliance keeps each export's signed statement, exactly as the media got it:
+    the bytes receipts name by digest, and what `airseal evidence export` shows auditors."""
+    return home.root / "exports" / f"{export_id}.sigstore.json"
+
+
+def keep_export_statement(home: Home, export_id: str, bundle: bytes) -> None:
+    path = export_statement_path(home, export_id)
+    path.parent.mkdir(mode=0o700, exist_ok=True)
+    write_atomic(path, bundle, mode=0o644)
 
 
 def _site_files(home: Home, db: sqlite_utils.Database, prompter: Prompter, now: datetime

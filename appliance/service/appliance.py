@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         ReceiptIdentity,
         Removal,
     )
+    from airseal.appliance.evidence.model import EvidenceWritten
     from airseal.appliance.export import ExportRecord, ExportSummary
     from airseal.appliance.home import Home
     from airseal.appliance.intake import StoredFile, VendorSignature
@@ -168,6 +169,34 @@ class Appliance(SiteUseCases, TransparencyLogMethods):
         if created:
             audit.record(home, self._db, "init", str(home.root), {"schema": SCHEMA_VERSION})
         return Initialised(home.root, created, home.appliance_id, SCHEMA_VERSION)
+
+    # -- evidence for auditors ---------------------------------------------------------------
+
+    def export_evidence(self, kind: str, value: str, target: Path) -> EvidenceWritten:
+        """Evidence of one action (every version), one export, or everything since a date, as
+        a self-contained folder at ``target``; the MANIFEST's digest goes into the audit chain."""
+        import hashlib
+
+        from airseal.appliance import audit
+        from airseal.appliance.evidence.build import build_evidence
+        from airseal.appliance.evidence.collect import collect
+        from airseal.appliance.evidence.model import EvidenceWritten, Scope
+        from airseal.appliance.evidence.write import check_target, write_evidence
+        from airseal.appliance.tlog_store import log_info
+
+        scope = Scope(kind, value)  # type: ignore[arg-type]
+        check_target(target)
+        trusted_root = self.log_trusted_root() if log_info(self.db.conn) else None
+        source = collect(self.home, self.db, scope, now=self.now(),
+                         log_trusted_root=trusted_root)
+        evidence = build_evidence(source)
+        written = write_evidence(target, evidence.files)
+        digest = hashlib.sha256(evidence.files["MANIFEST"]).hexdigest()
+        audit.record(self.home, self.db, "evidence.export", str(target),
+                     {"scope": kind, "value": value, "manifestSha256": digest})
+        return EvidenceWritten(str(target), scope, len(source.actions), len(source.exports),
+                               len(source.receipts), len(evidence.claims), len(evidence.files),
+                               written, digest)
 
     # -- audit ------------------------------------------------------------------------------
 

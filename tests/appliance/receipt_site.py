@@ -97,6 +97,7 @@ def receipt(
     outcomes: tuple[str, str] = ("succeeded", "failed"),
     finished: datetime = NOW,
     carried_key: PrivateKeySigner | None = None,
+    statement_sha256: str = "ab" * 32,
     **fields,
 ) -> bytes:
     predicate = ReceiptPredicate(
@@ -122,7 +123,7 @@ def receipt(
         ),
         **fields,
     )
-    return bundle_to_json(sign_statement(signer, receipt_statement(predicate, "ab" * 32)))
+    return bundle_to_json(sign_statement(signer, receipt_statement(predicate, statement_sha256)))
 
 
 def put(

@@ -101,6 +101,7 @@ def tour(base: Path) -> dict[str, Any]:
     airseal("airseal agents list")
     airseal("airseal receipts import", str(base / "usb"))
     airseal("airseal receipts list")
+    airseal("airseal evidence export", "--action", action["id"], "--to", str(base / "evidence"))
     airseal("airseal audit list", "--limit", "3")
     airseal("airseal action revoke", action["id"])
     airseal("airseal agents remove", identity["agentId"])
