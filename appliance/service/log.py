@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     from airseal.appliance.home import Home
     from airseal.appliance.prompts import Prompter
 
-TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
 
 @dataclass(frozen=True)
@@ -191,30 +190,9 @@ class TransparencyLogMethods:
 
     def log_trusted_root(self) -> bytes:
         """A Sigstore ``trusted_root.json`` naming this log (key, log id, ``baseUrl``, validity)."""
-        import json
+        from airseal.appliance.tlog_store import trusted_root_json
 
-        from airseal.trustroot.keys import spki_der
-
-        info = self._log().info
-        document = {
-            "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
-            "tlogs": [
-                {
-                    "baseUrl": info.base_url,
-                    "hashAlgorithm": "SHA2_256",
-                    "publicKey": {
-                        "rawBytes": base64.b64encode(spki_der(info.public_key)).decode(),
-                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                        "validFor": {"start": info.created.replace("+00:00", "Z")},
-                    },
-                    "logId": {"keyId": base64.b64encode(info.log_id).decode()},
-                }
-            ],
-            "certificateAuthorities": [],
-            "ctlogs": [],
-            "timestampAuthorities": [],
-        }
-        return (json.dumps(document, indent=2) + "\n").encode()
+        return trusted_root_json(self._log().info)
 
     def write_log_trusted_root(self, output: Path) -> Path:
         from airseal._internal.atomic import write_atomic
