@@ -378,14 +378,10 @@ def enroll(
     if log_key is not None and site_root is not None:
         raise click.UsageError("--log-key is for pinned keys: with --site-root the site's "
                                "trusted root (a TUF target) names the log")
-    if log_key is not None and log_origin is not None:
-        _enroll_log(log_key, log_origin, quiet=key_path is not None or as_json)
-        if key_path is None:
-            if as_json:
-                _emit_json({"schemaVersion": 1, "mode": "log", "logOrigin": log_origin})
-            return
     if (key_path is None) == (site_root is None):
         raise click.UsageError("give exactly one of --key and --site-root")
+    if log_key is not None and log_origin is not None:
+        _enroll_log(log_key, log_origin, quiet=as_json)
     if site_root is not None:
         from airseal.agent.cli_site import enroll_site
 

@@ -135,6 +135,13 @@ class TransparencyLogMethods:
             self.home, self.db, "log-init", chosen,
             {"key": key_name, "fingerprint": record.fingerprint, "logId": info.log_id.hex()},
         )
+        from airseal.appliance.site import SiteRepository
+
+        site = SiteRepository(self.home, self.db, self.prompter)
+        if site.exists:
+            # endpoints in TUF mode learn the log from the site: a targets change carrying its
+            # trusted root (a signing event; it waits in pending/ if the keys are not on hand)
+            site.publish_log(now=self.now())
         return self._status()
 
     def log_status(self) -> LogStatus:

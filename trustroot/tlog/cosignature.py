@@ -61,7 +61,7 @@ class WitnessKey:
 
     @classmethod
     def from_vkey(cls, text: str) -> WitnessKey:
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)
         if len(parts) != 3:
             raise ValueError("a witness vkey is <name>+<hex key id>+<base64 key>")
         name, hex_id, b64 = parts
