@@ -2,10 +2,12 @@
 
 Witness stations are other machines (``airseal witness cosign`` there). The operator carries
 the latest checkpoint to them and their cosigned notes back; ``import_cosigned`` keeps the note
-under ``<home>/log/cosigned`` once every cosignature line verifies against the checkpoint the log
-signed (a line that does not verify is refused, not kept). An export carries the cosigned note
-only while it is still the latest checkpoint: cosignatures of an older size say nothing about
-entries appended since, so media would then lack the quorum and endpoints refuse it.
+under ``<home>/log/cosigned`` once its log signature verifies and its checkpoint is one this log
+signed (the caller first checks the lines of the witnesses the site policy names: a bad one is
+refused, not kept), merging the cosignatures of several witnesses on the same checkpoint.
+An export carries the cosigned note only while it is still the latest checkpoint: cosignatures
+of an older size say nothing about entries appended since, so media would then lack the quorum
+and endpoints refuse it.
 """
 
 from __future__ import annotations

@@ -212,3 +212,84 @@ class TransparencyLogMethods:
         directory.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = self._log().export_tiles(directory)
         return paths
+
+
+class WitnessExchangeMethods:
+    """Checkpoints out to the site's witness stations, cosignatures back (mixed into
+    :class:`Appliance` beside :class:`TransparencyLogMethods`)."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def home(self) -> Home: ...
+        @property
+        def db(self) -> sqlite_utils.Database: ...
+
+        prompter: Prompter
+
+    def _policy_witnesses(self) -> tuple[Any, ...]:
+        from airseal.appliance.site import SiteRepository
+
+        site = SiteRepository(self.home, self.db, self.prompter)
+        if not site.exists:
+            return ()
+        policy = site.policy().log
+        return () if policy is None else policy.witnesses
+
+    def log_witness_request(self, directory: Path, *, from_size: int | None = None
+                            ) -> tuple[int, int]:
+        """Write ``checkpoint`` (the latest) and ``proofs.json`` (consistency from the kept
+        cosigned checkpoint and from the last exports' checkpoints) into ``directory``, for
+        `airseal witness cosign`. Returns (size, proofs carried)."""
+        from airseal._internal.atomic import write_atomic
+        from airseal.appliance.tlog_store import TransparencyLog, media_log_files
+        from airseal.appliance.witnesses import cosigned_path
+        from airseal.trustroot.tlog import merkle
+        from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
+        from airseal.trustroot.tlog.media_proofs import MediaProofs
+
+        log = TransparencyLog(self.db.conn)
+        files = media_log_files(log, [])
+        proofs = MediaProofs.parse(files.proofs, subject="proofs")
+        consistency = dict(proofs.consistency)
+        kept = cosigned_path(self.home)
+        if kept.is_file():
+            old = Checkpoint.parse(SignedNote.parse(kept.read_text("utf-8")).body).size
+            if 0 < old < files.size:
+                consistency[old] = tuple(
+                    merkle.consistency_proof(old, files.size, log.node_reader()))
+        if from_size is not None:
+            if not 0 < from_size <= files.size:
+                from airseal.appliance.errors import UsageError
+
+                raise UsageError(f"--from-size {from_size} is not between 1 and the log's "
+                                 f"size {files.size}")
+            if from_size < files.size:
+                consistency[from_size] = tuple(
+                    merkle.consistency_proof(from_size, files.size, log.node_reader()))
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / "checkpoint", files.checkpoint)
+        write_atomic(directory / "proofs.json",
+                     MediaProofs(log.info.origin, files.size, consistency).to_bytes())
+        return files.size, len(consistency)
+
+    def log_witness_import(self, path: Path) -> list[str]:
+        """Keep the witnesses' cosignatures on one of this log's checkpoints; returns the names
+        of every signer on the kept note (the log first)."""
+        from airseal._internal.atomic import read_capped
+        from airseal.appliance import audit
+        from airseal.appliance.tlog_store import TransparencyLog
+        from airseal.appliance.witnesses import import_cosigned
+        from airseal.trustroot.tlog.checkpoint import MAX_NOTE_BYTES, SignedNote
+
+        log = TransparencyLog(self.db.conn)
+        text = read_capped(path, MAX_NOTE_BYTES).decode("utf-8", errors="replace")
+        witnesses = self._policy_witnesses()
+        if witnesses:
+            from airseal.trustroot.tlog.cosignature import verify_cosignatures
+
+            verify_cosignatures(text, witnesses)  # a line claiming a site witness must hold
+        kept = import_cosigned(self.home, log, text, subject=str(path))
+        names = [s.name for s in SignedNote.parse(kept).signatures]
+        audit.record(self.home, self.db, "log.cosignatures", str(path), {"signers": names})
+        return names
