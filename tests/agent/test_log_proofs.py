@@ -218,3 +218,19 @@ def test_missing_witness_quorum_is_refused(enrolled, agent_signer, site) -> None
     cosigned = cosign(note, witness, witness_key.sign, timestamp=1_700_000_000)
     report = run(enrolled, agent_signer, site.media("m2", note=cosigned), trust)
     assert report.status == "completed", report.error
+
+
+def test_the_couriers_check_reads_the_log_files_without_keys(site: Site) -> None:
+    from airseal.media.check import check_media
+
+    assert check_media(site.media("good")).ok
+
+    def other_size(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+        doc = json.loads(proofs)
+        doc["treeSize"] += 1
+        return checkpoint, json.dumps(doc).encode()
+
+    report = check_media(site.media("bad", edit_files=other_size))
+    assert report.status == "damaged"
+    assert [(f.path, f.check) for f in report.damaged] == [
+        ("airseal/log/proofs.json", "tlog.proofs")]
