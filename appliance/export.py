@@ -195,7 +195,7 @@ def export_to_media(
     header: ExportHeader | None = None
     try:
         with open_signer(home, record, prompter) as signer, \
-                LogAppender(home, db, prompter) as tlog, _scratch(home) as scratch:
+                LogAppender(home, db, prompter) as tlog, _scratch(home, tlog.enabled) as scratch:
 
             log_files = _log_files(home, tlog, db, to_export)
 
@@ -254,10 +254,14 @@ def export_to_media(
     return summary
 
 
-def _scratch(home: Home) -> Any:
-    """A private folder under the home for files written before they are copied to media."""
+def _scratch(home: Home, needed: bool) -> Any:
+    """A private folder under the home for files written before they are copied to media
+    (only made when the export carries the log's files)."""
     import tempfile
+    from contextlib import nullcontext
 
+    if not needed:
+        return nullcontext("")
     base = home.root / "tmp"
     base.mkdir(mode=0o700, exist_ok=True)
     return tempfile.TemporaryDirectory(dir=base)
