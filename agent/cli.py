@@ -323,6 +323,7 @@ def _shell_words(text: str) -> tuple[str, ...]:
 @examples(
     'airseal-agent enroll --key distributor.pub --name "Site distributor"',
     'airseal-agent enroll --key distributor.pub --approved --json',
+    'airseal-agent enroll --key distributor.pub --log-key log.pub --log-origin log.site.example',
 )
 @cli.command()
 @click.option(
@@ -335,6 +336,15 @@ def _shell_words(text: str) -> tuple[str, ...]:
     "--site-root",
     type=click.Path(dir_okay=False, path_type=Path),
     help="The site's TUF root (`airseal site root -o root.json`): trust what the site says.",
+)
+@click.option(
+    "--log-key",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The site log's public key (PEM): every media must then prove itself in that log.",
+)
+@click.option(
+    "--log-origin",
+    help="The site log's origin, a bare host name (`airseal log status` shows it).",
 )
 @click.option("--name", help='A name people recognise, e.g. "Site distributor".')
 @click.option(
@@ -353,15 +363,25 @@ def _shell_words(text: str) -> tuple[str, ...]:
 def enroll(
     key_path: Path | None,
     site_root: Path | None,
+    log_key: Path | None,
+    log_origin: str | None,
     name: str | None,
     role: str,
     approved: bool,
     as_json: bool,
 ) -> None:
     """Pin a distributor's public key, or the site's TUF root (then the site policy carried on
-    each media says which distributors to trust)."""
+    each media says which distributors to trust). With --log-key and --log-origin, pin the
+    site's transparency log too (pinned mode): media must then carry the log's proofs."""
+    if (log_key is None) != (log_origin is None):
+        raise click.UsageError("--log-key and --log-origin go together")
+    if log_key is not None and site_root is not None:
+        raise click.UsageError("--log-key is for pinned keys: with --site-root the site's "
+                               "trusted root (a TUF target) names the log")
     if (key_path is None) == (site_root is None):
         raise click.UsageError("give exactly one of --key and --site-root")
+    if log_key is not None and log_origin is not None:
+        _enroll_log(log_key, log_origin, quiet=as_json)
     if site_root is not None:
         from airseal.agent.cli_site import enroll_site
 
@@ -408,6 +428,26 @@ def enroll(
             else "asked the first time its media is imported"
         )
     )
+
+
+def _enroll_log(path: Path, origin: str, *, quiet: bool) -> None:
+    from airseal._internal.atomic import read_capped
+    from airseal.agent.lock import StateLock
+    from airseal.agent.log_state import enroll_log_key
+    from airseal.errors import FileTooLarge
+    from airseal.trustroot.keys import MAX_KEY_PEM_BYTES
+    from airseal.trustroot.tlog.entries import log_id
+
+    try:
+        pem = read_capped(path, MAX_KEY_PEM_BYTES)
+    except FileTooLarge as exc:
+        raise click.BadParameter(str(exc), param_hint="--log-key") from None
+    state, _ = _ensure_state()
+    with StateLock(state.lock_path):
+        trust = enroll_log_key(state.root, pem, origin, subject=str(path))
+    if not quiet:
+        click.echo(f"Enrolled the transparency log {origin} (log id "
+                   f"{log_id(trust.public_key).hex()[:16]}...): media must prove itself in it")
 
 
 # -- import -------------------------------------------------------------------------------------

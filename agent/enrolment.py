@@ -82,12 +82,14 @@ def trusted_key(record: DistributorRecord) -> TrustedKey:
 def pinned_trust(journal: Journal, state_root: Path | None = None) -> PinnedKeyTrust:
     """The trust source made of every enrolled key not distrusted since (raises
     :class:`NotEnrolled` if there is none and none was distrusted)."""
+    from airseal.agent.log_state import pinned_log
+
     distrusted = read_distrusted(state_root) if state_root is not None else {}
     return PinnedKeyTrust((trusted_key(r) for r in journal.distributors()), {
         fp: f"distributor {entry['name']} was distrusted on this endpoint on "
             f"{entry['distrusted']} (airseal-agent distrust)"
         for fp, entry in distrusted.items()
-    })
+    }, pinned_log(state_root) if state_root is not None else None)
 
 
 # -- local distrust (pinned mode) ----------------------------------------------------------------

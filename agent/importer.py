@@ -8,7 +8,8 @@ through it. Stages, in order (a test or a front end can watch them through
 
 ``export-verified``   check 2: export statement signature, trusted signer, freshness, sequence
 ``files-verified``    check 2: listing rules and every file's digest (airseal.media.verdict)
-``actions-verified``  check 2: each action's own signed statement, matched to the listing
+``actions-verified``  check 2: each action's own signed statement, matched to the listing, and
+                      the transparency log's proofs (consistency, then inclusion)
 ``approved``          distributor identified and approved (first time only)
 ``planned``           OS, validity window, idempotence, conditions: run or skip, with reasons
 ``staged``            check 3: payloads copied to private staging, re-joined, hashed, compared;
@@ -37,6 +38,7 @@ from airseal.agent.approval import Approver
 from airseal.agent.conditions import HostFacts
 from airseal.agent.journal import Journal
 from airseal.agent.leftovers import remove_leftovers
+from airseal.agent.log_state import last_checkpoint, store_checkpoint
 from airseal.agent.report import ActionReport, ImportReport, error_json
 from airseal.agent.runner import ActionRunner, Clock, ImportOptions, SignerSupplier
 from airseal.agent.staging import StagedPayload
@@ -52,6 +54,7 @@ from airseal.agent.verification import (
 from airseal.errors import AirsealError
 from airseal.media.reader import MediaSource
 from airseal.trustroot.errors import VerificationError
+from airseal.trustroot.tlog.media_proofs import VerifiedLog
 
 __all__ = ["ImportOptions", "Importer", "StageHook", "host_facts", "remembered_distributors"]
 
@@ -120,6 +123,7 @@ class Importer:
         self._hook = hook
         self.now = clock()
         self.export: VerifiedExport | None = None
+        self.log: VerifiedLog | None = None
         self.runner = ActionRunner(
             state,
             journal,
@@ -180,6 +184,9 @@ class Importer:
         except BaseException:
             self._finish_failed(report, None, "failed")
             raise
+        if self.log is not None and report.status != "refused" and not self.options.dry_run:
+            # the import was accepted: this endpoint has now seen the log up to here
+            store_checkpoint(self.state.root, self.log.final, self.log.final_note)
         report.finished = self.clock()
         reboot_command = self.runner.reboot_command(report)
         receipt = self.runner.write_receipt(report, self.export)
@@ -200,7 +207,8 @@ class Importer:
         """Check 2, step by step, recording what each step established."""
         trust = self.trust() if callable(self.trust) else self.trust
         verifier = MediaVerifier(
-            self.source, trust, remembered_distributors(self.journal), now=self.now
+            self.source, trust, remembered_distributors(self.journal), now=self.now,
+            previous_checkpoint=last_checkpoint(self.state.root),
         )
         export = verifier.authenticate_export()
         self._record_export(export, report)
@@ -210,6 +218,7 @@ class Importer:
         self.hook("files-verified")
         verifier.verify_actions()
         verifier.verify_vendor_signatures()
+        self.log = verifier.verify_log()
         self.hook("actions-verified")
         return verifier.verified()
 

@@ -40,10 +40,13 @@ from airseal.media.reader import MediaSource
 from airseal.trustroot.site_policy import (
     ISSUED_FIELD,
     POLICY_TARGET,
+    TRUSTED_ROOT_TARGET,
     Distributor,
     DistributorPolicy,
+    LogPolicy,
     parse_policy,
 )
+from airseal.trustroot.tlog.media_proofs import LogTrust, parse_trusted_root
 
 SITE_DIR = "site"
 MEDIA_TUF = "airseal/tuf"
@@ -148,6 +151,8 @@ class SiteUpdate:
     checked_at: datetime
     """``max(clock, floor)``: the instant every expiry was checked against."""
     floor: datetime | None
+    log: LogTrust | None = None
+    """The site's log and what the policy demands of it (``None``: the site has no log)."""
 
 
 def read_floor(state_root: Path) -> datetime | None:
@@ -176,10 +181,7 @@ def update_from_media(state_root: Path, source: MediaSource, *, now: datetime) -
         if info is None:
             raise SiteTrustRefused(f"the site targets list no {POLICY_TARGET}",
                                    subject=fetcher.last, check="tuf-policy")
-        digest = info.hashes["sha256"]
-        folder, _, base = info.path.rpartition("/")
-        data = fetcher.download_bytes(f"{_URL}targets/{folder}/{digest}.{base}", info.length)
-        info.verify_length_and_hashes(data)
+        data = _download(fetcher, info)
     except SiteTrustRefused:
         raise
     except OSError as error:
@@ -190,6 +192,7 @@ def update_from_media(state_root: Path, source: MediaSource, *, now: datetime) -
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as error:
         raise _refusal(error, fetcher.last, now=now, floor=floor, checked_at=checked_at) from None
     policy = parse_policy(data, subject=fetcher.last)
+    log = _log_trust(updater, fetcher, policy)
     timestamp = Metadata[Timestamp].from_bytes((metadata_dir / "timestamp.json").read_bytes())
     new_floor = _issued(timestamp.signed)
     if new_floor is not None and (floor is None or new_floor > floor):
@@ -200,7 +203,39 @@ def update_from_media(state_root: Path, source: MediaSource, *, now: datetime) -
     root = Metadata[Root].from_bytes((metadata_dir / "root.json").read_bytes())
     targets_version = updater._trusted_set.targets.version
     return SiteUpdate(policy, root.signed.version, targets_version, timestamp.signed.version,
-                      checked_at, floor)
+                      checked_at, floor, log)
+
+
+def _download(fetcher: MediaFetcher, info: Any) -> bytes:
+    digest = info.hashes["sha256"]
+    folder, _, base = info.path.rpartition("/")
+    data = fetcher.download_bytes(f"{_URL}targets/{folder}/{digest}.{base}", info.length)
+    info.verify_length_and_hashes(data)
+    return data
+
+
+def _log_trust(updater: Updater, fetcher: MediaFetcher,
+               policy: DistributorPolicy) -> LogTrust | None:
+    """The log the site's verified ``airseal/trusted_root.json`` target names, with what the
+    policy demands of it (``log.required`` defaults to on once the site has a log)."""
+    try:
+        info = updater.get_targetinfo(TRUSTED_ROOT_TARGET)
+        if info is None:
+            if policy.log is not None and policy.log.required:
+                raise SiteTrustRefused(
+                    f"the site policy requires the transparency log, and the site targets "
+                    f"list no {TRUSTED_ROOT_TARGET} naming it", subject=fetcher.last,
+                    check="tuf-log")
+            return None
+        data = _download(fetcher, info)
+    except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as error:
+        raise SiteTrustRefused(f"the log's trusted root did not verify ({error})",
+                               subject=fetcher.last, check="tuf-log") from None
+    key, origin = parse_trusted_root(data, subject=f"{MEDIA_TUF}/targets/{TRUSTED_ROOT_TARGET}")
+    rule = policy.log or LogPolicy()
+    return LogTrust(key, origin, required=rule.required, witnesses=rule.witnesses,
+                    quorum=rule.witness_quorum,
+                    source=f"the site's {TRUSTED_ROOT_TARGET} (verified by TUF)")
 
 
 def _issued(timestamp: Timestamp) -> datetime | None:
@@ -301,6 +336,10 @@ class SiteTrust:
     @property
     def action_threshold(self) -> int:
         return self.update.policy.action_threshold
+
+    @property
+    def log_trust(self) -> LogTrust | None:
+        return self.update.log
 
 
 def site_trust(state_root: Path, source: MediaSource, journal: Journal, *,

@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 from airseal.agent.errors import NotEnrolled
 from airseal.trustroot.keys import PublicKey
+from airseal.trustroot.tlog.media_proofs import LogTrust
 
 Purpose = Literal["exports", "actions"]
 PURPOSES: tuple[Purpose, ...] = ("exports", "actions")
@@ -63,14 +64,22 @@ class TrustSource(Protocol):
         """How many distinct trusted keys must sign each action (the two-person rule)."""
         ...
 
+    @property
+    def log_trust(self) -> LogTrust | None:
+        """The transparency log media must be proved in, and the policy on it (``None``: no
+        log is known to this endpoint, and media log files are only digest-checked)."""
+        ...
+
 
 class PinnedKeyTrust:
     """Trust in keys enrolled on this endpoint by an administrator. ``distrusted`` maps keys an
     administrator removed (`airseal-agent distrust`) to why, so refusals can name it."""
 
     def __init__(
-        self, keys: Iterable[TrustedKey], distrusted: Mapping[str, str] | None = None
+        self, keys: Iterable[TrustedKey], distrusted: Mapping[str, str] | None = None,
+        log_trust: LogTrust | None = None,
     ) -> None:
+        self.log_trust = log_trust
         self._distrusted = dict(distrusted or {})
         self._keys = {k.fingerprint: k for k in keys if k.fingerprint not in self._distrusted}
         if not self._keys and not self._distrusted:

@@ -21,7 +21,11 @@ Check 2 is made of these, in this order:
 5. :func:`verify_vendor_signature`: the vendor's signature carried with an action
    (``vendor.json``, covered by the export statement) holds again for the payload's signed
    digest, key-based or keyless against the trusted root carried with it; an action that
-   requires it and carries none is refused.
+   requires it and carries none is refused;
+6. :meth:`MediaVerifier.verify_log`: when the endpoint knows the site's transparency log, the
+   media's checkpoint (log key, origin, witness quorum) is consistent with the one stored last,
+   and the export statement and every action are in it; forks and shrinks are refused naming
+   both checkpoints (:func:`airseal.trustroot.tlog.media_proofs.verify_media_log`).
 
 Check 2 accepts nothing into the journal: the shell records the sequence only once the import's
 outcome is decided (:mod:`airseal.agent.runner`), and asks approval for every signer it counts
@@ -69,6 +73,19 @@ from airseal.media.vendor import (
 )
 from airseal.media.verdict import MediaVerdict, verify_media_files
 from airseal.trustroot.bundle import Bundle, parse_bundle
+from airseal.trustroot.errors import LogProofError
+from airseal.trustroot.tlog.checkpoint import Checkpoint
+from airseal.trustroot.tlog.media_proofs import (
+    CHECKPOINT_PATH,
+    MAX_CHECKPOINT_BYTES,
+    MAX_PROOFS_BYTES,
+    PROOFS_PATH,
+    MediaProofs,
+    VerifiedLog,
+    entries_of_bundle,
+    verify_media_log,
+)
+from airseal.trustroot.untrusted_json import load_json
 from airseal.trustroot.verify import dsse_signers, verify_dsse_bundle
 
 _T = TypeVar("_T")
@@ -415,6 +432,7 @@ class MediaVerifier:
         history: Mapping[str, DistributorHistory],
         *,
         now: datetime,
+        previous_checkpoint: Checkpoint | None = None,
     ) -> None:
         self.source = source
         self.trust = trust
@@ -424,6 +442,8 @@ class MediaVerifier:
         self.repeat = False
         self.files: MediaVerdict | None = None
         self.actions: tuple[VerifiedAction, ...] | None = None
+        self.previous_checkpoint = previous_checkpoint
+        self.log: VerifiedLog | None = None
 
     def authenticate_export(self) -> VerifiedExport:
         """Step 1: the export statement's signature, signer, shape and freshness."""
@@ -475,6 +495,64 @@ class MediaVerifier:
         )
         return self.actions
 
+    def verify_log(self) -> VerifiedLog | None:
+        """Step 6: the media's log checkpoint and proofs (:mod:`.tlog.media_proofs`)
+        against the log this endpoint trusts and the checkpoint it stored last: consistency,
+        then the export statement's and every action's inclusion. ``None`` when no log is known
+        here, or (``log.required`` false) the media carries none."""
+        actions = self._require(self.actions, "verify_log", "verify_actions")
+        assert self.export is not None
+        log = self.trust.log_trust
+        if log is None:
+            return None
+        listed = self.export.contents.by_path()
+        if CHECKPOINT_PATH not in listed or PROOFS_PATH not in listed:
+            if not log.required:
+                return None
+            raise LogProofError(
+                f"carries no transparency log checkpoint and proofs ({CHECKPOINT_PATH}, "
+                f"{PROOFS_PATH}), and this endpoint requires them ({log.source} names log "
+                f"{log.origin})", subject=layout.on_mount(layout.STATEMENT_NAME),
+                check="tlog.missing",
+                hint="export again from the site's appliance with its log on (`airseal log "
+                     "init` there); media without the log's proofs is refused here")
+        note = self._listed_bytes(CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES)
+        proofs_subject = layout.on_mount(PROOFS_PATH)
+        proofs = MediaProofs.parse(self._listed_bytes(PROOFS_PATH, MAX_PROOFS_BYTES),
+                                   subject=proofs_subject)
+        statement = read_export_bundle(self.source)
+        if hashlib.sha256(statement).hexdigest() != self.export.bundle_sha256:
+            raise MediaDigestMismatch("changed while it was being read",
+                                      subject=self.export.subject)
+        export_entries = entries_of_bundle(
+            load_json(statement, subject=self.export.subject, error=LogProofError),
+            log.log_id, subject=self.export.subject)
+        action_entries = []
+        for action in actions:
+            data = self._listed_bytes(action.listed.bundle, MAX_ACTION_BUNDLE_BYTES)
+            action_entries.append(entries_of_bundle(
+                load_json(data, subject=action.subject, error=LogProofError), log.log_id,
+                subject=action.subject))
+        try:
+            text = note.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LogProofError("is not UTF-8 text", subject=layout.on_mount(CHECKPOINT_PATH),
+                                check="tlog.checkpoint") from None
+        self.log = verify_media_log(log, self.previous_checkpoint, checkpoint_note=text,
+                                   proofs=proofs, export=export_entries, actions=action_entries)
+        return self.log
+
+    def _listed_bytes(self, path: str, cap: int) -> bytes:
+        """A listed file's bytes, checked against the statement's digest again as read."""
+        assert self.export is not None
+        subject = layout.on_mount(path)
+        data = self.source.read_bytes(subject, max_size=cap)
+        listed = self.export.contents.by_path()[path].sha256
+        if hashlib.sha256(data).hexdigest() != listed:
+            raise MediaDigestMismatch(f"sha256 differs from the statement's {listed}",
+                                      subject=subject)
+        return data
+
     def verified(self) -> VerifiedMedia:
         """The result, once every step has passed."""
         actions = self._require(self.actions, "verified", "verify_actions")
@@ -508,4 +586,5 @@ def verify_media(
     verifier.verify_files()
     verifier.verify_actions()
     verifier.verify_vendor_signatures()
+    verifier.verify_log()
     return verifier.verified()

@@ -36,7 +36,7 @@ from airseal.appliance.home import Home
 from airseal.appliance.intake import read_vendor_evidence, store_path
 from airseal.appliance.keystore import get_key, open_signer
 from airseal.appliance.prompts import Prompter
-from airseal.appliance.tlog_store import LogAppender
+from airseal.appliance.tlog_store import EXPORT_SUBJECT, LogAppender, LogError, MediaLogFiles
 from airseal.errors import AirsealError
 from airseal.media.errors import MediaIOError
 from airseal.media.writer import (
@@ -198,7 +198,9 @@ def export_to_media(
     header: ExportHeader | None = None
     try:
         with open_signer(home, record, prompter) as signer, \
-                LogAppender(home, db, prompter) as tlog:
+                LogAppender(home, db, prompter) as tlog, _scratch(home, tlog.enabled) as scratch:
+
+            log_files = _log_files(home, tlog, db, to_export)
 
             def sign(statement: Statement) -> bytes:
                 nonlocal signatures
@@ -206,9 +208,14 @@ def export_to_media(
                 bundle = tlog.attach(
                     bundle_to_json(sign_statement(signer, statement)),
                     signer.public_key,
-                    f"export statement {signatures}",
+                    f"{EXPORT_SUBJECT} {signatures}",
                 )
                 signed[hashlib.sha256(bundle).hexdigest()] = bundle
+                if log_files is not None and tlog.logged[-1] != log_files.size:
+                    raise LogError(
+                        f"the export statement was logged as entry {tlog.logged[-1]}, not "
+                        f"{log_files.size}: something else was signed while this export was "
+                        "written, so its proofs would not hold", hint="export again")
                 return bundle
 
             header = ExportHeader(
@@ -222,7 +229,7 @@ def export_to_media(
                 target, to_export, header, sign, split_threshold=split_threshold,
                 on_progress=on_progress, allow_unknown_capacity=allow_unknown_capacity,
                 on_phases=on_phases,
-                extra_files=extra_files,
+                extra_files=[*extra_files, *_log_extra_files(log_files, scratch)],
             )
     except BaseException as error:
         log.info("export to %s did not finish (%s)", target, type(error).__name__)
@@ -264,6 +271,51 @@ def keep_export_statement(home: Home, export_id: str, bundle: bytes) -> None:
     path = export_statement_path(home, export_id)
     path.parent.mkdir(mode=0o700, exist_ok=True)
     write_atomic(path, bundle, mode=0o644)
+
+
+def _scratch(home: Home, needed: bool) -> Any:
+    """A private folder under the home for files written before they are copied to media
+    (only made when the export carries the log's files)."""
+    import tempfile
+    from contextlib import nullcontext
+
+    if not needed:
+        return nullcontext("")
+    base = home.root / "tmp"
+    base.mkdir(mode=0o700, exist_ok=True)
+    return tempfile.TemporaryDirectory(dir=base)
+
+
+def _log_files(home: Home, tlog: LogAppender, db: sqlite_utils.Database,
+               actions: list[ActionToExport]
+               ) -> MediaLogFiles | None:
+    """The log's checkpoint and proofs for this export (``None`` without a log)."""
+    if not tlog.enabled:
+        return None
+    from airseal.appliance.tlog_store import TransparencyLog, media_log_files
+    from airseal.appliance.witnesses import cosigned_note
+
+    tree = TransparencyLog(db.conn)
+    files = media_log_files(
+        tree, [(f"action {a.id} v{a.version}", a.bundle) for a in actions],
+        cosigned_note(home, tree),
+    )
+    for subject in files.missing:
+        log.warning("%s carries no log entry (signed before the log existed): endpoints that "
+                     "require the log will refuse it; edit the action to sign it again", subject)
+    return files
+
+
+def _log_extra_files(files: MediaLogFiles | None, scratch: str) -> list[ExtraFile]:
+    if files is None:
+        return []
+    from airseal.trustroot.tlog.media_proofs import CHECKPOINT_PATH, PROOFS_PATH
+
+    folder = Path(scratch)
+    (folder / "checkpoint").write_bytes(files.checkpoint)
+    (folder / "proofs.json").write_bytes(files.proofs)
+    return [ExtraFile(CHECKPOINT_PATH, folder / "checkpoint"),
+            ExtraFile(PROOFS_PATH, folder / "proofs.json")]
 
 
 def _site_files(home: Home, db: sqlite_utils.Database, prompter: Prompter, now: datetime

@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,7 +58,9 @@ from airseal.trustroot.signer import Signer
 from airseal.trustroot.site_policy import (
     ISSUED_FIELD,
     POLICY_TARGET,
+    TRUSTED_ROOT_TARGET,
     DistributorPolicy,
+    LogPolicy,
     Purpose,
     new_distributor,
     parse_policy,
@@ -439,6 +441,16 @@ class SiteRepository:
             path = self._target_path(info)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(path, policy_bytes, mode=0o644)
+        if role == "targets" and TRUSTED_ROOT_TARGET in md.signed.targets:
+            info = md.signed.targets[TRUSTED_ROOT_TARGET]
+            data = self._log_trusted_root()
+            if data is None:
+                raise ApplianceError("the site targets name the log's trusted root, and this "
+                                     "appliance has no log", check="site-log")
+            info.verify_length_and_hashes(data)  # rebuilt byte for byte from the log
+            path = self._target_path(info)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(path, data, mode=0o644)
         write_atomic(self.metadata_dir / f"{md.signed.version}.{role}.json",
                      md.to_bytes(_SERIALIZER), mode=0o644)
         if self._latest("root") is not None and self._latest("targets") is not None:
@@ -546,6 +558,24 @@ class SiteRepository:
 
     # -- changes ---------------------------------------------------------------------------------
 
+    def _log_trusted_root(self) -> bytes | None:
+        """The log's ``trusted_root.json`` (a site target once the appliance keeps a log)."""
+        from airseal.appliance.tlog_store import log_info, trusted_root_json
+
+        info = log_info(self.db.conn)
+        return None if info is None else trusted_root_json(info)
+
+    def publish_log(self, *, now: datetime, policy: LogPolicy | None = None) -> SigningOutcome:
+        """A targets change carrying the log's trusted root (and, when given, a new ``log``
+        section of the policy): endpoints in TUF mode learn the log key, id and origin from it."""
+        self.require()
+        if self._log_trusted_root() is None:
+            raise UsageError("this appliance has no transparency log",
+                             hint="create it with `airseal log init --key NAME`")
+        current = self.policy()
+        changed = current if policy is None else replace(current, log=policy, _by_fp={})
+        return self._propose_policy(changed, now=now, reason="log.publish")
+
     def _propose_policy(self, policy: DistributorPolicy, *, now: datetime,
                         reason: str) -> SigningOutcome:
         if (self.pending_dir / "targets.json").is_file():
@@ -558,6 +588,10 @@ class SiteRepository:
             expires=_expiry(now, _days(self.db, "site.targets-days")),
         )
         targets.targets[POLICY_TARGET] = TargetFile.from_data(POLICY_TARGET, data, ["sha256"])
+        trusted_root = self._log_trusted_root()
+        if trusted_root is not None:
+            targets.targets[TRUSTED_ROOT_TARGET] = TargetFile.from_data(
+                TRUSTED_ROOT_TARGET, trusted_root, ["sha256"])
         audit.record(self.home, self.db, "site.propose", f"targets v{targets.version}",
                      {"reason": reason, "policySha256": hashlib.sha256(data).hexdigest()},
                      now=now)
@@ -582,7 +616,7 @@ class SiteRepository:
             raise UsageError(f"only {able} distributor(s) may sign actions: a threshold of "
                              f"{threshold} could never be met", subject="THRESHOLD",
                              hint="add distributors first: airseal distributor add")
-        changed = DistributorPolicy(policy.distributors, policy.revocations, threshold)
+        changed = replace(policy, action_threshold=threshold, _by_fp={})
         return self._propose_policy(changed, now=now, reason=f"distributor.threshold {threshold}")
 
     def retire_distributor(self, key: str, *, now: datetime) -> SigningOutcome:

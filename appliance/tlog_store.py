@@ -365,6 +365,35 @@ class TransparencyLog:
         return written
 
 
+TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
+
+
+def trusted_root_json(info: LogInfo) -> bytes:
+    """A Sigstore ``trusted_root.json`` naming this log (key, log id, ``baseUrl``, validity).
+    Deterministic for a log: the site TUF target made from it can be rebuilt byte for byte."""
+    from airseal.trustroot.keys import spki_der
+
+    document = {
+        "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
+        "tlogs": [
+            {
+                "baseUrl": info.base_url,
+                "hashAlgorithm": "SHA2_256",
+                "publicKey": {
+                    "rawBytes": base64.b64encode(spki_der(info.public_key)).decode(),
+                    "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                    "validFor": {"start": info.created.replace("+00:00", "Z")},
+                },
+                "logId": {"keyId": base64.b64encode(info.log_id).decode()},
+            }
+        ],
+        "certificateAuthorities": [],
+        "ctlogs": [],
+        "timestampAuthorities": [],
+    }
+    return (json.dumps(document, indent=2) + "\n").encode()
+
+
 PARALLEL_SETS_FROM = 64
 
 
@@ -475,3 +504,55 @@ class LogAppender:
         (index,), _ = self._log.append([new], self._log_signer(), now=now)
         self.logged.append(index)
         return with_tlog_entry(bundle_json, self._log.entry(index))
+
+
+EXPORT_SUBJECT = "export statement"
+"""Subject prefix of export statements' log entries: their checkpoints are what endpoints store."""
+MEDIA_CONSISTENCY_PROOFS = 64
+"""How many earlier exports' checkpoints an export carries a consistency proof from."""
+
+
+@dataclass(frozen=True)
+class MediaLogFiles:
+    """What an export carries of the log (``airseal/log/``), proved at ``size``."""
+
+    size: int
+    checkpoint: bytes
+    proofs: bytes
+    missing: tuple[str, ...]
+    """Bundles that carry no entry of this log (signed before the log existed)."""
+
+
+def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, bytes]],
+                    cosigned_note: str | None = None) -> MediaLogFiles:
+    """The latest checkpoint (with its cosignatures when given), consistency proofs to it from
+    the checkpoints the last :data:`MEDIA_CONSISTENCY_PROOFS` exports ended on (what endpoints
+    store), and an inclusion proof against it of every entry of this log the ``bundles`` carry.
+    The export statement, logged next, becomes leaf ``size``."""
+    from airseal.trustroot.tlog.media_proofs import MediaProofs
+
+    latest = log.latest_checkpoint()
+    size = latest.checkpoint.size
+    reader = log.node_reader()
+    wanted = base64.b64encode(log.info.log_id).decode()
+    inclusion: dict[int, tuple[bytes, ...]] = {}
+    missing = []
+    for subject, bundle in bundles:
+        items = json.loads(bundle).get("verificationMaterial", {}).get("tlogEntries") or []
+        ours = [int(i["logIndex"]) for i in items if i.get("logId", {}).get("keyId") == wanted]
+        if not ours:
+            missing.append(subject)
+        for index in ours:
+            if index < size:
+                inclusion[index] = tuple(merkle.inclusion_proof(index, size, reader))
+    earlier = [
+        int(row[0]) + 1 for row in log.conn.execute(
+            "SELECT idx FROM log_entries WHERE subject LIKE ? AND idx < ? ORDER BY idx DESC "
+            "LIMIT ?", [EXPORT_SUBJECT + "%", size, MEDIA_CONSISTENCY_PROOFS])
+    ]
+    consistency = {
+        old: tuple(merkle.consistency_proof(old, size, reader)) for old in earlier if old < size
+    }
+    proofs = MediaProofs(log.info.origin, size, consistency, inclusion)
+    note = cosigned_note if cosigned_note is not None else latest.note
+    return MediaLogFiles(size, note.encode("utf-8"), proofs.to_bytes(), tuple(missing))

@@ -8,7 +8,9 @@ Prints:
 - inclusion and consistency proof generation time at the final size (mean and p99 over random
   indexes/sizes) and the number of tile reads each takes;
 - the bytes the log adds to an export of 100 actions: the ``tlogEntries`` of 100 action bundles and
-  the export statement's bundle, as serialised in the bundles (indent 2), at the final size.
+  the export statement's bundle, as serialised in the bundles (indent 2), at the final size; and
+  the ``airseal/log/`` files (checkpoint and proofs: consistency from 64 earlier exports,
+  inclusion of the 100 actions re-proved), for consecutive and for spread-out actions.
 
 Targets (issue 12): >= 10,000 appends/s; proofs < 1 ms; < 64 KiB per 100-action export.
 
@@ -116,6 +118,7 @@ def main() -> None:
             )
             parts["checkpoint"] += len(item["inclusionProof"]["checkpoint"]["envelope"])
             parts["SET"] += len(item["inclusionPromise"]["signedEntryTimestamp"])
+        media = _media_log_bytes(log, signer, now, template, rng)
         conn.close()
 
     def ms(values: list[float]) -> str:
@@ -134,6 +137,40 @@ def main() -> None:
         f"{added:,} bytes ({added / 1024:.1f} KiB), of which "
         + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in parts.items())
     )
+
+    print(
+        "log files an export of 100 actions adds (airseal/log/checkpoint + proofs.json, with "
+        "consistency proofs from 64 earlier exports): "
+        + "; ".join(f"{k}: {v:,} bytes ({v / 1024:.1f} KiB)" for k, v in media.items())
+    )
+
+
+def _media_log_bytes(log, signer, now, template, rng) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    """``airseal/log/`` for 100 actions: 64 earlier exports 50 entries apart, then 100 actions
+    signed one after another (the usual case) or spread over the whole log (the worst case)."""
+    import base64
+
+    from airseal.appliance import tlog_store as ts
+
+    for i in range(64):
+        filler = [ts.NewEntry("hashedrekord", template, "b") for _ in range(50)]
+        log.append([*filler, ts.NewEntry("dsse", template, f"{ts.EXPORT_SUBJECT} {i}")],
+                   signer, now=now)
+    start = log.size
+    log.append([ts.NewEntry("dsse", template, f"action {i}") for i in range(100)], signer,
+               now=now)
+    key_id = base64.b64encode(log.info.log_id).decode()
+
+    def bundle(index: int) -> bytes:
+        item = {"logId": {"keyId": key_id}, "logIndex": str(index)}
+        return json.dumps({"verificationMaterial": {"tlogEntries": [item]}}).encode()
+
+    out = {}
+    for label, indexes in (("100 consecutive", range(start, start + 100)),
+                           ("100 spread over the log", rng.sample(range(log.size), 100))):
+        files = ts.media_log_files(log, [(str(i), bundle(i)) for i in indexes])
+        out[label] = len(files.checkpoint) + len(files.proofs)
+    return out
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 It reads ``airseal/export.sigstore.json`` **without verifying its signature** and uses the
 statement inside as a packing list: every listed file must be present with the listed size and
 SHA-256, nothing unlisted may sit under ``airseal/`` (except valid receipts), nothing may be a
-symlink or special file, split payloads must re-join to their payload digest, and no folder of
-an interrupted export may be left over.
+symlink or special file, split payloads must re-join to their payload digest, the transparency
+log's files (when listed) must be well-formed and agree with each other, and no folder of an
+interrupted export may be left over.
 
 This decides *completeness*, not *authenticity*: anyone can write a statement that matches the
 files next to it. Whether the export was signed by a trusted distributor, is fresh and is not a
@@ -148,6 +149,44 @@ def read_statement_unverified(source: MediaSource) -> ExportContents:
     return read_export_statement(statement, subject=STATEMENT_ON_MOUNT)
 
 
+def _log_files_problems(source: MediaSource, contents: ExportContents) -> list[Finding]:
+    """The transparency log's files (``airseal/log/``), when listed, are well-formed and agree
+    with each other (the proofs are for the checkpoint's size and origin). Keyless, like the
+    rest of this check: whether they are the site log's, and consistent with what an endpoint
+    saw, only the agent can tell."""
+    from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
+    from airseal.trustroot.tlog.media_proofs import (
+        CHECKPOINT_PATH,
+        MAX_CHECKPOINT_BYTES,
+        MAX_PROOFS_BYTES,
+        PROOFS_PATH,
+        MediaProofs,
+    )
+
+    listed = contents.by_path()
+    if CHECKPOINT_PATH not in listed and PROOFS_PATH not in listed:
+        return []
+    note_subject, proofs_subject = layout.on_mount(CHECKPOINT_PATH), layout.on_mount(PROOFS_PATH)
+    if CHECKPOINT_PATH not in listed or PROOFS_PATH not in listed:
+        return [Finding(note_subject, "tlog.proofs",
+                        "the export lists only one of log/checkpoint and log/proofs.json")]
+    try:
+        text = source.read_bytes(note_subject, max_size=MAX_CHECKPOINT_BYTES).decode("utf-8")
+        point = Checkpoint.parse(SignedNote.parse(text).body)
+    except (VerificationError, UnicodeDecodeError, ValueError) as exc:
+        return [Finding(note_subject, "tlog.checkpoint", f"is not a signed checkpoint ({exc})")]
+    try:
+        proofs = MediaProofs.parse(source.read_bytes(proofs_subject, max_size=MAX_PROOFS_BYTES),
+                                   subject=proofs_subject)
+    except VerificationError as exc:
+        return [Finding(proofs_subject, exc.check or "tlog.proofs", exc.detail)]
+    if (proofs.origin, proofs.tree_size) != (point.origin, point.size):
+        return [Finding(proofs_subject, "tlog.proofs",
+                        f"the proofs are for {proofs.origin} size {proofs.tree_size}, the "
+                        f"checkpoint for {point.describe()}")]
+    return []
+
+
 def check_media(
     media: str | os.PathLike[str] | MediaSource,
     *,
@@ -218,6 +257,8 @@ def check_media(
 
     files = verify_media_files(source, contents, on_progress=on_progress)
     collected.verdict = files
+    if not files.damaged and not files.missing:
+        files.damaged.extend(_log_files_problems(source, contents))
     predicate = contents.predicate
     return CheckReport(
         status=_status(collected),

@@ -6,6 +6,9 @@
   actions/<action-id>/action.sigstore.json  signed action statement
   actions/<action-id>/vendor.json           the vendor's signature over the payload (optional)
   actions/<action-id>/payload/<name>        payload, or <name>.part000, .part001 ... when split
+  log/checkpoint, log/proofs.json           the transparency log's checkpoint and proofs (listed;
+                                            names in airseal.trustroot.tlog.media_proofs)
+  tuf/...                                   the site TUF repository (site mode; listed)
   receipts/<agent-id>/<export-id>.json      written by agents; the only unlisted subtree
 <mount>/.airseal-staging-<export-id>/       an export being written (leftover = interrupted)
 <mount>/.airseal-old-<export-id>/           the export being replaced (leftover = interrupted)

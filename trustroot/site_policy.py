@@ -13,7 +13,13 @@ Shape (camelCase, ``schemaVersion`` 1)::
      "distributors": [{"fingerprint": hex, "name": str, "publicKey": PEM SPKI,
                        "maySign": ["exports", "actions"], "validFrom": iso, "validUntil": iso|null,
                        "status": "active"|"retired", "statusSince": iso|null}],
-     "revocations": [{"fingerprint": hex, "revoked": iso, "reason": str}]}
+     "revocations": [{"fingerprint": hex, "revoked": iso, "reason": str}],
+     "log": {"required": bool, "witnesses": [vkey], "witnessQuorum": int}}
+
+``log`` (optional) is what endpoints demand of the transparency log proofs on media: absent or
+``required`` true means a missing or bad proof is a refusal once the site's trusted root names a
+log; ``witnesses`` are C2SP vkeys (``<name>+<key id>+<base64 Ed25519 key>``) of which
+``witnessQuorum`` must have cosigned the media's checkpoint.
 
 A revoked key stays revoked for good (it is listed apart from the distributors so that a later
 policy cannot quietly re-add it without also dropping the revocation, which reviewers see).
@@ -30,9 +36,13 @@ from typing import Any, Final, Literal
 
 from airseal.trustroot.errors import VerificationError
 from airseal.trustroot.keys import PublicKey, fingerprint, load_public_key
+from airseal.trustroot.tlog.cosignature import WitnessKey
 from airseal.trustroot.untrusted_json import load_json
 
 POLICY_TARGET: Final = "airseal/policy.json"
+TRUSTED_ROOT_TARGET: Final = "airseal/trusted_root.json"
+"""The site TUF target holding the log's Sigstore ``trusted_root.json`` (once a log exists)."""
+MAX_WITNESSES: Final = 32
 ISSUED_FIELD: Final = "x-airseal-issued"
 """A field of the site timestamp: when the appliance signed it. Agents keep the newest as their
 time floor (metadata expired at that time is refused whatever the endpoint clock says)."""
@@ -101,12 +111,39 @@ class Distributor:
 
 
 @dataclass(frozen=True)
+class LogPolicy:
+    """What endpoints require of the log's proofs on media."""
+
+    required: bool = True
+    witnesses: tuple[WitnessKey, ...] = ()
+    witness_quorum: int = 0
+
+    def __post_init__(self) -> None:
+        if self.witnesses and not 1 <= self.witness_quorum <= len(self.witnesses):
+            raise PolicyError("witnessQuorum must be from 1 to the number of witnesses",
+                              check="witness-quorum")
+        if not self.witnesses and self.witness_quorum:
+            raise PolicyError("witnessQuorum is set but no witness is named",
+                              check="witness-quorum")
+        if not self.required and self.witnesses:
+            raise PolicyError("witnesses are named but the log is not required",
+                              check="witness-quorum",
+                              hint="a quorum that may be skipped is no quorum: require the log")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"required": self.required, "witnesses": [w.vkey() for w in self.witnesses],
+                "witnessQuorum": self.witness_quorum}
+
+
+@dataclass(frozen=True)
 class DistributorPolicy:
     """A parsed, well-formed policy. Built by :func:`parse_policy` or by the appliance."""
 
     distributors: tuple[Distributor, ...] = ()
     revocations: tuple[Revocation, ...] = ()
     action_threshold: int = 1
+    log: LogPolicy | None = None
+    """``None``: the policy says nothing, so a log named by the trusted root is required."""
     _by_fp: dict[str, Distributor] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -188,13 +225,16 @@ class DistributorPolicy:
         return found
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "schemaVersion": SCHEMA_VERSION,
             "type": POLICY_TYPE,
             "actionThreshold": self.action_threshold,
             "distributors": [d.to_json() for d in self.distributors],
             "revocations": [r.to_json() for r in self.revocations],
         }
+        if self.log is not None:
+            out["log"] = self.log.to_json()
+        return out
 
     def to_bytes(self) -> bytes:
         return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
@@ -234,7 +274,7 @@ def parse_policy(data: bytes, *, subject: str = POLICY_TARGET) -> DistributorPol
                           check="size")
     raw = load_json(data, subject=subject, error=PolicyError)
     top = _object(raw, {"schemaVersion", "type", "actionThreshold", "distributors",
-                        "revocations"}, subject, "policy")
+                        "revocations", "log"}, subject, "policy")
     if top.get("schemaVersion") != SCHEMA_VERSION or top.get("type") != POLICY_TYPE:
         raise PolicyError(
             f"is not an {POLICY_TYPE} of schemaVersion {SCHEMA_VERSION}", subject=subject,
@@ -256,7 +296,33 @@ def parse_policy(data: bytes, *, subject: str = POLICY_TARGET) -> DistributorPol
         distributors=distributors,
         revocations=tuple(_revocation(r, subject) for r in revocations),
         action_threshold=threshold,
+        log=None if top.get("log") is None else _log_policy(top["log"], subject),
     )
+
+
+def _log_policy(raw: Any, subject: str) -> LogPolicy:
+    entry = _object(raw, {"required", "witnesses", "witnessQuorum"}, subject, "log policy")
+    required = entry.get("required", True)
+    if not isinstance(required, bool):
+        raise PolicyError("log.required must be true or false", subject=subject)
+    vkeys = _list(entry.get("witnesses", []), subject, "log.witnesses")
+    if len(vkeys) > MAX_WITNESSES:
+        raise PolicyError(f"names more than {MAX_WITNESSES} witnesses", subject=subject)
+    witnesses = []
+    for vkey in vkeys:
+        try:
+            witnesses.append(WitnessKey.from_vkey(vkey if isinstance(vkey, str) else ""))
+        except ValueError as exc:
+            raise PolicyError(f"log.witnesses: {exc}", subject=subject, check="witness") from None
+    if len({w.name for w in witnesses}) != len(witnesses):
+        raise PolicyError("names a witness twice", subject=subject, check="witness")
+    quorum = entry.get("witnessQuorum", 0)
+    if not isinstance(quorum, int) or isinstance(quorum, bool):
+        raise PolicyError("log.witnessQuorum must be a whole number", subject=subject)
+    try:
+        return LogPolicy(required, tuple(witnesses), quorum)
+    except PolicyError as exc:
+        raise PolicyError(exc.detail, subject=subject, check=exc.check) from None
 
 
 def _distributor(raw: Any, subject: str) -> Distributor:

@@ -41,6 +41,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "distributor": "airseal.appliance.cli.site",
     "log": "airseal.appliance.cli.log",
     "evidence": "airseal.appliance.cli.evidence",
+    "witness": "airseal.appliance.cli.witness",
     # The TUI is a front end beside this CLI: found by name like every subcommand, so that the
     # appliance never imports it (import contract) and `airseal <command>` never loads Textual.
     "tui": "airseal.tui.command",

@@ -1,4 +1,5 @@
-"""`airseal log init|status|get|prove|verify|trusted-root|export|serve`: the embedded log."""
+"""`airseal log init|status|get|prove|verify|trusted-root|export|serve|witness-request|
+witness-import`: the embedded transparency log."""
 
 from __future__ import annotations
 
@@ -139,6 +140,39 @@ def log_serve(listen: str, read_only: bool, quiet: bool) -> None:
 
     open_appliance().serve_log(listen, read_only=read_only, quiet=quiet, on_ready=ready)
     click.echo("Stopped.")
+
+
+@examples(
+    'airseal log witness-request --output /media/usb/witness',
+    'airseal log witness-request --output /media/usb/witness --from-size 120',
+)
+@log_group.command(name="witness-request")
+@click.option(
+    "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write the checkpoint and proofs.json into (for the witness stations).",
+)
+@click.option(
+    "--from-size", "from_size", type=click.IntRange(min=1),
+    help="Also prove consistency from this size (what `airseal witness status` says it saw).",
+)
+def log_witness_request(output: Path, from_size: int | None) -> None:
+    """Write the latest checkpoint and consistency proofs for the site's witnesses
+    (`airseal witness cosign DIR` on each station); bring their cosigned notes back with
+    `airseal log witness-import`."""
+    size, proofs = open_appliance().log_witness_request(output, from_size=from_size)
+    click.echo(f"Wrote checkpoint {size} with {proofs} consistency proof(s) into {output}")
+
+
+@examples(
+    'airseal log witness-import /media/usb/witness/checkpoint.cosigned',
+)
+@log_group.command(name="witness-import")
+@click.argument("note", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+def log_witness_import(note: Path) -> None:
+    """Keep the witnesses' cosignatures on a checkpoint of this log: exports carry them while
+    it is the latest checkpoint, and endpoints require the site policy's witness quorum."""
+    names = open_appliance().log_witness_import(note)
+    click.echo(f"Kept the checkpoint signed by {', '.join(names)}")
 
 
 def _show(data: dict[str, object] | None, lines: list[str]) -> None:

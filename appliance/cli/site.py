@@ -126,6 +126,32 @@ def site_trusted_root(output: Path) -> None:
     click.echo(f"Wrote the log's trusted root to {output}")
 
 
+@site.command(name="log-policy")
+@click.option("--witness", "witnesses", multiple=True, metavar="VKEY",
+              help="A witness whose cosignature counts (its vkey, from `airseal witness "
+                   "status`); repeat for several.")
+@click.option("--quorum", type=click.IntRange(1, 32),
+              help="How many of the witnesses must cosign each media's checkpoint "
+                   "(default: all of them).")
+@click.option("--not-required", is_flag=True,
+              help="Let endpoints accept media without the log's proofs (bad proofs are still "
+                   "refused); not with --witness.")
+@click.pass_context
+def site_log_policy(ctx: click.Context, witnesses: tuple[str, ...], quorum: int | None,
+                    not_required: bool) -> None:
+    """Publish what endpoints demand of the transparency log: its proofs on every media
+    (default), and a quorum of witness cosignatures on its checkpoint. A signing event of the
+    targets keys; the log's trusted root target is published with it.
+
+    \b
+    Examples:
+      airseal site log-policy
+      airseal site log-policy --witness "$(cat w1.vkey)" --witness "$(cat w2.vkey)" --quorum 1
+    """
+    _outcomes(ctx, [open_appliance().site_log_policy(
+        required=not not_required, witnesses=witnesses, quorum=quorum)], False)
+
+
 @site.command(name="sign")
 @click.option("--media", "media", type=click.Path(file_okay=False, path_type=Path),
               help="Write the pending events to this media for key holders elsewhere instead.")

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from airseal.appliance.prompts import Prompter
     from airseal.appliance.sigstore_roots import TrustedRootInUse
 
-TRUSTED_ROOT_MEDIA_TYPE = "application/vnd.dev.sigstore.trustedroot+json;version=0.1"
 
 
 @dataclass(frozen=True)
@@ -140,6 +139,13 @@ class TransparencyLogMethods:
             self.home, self.db, "log-init", chosen,
             {"key": key_name, "fingerprint": record.fingerprint, "logId": info.log_id.hex()},
         )
+        from airseal.appliance.site import SiteRepository
+
+        site = SiteRepository(self.home, self.db, self.prompter)
+        if site.exists:
+            # endpoints in TUF mode learn the log from the site: a targets change carrying its
+            # trusted root (a signing event; it waits in pending/ if the keys are not on hand)
+            site.publish_log(now=self.now())
         return self._status()
 
     def log_status(self) -> LogStatus:
@@ -195,30 +201,9 @@ class TransparencyLogMethods:
 
     def log_trusted_root(self) -> bytes:
         """A Sigstore ``trusted_root.json`` naming this log (key, log id, ``baseUrl``, validity)."""
-        import json
+        from airseal.appliance.tlog_store import trusted_root_json
 
-        from airseal.trustroot.keys import spki_der
-
-        info = self._log().info
-        document = {
-            "mediaType": TRUSTED_ROOT_MEDIA_TYPE,
-            "tlogs": [
-                {
-                    "baseUrl": info.base_url,
-                    "hashAlgorithm": "SHA2_256",
-                    "publicKey": {
-                        "rawBytes": base64.b64encode(spki_der(info.public_key)).decode(),
-                        "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                        "validFor": {"start": info.created.replace("+00:00", "Z")},
-                    },
-                    "logId": {"keyId": base64.b64encode(info.log_id).decode()},
-                }
-            ],
-            "certificateAuthorities": [],
-            "ctlogs": [],
-            "timestampAuthorities": [],
-        }
-        return (json.dumps(document, indent=2) + "\n").encode()
+        return trusted_root_json(self._log().info)
 
     def write_log_trusted_root(self, output: Path) -> Path:
         from airseal._internal.atomic import write_atomic
@@ -297,3 +282,84 @@ class TransparencyLogMethods:
         directory.mkdir(parents=True, exist_ok=True)
         paths: list[Path] = self._log().export_tiles(directory)
         return paths
+
+
+class WitnessExchangeMethods:
+    """Checkpoints out to the site's witness stations, cosignatures back (mixed into
+    :class:`Appliance` beside :class:`TransparencyLogMethods`)."""
+
+    if TYPE_CHECKING:
+
+        @property
+        def home(self) -> Home: ...
+        @property
+        def db(self) -> sqlite_utils.Database: ...
+
+        prompter: Prompter
+
+    def _policy_witnesses(self) -> tuple[Any, ...]:
+        from airseal.appliance.site import SiteRepository
+
+        site = SiteRepository(self.home, self.db, self.prompter)
+        if not site.exists:
+            return ()
+        policy = site.policy().log
+        return () if policy is None else policy.witnesses
+
+    def log_witness_request(self, directory: Path, *, from_size: int | None = None
+                            ) -> tuple[int, int]:
+        """Write ``checkpoint`` (the latest) and ``proofs.json`` (consistency from the kept
+        cosigned checkpoint and from the last exports' checkpoints) into ``directory``, for
+        `airseal witness cosign`. Returns (size, proofs carried)."""
+        from airseal._internal.atomic import write_atomic
+        from airseal.appliance.tlog_store import TransparencyLog, media_log_files
+        from airseal.appliance.witnesses import cosigned_path
+        from airseal.trustroot.tlog import merkle
+        from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
+        from airseal.trustroot.tlog.media_proofs import MediaProofs
+
+        log = TransparencyLog(self.db.conn)
+        files = media_log_files(log, [])
+        proofs = MediaProofs.parse(files.proofs, subject="proofs")
+        consistency = dict(proofs.consistency)
+        kept = cosigned_path(self.home)
+        if kept.is_file():
+            old = Checkpoint.parse(SignedNote.parse(kept.read_text("utf-8")).body).size
+            if 0 < old < files.size:
+                consistency[old] = tuple(
+                    merkle.consistency_proof(old, files.size, log.node_reader()))
+        if from_size is not None:
+            if not 0 < from_size <= files.size:
+                from airseal.appliance.errors import UsageError
+
+                raise UsageError(f"--from-size {from_size} is not between 1 and the log's "
+                                 f"size {files.size}")
+            if from_size < files.size:
+                consistency[from_size] = tuple(
+                    merkle.consistency_proof(from_size, files.size, log.node_reader()))
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / "checkpoint", files.checkpoint)
+        write_atomic(directory / "proofs.json",
+                     MediaProofs(log.info.origin, files.size, consistency).to_bytes())
+        return files.size, len(consistency)
+
+    def log_witness_import(self, path: Path) -> list[str]:
+        """Keep the witnesses' cosignatures on one of this log's checkpoints; returns the names
+        of every signer on the kept note (the log first)."""
+        from airseal._internal.atomic import read_capped
+        from airseal.appliance import audit
+        from airseal.appliance.tlog_store import TransparencyLog
+        from airseal.appliance.witnesses import import_cosigned
+        from airseal.trustroot.tlog.checkpoint import MAX_NOTE_BYTES, SignedNote
+
+        log = TransparencyLog(self.db.conn)
+        text = read_capped(path, MAX_NOTE_BYTES).decode("utf-8", errors="replace")
+        witnesses = self._policy_witnesses()
+        if witnesses:
+            from airseal.trustroot.tlog.cosignature import verify_cosignatures
+
+            verify_cosignatures(text, witnesses)  # a line claiming a site witness must hold
+        kept = import_cosigned(self.home, log, text, subject=str(path))
+        names = [s.name for s in SignedNote.parse(kept).signatures]
+        audit.record(self.home, self.db, "log.cosignatures", str(path), {"signers": names})
+        return names

@@ -109,6 +109,29 @@ class SiteUseCases:
         """How many distinct distributor keys must sign each action (the two-person rule)."""
         return self._site().set_action_threshold(threshold, now=self.now())
 
+    def site_log_policy(self, *, required: bool, witnesses: Sequence[str], quorum: int | None
+                        ) -> SigningOutcome:
+        """Publish the policy's ``log`` section (and the log's trusted root target): whether
+        endpoints require the log's proofs, and which witnesses' cosignatures (a quorum)."""
+        from airseal.appliance.errors import UsageError
+        from airseal.trustroot.site_policy import LogPolicy
+        from airseal.trustroot.tlog.cosignature import WitnessKey
+
+        try:
+            keys = tuple(WitnessKey.from_vkey(v) for v in witnesses)
+        except ValueError as exc:
+            raise UsageError(f"--witness: {exc}", hint="`airseal witness status` on the "
+                             "station prints its vkey") from None
+        from airseal.trustroot.site_policy import PolicyError
+
+        chosen = (len(keys) if quorum is None else quorum) if keys else (quorum or 0)
+        try:
+            policy = LogPolicy(required, keys, chosen)
+        except PolicyError as exc:
+            raise UsageError(exc.detail, hint="name each witness with --witness VKEY, and a "
+                             "--quorum of at most their number") from None
+        return self._site().publish_log(now=self.now(), policy=policy)
+
     def approve_action(self, action_id: str, key_name: str) -> ActionRecord:
         """Add ``key_name``'s signature to the action (a second approval)."""
         from airseal.appliance.actions import approve_action

@@ -395,3 +395,59 @@ def test_media_without_a_site_repository_is_refused_in_site_mode(
     report = run(endpoint, agent_signer, media)
     refused(report, TS, "tuf-missing", "no site repository")
     assert not lab.dest.exists()
+
+
+# -- the site's transparency log: its trusted root as a TUF target, proofs, witnesses ------------
+
+
+def test_the_site_log_reaches_endpoints_through_tuf_and_witnesses_are_required(
+    published: Lab, endpoint: AgentState, agent_signer: Signer, tmp_path: Path
+) -> None:
+    """`log init` on a site publishes the log's trusted_root.json as a target; the endpoint
+    learns the log from it, requires the proofs, stores the checkpoint; once the policy names a
+    witness, media without its cosignature is refused and media with it is accepted."""
+    from airseal.agent.log_state import last_checkpoint
+    from airseal.appliance.witness_station import WitnessStation
+    from airseal.trustroot.site_policy import TRUSTED_ROOT_TARGET, LogPolicy
+    from airseal.trustroot.tlog.cosignature import WitnessKey
+
+    lab = published
+    lab.appliance.generate_file_key("logkey")
+    lab.appliance.log_init("logkey", origin="log.site.example")
+    media = lab.export("dist-a", lab.action("dist-a"))
+    assert (media / "airseal/log/checkpoint").is_file()
+    assert list((media / "airseal/tuf/targets/airseal").glob("*.trusted_root.json"))
+    report = run(endpoint, agent_signer, media)
+    assert report.status == "completed", report.error and report.error.diagnostics()
+    stored = last_checkpoint(endpoint.root)
+    assert stored is not None and stored.origin == "log.site.example"
+    assert stored.size == lab.appliance.log_status().size
+    lab.dest.unlink()
+
+    # a witness station on "another machine", named in the site policy with a quorum of 1
+    station = WitnessStation(tmp_path / "witness", Prompter())
+    log_pub = tmp_path / "log.pub"
+    log_pub.write_text(lab.appliance.public_key_pem("logkey"))
+    vkey = station.init("witness.site.example/w1", log_pub, "log.site.example").vkey
+    from airseal.appliance.site import SiteRepository
+
+    site = SiteRepository(lab.appliance.home, lab.appliance.db, Prompter())
+    lab.time = NOW + timedelta(minutes=5)
+    assert site.publish_log(now=lab.time, policy=LogPolicy(
+        True, (WitnessKey.from_vkey(vkey),), 1)).published
+    unwitnessed = lab.export("dist-a", lab.action("dist-a"))
+    later = NOW + timedelta(minutes=10)
+    refused(run(endpoint, agent_signer, unwitnessed, now=later), "airseal/log/checkpoint",
+            "tlog.witness.quorum", "0 of the 1 witnesses")
+    assert not lab.dest.exists()
+
+    action = lab.action("dist-a")  # logged now: the witness must see the log after it
+    request = tmp_path / "request"
+    lab.appliance.log_witness_request(request)
+    station.cosign(request, request / "checkpoint.cosigned", now=later)
+    assert "witness.site.example/w1" in lab.appliance.log_witness_import(
+        request / "checkpoint.cosigned")
+    witnessed = lab.export("dist-a", action)
+    report = run(endpoint, agent_signer, witnessed, now=later + timedelta(minutes=1))
+    assert report.status == "completed", report.error and report.error.diagnostics()
+    assert TRUSTED_ROOT_TARGET == "airseal/trusted_root.json"

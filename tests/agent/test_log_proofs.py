@@ -1,0 +1,236 @@
+"""The agent's transparency-log check on media: consistency with the checkpoint it stored last,
+then every action's and the export's inclusion, before anything runs.
+
+Each refusal must name the file and the check, leave nothing run (no download destination, no
+marker file), and leave the stored checkpoint as it was. The media are written by the real
+export writer with the appliance's own log store and proof builder (tests/agent/log_media.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from airseal.agent.approval import ApproveAll
+from airseal.agent.enrolment import pinned_trust
+from airseal.agent.importer import Importer, host_facts
+from airseal.agent.journal import Journal
+from airseal.agent.lock import StateLock
+from airseal.agent.log_state import enroll_log_key, last_checkpoint, store_checkpoint
+from airseal.agent.report import ImportReport, error_check
+from airseal.agent.runner import ImportOptions
+from airseal.agent.state import AgentState, open_state
+from airseal.agent.trust import PinnedKeyTrust
+from airseal.media.reader import DirectorySource
+from airseal.trustroot.keys import spki_pem
+from airseal.trustroot.signer import Signer
+from airseal.trustroot.tlog.checkpoint import Checkpoint
+from airseal.trustroot.tlog.cosignature import WitnessKey, cosign
+from airseal.trustroot.tlog.media_proofs import LogTrust
+
+from .helpers import ActionBuild, Distributor, script, sign_action, tar_payload, utcnow
+from .log_media import SiteLog, new_site_log, write_logged_media
+
+
+class Site:
+    def __init__(self, base: Path, distributor: Distributor) -> None:
+        self.base = base
+        self.distributor = distributor
+        self.log = new_site_log()
+        self.markers = base / "markers"
+        self.markers.mkdir(parents=True)
+        self.dest = base / "dest" / "tool.conf"
+        conf = base / "tool.conf"
+        conf.write_bytes(b"setting = 1\n")
+        tar = tar_payload(base / "run.tar.gz", {"run.sh": script(f"touch {self.markers}/ran")})
+        self.actions = self.log.log_actions([
+            sign_action(ActionBuild("dl", conf, dest=str(self.dest)), distributor),
+            sign_action(ActionBuild("run", tar, mode="execute", run="run.sh"), distributor),
+        ], distributor)
+
+    def media(self, name: str, **kwargs: object) -> Path:
+        return write_logged_media(self.base / name, self.log, self.distributor, self.actions,
+                                  **kwargs)  # type: ignore[arg-type]
+
+    def nothing_ran(self) -> bool:
+        return not self.dest.exists() and not any(self.markers.iterdir())
+
+
+@pytest.fixture
+def site(tmp_path: Path, distributor: Distributor) -> Site:
+    return Site(tmp_path / "site", distributor)
+
+
+def run(state: AgentState, signer: Signer, mount: Path, log: LogTrust | None = None
+        ) -> ImportReport:
+    state = open_state(state.root)
+    with StateLock(state.lock_path), Journal.open(state.journal_path) as journal:
+        trust = pinned_trust(journal, state.root)
+        if log is not None:
+            trust = PinnedKeyTrust(trust.keys("exports") + trust.keys("actions"), None, log)
+        return Importer(
+            state, journal, trust, DirectorySource(mount), approver=ApproveAll(),
+            clock=utcnow, host=host_facts(state), signer=lambda: signer,
+            options=ImportOptions(),
+        ).run()
+
+
+def enrol_log(state: AgentState, site_log: SiteLog) -> None:
+    enroll_log_key(state.root, spki_pem(site_log.signer.public_key), site_log.origin,
+                   subject="log.pub")
+
+
+def refused(report: ImportReport, check: str, subject: str, site: Site) -> str:
+    assert report.status == "refused", report.status
+    assert report.error is not None
+    assert error_check(report.error) == check, str(report.error)
+    assert report.error.subject == subject, str(report.error)
+    assert report.error.hint
+    assert site.nothing_ran()
+    return str(report.error)
+
+
+def test_logged_media_imports_and_the_endpoint_moves_its_checkpoint_forward(
+    enrolled: AgentState, agent_signer: Signer, site: Site
+) -> None:
+    enrol_log(enrolled, site.log)
+    report = run(enrolled, agent_signer, site.media("first"))
+    assert report.status == "completed", report.error
+    stored = last_checkpoint(enrolled.root)
+    assert stored is not None and stored.size == site.log.log.size == 3  # 2 actions + statement
+    # more is logged in between (another signature), then a second export: proved consistent
+    site.log.logged(site.actions[0].bundle, site.distributor.signer.public_key, "sign-blob")
+    site.actions = site.log.log_actions(site.actions, site.distributor)
+    second = write_logged_media(site.base / "second", site.log, site.distributor, site.actions,
+                                export_id="export-2", sequence=2)
+    report = run(enrolled, agent_signer, second)
+    assert report.status == "completed", report.error
+    after = last_checkpoint(enrolled.root)
+    assert after is not None and after.size == site.log.log.size == 7
+
+
+def test_tampered_inclusion_proof_is_refused(enrolled, agent_signer, site) -> None:
+    enrol_log(enrolled, site.log)
+
+    def flip(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+        doc = json.loads(proofs)
+        raw = bytearray(base64.b64decode(doc["hashes"][0]))
+        raw[0] ^= 1
+        doc["hashes"][0] = base64.b64encode(bytes(raw)).decode()
+        return checkpoint, json.dumps(doc).encode()
+
+    message = refused(run(enrolled, agent_signer, site.media("m", edit_files=flip)),
+                      "tlog.inclusion", "airseal/log/proofs.json", site)
+    assert "entry" in message
+    assert last_checkpoint(enrolled.root) is None
+
+
+def test_tampered_checkpoint_signature_is_refused(enrolled, agent_signer, site) -> None:
+    enrol_log(enrolled, site.log)
+
+    def flip(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+        body, _, line = checkpoint.decode().rpartition("\n\u2014 ")
+        name, blob = line.rstrip("\n").split(" ")
+        raw = bytearray(base64.b64decode(blob))
+        raw[10] ^= 1
+        return f"{body}\n\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n".encode(), proofs
+
+    refused(run(enrolled, agent_signer, site.media("m", edit_files=flip)),
+            "tlog.checkpoint.signature", "airseal/log/checkpoint", site)
+
+
+def test_a_checkpoint_of_another_log_is_refused(enrolled, agent_signer, site) -> None:
+    other = new_site_log()  # same origin, another key: not the site's log
+    enrol_log(enrolled, other)
+    message = refused(run(enrolled, agent_signer, site.media("m")),
+                      "tlog.checkpoint.signature", "airseal/log/checkpoint", site)
+    assert "log.site.example" in message
+    elsewhere = new_site_log("log.elsewhere.example")
+    enroll_log_key(enrolled.root, spki_pem(site.log.signer.public_key), elsewhere.origin,
+                   subject="log.pub")  # the right key, another origin
+    refused(run(enrolled, agent_signer, site.media("m2")),
+            "tlog.checkpoint.origin", "airseal/log/checkpoint", site)
+
+
+def test_a_forked_log_is_refused_naming_both_checkpoints(enrolled, agent_signer, site) -> None:
+    enrol_log(enrolled, site.log)
+    mount = site.media("m")
+    size = site.log.log.size
+    seen = Checkpoint(site.log.origin, size, b"\x07" * 32)  # the same size, another root
+    store_checkpoint(enrolled.root, seen, "evidence")
+    message = refused(run(enrolled, agent_signer, mount), "tlog.fork",
+                      "airseal/log/checkpoint", site)
+    assert seen.describe() in message and site.log.log.root().hex()[:16] in message
+    assert last_checkpoint(enrolled.root) == seen  # unchanged
+
+
+def test_a_stored_checkpoint_without_a_proof_on_the_media_is_refused(
+    enrolled, agent_signer, site
+) -> None:
+    """The media proves consistency only from sizes earlier exports ended on: an endpoint whose
+    stored size is not among them is refused (fail closed), told which size it needs."""
+    enrol_log(enrolled, site.log)
+    store_checkpoint(enrolled.root, Checkpoint(site.log.origin, 1, b"\x07" * 32), "x")
+    mount = site.media("m")
+    message = refused(run(enrolled, agent_signer, mount), "tlog.consistency",
+                      "airseal/log/proofs.json", site)
+    assert "size 1" in message
+
+
+def test_a_shrunk_log_is_refused(enrolled, agent_signer, site) -> None:
+    enrol_log(enrolled, site.log)
+    mount = site.media("m")
+    bigger = Checkpoint(site.log.origin, site.log.log.size + 5, b"\x01" * 32)
+    store_checkpoint(enrolled.root, bigger, "evidence")
+    message = refused(run(enrolled, agent_signer, mount), "tlog.shrink",
+                      "airseal/log/checkpoint", site)
+    assert bigger.describe() in message
+
+
+def test_media_without_the_log_is_refused_when_the_log_is_required(
+    enrolled, agent_signer, site, tmp_path
+) -> None:
+    from .helpers import write_media
+
+    enrol_log(enrolled, site.log)
+    mount = write_media(tmp_path / "plain", site.distributor, site.actions)
+    message = refused(run(enrolled, agent_signer, mount), "tlog.missing",
+                      "airseal/export.sigstore.json", site)
+    assert "airseal/log" not in message or "log/checkpoint" in message
+    # a site whose policy says log.required: false accepts it (and stores nothing)
+    lenient = replace(site.log.trust, required=False)
+    assert run(enrolled, agent_signer, mount, lenient).status == "completed"
+    assert last_checkpoint(enrolled.root) is None
+
+
+def test_missing_witness_quorum_is_refused(enrolled, agent_signer, site) -> None:
+    witness_key = ed25519.Ed25519PrivateKey.generate()
+    witness = WitnessKey("witness.site.example/w1", witness_key.public_key().public_bytes_raw())
+    trust = replace(site.log.trust, witnesses=(witness,), quorum=1)
+    refused(run(enrolled, agent_signer, site.media("m"), trust), "tlog.witness.quorum",
+            "airseal/log/checkpoint", site)
+    note = site.log.log.latest_checkpoint().note
+    cosigned = cosign(note, witness, witness_key.sign, timestamp=1_700_000_000)
+    report = run(enrolled, agent_signer, site.media("m2", note=cosigned), trust)
+    assert report.status == "completed", report.error
+
+
+def test_the_couriers_check_reads_the_log_files_without_keys(site: Site) -> None:
+    from airseal.media.check import check_media
+
+    assert check_media(site.media("good")).ok
+
+    def other_size(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+        doc = json.loads(proofs)
+        doc["treeSize"] += 1
+        return checkpoint, json.dumps(doc).encode()
+
+    report = check_media(site.media("bad", edit_files=other_size))
+    assert report.status == "damaged"
+    assert [(f.path, f.check) for f in report.damaged] == [
+        ("airseal/log/proofs.json", "tlog.proofs")]

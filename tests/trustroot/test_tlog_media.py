@@ -1,0 +1,149 @@
+"""Witness cosignatures (C2SP cosignature/v1) and the media proofs format, pure."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from airseal.trustroot.errors import LogProofError
+from airseal.trustroot.site_policy import PolicyError, parse_policy
+from airseal.trustroot.tlog import merkle
+from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
+from airseal.trustroot.tlog.cosignature import (
+    WitnessKey,
+    cosign,
+    require_quorum,
+    signed_message,
+    verify_cosignatures,
+)
+from airseal.trustroot.tlog.media_proofs import MediaProofs, root_before_last_leaf
+
+NOTE = (
+    "log.site.example\n5\n" + base64.b64encode(b"\x01" * 32).decode()
+    + "\n\n\u2014 log.site.example AAAAAAAA\n"
+)
+
+
+def witness(name: str = "witness.site.example/w1") -> tuple[WitnessKey, ed25519.Ed25519PrivateKey]:
+    key = ed25519.Ed25519PrivateKey.generate()
+    return WitnessKey(name, key.public_key().public_bytes_raw()), key
+
+
+def test_cosignature_layout_follows_the_spec() -> None:
+    w, key = witness()
+    assert w.key_id == hashlib.sha256(w.name.encode() + b"\n\x04" + w.public_key).digest()[:4]
+    assert WitnessKey.from_vkey(w.vkey()) == w
+    body = SignedNote.parse(NOTE).body
+    assert signed_message(body, 1679315147) == b"cosignature/v1\ntime 1679315147\n" + body.encode()
+    text = cosign(NOTE, w, key.sign, timestamp=1679315147)
+    line = SignedNote.parse(text).signatures[-1]
+    assert (line.name, line.key_hint) == (w.name, w.key_id)
+    assert int.from_bytes(line.signature[:8], "big") == 1679315147 and len(line.signature) == 72
+    [found] = verify_cosignatures(text, [w])
+    assert found.timestamp == 1679315147
+    assert cosign(text, w, key.sign, timestamp=1679315200).count(w.name) == 1  # replaced
+
+
+def test_quorum_counts_distinct_valid_witnesses_and_fails_closed() -> None:
+    (a, ka), (b, _) = witness("w.example/a"), witness("w.example/b")
+    one = cosign(NOTE, a, ka.sign, timestamp=1)
+    assert len(require_quorum(one, [a, b], 1)) == 1
+    with pytest.raises(LogProofError) as missing:
+        require_quorum(one, [a, b], 2)
+    assert missing.value.check == "tlog.witness.quorum" and "w.example/a" in missing.value.detail
+    with pytest.raises(LogProofError) as none:
+        require_quorum(NOTE, [a], 0)  # a quorum of 0 is no policy
+    assert none.value.check == "tlog.witness.policy"
+    forged = one.replace(one.splitlines()[-1][-8:], "AAAAAAAA")
+    with pytest.raises(LogProofError) as bad:
+        verify_cosignatures(forged, [a])
+    assert bad.value.check == "tlog.witness.signature"
+    for vkey in ("a+00+AA==", "nokey", f"{a.name}+00000000+{a.vkey().split('+')[2]}"):
+        with pytest.raises(ValueError, match="vkey"):
+            WitnessKey.from_vkey(vkey)
+
+
+def test_the_policy_names_witnesses_and_a_quorum() -> None:
+    (a, _), (b, _) = witness("w.example/a"), witness("w.example/b")
+    base = {"schemaVersion": 1, "type": "airseal-distributor-policy", "distributors": []}
+    ok = parse_policy(json.dumps({**base, "log": {
+        "required": True, "witnesses": [a.vkey(), b.vkey()], "witnessQuorum": 2}}).encode())
+    assert ok.log is not None and ok.log.witness_quorum == 2 and ok.log.witnesses == (a, b)
+    assert parse_policy(ok.to_bytes()) == ok
+    for bad in ({"witnesses": [a.vkey()], "witnessQuorum": 0},
+                {"witnesses": [a.vkey()], "witnessQuorum": 2},
+                {"required": False, "witnesses": [a.vkey()], "witnessQuorum": 1},
+                {"witnesses": [a.vkey(), a.vkey()], "witnessQuorum": 1},
+                {"required": "yes"}, {"unknown": 1}):
+        with pytest.raises(PolicyError):
+            parse_policy(json.dumps({**base, "log": bad}).encode())
+
+
+def test_the_last_leafs_path_is_the_tree_before_it() -> None:
+    leaves = [merkle.leaf_hash(bytes([i])) for i in range(70)]
+
+    def node(level: int, index: int) -> bytes:
+        return merkle.root_of_leaf_hashes(leaves[index << level : (index + 1) << level])
+
+    for n in range(70):
+        path = merkle.inclusion_proof(n, n + 1, node)
+        assert root_before_last_leaf(n, path) == merkle.root_of_leaf_hashes(leaves[:n])
+
+
+def test_media_proofs_round_trip_and_refuse_hostile_files() -> None:
+    h = [hashlib.sha256(bytes([i])).digest() for i in range(4)]
+    proofs = MediaProofs("log.site.example", 9, {3: (h[0], h[1])}, {1: (h[1], h[2]), 2: (h[3],)})
+    data = proofs.to_bytes()
+    assert len(json.loads(data)["hashes"]) == 4  # each hash once
+    assert MediaProofs.parse(data, subject="p") == proofs
+    doc = json.loads(data)
+    for edit in (lambda d: d.update(extra=1), lambda d: d["inclusion"][0]["path"].append(99),
+                 lambda d: d["hashes"].__setitem__(0, "AAAA"),
+                 lambda d: d.update(treeSize=-1), lambda d: d.update(schemaVersion=2)):
+        bad = json.loads(json.dumps(doc))
+        edit(bad)
+        with pytest.raises(LogProofError) as refused:
+            MediaProofs.parse(json.dumps(bad).encode(), subject="airseal/log/proofs.json")
+        assert refused.value.subject == "airseal/log/proofs.json"
+
+
+def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:
+    """The endpoint stored a checkpoint at a size an export ended on, with another root: the
+    media's proof from that size fails, and the refusal names both checkpoints."""
+    from airseal.trustroot.tlog.media_proofs import (
+        BundleEntries,
+        entries_of_bundle,
+        verify_media_log,
+    )
+    from tests.agent.helpers import new_distributor
+    from tests.agent.log_media import new_site_log
+
+    site = new_site_log()
+    dist = new_distributor(tmp_path)
+    statement_bundle = dist.sign  # a DSSE bundle per call
+    from airseal.trustroot.dsse import Statement, Subject
+
+    def bundle(i: int) -> bytes:
+        st = Statement(subject=(Subject(name=f"f{i}", digest={"sha256": "00" * 32}),),
+                       predicateType="https://example/p", predicate={"i": i})
+        return site.logged(statement_bundle(st), dist.signer.public_key, f"export statement {i}")
+
+    bundle(0)
+    bundle(1)  # an export ended at size 2
+    files = site.files([])
+    export = bundle(2)
+    trust = site.trust
+    entries = entries_of_bundle(json.loads(export), trust.log_id, subject="export")
+    kwargs = dict(checkpoint_note=files.checkpoint.decode(),
+                  proofs=MediaProofs.parse(files.proofs, subject="p"), export=entries,
+                  actions=[])
+    assert verify_media_log(trust, None, **kwargs).final.size == 3  # type: ignore[arg-type]
+    seen = Checkpoint(site.origin, 1, b"\x09" * 32)
+    with pytest.raises(LogProofError) as fork:
+        verify_media_log(trust, seen, **kwargs)  # type: ignore[arg-type]
+    assert fork.value.check == "tlog.fork" and seen.describe() in fork.value.detail
+    assert isinstance(entries, BundleEntries)

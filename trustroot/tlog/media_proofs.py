@@ -1,0 +1,417 @@
+"""The log's proofs carried on export media (``airseal/log/``), and their verification.
+
+An export carries two files, both listed (and so covered) by the signed export statement:
+
+- ``log/checkpoint``: the log's latest signed checkpoint *before* the export statement was
+  logged (size ``N``), with any witness cosignatures;
+- ``log/proofs.json``: consistency proofs from each earlier size an endpoint may have stored (the
+  checkpoint each recent export ended on) to ``N``, and an inclusion proof against ``N`` for every
+  log entry the exported action bundles carry. Proof hashes are stored once in a table and the
+  proofs list indexes into it: 100 neighbouring entries share almost all of their upper path.
+
+The export statement itself is logged last, as leaf ``N`` (its bundle carries its own entry,
+proved against checkpoint ``N + 1``). The inclusion path of the last leaf of a tree is exactly
+the list of the complete subtrees of the tree before it, so that one proof also shows that ``N``
+is a prefix of ``N + 1``: the endpoint ends on the checkpoint ``N + 1``, consistent with
+everything it saw before, with no proof that the statement would have to list about itself.
+
+:func:`verify_media_log` is the agent's check, pure: the log key and origin (from the site's
+trusted root or the endpoint's enrolment), the checkpoint it stored last, the files' bytes and the
+bundles' entries in; the checkpoint to store, or a :class:`LogProofError` naming the file, the
+check and what to do, out. Hand-written (see :mod:`.merkle`): no library verifies this layout.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from airseal.trustroot.errors import LogProofError
+from airseal.trustroot.keys import PublicKey
+from airseal.trustroot.tlog.checkpoint import Checkpoint, verify_checkpoint
+from airseal.trustroot.tlog.cosignature import WitnessKey, require_quorum
+from airseal.trustroot.tlog.entries import (
+    SignedContent,
+    TlogEntry,
+    _body_matches,
+    log_id,
+    verify_tlog_entry,
+)
+from airseal.trustroot.tlog.merkle import (
+    EMPTY_ROOT,
+    HASH_SIZE,
+    leaf_hash,
+    node_hash,
+    verify_consistency,
+    verify_inclusion,
+)
+from airseal.trustroot.untrusted_json import load_json
+
+LOG_DIR: Final = "log"
+CHECKPOINT_PATH: Final = "log/checkpoint"
+PROOFS_PATH: Final = "log/proofs.json"
+PROOFS_TYPE: Final = "airseal-log-proofs"
+MAX_PROOFS_BYTES: Final = 4 * 1024 * 1024
+MAX_CHECKPOINT_BYTES: Final = 64 * 1024
+MAX_PROOFS: Final = 100_000
+MAX_HASHES: Final = 1_000_000
+MAX_PATH: Final = 64
+_REDO = "export again from the appliance; if it happens again, keep this media as evidence"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode("ascii")
+
+
+@dataclass(frozen=True)
+class MediaProofs:
+    """The proofs of ``log/proofs.json``: consistency by earlier size, inclusion by log index,
+    all towards ``tree_size``."""
+
+    origin: str
+    tree_size: int
+    consistency: Mapping[int, tuple[bytes, ...]] = field(default_factory=dict)
+    inclusion: Mapping[int, tuple[bytes, ...]] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        table: dict[bytes, int] = {}
+
+        def path(hashes: Sequence[bytes]) -> list[int]:
+            return [table.setdefault(h, len(table)) for h in hashes]
+
+        consistency = [
+            {"fromSize": size, "path": path(self.consistency[size])}
+            for size in sorted(self.consistency)
+        ]
+        inclusion = [
+            {"logIndex": index, "path": path(self.inclusion[index])}
+            for index in sorted(self.inclusion)
+        ]
+        document = {
+            "schemaVersion": 1, "type": PROOFS_TYPE, "origin": self.origin,
+            "treeSize": self.tree_size, "hashes": [_b64(h) for h in table],
+            "consistency": consistency, "inclusion": inclusion,
+        }
+        return (json.dumps(document, separators=(",", ":")) + "\n").encode()
+
+    @classmethod
+    def parse(cls, data: bytes, *, subject: str) -> MediaProofs:
+        """Strict: our format, hostile bytes (sizes bounded, unknown fields refused)."""
+
+        def bad(what: str) -> LogProofError:
+            return LogProofError(f"is not a well-formed log proofs file: {what}",
+                                 subject=subject, check="tlog.proofs", hint=_REDO)
+
+        if len(data) > MAX_PROOFS_BYTES:
+            raise bad(f"{len(data)} bytes, over {MAX_PROOFS_BYTES}")
+        raw = load_json(data, subject=subject, error=LogProofError)
+        keys = {"schemaVersion", "type", "origin", "treeSize", "hashes", "consistency",
+                "inclusion"}
+        if not isinstance(raw, dict) or set(raw) != keys:
+            raise bad(f"it must be an object with exactly {sorted(keys)}")
+        if raw["schemaVersion"] != 1 or raw["type"] != PROOFS_TYPE:
+            raise bad(f"not an {PROOFS_TYPE} of schemaVersion 1")
+        origin, size = raw["origin"], raw["treeSize"]
+        if not isinstance(origin, str) or not _is_count(size):
+            raise bad("origin or treeSize")
+        hashes_raw = raw["hashes"]
+        if not isinstance(hashes_raw, list) or len(hashes_raw) > MAX_HASHES:
+            raise bad("hashes")
+        try:
+            table = [base64.b64decode(h, validate=True) for h in hashes_raw]
+        except (binascii.Error, TypeError, ValueError):
+            raise bad("a hash is not base64") from None
+        if any(len(h) != HASH_SIZE for h in table):
+            raise bad("a hash is not 32 bytes")
+
+        def proofs(items: Any, key: str) -> dict[int, tuple[bytes, ...]]:
+            if not isinstance(items, list) or len(items) > MAX_PROOFS:
+                raise bad(f"{key} list")
+            out: dict[int, tuple[bytes, ...]] = {}
+            for item in items:
+                if not isinstance(item, dict) or set(item) != {key, "path"}:
+                    raise bad(f"an item must hold exactly {key} and path")
+                at, path = item[key], item["path"]
+                if not _is_count(at) or not isinstance(path, list) or len(path) > MAX_PATH:
+                    raise bad(f"{key} {at!r}")
+                if at in out or any(not _is_count(i) or i >= len(table) for i in path):
+                    raise bad(f"{key} {at} twice, or a path index outside the hash table")
+                out[at] = tuple(table[i] for i in path)
+            return out
+
+        return cls(origin, size, proofs(raw["consistency"], "fromSize"),
+                   proofs(raw["inclusion"], "logIndex"))
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
+
+
+# -- what an endpoint trusts about the log ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LogTrust:
+    """The log an endpoint trusts, and what its policy demands of media."""
+
+    public_key: PublicKey
+    origin: str
+    required: bool = True
+    """Missing log files or entries are a refusal (fail closed); ``False`` only when the site
+    policy says ``log.required: false``."""
+    witnesses: tuple[WitnessKey, ...] = ()
+    quorum: int = 0
+    """Distinct ``witnesses`` whose cosignature the media's checkpoint needs (0: none named)."""
+    source: str = "the site's trusted root"
+
+    @property
+    def log_id(self) -> bytes:
+        return log_id(self.public_key)
+
+
+def parse_trusted_root(data: bytes, *, subject: str) -> tuple[PublicKey, str]:
+    """The log key and origin of a Sigstore ``trusted_root.json`` with exactly one log whose
+    ``baseUrl`` is ``https://<origin>`` (what ``airseal site trusted-root`` writes)."""
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+    from airseal.trustroot.keys import spki_pem
+    from airseal.trustroot.tlog.checkpoint import check_origin
+
+    def bad(what: str) -> LogProofError:
+        return LogProofError(f"is not a trusted root naming one log: {what}", subject=subject,
+                             check="tlog.trusted-root",
+                             hint="write it again with `airseal site trusted-root`")
+
+    raw = load_json(data, subject=subject, error=LogProofError)
+    try:
+        tlogs = raw["tlogs"]
+        if not isinstance(tlogs, list) or len(tlogs) != 1:
+            raise bad(f"{len(tlogs) if isinstance(tlogs, list) else 'no'} tlogs")
+        tlog = tlogs[0]
+        url = tlog["baseUrl"]
+        der = base64.b64decode(tlog["publicKey"]["rawBytes"], validate=True)
+        key_id = base64.b64decode(tlog["logId"]["keyId"], validate=True)
+    except (KeyError, TypeError, binascii.Error):
+        raise bad("tlogs[0] lacks baseUrl, publicKey.rawBytes or logId.keyId") from None
+    if not isinstance(url, str) or not url.startswith("https://"):
+        raise bad(f"baseUrl {url!r} is not https://<origin>")
+    try:
+        origin = check_origin(url.removeprefix("https://").rstrip("/"))
+        from airseal.trustroot.keys import load_public_key
+
+        key = load_public_key(spki_pem(load_der_public_key(der)))  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise bad(str(exc)) from None
+    if log_id(key) != key_id:
+        raise bad("logId is not the SHA-256 of the public key")
+    return key, origin
+
+
+# -- the agent's check --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BundleEntries:
+    """The entries of the trusted log one bundle on the media carries, with what they must be
+    about (each signature of the bundle and the digest it signed)."""
+
+    subject: str
+    entries: tuple[TlogEntry, ...]
+    signed: tuple[SignedContent, ...]
+
+
+def entries_of_bundle(bundle: Any, trust_log_id: bytes, *, subject: str) -> BundleEntries:
+    """The bundle's ``tlogEntries`` of the trusted log and what they must record."""
+    import hashlib
+
+    try:
+        items = bundle["verificationMaterial"].get("tlogEntries") or []
+        if not isinstance(items, list):
+            raise TypeError("tlogEntries")
+        wanted = _b64(trust_log_id)
+        entries = tuple(
+            TlogEntry.from_json(item) for item in items
+            if isinstance(item, dict) and isinstance(item.get("logId"), dict)
+            and item["logId"].get("keyId") == wanted
+        )
+        if "messageSignature" in bundle:
+            sig = bundle["messageSignature"]
+            signed: tuple[SignedContent, ...] = (SignedContent(base64.b64decode(sig["signature"]),
+                                    base64.b64decode(sig["messageDigest"]["digest"])),)
+        else:
+            envelope = bundle["dsseEnvelope"]
+            digest = hashlib.sha256(base64.b64decode(envelope["payload"])).digest()
+            signed = tuple(SignedContent(base64.b64decode(s["sig"]), digest)
+                           for s in envelope["signatures"])
+    except LogProofError as exc:
+        raise LogProofError(exc.detail, subject=subject, check="tlog.entry") from None
+    except (KeyError, TypeError, AttributeError, binascii.Error, ValueError) as exc:
+        raise LogProofError(f"the bundle's log entries are malformed ({exc})", subject=subject,
+                            check="tlog.entry") from None
+    return BundleEntries(subject, entries, signed)
+
+
+def root_before_last_leaf(index: int, path: Sequence[bytes]) -> bytes:
+    """The root of the first ``index`` leaves, from the inclusion path of leaf ``index`` in the
+    tree of ``index + 1`` leaves (that path is the tree's complete left subtrees, bottom-up)."""
+    if index == 0:
+        if path:
+            raise LogProofError("the first leaf's proof must be empty")
+        return EMPTY_ROOT
+    if len(path) != bin(index).count("1"):
+        raise LogProofError(f"the last leaf of {index + 1} has {len(path)} proof hashes, "
+                            f"expected {bin(index).count('1')}")
+    root = path[0]
+    for h in path[1:]:
+        root = node_hash(h, root)
+    return root
+
+
+@dataclass(frozen=True)
+class VerifiedLog:
+    """What the media proved: the checkpoint it carries (``N``), the one the endpoint stores
+    (``N + 1``, after the export statement) and the witnesses that cosigned ``N``."""
+
+    media_checkpoint: Checkpoint
+    final: Checkpoint
+    final_note: str
+    witnesses: tuple[str, ...]
+    entries: int
+
+
+def verify_media_log(
+    trust: LogTrust,
+    previous: Checkpoint | None,
+    *,
+    checkpoint_note: str,
+    proofs: MediaProofs,
+    export: BundleEntries,
+    actions: Sequence[BundleEntries],
+) -> VerifiedLog:
+    """Every log check of one media, in order: the checkpoint (log key, origin, witness quorum);
+    its consistency with the checkpoint stored last; the export statement logged right after
+    it; then each action bundle's entries, included in it. Fails closed, naming the file."""
+    checkpoint_file = f"airseal/{CHECKPOINT_PATH}"
+    proofs_file = f"airseal/{PROOFS_PATH}"
+    key, origin = trust.public_key, trust.origin
+
+    def refuse(detail: str, check: str, subject: str, hint: str = _REDO) -> LogProofError:
+        return LogProofError(detail, subject=subject, check=check, hint=hint)
+
+    try:
+        media = verify_checkpoint(checkpoint_note, key=key, name=origin, origin=origin)
+    except LogProofError as exc:
+        raise refuse(f"{exc.detail} (trusted log {origin}, from {trust.source})",
+                     exc.check, checkpoint_file,
+                     "this media was not written by the site's appliance log, or the checkpoint "
+                     "was altered; export again, and keep this media as evidence") from None
+    witnessed: tuple[str, ...] = ()
+    if trust.witnesses or trust.quorum:
+        good = require_quorum(checkpoint_note, trust.witnesses, trust.quorum,
+                              subject=checkpoint_file)
+        witnessed = tuple(c.witness.name for c in good)
+    if proofs.origin != origin or proofs.tree_size != media.size:
+        raise refuse(f"the proofs are for {proofs.origin} size {proofs.tree_size}, the "
+                     f"checkpoint for {media.describe()}", "tlog.proofs", proofs_file)
+
+    # the export statement: leaf N, proved against its own checkpoint N + 1
+    if len(export.entries) != 1:
+        raise refuse(f"the export statement carries {len(export.entries)} entries of log "
+                     f"{origin}, expected exactly one", "tlog.entry", export.subject)
+    final = _verified_entry(export.entries[0], export, trust)
+    entry = export.entries[0]
+    assert entry.proof is not None
+    if entry.log_index != media.size or final.size != media.size + 1:
+        raise refuse(
+            f"the export statement is entry {entry.log_index} proved at size {final.size}; it "
+            f"must be the entry right after the media's checkpoint ({media.describe()})",
+            "tlog.export", export.subject)
+    if root_before_last_leaf(entry.log_index, entry.proof.hashes) != media.root_hash:
+        raise refuse(f"the log after the export statement ({final.describe()}) does not extend "
+                     f"the media's checkpoint ({media.describe()}): the log forked",
+                     "tlog.fork", export.subject,
+                     "keep this media as evidence and report it; do not use it")
+
+    # consistency with what this endpoint saw last
+    if previous is not None:
+        both = f"last seen here {previous.describe()}, this media {final.describe()}"
+        evidence = "keep this media and both checkpoints as evidence and report them"
+        if previous.origin != origin:
+            raise refuse(f"the checkpoint stored here is of another log ({both})", "tlog.origin",
+                         checkpoint_file, "the endpoint's log enrolment changed; re-enrol it")
+        if previous.size > final.size:
+            raise refuse(f"the log shrank: {both}", "tlog.shrink", checkpoint_file, evidence)
+        if previous.size == final.size:
+            if previous.root_hash != final.root_hash:
+                raise refuse(f"the log forked (same size, two roots): {both}", "tlog.fork",
+                             checkpoint_file, evidence)
+        elif previous.size == media.size:
+            if previous.root_hash != media.root_hash:
+                raise refuse(f"the log forked (same size, two roots): last seen here "
+                             f"{previous.describe()}, this media {media.describe()}",
+                             "tlog.fork", checkpoint_file, evidence)
+        else:
+            path = proofs.consistency.get(previous.size)
+            if path is None:
+                raise refuse(
+                    f"carries no consistency proof from size {previous.size} (the checkpoint "
+                    f"stored here) to {media.size}", "tlog.consistency", proofs_file,
+                    "import the exports in between first, or export again: the appliance "
+                    "includes proofs from the checkpoints of its recent exports")
+            try:
+                verify_consistency(previous.size, media.size, path, previous.root_hash,
+                                   media.root_hash)
+            except LogProofError as exc:
+                raise refuse(f"the log forked: last seen here {previous.describe()}, this media "
+                             f"{media.describe()} ({exc.detail})", "tlog.fork", proofs_file,
+                             evidence) from None
+
+    # every action bundle's entries, in the media's checkpoint
+    count = 1
+    for bundle in actions:
+        if not bundle.entries:
+            raise refuse(f"carries no entry of log {origin}", "tlog.entry", bundle.subject,
+                         "sign the action again on an appliance whose log is on, and export")
+        for item in bundle.entries:
+            _verified_entry(item, bundle, trust)
+            if item.log_index >= media.size:
+                raise refuse(f"entry {item.log_index} is not below the media's checkpoint "
+                             f"({media.describe()})", "tlog.inclusion", bundle.subject)
+            path = proofs.inclusion.get(item.log_index)
+            if path is None:
+                raise refuse(f"carries no inclusion proof for entry {item.log_index}",
+                             "tlog.inclusion", proofs_file)
+            try:
+                verify_inclusion(leaf_hash(item.body), item.log_index, media.size, path,
+                                 media.root_hash)
+            except LogProofError as exc:
+                raise refuse(f"entry {item.log_index} ({bundle.subject}): {exc.detail}",
+                             "tlog.inclusion", proofs_file) from None
+            count += 1
+    return VerifiedLog(media, final, entry.proof.checkpoint, witnessed, count)
+
+
+def _verified_entry(entry: TlogEntry, bundle: BundleEntries, trust: LogTrust) -> Checkpoint:
+    """SET, own checkpoint and inclusion proof, and that the entry records one of the bundle's
+    signatures over its digest."""
+    try:
+        checkpoint = verify_tlog_entry(entry, log_key=trust.public_key, name=trust.origin,
+                                       origin=trust.origin, signed=None)
+        errors: list[LogProofError] = []
+        for signed in bundle.signed:
+            try:
+                _body_matches(entry, signed)
+                break
+            except LogProofError as exc:
+                errors.append(exc)
+        else:
+            raise errors[0] if errors else LogProofError("the bundle holds no signature")
+    except LogProofError as exc:
+        raise LogProofError(f"log entry {entry.log_index}: {exc.detail}", subject=bundle.subject,
+                            check=exc.check, hint=_REDO) from None
+    assert checkpoint is not None
+    return checkpoint
