@@ -213,6 +213,7 @@ def export_to_media(
             )
             log.info("export %s: sequence %d reserved for key %s", header.export_id,
                      header.sequence, record.fingerprint[:16])
+            tlog.anchor_audit()  # the chain as it stood when this export began (audit_anchor)
             result: ExportResult = write_export(
                 target, to_export, header, sign, split_threshold=split_threshold,
                 on_progress=on_progress, allow_unknown_capacity=allow_unknown_capacity,

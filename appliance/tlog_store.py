@@ -478,3 +478,23 @@ class LogAppender:
         (index,), _ = self._log.append([new], self._log_signer(), now=now)
         self.logged.append(index)
         return with_tlog_entry(bundle_json, self._log.entry(index))
+
+    def anchor_audit(self) -> int | None:
+        """Append the audit chain's head as an anchor (:mod:`airseal.appliance.audit_anchor`),
+        signed by the log key; nothing when there is no log, no audit row, or the head is the
+        one anchored last. Returns the anchor's log index."""
+        if self._log is None:
+            return None
+        from airseal.appliance import audit_anchor
+
+        conn = self._db.conn
+        head = audit_anchor.current_head(conn)
+        if head is None or head == audit_anchor.last_anchored(conn):
+            return None
+        signer = self._log_signer()
+        body, subject = audit_anchor.anchor_entry(signer, self._home.appliance_id, head)
+        now = self._now or datetime.now(UTC)
+        (index,), _ = self._log.append([NewEntry(entries.HASHEDREKORD, body, subject)], signer,
+                                       now=now)
+        self.logged.append(index)
+        return index
