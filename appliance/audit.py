@@ -83,6 +83,8 @@ class ChainReport:
     entries: int
     head: str
     problems: tuple[ChainProblem, ...]
+    anchors: int = 0
+    """Anchors of the chain found in the transparency log (each checked against the chain)."""
 
     @property
     def ok(self) -> bool:
@@ -93,6 +95,7 @@ class ChainReport:
             "ok": self.ok,
             "entries": self.entries,
             "head": self.head,
+            "anchors": self.anchors,
             "problems": [{"seq": p.seq, "problem": p.problem} for p in self.problems],
         }
 
@@ -158,4 +161,20 @@ def verify_chain(home: Home, db: sqlite_utils.Database) -> ChainReport:
             problems.append(ChainProblem(0, "audit.head is missing"))
     except ValueError:
         problems.append(ChainProblem(0, "audit.head is damaged"))
-    return ChainReport(entries=count, head=head, problems=tuple(problems))
+    anchors = _check_anchors(home, db, problems)
+    return ChainReport(entries=count, head=head, problems=tuple(problems), anchors=anchors)
+
+
+def _check_anchors(home: Home, db: sqlite_utils.Database, problems: list[ChainProblem]) -> int:
+    """The chain against its anchors in the transparency log, when this appliance keeps one: a
+    rewrite that also replaced ``audit.head`` still differs from the heads the log recorded."""
+    from airseal.appliance.audit_anchor import check_anchors
+    from airseal.trustroot.keys import load_public_key
+
+    row = db.conn.execute("SELECT public_key_pem FROM log WHERE id = 1").fetchone()
+    if row is None:
+        return 0
+    key = load_public_key(row[0].encode(), subject="the log key")
+    count, found = check_anchors(db.conn, home.appliance_id, key)
+    problems.extend(ChainProblem(p.seq, p.problem) for p in found)
+    return count

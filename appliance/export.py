@@ -200,6 +200,9 @@ def export_to_media(
         with open_signer(home, record, prompter) as signer, \
                 LogAppender(home, db, prompter) as tlog, _scratch(home, tlog.enabled) as scratch:
 
+            # The anchor first: the media's proofs are made at the size after it, and the
+            # export statement must be the very next entry (media_log_files).
+            tlog.anchor_audit()  # the chain as it stood when this export began (audit_anchor)
             log_files = _log_files(home, tlog, db, to_export)
 
             def sign(statement: Statement) -> bytes:

@@ -239,7 +239,9 @@ class TransparencyLog:
         try:
             start = self.size
             leaf_hashes = [merkle.leaf_hash(e.body) for e in new]
-            sets = _sign_sets(signer, [e.body for e in new], integrated, start)
+            sets = _sign_sets(
+                signer, [e.body for e in new], integrated, start, self.info.log_id
+            )
             rows = [
                 (start + i, integrated, item.kind, item.body, leaf, set_sig, item.subject)
                 for i, (item, leaf, set_sig) in enumerate(zip(new, leaf_hashes, sets, strict=True))
@@ -267,32 +269,37 @@ class TransparencyLog:
         return list(range(start, size)), StoredCheckpoint(point, note, created)
 
     def _extend_tiles(self, start: int, leaf_hashes: list[bytes]) -> None:
-        """Add the new leaves to the level-0 tiles and carry every completed tile upwards."""
-        pending = leaf_hashes
+        """Add the new leaves to the level-0 tiles and carry every completed tile upwards.
+
+        Once per batch: each tile the batch touches is read (the partial one it starts in),
+        rebuilt and written once with its inner levels; a completed tile's hash for the level
+        above is the top of those inner levels, not hashed again."""
+        pending = b"".join(leaf_hashes)
         level, count = 0, start  # count = hashes already stored at this tile level
+        full = tiles.TILE_WIDTH * HASH
+        top = tiles.INNER_OFFSETS[-1] * HASH  # the two level-7 nodes of a tile's inner levels
         while pending:
-            dirty: dict[int, bytearray] = {}
-            completed: list[bytes] = []
             index, width = divmod(count, tiles.TILE_WIDTH)
-            current = bytearray(self.read_tile(level, index)) if width else bytearray()
+            current = self.read_tile(level, index) if width else b""
             if len(current) != width * HASH:
                 raise LogInconsistent(
                     f"tile {tiles.tile_path(level, index)} holds {len(current) // HASH} hashes, "
                     f"expected {width}"
                 )
-            for h in pending:
-                current += h
-                dirty[index] = current
-                if len(current) == tiles.TILE_WIDTH * HASH:
-                    completed.append(tiles.subtree_of_hashes(
-                        [bytes(current[i : i + HASH]) for i in range(0, len(current), HASH)]
-                    ))
-                    index, current = index + 1, bytearray()
+            data = current + pending
+            rows = []
+            completed = bytearray()
+            for at in range(0, len(data), full):
+                tile = data[at : at + full]
+                inner = tiles.inner_levels(tile)
+                rows.append((level, index + at // full, tile, inner))
+                if len(tile) == full:
+                    completed += merkle.node_hash(inner[top : top + HASH], inner[top + HASH :])
             self.conn.executemany(
                 "INSERT OR REPLACE INTO log_tiles (level, idx, hashes, inner) VALUES (?, ?, ?, ?)",
-                [(level, i, bytes(b), tiles.inner_levels(bytes(b))) for i, b in dirty.items()],
+                rows,
             )
-            pending = completed
+            pending = bytes(completed)
             count = count // tiles.TILE_WIDTH
             level += 1
 
@@ -397,12 +404,16 @@ def trusted_root_json(info: LogInfo) -> bytes:
 PARALLEL_SETS_FROM = 64
 
 
-def _sign_sets(signer: Signer, bodies: list[bytes], integrated: int, start: int) -> list[bytes]:
+def _sign_sets(
+    signer: Signer, bodies: list[bytes], integrated: int, start: int, log_id: bytes
+) -> list[bytes]:
     """One SET per entry. A file key signs a large batch on every core (OpenSSL releases the GIL
     while signing); a hardware token signs one at a time, as its session requires."""
 
     def one(offset: int) -> bytes:
-        return entries.sign_set(signer, bodies[offset], integrated, start + offset)
+        return entries.sign_set(
+            signer, bodies[offset], integrated, start + offset, log_id_bytes=log_id
+        )
 
     workers = min(os.cpu_count() or 1, 8)
     if workers < 2 or len(bodies) < PARALLEL_SETS_FROM or not isinstance(signer, PrivateKeySigner):
@@ -504,6 +515,26 @@ class LogAppender:
         (index,), _ = self._log.append([new], self._log_signer(), now=now)
         self.logged.append(index)
         return with_tlog_entry(bundle_json, self._log.entry(index))
+
+    def anchor_audit(self) -> int | None:
+        """Append the audit chain's head as an anchor (:mod:`airseal.appliance.audit_anchor`),
+        signed by the log key; nothing when there is no log, no audit row, or the head is the
+        one anchored last. Returns the anchor's log index."""
+        if self._log is None:
+            return None
+        from airseal.appliance import audit_anchor
+
+        conn = self._db.conn
+        head = audit_anchor.current_head(conn)
+        if head is None or head == audit_anchor.last_anchored(conn):
+            return None
+        signer = self._log_signer()
+        body, subject = audit_anchor.anchor_entry(signer, self._home.appliance_id, head)
+        now = self._now or datetime.now(UTC)
+        (index,), _ = self._log.append([NewEntry(entries.HASHEDREKORD, body, subject)], signer,
+                                       now=now)
+        self.logged.append(index)
+        return index
 
 
 EXPORT_SUBJECT = "export statement"

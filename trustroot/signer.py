@@ -51,10 +51,13 @@ class PrivateKeySigner:
     def __init__(self, private_key: PrivateKey) -> None:
         self._key = private_key
         self._algorithm = key_algorithm(private_key)
+        self._public_key = private_key.public_key()  # derived once: the key never changes
+        self._ecdsa_sha256 = ec.ECDSA(hashes.SHA256())
+        self._ec_key = private_key if isinstance(private_key, ec.EllipticCurvePrivateKey) else None
 
     @property
     def public_key(self) -> PublicKey:
-        return self._key.public_key()
+        return self._public_key
 
     @property
     def algorithm(self) -> KeyAlgorithm:
@@ -69,6 +72,10 @@ class PrivateKeySigner:
         raise UnsupportedAlgorithm("Ed25519 signs the content itself, not a digest")
 
     def sign_message(self, message: bytes) -> bytes:
+        if self._ec_key is not None:
+            # the same ECDSA-SHA256 signature as sign_digest(sha256(message)), hashed by OpenSSL
+            # in one call (the log signs one SET per entry: this is most of an append)
+            return self._ec_key.sign(message, self._ecdsa_sha256)
         if isinstance(self._key, ed25519.Ed25519PrivateKey):
             return self._key.sign(message)
         return self.sign_digest(hashlib.sha256(message).digest())

@@ -192,6 +192,15 @@ PALETTE: tuple[PaletteCommand, ...] = (
         "Receipts: rescan media", "Look for mounted removable media", "receipts", ("rescan",)
     ),
     PaletteCommand("Filter the audit log", "By action, subject or actor", "audit", ("filter",)),
+    PaletteCommand(
+        "Search the transparency log", "By digest, action id, subject or index", "log", ("search",)
+    ),
+    PaletteCommand(
+        "Verify the transparency log",
+        "Recompute every entry, tile and the latest checkpoint",
+        "log",
+        ("verify",),
+    ),
 )
 
 

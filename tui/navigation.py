@@ -27,5 +27,6 @@ PLACES: tuple[Place, ...] = (
     ),
     Place("receipts", "Receipts", "7", "airseal.tui.screens.receipts", "ReceiptsScreen"),
     Place("audit", "Audit", "8", "airseal.tui.screens.audit", "AuditScreen"),
+    Place("log", "Log", "9", "airseal.tui.screens.log", "LogScreen"),
 )
 PLACE_BY_MODE = {p.mode: p for p in PLACES}

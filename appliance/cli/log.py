@@ -64,6 +64,19 @@ def log_verify(as_json: bool) -> None:
 
 
 @examples(
+    'airseal log anchor',
+    'airseal log anchor --json',
+)
+@log_group.command(name="anchor")
+@json_option
+def log_anchor(as_json: bool) -> None:
+    """Append the audit chain's head to the log (every export also does), so that `audit
+    verify` and `log verify` catch a chain rewritten below it."""
+    anchor = open_appliance().log_anchor()
+    _show(anchor.to_json() if as_json else None, anchor.describe())
+
+
+@examples(
     'airseal log get 0',
 )
 @log_group.command(name="get")

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from airseal.appliance.home import Home
+    from airseal.appliance.log_view import LogOverview
     from airseal.appliance.prompts import Prompter
     from airseal.appliance.sigstore_roots import TrustedRootInUse
 
@@ -35,6 +36,8 @@ class LogStatus:
     checkpoint: str
     created: str
     verified: bool = False
+    audit_anchors: int | None = None
+    """``log verify``: anchors of the audit chain found, each checked against the chain."""
 
     def describe(self) -> list[str]:
         lines = [
@@ -44,6 +47,8 @@ class LogStatus:
         ]
         if self.verified:
             lines.append("  verified: every entry, tile and the latest checkpoint agree")
+        if self.audit_anchors is not None:
+            lines.append(f"  audit chain anchors: {self.audit_anchors}, all match the chain")
         return lines
 
     def to_json(self) -> dict[str, Any]:
@@ -57,7 +62,30 @@ class LogStatus:
             "checkpoint": self.checkpoint,
             "created": self.created,
             "verified": self.verified,
+            **({} if self.audit_anchors is None else {"auditAnchors": self.audit_anchors}),
         }
+
+
+@dataclass(frozen=True)
+class AuditAnchor:
+    """``airseal log anchor``: the audit chain's head, and the log entry that anchors it."""
+
+    seq: int
+    head: str
+    log_index: int | None
+    """``None``: that head was anchored already (nothing appended)."""
+
+    def describe(self) -> list[str]:
+        if self.seq == 0:
+            return ["The audit chain is empty: nothing to anchor."]
+        if self.log_index is None:
+            return [f"Audit row {self.seq} (head {self.head[:16]}) is anchored already."]
+        return [f"Anchored audit row {self.seq} (head {self.head[:16]}) as log entry "
+                f"{self.log_index}."]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schemaVersion": 1, "seq": self.seq, "head": self.head,
+                "logIndex": self.log_index, "anchored": self.log_index is not None}
 
 
 @dataclass(frozen=True)
@@ -151,10 +179,44 @@ class TransparencyLogMethods:
     def log_status(self) -> LogStatus:
         return self._status()
 
+    def log_overview(self, *, search: str = "", limit: int = 500) -> LogOverview:
+        """Size, latest checkpoint, witnesses and the newest entries matching ``search`` (a
+        digest or its prefix, an action id, a subject word, an index); no log: ``exists`` is
+        false (not an error, so a screen can say so)."""
+        from airseal.appliance.log_view import log_overview
+
+        return log_overview(self.db.conn, search=search, limit=limit)
+
     def log_verify(self) -> LogStatus:
         """Recompute the whole tree from the entries and check the latest checkpoint."""
-        self._log().verify()
-        return self._status(verified=True)
+        from airseal.appliance.audit_anchor import check_anchors
+        from airseal.appliance.tlog_store import LogInconsistent
+
+        log = self._log()
+        log.verify()
+        count, problems = check_anchors(self.db.conn, self.home.appliance_id, log.info.public_key)
+        if problems:
+            raise LogInconsistent(
+                "the audit chain does not match its anchors in the log: "
+                + "; ".join(p.problem for p in problems),
+                hint="`airseal audit verify` names the rows; keep the log and the database "
+                "as evidence",
+            )
+        status = self._status(verified=True)
+        return LogStatus(**{**status.__dict__, "audit_anchors": count})
+
+    def log_anchor(self) -> AuditAnchor:
+        """Append the audit chain's head to the log now (exports do it by themselves)."""
+        from airseal.appliance.audit_anchor import current_head
+        from airseal.appliance.tlog_store import LogAppender
+
+        self._log()  # no log: the NoLog error, before any key is opened
+        with LogAppender(self.home, self.db, self.prompter, now=self.now()) as appender:
+            index = appender.anchor_audit()
+        head = current_head(self.db.conn)
+        if head is None:
+            return AuditAnchor(0, "", None)
+        return AuditAnchor(head.seq, head.hash, index)
 
     def log_get(self, index: int) -> dict[str, Any]:
         """Entry ``index`` as a ``tlogEntries`` item, proved against the latest checkpoint."""

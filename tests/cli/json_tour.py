@@ -124,6 +124,7 @@ def tour(base: Path) -> dict[str, Any]:
                                    "--bundle", str(base / "logged.sigstore.json")], env)
     airseal("airseal log status")
     airseal("airseal log prove", "--index", "0")
+    airseal("airseal log anchor")
     airseal("airseal log verify")
     # the site TUF repository and its distributor policy (file keys: all on hand, signed at once)
     for name in ("r1", "r2", "r3", "online"):

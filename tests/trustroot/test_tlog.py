@@ -299,6 +299,20 @@ def test_set_payload_matches_rekor_canonical_form() -> None:
     )
 
 
+@pytest.mark.parametrize("curve", [ec.SECP256R1(), ec.SECP384R1()], ids=["p256", "p384"])
+def test_a_set_signed_in_one_call_verifies_as_a_digest_signature(curve: ec.EllipticCurve) -> None:
+    """The append path signs SETs with ECDSA-SHA256 in one OpenSSL call and passes the log id
+    in: the same signature a signer of SHA-256 digests makes, over the same payload."""
+    from airseal.trustroot.keys import verify_digest
+
+    signer = PrivateKeySigner(ec.generate_private_key(curve))
+    lid = entries.log_id(signer.public_key)
+    sig = entries.sign_set(signer, b"{}", 12, 3, log_id_bytes=lid)
+    payload = entries.set_payload(b"{}", 12, lid, 3)
+    verify_digest(signer.public_key, sig, hashlib.sha256(payload).digest())
+    assert signer.public_key is signer.public_key  # derived once
+
+
 def test_checkpoint_advance_refuses_fork_shrink_and_another_log() -> None:
     from airseal.trustroot.tlog.witness_state import advance_checkpoint
 

@@ -298,15 +298,16 @@ async def settle(pilot: Any, rounds: int = 3, timeout: float = 30.0) -> None:
 
     A worker waiting for an answer in a secret dialog cannot finish until the dialog is
     answered: while one is open, only the messages are let through."""
-    from textual.worker import WorkerFailed
+    from textual.worker import WorkerCancelled, WorkerFailed
 
     from airseal.tui.widgets.dialogs import SecretDialog
 
     for _ in range(rounds):
         busy = any(not worker.is_finished for worker in pilot.app.workers)
         if busy and not isinstance(pilot.app.screen, SecretDialog):
-            # a failed worker is shown to the operator by its screen; tests look at that
-            with contextlib.suppress(WorkerFailed):
+            # a failed worker is shown to the operator by its screen; tests look at that. A
+            # cancelled one was replaced by a newer one of its group (exclusive), awaited next
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
                 await asyncio.wait_for(pilot.app.workers.wait_for_complete(), timeout)
         await pilot.pause()
         if not busy and not any(not worker.is_finished for worker in pilot.app.workers):

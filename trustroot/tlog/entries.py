@@ -96,10 +96,14 @@ def set_payload(body: bytes, integrated_time: int, log_id_bytes: bytes, log_inde
     ).encode("ascii")
 
 
-def sign_set(signer: Signer, body: bytes, integrated_time: int, log_index: int) -> bytes:
-    return signer.sign_message(
-        set_payload(body, integrated_time, log_id(signer.public_key), log_index)
-    )
+def sign_set(
+    signer: Signer, body: bytes, integrated_time: int, log_index: int,
+    *, log_id_bytes: bytes | None = None,
+) -> bytes:
+    """The SET of one entry. ``log_id_bytes`` (the signer's :func:`log_id`) may be passed by a
+    caller signing many entries with one key: deriving it serialises the key every time."""
+    lid = log_id(signer.public_key) if log_id_bytes is None else log_id_bytes
+    return signer.sign_message(set_payload(body, integrated_time, lid, log_index))
 
 
 @dataclass(frozen=True)
