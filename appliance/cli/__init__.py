@@ -40,6 +40,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "site": "airseal.appliance.cli.site",
     "distributor": "airseal.appliance.cli.site",
     "log": "airseal.appliance.cli.log",
+    "backup": "airseal.appliance.cli.backup",
+    "restore": "airseal.appliance.cli.backup",
     # The TUI is a front end beside this CLI: found by name like every subcommand, so that the
     # appliance never imports it (import contract) and `airseal <command>` never loads Textual.
     "tui": "airseal.tui.command",
