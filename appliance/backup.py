@@ -975,11 +975,12 @@ def _check_medium_root(stage: Path, medium: MediumFacts) -> None:
 def plan_sequences(
     facts: _DatabaseFacts, media: list[MediumFacts], gap: int | None
 ) -> SequencePlan:
-    """Each key continues after max(backup, newest medium) + gap.
+    """The last sequence each key is treated as having used, so that none is ever reused.
 
-    With neither media nor a gap the plan is refused: the backup alone cannot know what was
-    exported after it. With media but no gap, every key that could have exported (not retired)
-    must be covered by a medium, or the plan is refused naming the keys.
+    A key whose newest export medium is given continues right after max(backup, medium): the
+    signed statement on the medium is the evidence. Every other key that could have exported
+    since the backup (any key not retired) skips ``gap`` numbers; without a gap such a key
+    refuses the restore, naming it. With neither media nor a gap nothing is known: refused.
     """
     if gap is None and not media:
         raise UsageError(
@@ -990,23 +991,18 @@ def plan_sequences(
     seen: dict[str, int] = {}
     for medium in media:
         seen[medium.key_fingerprint] = max(seen.get(medium.key_fingerprint, 0), medium.sequence)
-    if gap is None:
-        uncovered = sorted(
-            key["name"] for fp, key in facts.keys.items()
-            if fp not in seen and not key["reference"].get("retired")
+    active = {fp for fp, key in facts.keys.items() if not key["reference"].get("retired")}
+    uncovered = (set(facts.sequences) | active) - set(seen)
+    if gap is None and uncovered:
+        names = sorted(facts.keys[fp]["name"] if fp in facts.keys else fp[:16] for fp in uncovered)
+        raise SequencePlanRefused(
+            f"no medium shows the newest export of key(s) {', '.join(names)}, which may have "
+            "exported after the backup",
+            hint="bring their newest media too, or add --sequence-gap N for the keys no medium "
+                 "covers",
         )
-        if uncovered:
-            raise SequencePlanRefused(
-                f"no medium shows the sequence of key(s) {', '.join(uncovered)}, which may have "
-                "exported after the backup",
-                hint="bring their newest media too, or add --sequence-gap N",
-            )
-    fingerprints = set(facts.sequences) | set(seen) | {
-        fp for fp, key in facts.keys.items() if not key["reference"].get("retired")
-    }
-    after = {
-        fp: max(facts.sequences.get(fp, 0), seen.get(fp, 0)) + (gap or 0) for fp in fingerprints
-    }
+    after = {fp: max(facts.sequences.get(fp, 0), last) for fp, last in seen.items()}
+    after.update({fp: facts.sequences.get(fp, 0) + (gap or 0) for fp in uncovered})
     return SequencePlan(dict(facts.sequences), after, gap or 0, tuple(media))
 
 

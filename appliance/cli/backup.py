@@ -98,8 +98,7 @@ def backup_verify(directory: Path, expect_key: str | None, as_json: bool) -> Non
               help="The newest export media this appliance wrote (repeatable): each key's "
                    "sequence continues after theirs.")
 @click.option("--sequence-gap", type=click.IntRange(1, 1_000_000_000),
-              help="Skip this many export sequence numbers for every key (needed when no "
-                   "--media shows a key's newest export).")
+              help="Skip this many export sequence numbers for each key no --media covers.")
 @json_option
 def restore_command(directory: Path, home_dir: Path | None, expect_key: str | None,
                     media_dirs: tuple[Path, ...], sequence_gap: int | None,
