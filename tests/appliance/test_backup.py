@@ -324,3 +324,27 @@ def test_age_alone_decrypts_a_backup(site: Site, tmp_path: Path) -> None:
             listed[member.name] = hashlib.sha256(handle.read()).hexdigest()
     assert listed == {f["path"]: f["sha256"] for f in manifest["files"]}
     assert manifest["recipients"][1] == recipient
+
+
+def test_the_command_line_refuses_before_it_asks_for_anything(
+    site: Site, tmp_path: Path, airseal  # type: ignore[no-untyped-def]
+) -> None:
+    """Exit codes of `airseal restore` and `backup verify`: usage 2, unconfirmed signer 1, a
+    home that is not empty 3; nothing is written, and no passphrase is needed to get there."""
+    target = tmp_path / "new"
+    unknown = airseal("restore", str(site.backup), "--home", str(target),
+                      "--expect-key", site.fingerprint, password=None)
+    assert unknown.code == 2 and "--sequence-gap" in unknown.stderr
+    unconfirmed = airseal("restore", str(site.backup), "--home", str(target),
+                          "--sequence-gap", "10", password=None)
+    assert unconfirmed.code == 1 and site.fingerprint in unconfirmed.stderr
+    assert "--expect-key" in unconfirmed.stderr
+    occupied = airseal("restore", str(site.backup), "--home", str(site.home.root),
+                       "--expect-key", site.fingerprint, "--sequence-gap", "10", "--json",
+                       password=None)
+    assert occupied.code == 3 and "not empty" in occupied.stdout + occupied.stderr
+    assert not target.exists()
+    verified = airseal("backup", "verify", str(site.backup), "--json", password=None)
+    assert verified.code == 1 and "nothing here confirms" in verified.stdout + verified.stderr
+    options = airseal("backup", "--to", str(tmp_path / "b"), "verify", str(site.backup))
+    assert options.code == 2
