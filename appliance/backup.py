@@ -281,7 +281,11 @@ def backup_password(prompter: Prompter, *, confirm: bool) -> str:
     """``AIRSEAL_BACKUP_PASSWORD``, else a hidden prompt; never an argument."""
     value = os.environ.get(PASSWORD_ENV)
     if value is None:
-        value = prompter.secret("Backup passphrase", confirm=confirm)
+        try:
+            value = prompter.secret("Backup passphrase", confirm=confirm)
+        except PasswordError as exc:
+            raise PasswordError(exc.detail, hint=f"set {PASSWORD_ENV} in the environment "
+                                                 "(never on the command line)") from None
     if confirm and len(value) < MIN_PASSWORD_CHARS:
         raise PasswordError(
             f"a backup passphrase needs at least {MIN_PASSWORD_CHARS} characters",
@@ -722,7 +726,12 @@ def _decrypt_and_unpack(directory: Path, manifest: Manifest, identity: Any, stag
                                         check="backup.contents")
                 content = tar.extractfile(member)
                 assert content is not None
-                _write_checked(content, stage / member.name, item)
+                try:
+                    _write_checked(content, stage / member.name, item)
+                except OSError as exc:  # a path that is both a file and a folder, say
+                    raise BackupRefused(f"{member.name} cannot be unpacked ({exc.strerror})",
+                                        subject=str(directory / ARCHIVE_NAME),
+                                        check="backup.contents") from None
                 seen.add(member.name)
     except tarfile.TarError as exc:
         raise BackupRefused(f"the archive is not a readable tar ({exc})",

@@ -348,3 +348,48 @@ def test_the_command_line_refuses_before_it_asks_for_anything(
     assert verified.code == 1 and "nothing here confirms" in verified.stdout + verified.stderr
     options = airseal("backup", "--to", str(tmp_path / "b"), "verify", str(site.backup))
     assert options.code == 2
+
+
+def _forge_archive(site: Site, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
+    """An insider with the passphrase and the signing key swaps in a hostile tar."""
+    import pyrage
+    from pyrage import passphrase, x25519
+
+    identity = x25519.Identity.from_str(passphrase.decrypt(
+        (site.backup / IDENTITY_NAME).read_bytes(), BACKUP_PASSWORD).decode().strip())
+    plain = io.BytesIO()
+    with tarfile.open(fileobj=plain, mode="w") as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = pyrage.encrypt(plain.getvalue(), [identity.to_public()])
+    (site.backup / ARCHIVE_NAME).write_bytes(archive)
+    _resign(site, lambda m: m["archive"].update(size=len(archive),
+                                                sha256=hashlib.sha256(archive).hexdigest()))
+
+
+def _link(name: str, target: str) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.SYMTYPE, target
+    return info
+
+
+HOSTILE_TARS = {
+    "path traversal": [(tarfile.TarInfo("../../escaped"), b"x")],
+    "absolute path": [(tarfile.TarInfo("/tmp/escaped"), b"x")],
+    "symlink as a listed file": [(_link("config.json", "/etc/passwd"), b"")],
+}
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_TARS, ids=list(HOSTILE_TARS))
+def test_a_hostile_archive_is_refused_and_nothing_escapes(
+    site: Site, tmp_path: Path, hostile: str
+) -> None:
+    _forge_archive(site, HOSTILE_TARS[hostile])
+    target = tmp_path / "deep" / "new" / "home"
+    target.parent.mkdir(parents=True)
+    with pytest.raises(BackupRefused, match="does not list") as refused:
+        _restore(site, target)
+    assert refused.value.check == "backup.contents"
+    _nothing_written(target)
+    assert not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()
