@@ -425,6 +425,7 @@ def create_backup(
     extra = parse_recipients(recipients)
     password = backup_password(prompter, confirm=True)
     now = now or datetime.now(UTC)
+    _remove_leftovers(home.root, ".backup-")
     stage = _private_dir(home.root, ".backup-")
     try:
         _snapshot(home, stage)
@@ -823,8 +824,16 @@ def _check_staged_home(stage: Path, manifest: Manifest) -> _DatabaseFacts:
     return facts
 
 
+def _remove_leftovers(parent: Path, prefix: str) -> None:
+    """Staging folders a crash left behind (they hold a decrypted home): ours by name."""
+    for leftover in parent.glob(f"{prefix}*"):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
 @contextmanager
 def _staging(parent: Path, prefix: str) -> Iterator[Path]:
+    _remove_leftovers(parent, prefix)
     stage = _private_dir(parent, prefix)
     try:
         yield stage

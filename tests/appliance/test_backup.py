@@ -131,7 +131,10 @@ def _restore(site: Site, target: Path, **kwargs):  # type: ignore[no-untyped-def
 
 def test_round_trip_restores_the_home_and_continues_it(site: Site, tmp_path: Path) -> None:
     target = tmp_path / "new" / "home"
+    crashed = tmp_path / "new" / ".home.restore-crashed"  # a power cut during an earlier restore
+    (crashed / "keys").mkdir(parents=True)
     result = _restore(site, target)
+    assert [p.name for p in target.parent.iterdir()] == ["home"]
 
     for rel in ("config.json", "keys/ops.key", *[f"store/{p.name}" for p in
                                                   (site.home.root / "store").iterdir()]):
@@ -346,8 +349,6 @@ def test_the_command_line_refuses_before_it_asks_for_anything(
     assert not target.exists()
     verified = airseal("backup", "verify", str(site.backup), "--json", password=None)
     assert verified.code == 1 and "nothing here confirms" in verified.stdout + verified.stderr
-    options = airseal("backup", "--to", str(tmp_path / "b"), "verify", str(site.backup))
-    assert options.code == 2
 
 
 def _forge_archive(site: Site, members: list[tuple[tarfile.TarInfo, bytes]]) -> None:
