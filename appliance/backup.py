@@ -507,6 +507,13 @@ def create_backup(
         write_atomic(target / BUNDLE_NAME, bundle, mode=0o600)  # the commit point
         with suppress(OSError):
             fsync_dir(target)
+    except BaseException:
+        # the folder was empty: whatever carries a backup file's name is ours, and half a backup
+        # is worse than none (a wrong key password, a full stick, Ctrl-C)
+        for name in (*BACKUP_FILES, f".{ARCHIVE_NAME}.tmp"):
+            with suppress(OSError):
+                (target / name).unlink()
+        raise
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     audit.record(home, db, "backup", str(target), {

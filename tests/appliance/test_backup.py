@@ -409,3 +409,19 @@ def test_a_hostile_archive_is_refused_and_nothing_escapes(
     assert refused.value.check == "backup.contents"
     _nothing_written(target)
     assert not (tmp_path / "escaped").exists() and not Path("/tmp/escaped").exists()
+
+
+def test_a_backup_that_fails_half_way_leaves_no_half_backup(site: Site, tmp_path: Path) -> None:
+    class WrongKeyPassword(Prompter):
+        def secret(self, prompt: str, *, confirm: bool = False) -> str:
+            return BACKUP_PASSWORD if prompt.startswith("Backup") else "not the key password"
+
+    from airseal.trustroot.errors import WrongPassword
+
+    target = tmp_path / "b"
+    db = open_database(site.home)
+    with pytest.raises(WrongPassword):  # the archive is written, then signing fails
+        create_backup(site.home, db, target, "ops", WrongKeyPassword())
+    db.close()
+    assert list(target.iterdir()) == []
+    assert not list(site.home.root.glob(".backup-*"))
