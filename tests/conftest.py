@@ -19,7 +19,8 @@ def _isolated_environment(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("homes")
     monkeypatch.setenv("AIRSEAL_HOME", str(base / "appliance"))
     monkeypatch.setenv("AIRSEAL_AGENT_HOME", str(base / "agent"))
-    for name in ("COSIGN_PASSWORD", "AIRSEAL_PIN", "AIRSEAL_PUK", "AIRSEAL_NEW_PIN"):
+    for name in ("COSIGN_PASSWORD", "AIRSEAL_PIN", "AIRSEAL_PUK", "AIRSEAL_NEW_PIN",
+                 "AIRSEAL_BACKUP_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 
 

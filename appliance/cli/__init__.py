@@ -42,6 +42,8 @@ _COMMAND_MODULES: dict[str, str] = {
     "log": "airseal.appliance.cli.log",
     "evidence": "airseal.appliance.cli.evidence",
     "witness": "airseal.appliance.cli.witness",
+    "backup": "airseal.appliance.cli.backup",
+    "restore": "airseal.appliance.cli.backup",
     # The TUI is a front end beside this CLI: found by name like every subcommand, so that the
     # appliance never imports it (import contract) and `airseal <command>` never loads Textual.
     "tui": "airseal.tui.command",

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from airseal.appliance.service.backup import BackupUseCases
 from airseal.appliance.service.log import TransparencyLogMethods, WitnessExchangeMethods
 from airseal.appliance.service.options import ApplianceOptions
 from airseal.appliance.service.results import (
@@ -91,7 +92,7 @@ class NoPrompter:
         """Nothing to tell: no one is listening."""
 
 
-class Appliance(SiteUseCases, TransparencyLogMethods, WitnessExchangeMethods):
+class Appliance(SiteUseCases, TransparencyLogMethods, WitnessExchangeMethods, BackupUseCases):
     """The operator's appliance at ``root`` (default: ``$AIRSEAL_HOME`` or the platform's)."""
 
     def __init__(

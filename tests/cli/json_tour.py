@@ -150,6 +150,13 @@ def tour(base: Path) -> dict[str, Any]:
     # the endpoint stops trusting: one pinned key, then everything
     agent("airseal-agent distrust", identity_of_ops(pub))
     agent("airseal-agent unenroll")
+    # backup and restore (docs/backup.md): signed by ops, restored on a fresh home
+    env["AIRSEAL_BACKUP_PASSWORD"] = PASSWORD
+    made = airseal("airseal backup", "--to", str(base / "backup"), "--key", "ops")
+    airseal("airseal backup verify", str(base / "backup"))
+    airseal("airseal restore", str(base / "backup"), "--home", str(base / "restored"),
+            "--expect-key", made["signerFingerprint"], "--sequence-gap", "100")
+    del env["AIRSEAL_BACKUP_PASSWORD"]
     # a failure: the error object
     airseal("airseal verify-blob", str(base / "usb" / "airseal" / "export.sigstore.json"),
             "--key", "ops", "--signature", str(sig), expect=1)
