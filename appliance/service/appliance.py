@@ -22,6 +22,7 @@ from airseal.appliance.service.results import (
     AuditRow,
     Initialised,
     MediaCheck,
+    MediaRepair,
     SettingView,
     TokenTable,
 )
@@ -632,6 +633,12 @@ class Appliance(SiteUseCases, TransparencyLogMethods):
         if on_progress is None:
             return MediaCheck(check_media(mount, now=self.now()))
         return MediaCheck(check_media(mount, now=self.now(), on_progress=on_progress))
+
+    def repair_media(self, mount: Path) -> MediaRepair:
+        """Repair the media from its PAR2 repair data, then the courier's check."""
+        from airseal.media.parity import repair_media
+
+        return MediaRepair(repair_media(mount, now=self.now()))
 
     # -- receipts ---------------------------------------------------------------------------
 
