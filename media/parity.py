@@ -1,9 +1,16 @@
 """PAR2 repair data beside an export, and repairing damaged media with it (media-format.md, 12).
 
 An export may carry Reed-Solomon parity in ``<mount>/airseal-repair/``, written by Debian's
-``par2`` (par2cmdline) from the files as they sit on the media once the export is committed: the
-statement, the action bundles, the payloads or their parts and the site files. PAR2 is a public,
-well-kept format, so a courier with no Airseal installed can run ``par2 repair`` too.
+``par2`` (par2cmdline), in two PAR2 sets. PAR2 is a public, well-kept format, so a courier with
+no Airseal installed can run ``par2 repair`` too.
+
+- ``payloads.par2``: the whole (unsplit) payloads. par2 computes it on the second core *while*
+  the export writes and reads back, from the appliance's own copy of each payload (through a
+  private folder of links that gives each the name it has on the media). That is the same bytes
+  as on the media: the export only commits once the read-back of every payload byte from the
+  media matched the digest the action signed, and this set is only kept for a committed export.
+- ``airseal.par2``: everything else the statement lists (bundles, vendor files, site files,
+  payload parts) and the statement itself, from the files on the media, after the commit.
 
 Why the repair data may be unsigned, and sits outside ``airseal/``:
 
@@ -52,6 +59,9 @@ MAX_SOURCE_BLOCKS = 32768
 """par2cmdline's limit."""
 MAX_REPAIR_ENTRIES = 1000
 MAX_PERCENT = 100
+PAYLOADS_INDEX = "payloads.par2"
+INDEXES = (layout.REPAIR_INDEX, PAYLOADS_INDEX)
+"""The sets, in the order repair runs them (``payloads.par2`` is absent without whole payloads)."""
 
 _MAGIC = b"PAR2\x00PKT"
 _HEADER = struct.Struct("<8sQ16s16s16s")
@@ -136,9 +146,85 @@ def estimate_parity_files(sizes: Sequence[int], percent: int) -> list[tuple[str,
 
 @dataclass(frozen=True)
 class ParityResult:
-    plan: ParityPlan
+    sets: tuple[ParityPlan, ...]
     bytes: int
     seconds: float
+    """Time the export spent on repair data beyond its own work (waiting for par2)."""
+
+
+def _par2_create(
+    tool: str, base: Path, index: Path, names: Sequence[str], plan: ParityPlan, *extra: str
+) -> list[str]:
+    return [
+        tool, "c", "-q", "-q", f"-s{plan.block_size}", f"-c{plan.recovery_blocks}", "-n1", *extra,
+        "-B", str(base), str(index), "--", *names,
+    ]
+
+
+def _failed(code: int, output: str) -> MediaWriteError:
+    detail = output.strip().splitlines()
+    return MediaWriteError(
+        f"par2 could not create the repair data (exit {code}"
+        f"{': ' + detail[-1] if detail else ''})",
+        subject=layout.REPAIR_DIR,
+        hint="export again, or set export.parity-percent 0",
+    )
+
+
+class PayloadParity:
+    """par2 computing ``payloads.par2`` in the background while the export is written."""
+
+    def __init__(
+        self, process: subprocess.Popen[bytes], view: Path, out: Path, plan: ParityPlan
+    ) -> None:
+        self.process = process
+        self.view = view
+        self.out = out
+        self.plan = plan
+
+    @classmethod
+    def start(
+        cls,
+        tool: str,
+        payloads: Sequence[tuple[str, Path, int]],
+        percent: int,
+        out: Path,
+    ) -> PayloadParity | None:
+        """``payloads``: ``(path relative to airseal/, the appliance's copy, size)``; ``out``
+        is a folder on the media named like a staging folder (a leftover if interrupted)."""
+        import tempfile
+
+        payloads = [p for p in payloads if p[2] > 0]
+        if not payloads:
+            return None
+        plan = plan_parity([size for _, _, size in payloads], percent)
+        view = Path(tempfile.mkdtemp(prefix="airseal-parity-"))
+        names = []
+        for relative, source, _ in payloads:
+            name = layout.on_mount(relative)
+            (view / name).parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(os.path.abspath(source), view / name)
+            names.append(name)
+        os.mkdir(out)
+        argv = _par2_create(tool, view, out / PAYLOADS_INDEX, names, plan, "-t1")
+        process = subprocess.Popen(
+            argv, cwd=view, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        return cls(process, view, out, plan)
+
+    def wait(self) -> None:
+        try:
+            output, _ = self.process.communicate()
+        finally:
+            shutil.rmtree(self.view, ignore_errors=True)
+        if self.process.returncode != 0:
+            raise _failed(self.process.returncode, output.decode(errors="replace"))
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        self.process.wait()
+        shutil.rmtree(self.view, ignore_errors=True)
 
 
 def remove_parity(mount: Path) -> bool:
@@ -161,10 +247,15 @@ def remove_parity(mount: Path) -> bool:
 
 
 def create_parity(
-    mount: Path, files: Sequence[tuple[str, int]], percent: int, *, tool: str | None = None
+    mount: Path,
+    files: Sequence[tuple[str, int]],
+    percent: int,
+    *,
+    tool: str | None = None,
+    payloads: PayloadParity | None = None,
 ) -> ParityResult:
-    """Write a PAR2 set for ``files`` (paths relative to ``airseal/``, with sizes) into
-    ``<mount>/airseal-repair/``, reading them from the media itself."""
+    """Write ``airseal.par2`` for ``files`` (paths relative to ``airseal/``, with sizes), read
+    from the media, into ``<mount>/airseal-repair/``, beside the finished ``payloads`` set."""
     started = time.monotonic()
     tool = tool or par2_tool()
     mount = Path(os.path.abspath(mount))
@@ -174,21 +265,16 @@ def create_parity(
     folder = mount / layout.REPAIR_DIR
     try:
         os.mkdir(folder)
+        if payloads is not None:
+            for name in sorted(os.listdir(payloads.out)):
+                os.replace(payloads.out / name, folder / name)
+            os.rmdir(payloads.out)
     except OSError as exc:
         raise MediaWriteError(exc.strerror or str(exc), subject=layout.REPAIR_DIR) from None
-    argv = [
-        tool, "c", "-q", "-q", f"-s{plan.block_size}", f"-c{plan.recovery_blocks}", "-n1",
-        "-B", str(mount), str(folder / layout.REPAIR_INDEX), "--", *(p for p, _ in protected),
-    ]
+    argv = _par2_create(tool, mount, folder / layout.REPAIR_INDEX, [p for p, _ in protected], plan)
     done = subprocess.run(argv, cwd=mount, capture_output=True, text=True, check=False)
     if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()
-        raise MediaWriteError(
-            f"par2 could not create the repair data (exit {done.returncode}"
-            f"{': ' + detail[-1] if detail else ''})",
-            subject=layout.REPAIR_DIR,
-            hint="the export itself is complete; export again, or set export.parity-percent 0",
-        )
+        raise _failed(done.returncode, done.stderr or done.stdout)
     written = 0
     for entry in os.scandir(folder):
         fd = os.open(entry.path, os.O_RDONLY)
@@ -203,7 +289,8 @@ def create_parity(
             os.fsync(fd)
         finally:
             os.close(fd)
-    return ParityResult(plan, written, time.monotonic() - started)
+    sets = (plan,) if payloads is None else (payloads.plan, plan)
+    return ParityResult(sets, written, time.monotonic() - started)
 
 
 # -- repair --------------------------------------------------------------------------------------
@@ -215,13 +302,15 @@ class RepairSet:
 
     names: tuple[str, ...]
     """Paths relative to the mount, each under ``airseal/``."""
-    block_size: int
+    block_sizes: dict[str, int]
+    """Each index file present (``airseal.par2``, ``payloads.par2``) with its set's block size."""
     recovery_blocks: int
 
 
-def _packets(path: Path) -> list[tuple[bytes, bytes]]:
-    """Every ``(type, body)`` whose magic occurs in the file, at any offset (as par2 scans)."""
-    found: list[tuple[bytes, bytes]] = []
+def _packets(path: Path) -> list[tuple[bytes, bytes, bytes]]:
+    """Every ``(type, set id, body)`` whose magic occurs in the file, at any offset (as par2
+    scans); recovery packets' bodies are cut to their exponent."""
+    found: list[tuple[bytes, bytes, bytes]] = []
     with open(path, "rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         if size < _HEADER.size:
@@ -230,7 +319,7 @@ def _packets(path: Path) -> list[tuple[bytes, bytes]]:
             offset = data.find(_MAGIC)
             while offset != -1:
                 if offset + _HEADER.size <= size:
-                    _, length, _, _, kind = _HEADER.unpack_from(data, offset)
+                    _, length, _, set_id, kind = _HEADER.unpack_from(data, offset)
                     body_end = offset + length
                     if kind in _NAMED and (length > 64 * 1024 or body_end > size):
                         raise UnsafeRepairData(
@@ -238,9 +327,10 @@ def _packets(path: Path) -> list[tuple[bytes, bytes]]:
                             subject=f"{layout.REPAIR_DIR}/{path.name}",
                         )
                     if kind in (_MAIN, *_NAMED):
-                        found.append((kind, bytes(data[offset + _HEADER.size : body_end])))
+                        body = bytes(data[offset + _HEADER.size : body_end])
+                        found.append((kind, set_id, body))
                     elif kind == _RECOVERY:
-                        found.append((kind, bytes(data[offset + 64 : offset + 68])))
+                        found.append((kind, set_id, bytes(data[offset + 64 : offset + 68])))
                     elif kind not in _KNOWN:
                         raise UnsafeRepairData(
                             f"an unknown PAR2 packet type {kind!r}",
@@ -301,33 +391,34 @@ def read_repair_set(mount: Path) -> RepairSet:
     entries = sorted(os.scandir(folder), key=lambda e: e.name)
     if len(entries) > MAX_REPAIR_ENTRIES:
         raise UnsafeRepairData("holds too many entries", subject=layout.REPAIR_DIR)
-    if not any(e.name == layout.REPAIR_INDEX for e in entries):
+    indexes = [name for name in INDEXES if any(e.name == name for e in entries)]
+    if not indexes:
         raise NoRepairData(
-            f"there is no {layout.REPAIR_INDEX}", subject=layout.REPAIR_DIR
+            f"there is no {' or '.join(INDEXES)}", subject=layout.REPAIR_DIR
         )
     names: set[str] = set()
-    block_sizes: set[int] = set()
-    exponents: set[bytes] = set()
+    block_sizes: dict[str, int] = {}
+    recovery: set[tuple[bytes, bytes]] = set()
     for entry in entries:
         subject = f"{layout.REPAIR_DIR}/{entry.name}"
         if not stat.S_ISREG(os.lstat(entry.path).st_mode):
             raise UnsafeRepairData("is not a plain file", subject=subject)
-        for kind, body in _packets(Path(entry.path)):
+        for kind, set_id, body in _packets(Path(entry.path)):
             if kind in _NAMED:
                 offset = 56 if kind == _FILE_DESC else 16
                 names.add(_check_name(body[offset:], subject))
-            elif kind == _MAIN and len(body) >= 8:
-                block_sizes.add(struct.unpack_from("<Q", body)[0])
+            elif kind == _MAIN and len(body) >= 8 and entry.name in indexes:
+                block_sizes.setdefault(entry.name, struct.unpack_from("<Q", body)[0])
             elif kind == _RECOVERY:
-                exponents.add(body)
-    if not names or len(block_sizes) != 1:
-        raise UnsafeRepairData("is not one PAR2 set", subject=layout.REPAIR_DIR)
+                recovery.add((set_id, body))
+    if not names or set(block_sizes) != set(indexes):
+        raise UnsafeRepairData("is not a PAR2 set Airseal wrote", subject=layout.REPAIR_DIR)
     for name in sorted(names):
         _check_reached_safely(mount, name)
     for part in (layout.MEDIA_DIR, layout.REPAIR_DIR):
         if os.path.islink(mount / part):
             raise UnsafeRepairData("is a link", subject=part)
-    return RepairSet(tuple(sorted(names)), block_sizes.pop(), len(exponents))
+    return RepairSet(tuple(sorted(names)), block_sizes, len(recovery))
 
 
 FileState = Literal["found", "damaged", "missing"]
@@ -350,19 +441,18 @@ class RepairReport:
     outcome: Outcome
     mount: str
     block_size: int
+    """The largest block size of the sets."""
     recovery_blocks: int
     files: tuple[RepairedFile, ...]
     blocks_short: int
     """Recovery blocks missing to repair everything (0 unless beyond the limit)."""
+    bytes_short: int
+    """``blocks_short`` times each short set's block size: about how much is beyond repair."""
     check: CheckReport
 
     @property
     def ok(self) -> bool:
         return self.outcome != "beyond-limit" and self.check.ok
-
-    @property
-    def bytes_short(self) -> int:
-        return self.blocks_short * self.block_size
 
     def to_json_dict(self) -> dict[str, Any]:
         return {
@@ -434,26 +524,37 @@ def repair_media(
     repair_set = read_repair_set(root)
     tool = tool or par2_tool()
     before = _existing(root, repair_set.names)
-    index = root / layout.REPAIR_DIR / layout.REPAIR_INDEX
-    done = subprocess.run(
-        [tool, "r", "-q", "-B", str(root), "--", str(index)],
-        cwd=root, capture_output=True, text=True, check=False,
+    files: list[RepairedFile] = []
+    beyond = False
+    blocks_short = bytes_short = 0
+    try:
+        for name, block_size in repair_set.block_sizes.items():
+            index = root / layout.REPAIR_DIR / name
+            done = subprocess.run(
+                [tool, "r", "-q", "-B", str(root), "--", str(index)],
+                cwd=root, capture_output=True, text=True, check=False,
+            )
+            found, short = _parse_par2_output(done.stdout)
+            files += found
+            if done.returncode in (2, 4, 5):
+                beyond = True
+                blocks_short += max(short, 1)
+                bytes_short += max(short, 1) * block_size
+            elif done.returncode != 0:
+                lines = (done.stderr or done.stdout).strip().splitlines()
+                raise MediaIOError(
+                    f"par2 failed (exit {done.returncode}{': ' + lines[-1] if lines else ''})",
+                    subject=f"{layout.REPAIR_DIR}/{name}", check="parity",
+                )
+    finally:
+        _remove_backups(root, repair_set.names, before)
+    outcome: Outcome = (
+        "beyond-limit" if beyond
+        else "repaired" if any(f.state != "found" for f in files)
+        else "intact"
     )
-    files, short = _parse_par2_output(done.stdout)
-    if done.returncode == 0:
-        outcome: Outcome = "repaired" if any(f.state != "found" for f in files) else "intact"
-    elif done.returncode in (2, 4, 5):
-        outcome = "beyond-limit"
-        short = max(short, 1)
-    else:
-        lines = (done.stderr or done.stdout).strip().splitlines()
-        raise MediaIOError(
-            f"par2 failed (exit {done.returncode}{': ' + lines[-1] if lines else ''})",
-            subject=layout.REPAIR_DIR, check="parity",
-        )
-    _remove_backups(root, repair_set.names, before)
     return RepairReport(
-        outcome=outcome, mount=str(mount), block_size=repair_set.block_size,
-        recovery_blocks=repair_set.recovery_blocks, files=tuple(files), blocks_short=short,
-        check=check_media(root, now=now),
+        outcome=outcome, mount=str(mount), block_size=max(repair_set.block_sizes.values()),
+        recovery_blocks=repair_set.recovery_blocks, files=tuple(files),
+        blocks_short=blocks_short, bytes_short=bytes_short, check=check_media(root, now=now),
     )

@@ -76,6 +76,7 @@ from airseal.media.limits import MAX_EXPORT_BUNDLE_BYTES, MiB
 from airseal.media.names import collision_key
 from airseal.media.parity import (
     ParityResult,
+    PayloadParity,
     create_parity,
     estimate_parity_files,
     par2_tool,
@@ -473,11 +474,34 @@ class _ExportWriter:
         if leftovers:
             _fsync_dir(self.mount)
         self.mkdir(self.staging)
+        payloads: PayloadParity | None = None
         try:
+            if tool is not None:
+                # par2 runs on the second core while the payloads are written and read back
+                self.steps(f"write {self.staging.name}-repair")
+                payloads = PayloadParity.start(
+                    tool,
+                    [
+                        (item.targets[0][0], item.source, item.size)
+                        for item in self.plan.items
+                        if item.action is not None
+                        and len(item.targets) == 1
+                        and isinstance(item.source, Path)
+                    ],
+                    self.parity_percent,
+                    self.mount / f"{self.staging.name}-repair",
+                )
             written, statement, bundle = self.stage()
+            if payloads is not None:
+                payloads.wait()
         except BaseException:
+            if payloads is not None:
+                payloads.cancel()
             with contextlib.suppress(MediaWriteError, OSError):
                 self.remove_tree(self.staging)
+            if payloads is not None:
+                with contextlib.suppress(MediaWriteError, OSError):
+                    self.remove_tree(payloads.out)
             raise
         try:
             self.swap(written)
@@ -491,12 +515,18 @@ class _ExportWriter:
         parity = None
         if tool is not None:
             self.steps(f"write {layout.REPAIR_DIR}")
-            protected = [(f.path, f.size) for f in written]
+            in_payloads = set() if payloads is None else {
+                item.targets[0][0] for item in self.plan.items
+                if item.action is not None and len(item.targets) == 1
+                and isinstance(item.source, Path) and item.size > 0
+            }
+            protected = [(f.path, f.size) for f in written if f.path not in in_payloads]
             parity = create_parity(
                 self.mount,
                 [*protected, (layout.STATEMENT_NAME, len(bundle))],
                 self.parity_percent,
                 tool=tool,
+                payloads=payloads,
             )
         return ExportResult(
             export_id=self.header.export_id,

@@ -31,19 +31,32 @@ PART = 4096
 def _export(
     base: Path, mount: Path, percent: int, distributor: Distributor | None = None
 ) -> tuple[Path, Path]:
-    """One download action whose 20 KiB payload is split into five parts."""
+    """Two downloads: a 20 KiB payload split into five parts (covered by ``airseal.par2``, made
+    from the media) and a whole one (``payloads.par2``, made while the export is written)."""
     distributor = distributor or new_distributor(base / "keys")
     payload = base / "tool.conf"
     payload.write_bytes(os.urandom(5 * PART))
-    dest = base / "dest" / "tool.conf"
-    action = sign_action(ActionBuild("dl", payload, dest=str(dest)), distributor)
-    write_media(mount, distributor, [action], split_threshold=PART, parity_percent=percent,
+    whole = base / "small.conf"
+    whole.write_bytes(os.urandom(3000))
+    actions = [
+        sign_action(ActionBuild("dl", payload, dest=str(base / "dest/tool.conf")), distributor),
+        sign_action(ActionBuild("whole", whole, dest=str(base / "dest/small.conf")),
+                    distributor),
+    ]
+    write_media(mount, distributor, actions, split_threshold=PART, parity_percent=percent,
                 allow_unknown_capacity=True)
+    repair = sorted(os.listdir(mount / "airseal-repair"))
+    assert [name.split(".")[0] for name in repair] == ["airseal"] * 2 + ["payloads"] * 2, repair
+    assert [name.split(".")[1][:5] for name in repair] == ["par2", "vol00"] * 2, repair
     return mount / "airseal/actions/dl/payload", payload
 
 
 def _damage(parts: Path) -> None:
-    """Random bytes over two places of one part, and another part deleted."""
+    """Random bytes over two places of one part and of the whole payload, another part
+    deleted."""
+    with open(parts.parents[1] / "whole/payload/small.conf", "r+b") as handle:
+        handle.seek(100)
+        handle.write(os.urandom(16))
     with open(parts / "tool.conf.part001", "r+b") as handle:
         for offset in (10, 3000):
             handle.seek(offset)
@@ -81,7 +94,9 @@ def test_damage_within_the_limit_is_repaired_then_the_agent_imports(
     report = repair_media(tmp_path / "usb")
     assert report.outcome == "repaired" and report.ok, report
     states = {f.path.rsplit("/", 1)[-1]: f.state for f in report.files if f.state != "found"}
-    assert states == {"tool.conf.part001": "damaged", "tool.conf.part003": "missing"}
+    assert states == {
+        "tool.conf.part001": "damaged", "tool.conf.part003": "missing", "small.conf": "damaged"
+    }
     assert sorted(os.listdir(parts)) == [f"tool.conf.part00{i}" for i in range(5)]  # no backups
 
     imported = run_import(tmp_path / "usb")
@@ -94,12 +109,12 @@ def test_debians_par2_repairs_the_same_media_without_airseal(tmp_path: Path) -> 
     mount = tmp_path / "usb"
     parts, _ = _export(tmp_path, mount, 40)
     _damage(parts)
-    done = subprocess.run(
-        ["par2", "repair", "-q", "-p", "-B", str(mount),
-         str(mount / "airseal-repair/airseal.par2")],
-        capture_output=True, text=True, check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    for index in ("airseal.par2", "payloads.par2"):  # as docs/courier-guide.md says
+        done = subprocess.run(
+            ["par2", "repair", "-q", "-p", "-B", str(mount), str(mount / "airseal-repair" / index)],
+            capture_output=True, text=True, check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
     assert check_media(mount).status == "complete"
 
 
@@ -169,3 +184,36 @@ def test_repair_on_fat32(
         assert (tmp_path / "dest" / "tool.conf").read_bytes() == payload.read_bytes()
     clean, output = fsck(fat.image)
     assert clean, output
+
+
+class _Pulled(Exception):
+    pass
+
+
+def test_repair_data_follows_its_export_and_an_interrupted_export_leaves_none(
+    tmp_path: Path,
+) -> None:
+    mount = tmp_path / "usb"
+    _export(tmp_path, mount, 20)
+    distributor = new_distributor(tmp_path / "keys2")
+    payload = tmp_path / "next.conf"
+    payload.write_bytes(os.urandom(3000))
+    action = [sign_action(ActionBuild("next", payload, dest=str(tmp_path / "n")), distributor)]
+
+    def pull(step: str) -> None:
+        if step.startswith("write actions/next/payload"):
+            raise _Pulled
+
+    with pytest.raises(_Pulled):
+        write_media(mount, distributor, action, export_id="export-2", sequence=2,
+                    parity_percent=20, on_step=pull)
+    assert sorted(os.listdir(mount)) == ["airseal", "airseal-repair"]  # nothing left over
+    assert repair_media(mount).outcome == "intact"  # the previous export keeps its repair data
+
+    write_media(mount, distributor, action, export_id="export-3", sequence=3, parity_percent=20)
+    report = repair_media(mount)
+    assert report.outcome == "intact" and report.ok
+    assert {f.path for f in report.files} == {
+        "airseal/export.sigstore.json", "airseal/actions/next/action.sigstore.json",
+        "airseal/actions/next/payload/next.conf",
+    }
