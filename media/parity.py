@@ -25,6 +25,10 @@ Why the repair data may be unsigned, and sits outside ``airseal/``:
   packets at any offset) must name a plain relative path under ``airseal/``, outside
   ``receipts/``, reached through no link; the folder itself holds only plain files.
 
+The packet scan is written here, not taken from a library: it only has to find the file names
+a set carries (the PAR2 2.0 packet header and the FileDesc packet), and no PAR2 library for
+Python is packaged and maintained; everything else is par2cmdline's.
+
 The cost of parity is proportional to the data times the number of recovery blocks, so the set
 uses few, large blocks (about :data:`TARGET_SOURCE_BLOCKS` for the data): damage in up to the
 recovery block count of separate places, or a lost file of up to that many blocks, is repairable.
@@ -181,6 +185,8 @@ class PayloadParity:
         self.view = view
         self.out = out
         self.plan = plan
+        self.waited = 0.0
+        """Seconds the export waited for par2 once its own work was done."""
 
     @classmethod
     def start(
@@ -213,8 +219,10 @@ class PayloadParity:
         return cls(process, view, out, plan)
 
     def wait(self) -> None:
+        started = time.monotonic()
         try:
             output, _ = self.process.communicate()
+            self.waited = time.monotonic() - started
         finally:
             shutil.rmtree(self.view, ignore_errors=True)
         if self.process.returncode != 0:
@@ -290,7 +298,8 @@ def create_parity(
         finally:
             os.close(fd)
     sets = (plan,) if payloads is None else (payloads.plan, plan)
-    return ParityResult(sets, written, time.monotonic() - started)
+    waited = 0.0 if payloads is None else payloads.waited
+    return ParityResult(sets, written, time.monotonic() - started + waited)
 
 
 # -- repair --------------------------------------------------------------------------------------

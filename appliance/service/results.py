@@ -119,9 +119,8 @@ class MediaRepair:
         else:
             lines = [
                 f"Repair: NOT POSSIBLE: the damage is beyond the repair data's limit; "
-                f"{report.blocks_short} more recovery block(s) of {report.block_size} bytes "
-                f"(about {report.bytes_short} bytes) would be needed, of "
-                f"{report.recovery_blocks} available"
+                f"{report.blocks_short} more recovery block(s) (about {report.bytes_short} "
+                f"bytes) would be needed ({report.recovery_blocks} held in all)"
             ]
         for f in report.files:
             if f.state == "damaged" and f.blocks is not None:
@@ -129,7 +128,7 @@ class MediaRepair:
             elif f.state != "found":
                 lines.append(f"  {f.state:<8} {f.path}")
         if report.outcome == "beyond-limit":
-            lines.append("  nothing was changed; do not carry this media: export again")
+            lines.append("  do not carry this media: export it again at the appliance")
         lines += MediaCheck(report.check).describe()
         return lines
 
