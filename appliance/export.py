@@ -39,6 +39,7 @@ from airseal.appliance.prompts import Prompter
 from airseal.appliance.tlog_store import EXPORT_SUBJECT, LogAppender, LogError, MediaLogFiles
 from airseal.errors import AirsealError
 from airseal.media.errors import MediaIOError
+from airseal.media.parity import par2_tool
 from airseal.media.writer import (
     ActionToExport,
     ExportHeader,
@@ -69,6 +70,9 @@ class ExportSummary:
     """Their bytes: what `airseal media check` counts as bytes checked."""
     statement_bytes: int
     """The signed export statement, written beside the listed files (not listed in itself)."""
+    repair_bytes: int
+    """PAR2 repair data in ``airseal-repair/`` (0: setting export.parity-percent is 0)."""
+    repair_seconds: float
     bytes_written: int
     """Everything written: the listed files and the statement."""
     duration_seconds: float
@@ -83,6 +87,7 @@ class ExportSummary:
             "actions": [{"id": i, "version": v} for i, v in self.actions],
             "files": self.files, "listed_bytes": self.listed_bytes,
             "statement_bytes": self.statement_bytes, "bytes_written": self.bytes_written,
+            "repair_bytes": self.repair_bytes, "repair_seconds": round(self.repair_seconds, 3),
             "seconds": round(self.duration_seconds, 3), "read_back_ok": self.read_back_ok,
             "signatures": self.signatures,
         }
@@ -189,6 +194,9 @@ def export_to_media(
         )
         for r in chosen
     ]
+    parity_percent = settings.get_int(db, "export.parity-percent")
+    if parity_percent:
+        par2_tool()  # a missing par2 is said before any key is unlocked
     check_writable(target)
     log.info("export to %s: %d action(s), key %s, valid %d days; the media is writable",
              target, len(chosen), key_name, days)
@@ -233,6 +241,7 @@ def export_to_media(
                 on_progress=on_progress, allow_unknown_capacity=allow_unknown_capacity,
                 on_phases=on_phases,
                 extra_files=[*extra_files, *_log_extra_files(log_files, scratch)],
+                parity_percent=parity_percent,
             )
     except BaseException as error:
         log.info("export to %s did not finish (%s)", target, type(error).__name__)
@@ -246,6 +255,8 @@ def export_to_media(
         actions=tuple((r.id, r.version) for r in chosen), files=len(result.files),
         listed_bytes=listed_bytes, statement_bytes=result.bytes_written - listed_bytes,
         bytes_written=result.bytes_written, duration_seconds=result.duration_seconds,
+        repair_bytes=result.parity.bytes if result.parity else 0,
+        repair_seconds=result.parity.seconds if result.parity else 0.0,
         read_back_ok=result.read_back_ok, signatures=signatures,
     )
     statement = signed.get(result.bundle_sha256)

@@ -45,6 +45,13 @@ SETTINGS = {
         Setting("site.timestamp-days", "30", None,
                 "days the site timestamp re-signed at each export stays valid on endpoints"),
         Setting(
+            "export.parity-percent",
+            "10",
+            None,
+            "PAR2 repair data written with each export, as a percentage of its size (0: none; "
+            "needs Debian's par2); `airseal media repair` uses it",
+        ),
+        Setting(
             "verify.require-tlog",
             "false",
             ("true", "false"),
@@ -53,6 +60,9 @@ SETTINGS = {
         ),
     )
 }
+
+
+PERCENT_SETTINGS = frozenset({"export.parity-percent"})
 
 
 def _setting(name: str) -> Setting:
@@ -79,7 +89,10 @@ def set_value(home: Home, db: sqlite_utils.Database, name: str, value: str) -> N
     setting = _setting(name)
     if setting.choices is not None and value not in setting.choices:
         raise UsageError(f"{name} must be one of {', '.join(setting.choices)}")
-    if setting.choices is None and (not value.isdigit() or not 1 <= int(value) <= 3650):
+    if name in PERCENT_SETTINGS:
+        if not value.isdigit() or not 0 <= int(value) <= 100:
+            raise UsageError(f"{name} must be a whole number from 0 to 100")
+    elif setting.choices is None and (not value.isdigit() or not 1 <= int(value) <= 3650):
         raise UsageError(f"{name} must be a whole number of days between 1 and 3650")
     db.execute("INSERT OR REPLACE INTO settings (name, value) VALUES (?, ?)", [name, value])
     audit.record(home, db, "setting.set", name, {"value": value})

@@ -272,8 +272,11 @@ def check_capacity(
     reclaimable: int,
     probe: CapacityProbe,
     allow_unknown_capacity: bool,
+    also: Sequence[tuple[str, int]] = (),
 ) -> tuple[Capacity, int]:
     """Refuse an export that does not fit; returns the capacity and the bytes needed.
+
+    ``also`` are files written beside the export (the repair data), as ``(name, size)``.
 
     ``new_dirs`` is the number of folders the export creates; staging doubles them.
     """
@@ -281,6 +284,7 @@ def check_capacity(
     capacity = probe(mount)
     files = [(path.rsplit("/", 1)[-1], size) for item in plan.items for path, size in item.targets]
     files.append((layout.STATEMENT_NAME, 4096 + 1024 * len(files)))
+    files.extend(also)
     dirs = 2 * new_dirs + _count_dirs(live) + 2
     need = space_needed(files, dirs, capacity.cluster_size)
     if capacity.free_bytes is None:

@@ -12,6 +12,7 @@
   receipts/<agent-id>/<export-id>.json      written by agents; the only unlisted subtree
 <mount>/.airseal-staging-<export-id>/       an export being written (leftover = interrupted)
 <mount>/.airseal-old-<export-id>/           the export being replaced (leftover = interrupted)
+<mount>/airseal-repair/airseal*.par2         PAR2 repair data for the files above (optional)
 ```
 Paths inside the statement are relative to ``airseal/``; paths in reports are relative to the
 mount point.
@@ -30,6 +31,9 @@ PAYLOAD_DIR: Final = "payload"
 RECEIPTS_DIR: Final = "receipts"
 STAGING_PREFIX: Final = ".airseal-staging-"
 OLD_PREFIX: Final = ".airseal-old-"
+REPAIR_DIR: Final = "airseal-repair"
+"""PAR2 repair data (:mod:`airseal.media.parity`): outside ``airseal/``, so readers ignore it."""
+REPAIR_INDEX: Final = "airseal.par2"
 
 FAT32_MAX_FILE_SIZE: Final = 4 * 1024**3 - 1
 """The largest file FAT32 can hold; payloads above the split threshold are written in parts."""

@@ -74,6 +74,13 @@ from airseal.media.export_plan import (
 from airseal.media.filesystem import identify_filesystem
 from airseal.media.limits import MAX_EXPORT_BUNDLE_BYTES, MiB
 from airseal.media.names import collision_key
+from airseal.media.parity import (
+    ParityResult,
+    PayloadParity,
+    create_parity,
+    estimate_parity_files,
+    par2_tool,
+)
 from airseal.media.readback import WINDOW_BYTES, ReadBack
 from airseal.media.statement import (
     ExportedAction,
@@ -137,6 +144,8 @@ class ExportResult:
     capacity: Capacity
     space_needed: int
     removed_leftovers: tuple[str, ...]
+    parity: ParityResult | None = None
+    """The PAR2 repair data written beside the export (``airseal-repair/``), if any."""
 
 
 @dataclass
@@ -200,8 +209,10 @@ class _ExportWriter:
         on_step: StepCallback | None,
         readback_window: int,
         on_phases: PhaseCallback | None = None,
+        parity_percent: int = 0,
     ) -> None:
         self.mount = mount
+        self.parity_percent = parity_percent
         self.actions = list(actions)
         self.header = header
         self.sign = sign
@@ -413,6 +424,11 @@ class _ExportWriter:
         _fsync_dir(self.live)
 
     def swap(self, written: list[WrittenFile]) -> None:
+        # Repair data belongs to the export it was made from: left beside a newer one, par2
+        # would "repair" files back to the old export's bytes.
+        repair = self.mount / layout.REPAIR_DIR
+        if os.path.lexists(repair):
+            self.remove_tree(repair)
         if os.path.lexists(self.live):
             self.retire_previous()
         else:
@@ -437,9 +453,11 @@ class _ExportWriter:
     def run(self) -> ExportResult:
         started = time.monotonic()
         check_header(self.header)
+        tool = par2_tool() if self.parity_percent else None
         self.plan = plan_export(
             self.actions, self.extra_files, split_threshold=self.split_threshold
         )
+        sizes = [size for item in self.plan.items for _, size in item.targets]
         leftovers, reclaimable = check_target(self.mount)
         capacity, need = check_capacity(
             self.mount,
@@ -448,6 +466,7 @@ class _ExportWriter:
             reclaimable=reclaimable,
             probe=self.capacity_probe,
             allow_unknown_capacity=self.allow_unknown_capacity,
+            also=estimate_parity_files(sizes, self.parity_percent),
         )
 
         for leftover in leftovers:
@@ -455,11 +474,34 @@ class _ExportWriter:
         if leftovers:
             _fsync_dir(self.mount)
         self.mkdir(self.staging)
+        payloads: PayloadParity | None = None
         try:
+            if tool is not None:
+                # par2 runs on the second core while the payloads are written and read back
+                self.steps(f"write {self.staging.name}-repair")
+                payloads = PayloadParity.start(
+                    tool,
+                    [
+                        (item.targets[0][0], item.source, item.size)
+                        for item in self.plan.items
+                        if item.action is not None
+                        and len(item.targets) == 1
+                        and isinstance(item.source, Path)
+                    ],
+                    self.parity_percent,
+                    self.mount / f"{self.staging.name}-repair",
+                )
             written, statement, bundle = self.stage()
+            if payloads is not None:
+                payloads.wait()
         except BaseException:
+            if payloads is not None:
+                payloads.cancel()
             with contextlib.suppress(MediaWriteError, OSError):
                 self.remove_tree(self.staging)
+            if payloads is not None:
+                with contextlib.suppress(MediaWriteError, OSError):
+                    self.remove_tree(payloads.out)
             raise
         try:
             self.swap(written)
@@ -470,6 +512,22 @@ class _ExportWriter:
                 subject=str(self.mount),
                 hint="the media now checks as incomplete; run the export again",
             ) from exc
+        parity = None
+        if tool is not None:
+            self.steps(f"write {layout.REPAIR_DIR}")
+            in_payloads = set() if payloads is None else {
+                item.targets[0][0] for item in self.plan.items
+                if item.action is not None and len(item.targets) == 1
+                and isinstance(item.source, Path) and item.size > 0
+            }
+            protected = [(f.path, f.size) for f in written if f.path not in in_payloads]
+            parity = create_parity(
+                self.mount,
+                [*protected, (layout.STATEMENT_NAME, len(bundle))],
+                self.parity_percent,
+                tool=tool,
+                payloads=payloads,
+            )
         return ExportResult(
             export_id=self.header.export_id,
             sequence=self.header.sequence,
@@ -483,6 +541,7 @@ class _ExportWriter:
             capacity=capacity,
             space_needed=need,
             removed_leftovers=tuple(p.name for p in leftovers),
+            parity=parity,
         )
 
     def stage(self) -> tuple[list[WrittenFile], Statement, bytes]:
@@ -550,6 +609,7 @@ def write_export(
     on_step: StepCallback | None = None,
     readback_window: int = WINDOW_BYTES,
     on_phases: PhaseCallback | None = None,
+    parity_percent: int = 0,
 ) -> ExportResult:
     """Write an export to ``<mount>/airseal/`` atomically (see the module docstring).
 
@@ -560,6 +620,8 @@ def write_export(
     statement, the previous export stays in place or the media checks as incomplete.
 
     ``split_threshold=None`` (the default) splits as the filesystem holding ``mount`` requires.
+    ``parity_percent`` above 0 writes PAR2 repair data of that size beside the committed export
+    (:mod:`airseal.media.parity`; needs Debian's ``par2``, checked before anything is written).
     """
     if split_threshold is None:
         split_threshold = identify_filesystem(mount).split_threshold
@@ -576,5 +638,6 @@ def write_export(
         on_step=on_step,
         readback_window=readback_window,
         on_phases=on_phases,
+        parity_percent=parity_percent,
     )
     return writer.run()

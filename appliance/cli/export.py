@@ -1,4 +1,5 @@
-"""`airseal export` (appliance) and `airseal media check` (the courier's check: no keys)."""
+"""`airseal export` (appliance), `airseal media check` (the courier's check: no keys) and
+`airseal media repair` (PAR2 repair data written with the export: no keys)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,9 @@ def export_command(ctx: click.Context, target: Path | None, action_ids: tuple[st
     click.echo(f"  {summary.files} listed files, {summary.listed_bytes} bytes (what "
                f"`airseal media check` counts) + the signed export statement, "
                f"{summary.statement_bytes} bytes; read back OK")
+    if summary.repair_bytes:
+        click.echo(f"  repair data: {summary.repair_bytes} bytes in {target}/airseal-repair "
+                   f"(`airseal media repair` or Debian's par2 restore damaged files)")
     click.echo(f"  valid until {utc_text(summary.expires)}")
 
 
@@ -110,10 +114,11 @@ def export_list(as_json: bool) -> None:
 
 @examples(
     'airseal media check /media/usb',
+    'airseal media repair /media/usb',
 )
 @cli.group(name="media")
 def media_group() -> None:
-    """USB media: the courier's check."""
+    """USB media: the courier's check and repair."""
 
 
 @examples(
@@ -135,4 +140,29 @@ def media_check(ctx: click.Context, mount: Path, as_json: bool) -> None:
     else:
         click.echo("\n".join(check.describe()), err=not check.ok)
     if not check.ok:
+        ctx.exit(exit_codes.VERIFICATION_FAILED)
+
+
+@examples(
+    'airseal media repair /media/usb',
+    'airseal media repair /media/usb --json',
+)
+@media_group.command(name="repair")
+@click.argument("mount", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def media_repair(ctx: click.Context, mount: Path, as_json: bool) -> None:
+    """Repair damaged or missing files from the PAR2 repair data the export wrote
+    (airseal-repair/), then run the courier's check. Needs no keys; writes only inside MOUNT.
+
+    Exit 0 when the media is complete afterwards; 1 when the damage is beyond the repair data's
+    limit (it says how much is short) or the check still fails; 3 when there is no repair data
+    or par2 is not installed.
+    """
+    repair = appliance_without_home().repair_media(mount)
+    if as_json:
+        emit_json(repair.to_json())
+    else:
+        click.echo("\n".join(repair.describe()), err=not repair.ok)
+    if not repair.ok:
         ctx.exit(exit_codes.VERIFICATION_FAILED)

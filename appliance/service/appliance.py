@@ -23,6 +23,7 @@ from airseal.appliance.service.results import (
     AuditRow,
     Initialised,
     MediaCheck,
+    MediaRepair,
     SettingView,
     TokenTable,
 )
@@ -662,6 +663,12 @@ class Appliance(SiteUseCases, TransparencyLogMethods, WitnessExchangeMethods, Ba
         if on_progress is None:
             return MediaCheck(check_media(mount, now=self.now()))
         return MediaCheck(check_media(mount, now=self.now(), on_progress=on_progress))
+
+    def repair_media(self, mount: Path) -> MediaRepair:
+        """Repair the media from its PAR2 repair data, then the courier's check."""
+        from airseal.media.parity import repair_media
+
+        return MediaRepair(repair_media(mount, now=self.now()))
 
     # -- receipts ---------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from airseal._internal.times import utc_text
 if TYPE_CHECKING:
     from airseal.appliance.signers.pkcs11 import TokenInfo
     from airseal.media.check import CheckReport
+    from airseal.media.parity import RepairReport
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,42 @@ class MediaCheck:
         lines = [f"Media {report.status.upper()}: {report.mount}"]
         lines += [f"  {f.check:<10} {f.path}: {f.reason}" for f in report.findings]
         lines.append("  do not carry this media: export again at the appliance")
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        return self.report.to_json_dict()
+
+
+@dataclass(frozen=True)
+class MediaRepair:
+    """`airseal media repair`: what par2 found and repaired, and the courier's check after."""
+
+    report: RepairReport
+
+    @property
+    def ok(self) -> bool:
+        return self.report.ok
+
+    def describe(self) -> list[str]:
+        report = self.report
+        if report.outcome == "intact":
+            lines = ["Repair: nothing to repair (every protected file is intact)"]
+        elif report.outcome == "repaired":
+            lines = ["Repair: REPAIRED"]
+        else:
+            lines = [
+                f"Repair: NOT POSSIBLE: the damage is beyond the repair data's limit; "
+                f"{report.blocks_short} more recovery block(s) (about {report.bytes_short} "
+                f"bytes) would be needed ({report.recovery_blocks} held in all)"
+            ]
+        for f in report.files:
+            if f.state == "damaged" and f.blocks is not None:
+                lines.append(f"  damaged  {f.path}: {f.blocks_found} of {f.blocks} blocks intact")
+            elif f.state != "found":
+                lines.append(f"  {f.state:<8} {f.path}")
+        if report.outcome == "beyond-limit":
+            lines.append("  do not carry this media: export it again at the appliance")
+        lines += MediaCheck(report.check).describe()
         return lines
 
     def to_json(self) -> dict[str, Any]:

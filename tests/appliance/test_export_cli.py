@@ -142,3 +142,23 @@ def test_a_full_stick_fails_before_writing_and_keeps_the_old_export(airseal, sto
         assert refused.code == 3 and "space" in refused.stderr.lower()
         check = json.loads(airseal("media", "check", str(fat.mount), "--json").stdout)
         assert (check["status"], check["exportId"]) == ("complete", first["exportId"])
+
+
+def test_repair_data_setting_and_a_missing_par2(airseal, stocked, tmp_path):
+    """Default 10%: repair data beside airseal/; no par2 on PATH: refused before anything is
+    written, naming par2 and the setting; 0 turns it off."""
+    media = tmp_path / "media"
+    media.mkdir()
+    summary = _export(airseal, media)
+    assert summary["repairBytes"] > 30_000 and (media / "airseal-repair").is_dir()
+    repaired = airseal("media", "repair", str(media), "--json")
+    assert (repaired.code, json.loads(repaired.stdout)["outcome"]) == (0, "intact")
+
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    refused = airseal("export", "--to", str(bare), "--key", "ops", env={"PATH": "/nonexistent"})
+    assert refused.code == 3 and "par2" in refused.stderr and "parity-percent 0" in refused.stderr
+    assert os.listdir(bare) == []
+    assert airseal("config", "set", "export.parity-percent", "101").code == 2
+    assert airseal("config", "set", "export.parity-percent", "0").code == 0
+    assert _export(airseal, bare)["repairBytes"] == 0 and os.listdir(bare) == ["airseal"]

@@ -87,6 +87,7 @@ def tour(base: Path) -> dict[str, Any]:
         "--key", "ops",
     )
     airseal("airseal media check", str(base / "usb"))
+    airseal("airseal media repair", str(base / "usb"))
     identity = agent("airseal-agent init")
     agent("airseal-agent identity")
     agent("airseal-agent config")
