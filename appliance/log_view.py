@@ -5,8 +5,8 @@ answers in milliseconds at 10^6 entries. Searching matches, case-insensitively, 
 subject and kind (an action id, ``blob NAME``, ``export``, ``audit``), any hex digest written
 in its body (the artifact digest of a ``hashedrekord``, the payload and envelope hashes of a
 ``dsse``; ``instr`` over the stored canonical body, so a digest prefix of 8+ hex digits is
-enough), a leaf hash prefix, or an exact index. Witnesses come from
-:func:`configured_witnesses`, the one place that learns where they are kept.
+enough), a leaf hash prefix, or an exact index. Witnesses are the site policy's, each with
+its cosignature on the note the appliance keeps (:func:`witness_views`).
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from airseal.trustroot.errors import LogProofError
+from airseal.trustroot.tlog.checkpoint import SignedNote
+from airseal.trustroot.tlog.cosignature import WitnessKey, verify_cosignatures
 
 MIN_DIGEST_SEARCH = 8
 """Hex digits a search needs before it is matched against digests (fewer match too much)."""
@@ -94,12 +99,30 @@ def _zulu(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def configured_witnesses(conn: sqlite3.Connection) -> tuple[WitnessView, ...]:
-    """The witnesses the site's policy names, each with its last cosignature seen here.
-
-    None yet: witnesses are not configured on the appliance. The witness station work adds
-    them here (policy names and key ids, joined with the cosignatures it stores)."""
-    return ()
+def witness_views(witnesses: Sequence[WitnessKey], cosigned: str | None
+                  ) -> tuple[WitnessView, ...]:
+    """The witnesses the site's policy names, each with its cosignature on ``cosigned`` (the
+    note :mod:`airseal.appliance.witnesses` keeps: the latest checkpoint they cosigned), if any.
+    A kept note whose lines do not verify shows no cosignature (``log witness-import`` refuses
+    such lines, so only a damaged home has one)."""
+    found: dict[str, int] = {}
+    size: int | None = None
+    if cosigned is not None and witnesses:
+        try:
+            found = {c.witness.name: c.timestamp for c in verify_cosignatures(cosigned, witnesses)}
+            size = int(SignedNote.parse(cosigned).body.split("\n")[1])
+        except (LogProofError, ValueError, IndexError):
+            found, size = {}, None
+    return tuple(
+        WitnessView(
+            name=w.name,
+            key_id=w.key_id.hex(),
+            last_cosigned_size=size if w.name in found else None,
+            last_cosigned=(_zulu(datetime.fromtimestamp(found[w.name], UTC))
+                           if w.name in found else None),
+        )
+        for w in witnesses
+    )
 
 
 def entry_digest(kind: str, body: bytes) -> str:
@@ -132,7 +155,8 @@ def _where(search: str) -> tuple[str, list[Any]]:
     return " WHERE " + " OR ".join(clauses), params
 
 
-def log_overview(conn: sqlite3.Connection, *, search: str = "", limit: int = 500) -> LogOverview:
+def log_overview(conn: sqlite3.Connection, *, search: str = "", limit: int = 500,
+                 witnesses: tuple[WitnessView, ...] = ()) -> LogOverview:
     """The log's size and latest checkpoint, its witnesses, and the newest ``limit`` entries
     that match ``search`` (newest first)."""
     row = conn.execute("SELECT origin, key_name, size FROM log WHERE id = 1").fetchone()
@@ -164,7 +188,7 @@ def log_overview(conn: sqlite3.Connection, *, search: str = "", limit: int = 500
         checkpoint_size=int(point[0]),
         root_hash=bytes(point[1]).hex(),
         checkpoint_time=_zulu(datetime.fromisoformat(point[2])),
-        witnesses=configured_witnesses(conn),
+        witnesses=witnesses,
         entries=found,
         search=search,
     )

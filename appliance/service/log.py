@@ -183,9 +183,15 @@ class TransparencyLogMethods:
         """Size, latest checkpoint, witnesses and the newest entries matching ``search`` (a
         digest or its prefix, an action id, a subject word, an index); no log: ``exists`` is
         false (not an error, so a screen can say so)."""
-        from airseal.appliance.log_view import log_overview
+        from airseal.appliance.log_view import log_overview, witness_views
+        from airseal.appliance.witnesses import cosigned_path
 
-        return log_overview(self.db.conn, search=search, limit=limit)
+        kept = cosigned_path(self.home)
+        witnesses = witness_views(
+            policy_witnesses(self.home, self.db, self.prompter),
+            kept.read_text("utf-8") if kept.is_file() else None,
+        )
+        return log_overview(self.db.conn, search=search, limit=limit, witnesses=witnesses)
 
     def log_verify(self) -> LogStatus:
         """Recompute the whole tree from the entries and check the latest checkpoint."""
@@ -346,6 +352,18 @@ class TransparencyLogMethods:
         return paths
 
 
+def policy_witnesses(home: Home, db: sqlite_utils.Database, prompter: Prompter
+                     ) -> tuple[Any, ...]:
+    """The witnesses the site policy names (none without a site or a log section)."""
+    from airseal.appliance.site import SiteRepository
+
+    site = SiteRepository(home, db, prompter)
+    if not site.exists:
+        return ()
+    policy = site.policy().log
+    return () if policy is None else policy.witnesses
+
+
 class WitnessExchangeMethods:
     """Checkpoints out to the site's witness stations, cosignatures back (mixed into
     :class:`Appliance` beside :class:`TransparencyLogMethods`)."""
@@ -360,13 +378,7 @@ class WitnessExchangeMethods:
         prompter: Prompter
 
     def _policy_witnesses(self) -> tuple[Any, ...]:
-        from airseal.appliance.site import SiteRepository
-
-        site = SiteRepository(self.home, self.db, self.prompter)
-        if not site.exists:
-            return ()
-        policy = site.policy().log
-        return () if policy is None else policy.witnesses
+        return policy_witnesses(self.home, self.db, self.prompter)
 
     def log_witness_request(self, directory: Path, *, from_size: int | None = None
                             ) -> tuple[int, int]:

@@ -72,3 +72,31 @@ def test_no_log_is_not_an_error(conn: sqlite3.Connection) -> None:
     view = log_overview(conn, search="x")
     assert not view.exists and view.entries == ()
     assert "airseal log init" in "\n".join(view.summary())
+
+
+def test_witness_views_show_each_policy_witness_and_its_cosignature() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from airseal.appliance.log_view import witness_views
+    from airseal.trustroot.tlog.cosignature import WitnessKey, cosign
+    from tests.trustroot.test_tlog_media import NOTE
+
+    def witness(name: str) -> tuple[WitnessKey, ed25519.Ed25519PrivateKey]:
+        key = ed25519.Ed25519PrivateKey.generate()
+        raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return WitnessKey(name, raw), key
+
+    (a, ka), (b, _kb) = witness("w.example/a"), witness("w.example/b")
+    cosigned = cosign(NOTE, a, ka.sign, timestamp=1_700_000_000)
+    shown = witness_views([a, b], cosigned)
+    assert [w.describe() for w in shown] == [
+        f"w.example/a ({a.key_id.hex()}): cosigned size "
+        f"{int(NOTE.splitlines()[1])} at 2023-11-14T22:13:20Z",
+        f"w.example/b ({b.key_id.hex()}): never cosigned",
+    ]
+    # no kept note, or a line that does not verify: nobody is shown as having cosigned
+    assert all(w.last_cosigned is None for w in witness_views([a, b], None))
+    forged = cosign(NOTE, a, witness("w.example/a")[1].sign, timestamp=1)
+    assert all(w.last_cosigned is None for w in witness_views([a, b], forged))
+    assert witness_views([], cosigned) == ()
