@@ -218,7 +218,12 @@ class PcscYubiKey:
     def __enter__(self) -> PcscYubiKey:
         from tests.realparts.soft_piv import TestAttestationCA
 
-        reason = pcsc_unavailable_reason()
+        # pcscd is one per machine: a test that just stopped its own (or another test run on
+        # this machine) may still hold the socket for a moment, so wait a little before failing.
+        deadline = time.monotonic() + 60
+        while (reason := pcsc_unavailable_reason()) and "already serves" in reason \
+                and time.monotonic() < deadline:
+            time.sleep(0.5)
         if reason:
             raise RuntimeError(reason)
         self.state.mkdir(parents=True, exist_ok=True)
