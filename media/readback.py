@@ -208,10 +208,15 @@ class ReadBack:
                 self._error = exc
 
     def _verify_range(self, tracked: TrackedFile, upto: int, buffer: memoryview) -> None:
-        if tracked.read_fd < 0:
-            tracked.read_fd = os.open(
-                tracked.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
-            )
+        # A fresh descriptor for every range: fusefat refuses (EPERM) reads beyond the size the
+        # file had when a descriptor was opened, so one descriptor kept across windows failed
+        # every FAT32 export of a payload above one window (32 MiB). One open per window.
+        if tracked.read_fd >= 0:
+            os.close(tracked.read_fd)
+            tracked.read_fd = -1
+        tracked.read_fd = os.open(
+            tracked.path, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
+        )
         start = tracked.verified
         if upto > start:
             _drop_cache(tracked.read_fd, start, upto - start)

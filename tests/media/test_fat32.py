@@ -155,3 +155,18 @@ def test_kills_on_fat32_leave_previous_or_incomplete(
         assert "incomplete" in seen
     clean, output = fsck(fat.image)
     assert clean, output  # the FUSE daemon outlives the killed exporter: FAT stays consistent
+
+
+def test_a_payload_over_several_read_back_windows_on_fat32(
+    fat32: Fat32, tmp_path: Path, signer: PrivateKeySigner
+) -> None:
+    """fusefat refuses reads past the size a descriptor saw at open: the read-back, which trails
+    the writer window by window, failed with EPERM on every payload above one window (32 MiB
+    by default; 2 MiB here, so the payload spans five)."""
+    action = make_action(signer, tmp_path, "act-big", 10_000_000, seed=3, version=1)
+    write_export(
+        fat32.mount, [action], export_header(signer, "exp-w"), signing_callback(signer),
+        split_threshold=4 * 1024**3 - 1, readback_window=2 * 1024**2,
+    )
+    report = check_media(fat32.mount)
+    assert report.status == "complete", report.findings
