@@ -228,3 +228,33 @@ async def test_a_tab_typed_while_the_form_opens_is_not_lost(
         # the footer (ctrl+s) and both buttons are on screen at this size
         assert form.query_one("Footer").region.height == 1
         assert form.query_one("#save").region.bottom <= size[1]
+
+
+async def test_the_reused_new_action_form_opens_empty_every_time(snapshot_site: dict) -> None:
+    """The new-action form is built once per session (it opens faster): whatever was typed,
+    chosen or refused in one visit is gone in the next, and its choices are read again."""
+    from textual.widgets import Label, Select
+
+    app = make_app(snapshot_site["root"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await visit(pilot, "4", ActionsScreen)
+        form = await visit(pilot, "n", ActionFormScreen)
+        keys = form.query_one("#f-key", Select).value
+        assert keys != Select.NULL
+        await pilot.press(*"half typed", "tab", *"desc")
+        form.query_one("#f-mode", Select).value = "download"
+        form.query_one("#f-key", Select).clear()
+        await pilot.press("ctrl+s")  # refused: no key, no destination
+        await settle(pilot)
+        assert form.query_one("#err-key", Label).has_class("-shown")
+        await pilot.press("escape")
+        await wait_for_screen(pilot, ActionsScreen)
+        again = await visit(pilot, "n", ActionFormScreen)
+        assert again is form
+        assert field_value(form, "#f-name") == "" and field_value(form, "#f-description") == ""
+        assert form.query_one("#f-mode", Select).value == "execute"
+        assert form.query_one("#download-options").display is False
+        assert form.query_one("#f-key", Select).value == keys
+        assert not form.query(".field-error.-shown")
+        assert form.focused is form.query_one("#f-name", Input)
