@@ -258,3 +258,20 @@ async def test_the_reused_new_action_form_opens_empty_every_time(snapshot_site: 
         assert form.query_one("#f-key", Select).value == keys
         assert not form.query(".field-error.-shown")
         assert form.focused is form.query_one("#f-name", Input)
+
+
+async def test_n_pressed_while_the_form_is_still_being_built_opens_it(snapshot_site: dict) -> None:
+    """The form is built off screen after the Actions screen's first frame; an operator (or a
+    loaded machine) can ask for it before that build is finished."""
+    from airseal.tui.screens.action_form import new_action_form, prepare_new_action_form
+
+    app = make_app(snapshot_site["root"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        prepare_new_action_form(app)
+        form = new_action_form(app)  # in the same tick: not composed yet
+        assert not form.is_mounted
+        await app.push_screen(form)
+        await wait_for_screen(pilot, ActionFormScreen)
+        await settle(pilot)
+        assert app.screen is form and field_value(form, "#f-name") == ""

@@ -483,7 +483,7 @@ def new_action_form(app: App[Any]) -> ActionFormScreen:
     if app.is_screen_installed(NEW_ACTION_FORM):
         form = app.get_screen(NEW_ACTION_FORM)
         assert isinstance(form, ActionFormScreen)
-        if form.is_running:
+        if form.is_mounted:  # still being composed: never shown, nothing to reset
             form.reset()
         return form
     form = ActionFormScreen()
