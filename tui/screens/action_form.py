@@ -150,6 +150,7 @@ class ActionFormScreen(AirsealScreen):
         self.record = record
         self.last_values: dict[str, str] = {}
         self._files: dict[str, Any] = {}
+        self._key_names: list[str] = []
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -247,8 +248,9 @@ class ActionFormScreen(AirsealScreen):
         self.load_choices()
 
     def reset(self) -> None:
-        """Back to an empty new-action form (a reused form opens as a fresh one would), its
-        file and key choices read again."""
+        """Back to an empty new-action form (a reused form opens as a fresh one would). The
+        file and key lists of the last visit stay, with the default choice made again, while
+        they are read again (the new lists replace them as they arrive)."""
         assert self.record is None, "only the new-action form is reused"
         self.last_values = {}
         self._clear_errors()
@@ -256,9 +258,7 @@ class ActionFormScreen(AirsealScreen):
             self.query_one(f"#f-{field}", Input).value = ""
         for field, value in (("os", "linux"), ("mode", "execute"), ("reboot", "never")):
             self.query_one(f"#f-{field}", Select).value = value
-        for field in ("file", "key"):
-            self.query_one(f"#f-{field}", Select).clear()
-        self.query_one("#file-detail", Static).update("")
+        self._choose_defaults(list(self._files.values()), self._key_names)
         self.query_one("#save", Button).disabled = False
         self.query_one("#form-scroll", VerticalScroll).scroll_home(animate=False)
         self._mode_changed()
@@ -293,12 +293,10 @@ class ActionFormScreen(AirsealScreen):
                 file_select.value = self.record.payload_sha256
             if any(k.name == self.record.key_name for k in message.keys):
                 key_select.value = self.record.key_name
-        else:
-            if len(message.files) == 1:
-                file_select.value = message.files[0].sha256
-            if message.keys:
-                key_select.value = message.keys[0].name
         self._files = {f.sha256: f for f in message.files}
+        self._key_names = [k.name for k in message.keys]
+        if self.record is None:
+            self._choose_defaults(message.files, self._key_names)
         self._file_chosen()
         if not message.files:
             self._show_error(
@@ -308,6 +306,20 @@ class ActionFormScreen(AirsealScreen):
             self._show_error(
                 "key", "No signing key: generate one on the Keys screen (2).", focus=False
             )
+
+    def _choose_defaults(self, files: list[Any], key_names: list[str]) -> None:
+        """A new action's choices: the only stored file, and the first key."""
+        file_select = self.query_one("#f-file", Select)
+        key_select = self.query_one("#f-key", Select)
+        if len(files) == 1:
+            file_select.value = files[0].sha256
+        else:
+            file_select.clear()
+        if key_names:
+            key_select.value = key_names[0]
+        else:
+            key_select.clear()
+        self._file_chosen()
 
     @on(Select.Changed, "#f-file")
     def _file_chosen(self) -> None:
