@@ -244,6 +244,8 @@ class ActionFormScreen(AirsealScreen):
         return "" if value is None else str(value)
 
     def on_mount(self) -> None:
+        if not self.query("#f-mode"):
+            return  # built ahead of time as the app closed: its fields were never mounted
         self._mode_changed()
         self.load_choices()
 
@@ -510,7 +512,7 @@ def prepare_new_action_form(app: App[Any]) -> None:
     calls to compose and mount it, called here ahead of time (a pushed screen that is already
     running is not composed again). Without that method (another Textual) the form is built
     on the first open, as before."""
-    if app.is_screen_installed(NEW_ACTION_FORM):
+    if app.is_screen_installed(NEW_ACTION_FORM) or not app.is_running:
         return
     form = new_action_form(app)
     register = getattr(app, "_register", None)
