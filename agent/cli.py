@@ -24,6 +24,7 @@ from airseal._internal.cli import (
     table_lines,
     verbose_option,
 )
+from airseal._internal.version import VERSION
 from airseal.agent import exit_codes, report_text
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     'airseal-agent import /media/usb',
 )
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="airseal", prog_name="airseal-agent")
+@click.version_option(VERSION, prog_name="airseal-agent")
 @verbose_option
 def cli() -> None:
     """Airseal endpoint agent: import signed media, verify it three times, run its actions.

@@ -183,6 +183,64 @@ def open_folder(
             os.close(fd)
 
 
+class OpenFolders:
+    """Destination folders walked once per batch of downloads and then used by descriptor.
+
+    :func:`open_folder` costs one ``open`` per path component; a batch that walked every
+    destination's folder again for each step (copy, rename, flush) spent most of its system
+    calls there. Here each folder is walked from ``/`` once, exactly as :func:`open_folder` does
+    (the policy's links only, never a forbidden one), and the descriptor is kept for the rest of
+    the batch: the copy is created with ``openat(fd, name, O_CREAT | O_EXCL | O_NOFOLLOW)``, the
+    rename and the folder's flush go through the same descriptor.
+
+    Why keeping the descriptor is as safe as walking again: a descriptor names the folder
+    itself (its inode), not the path that led to it. Once it was reached without a forbidden
+    link, swapping a component above it for a link later (``/srv/drop -> /etc``) changes what
+    the path means, not what the descriptor is; the file still lands in the folder the walk
+    checked. Walking again would only re-check a path the agent no longer uses. What a later
+    swap can do is move the folder itself somewhere else, which needs write access to its
+    parent and to the new parent: the file then lands in a folder that user could have written
+    into anyway, exactly as when the swap happens between a walk and its use. A folder that was
+    missing (``create=False``) is not remembered, so a later step walks for it again.
+
+    At most ``limit`` descriptors stay open (the oldest is closed first and walked again if it
+    is needed again), so a batch with thousands of folders cannot exhaust the process's files.
+    """
+
+    def __init__(self, policy: DestinationPolicy, *, limit: int = 256) -> None:
+        self.policy = policy
+        self.limit = limit
+        self._open: dict[str, tuple[int, str]] = {}
+
+    def get(
+        self, folder: str, *, create: bool, dest: str, subject: str
+    ) -> tuple[int, str] | None:
+        """As :func:`open_folder`, but the descriptor belongs to this object (do not close
+        it; it is valid until the next :meth:`get` or :meth:`close`)."""
+        known = self._open.get(folder)
+        if known is not None:
+            return known
+        opened = open_folder(folder, self.policy, create=create, dest=dest, subject=subject)
+        if opened is None:
+            return None
+        while len(self._open) >= self.limit:
+            oldest = next(iter(self._open))
+            os.close(self._open.pop(oldest)[0])
+        self._open[folder] = opened
+        return opened
+
+    def close(self) -> None:
+        while self._open:
+            _, (fd, _) = self._open.popitem()
+            os.close(fd)
+
+    def __enter__(self) -> OpenFolders:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
 class _IsLink(Exception):
     pass
 

@@ -11,7 +11,9 @@ placement ledger (:mod:`airseal.agent.leftovers`) recorded before they were made
 
 On POSIX every step reaches the folder through :func:`airseal.agent.destinations.open_folder`
 (no link the endpoint's policy forbids, ever) and works relative to its descriptor; on Windows
-by path, as before (see :mod:`airseal.agent.destinations`).
+by path, as before (see :mod:`airseal.agent.destinations`). A batch passes an
+:class:`airseal.agent.destinations.OpenFolders` so that each folder is walked once and its
+descriptor kept for the copy, the rename and the flush (why that is as safe: its docstring).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 
 from airseal.agent.destinations import (
     DestinationPolicy,
+    OpenFolders,
     check_roots,
     open_folder,
     safe_walk_supported,
@@ -63,7 +66,8 @@ class PreparedDownload:
     """A verified copy waiting beside its destination for the rename."""
 
     folder: str
-    """The destination's folder as signed (walked again for every later step)."""
+    """The destination's folder as signed (walked again for every later step, or reached
+    through the batch's :class:`OpenFolders`)."""
     name: str
     temporary_name: str
     policy: DestinationPolicy
@@ -136,8 +140,10 @@ def prepare_download(
     action: str = "",
     policy: DestinationPolicy | None = None,
     temporary: str | None = None,
+    folders: OpenFolders | None = None,
 ) -> PreparedDownload:
-    """Copy the staged payload beside its destination, verified, with mode and owner set."""
+    """Copy the staged payload beside its destination, verified, with mode and owner set
+    (the folder reached through ``folders`` when given, else walked here)."""
     policy = policy or DestinationPolicy()
     action = action or staged.action_id
     check_destination(options, os_name, policy, action=action, subject=subject, walk=False)
@@ -147,15 +153,20 @@ def prepare_download(
     ids = _account_ids(options.owner) if options.owner else None
     parent, name = split_destination(options.dest, os_name)
     prepared = PreparedDownload(parent, name, temporary or temporary_name(name), policy)
+    owned = folders is None
     if _by_descriptor(os_name):
-        opened = open_folder(parent, policy, create=True, dest=options.dest, subject=subject)
+        if folders is None:
+            opened = open_folder(parent, policy, create=True, dest=options.dest, subject=subject)
+        else:
+            opened = folders.get(parent, create=True, dest=options.dest, subject=subject)
         assert opened is not None
         folder_fd, reached = opened
         if reached != parent:
             try:
                 check_roots(f"{reached}/{name}", policy, os_name, action=action, subject=subject)
             except BaseException:
-                os.close(folder_fd)
+                if owned:
+                    os.close(folder_fd)
                 raise
     else:  # pragma: no cover - Windows: by path, as before
         folder_fd = -1
@@ -168,7 +179,7 @@ def prepare_download(
     try:
         fd = _create_temporary(prepared, folder_fd, options.dest)
     finally:
-        if folder_fd >= 0:
+        if folder_fd >= 0 and owned:
             os.close(folder_fd)
     try:
         copy_verified(staged, fd)
@@ -218,21 +229,22 @@ def flush_everything(files: Sequence[Path] = ()) -> None:
             os.fsync(handle.fileno())
 
 
-def _reopen(prepared: PreparedDownload) -> int:
-    """The destination's folder again, walked as before (a link planted since is refused)."""
-    opened = open_folder(
-        prepared.folder,
-        prepared.policy,
-        create=False,
-        dest=str(prepared.destination),
-        subject=str(prepared.destination),
-    )
+def _reopen(prepared: PreparedDownload, folders: OpenFolders | None) -> tuple[int, bool]:
+    """The destination's folder again: the batch's descriptor, else walked as before (a link
+    planted since is refused). Also whether the caller owns (closes) the descriptor."""
+    where = str(prepared.destination)
+    if folders is not None:
+        opened = folders.get(prepared.folder, create=False, dest=where, subject=where)
+    else:
+        opened = open_folder(
+            prepared.folder, prepared.policy, create=False, dest=where, subject=where
+        )
     if opened is None:
         raise ActionFailed("the destination's folder disappeared", subject=prepared.folder)
-    return opened[0]
+    return opened[0], folders is None
 
 
-def commit(prepared: PreparedDownload) -> None:
+def commit(prepared: PreparedDownload, folders: OpenFolders | None = None) -> None:
     """Rename the verified copy over the destination (atomic)."""
     if not safe_walk_supported():  # pragma: no cover - Windows
         try:
@@ -244,7 +256,7 @@ def commit(prepared: PreparedDownload) -> None:
             ) from None
         return
     try:
-        fd = _reopen(prepared)
+        fd, owned = _reopen(prepared, folders)
     except UnsafeDestination as exc:
         # A link appeared on the way since the copy was made: the copy stays where it is (the
         # ledger names it for the next start) and the destination is left alone.
@@ -257,20 +269,23 @@ def commit(prepared: PreparedDownload) -> None:
             f"cannot place the file: {exc.strerror}", subject=str(prepared.destination)
         ) from None
     finally:
-        os.close(fd)
+        if owned:
+            os.close(fd)
 
 
-def flush_folders(prepared: Sequence[PreparedDownload]) -> None:
+def flush_folders(
+    prepared: Sequence[PreparedDownload], folders: OpenFolders | None = None
+) -> None:
     """Make the renames durable: each destination folder flushed once."""
     from airseal._internal.atomic import fsync_dir
 
-    folders = {p.folder: p for p in prepared}
-    for folder in sorted(folders):
+    by_folder = {p.folder: p for p in prepared}
+    for folder in sorted(by_folder):
         if not safe_walk_supported():  # pragma: no cover - Windows
             fsync_dir(Path(folder))
             continue
         try:
-            fd = _reopen(folders[folder])
+            fd, owned = _reopen(by_folder[folder], folders)
         except (ActionFailed, UnsafeDestination):
             continue
         try:
@@ -279,7 +294,8 @@ def flush_folders(prepared: Sequence[PreparedDownload]) -> None:
             if exc.errno not in _FSYNC_UNSUPPORTED:
                 raise
         finally:
-            os.close(fd)
+            if owned:
+                os.close(fd)
 
 
 def discard(prepared: PreparedDownload) -> None:

@@ -35,6 +35,7 @@ from airseal.agent.approval import Approver, approval_request, name_warnings
 from airseal.agent.archive import ArchiveLimits, archive_kind, check_members, extract, read_members
 from airseal.agent.archive import run_target as archive_run_target
 from airseal.agent.conditions import HostFacts
+from airseal.agent.destinations import OpenFolders
 from airseal.agent.errors import ActionFailed, DistributorNotApproved, ImportRefused
 from airseal.agent.execution import (
     Account,
@@ -324,7 +325,6 @@ class ActionRunner:
         ids = self.journal.add_runs(
             [self._run_row(item.action, "started", None) for item in group], now=self.clock()
         )
-        prepared: list[tuple[PlannedAction, int, PreparedDownload]] = []
         # Named and recorded before any is created: a kill from here on leaves only files the
         # next start knows are the agent's (airseal.agent.leftovers).
         temporaries: dict[str, tuple[str, str]] = {}
@@ -334,6 +334,17 @@ class ActionRunner:
             folder, name = platforms.split_destination(download.dest, self.host.os)
             temporaries[item.action.id] = (folder, temporary_name(name))
         record_placements(self.state, list(temporaries.values()))
+        with OpenFolders(self.state.config.destination) as folders:
+            self._place_downloads(group, ids, temporaries, folders)
+
+    def _place_downloads(
+        self,
+        group: list[PlannedAction],
+        ids: list[int],
+        temporaries: dict[str, tuple[str, str]],
+        folders: OpenFolders,
+    ) -> None:
+        prepared: list[tuple[PlannedAction, int, PreparedDownload]] = []
         for item, run_id in zip(group, ids, strict=True):
             action = item.action
             self._announce(f"before-run:{action.id}")
@@ -348,6 +359,7 @@ class ActionRunner:
                     action=action.id,
                     policy=self.state.config.destination,
                     temporary=temporaries[action.id][1],
+                    folders=folders,
                 )
             except ActionFailed as exc:
                 self._finish(run_id, action, outcome="failed", reason=exc.message())
@@ -366,13 +378,13 @@ class ActionRunner:
         results: list[tuple[int, dict[str, Any]]] = []
         for item, run_id, ready in prepared:
             try:
-                commit(ready)
+                commit(ready, folders)
             except ActionFailed as exc:
                 fields = self._record(item.action, outcome="failed", reason=exc.message())
             else:
                 fields = self._record(item.action, outcome="succeeded", reason=None)
             results.append((run_id, fields))
-        flush_folders([ready for _, _, ready in prepared])
+        flush_folders([ready for _, _, ready in prepared], folders)
         self.journal.finish_runs(results, now=self.clock())
         clear_placements(self.state)
         for item, _, _ in prepared:

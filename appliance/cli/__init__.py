@@ -17,6 +17,7 @@ import sys
 import click
 
 from airseal._internal.cli import examples, run_main, verbose_option
+from airseal._internal.version import VERSION
 from airseal.appliance.cli import exit_codes
 
 # command name -> the module that defines it (and registers it on `cli` when imported)
@@ -75,7 +76,7 @@ class LazyGroup(click.Group):
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-@click.version_option(package_name="airseal", prog_name="airseal")
+@click.version_option(VERSION, prog_name="airseal")
 @verbose_option
 @click.pass_context
 def cli(ctx: click.Context) -> None:

@@ -17,6 +17,7 @@ import pytest
 from airseal.agent import exit_codes
 from airseal.agent.destinations import (
     DestinationPolicy,
+    OpenFolders,
     check_roots,
     open_folder,
     within_roots,
@@ -257,3 +258,34 @@ def test_open_folder_walks_links_as_the_policy_says(tmp_path):
     )
     with pytest.raises(DestinationOutsidePolicy):
         check_roots("/etc/x", DestinationPolicy(("/srv",)), "linux", action="a", subject="s")
+
+
+def test_open_folders_walks_each_folder_once_and_keeps_the_folder_not_the_path(tmp_path):
+    """The batch's descriptor names the folder the walk checked: a link swapped in above it
+    afterwards does not redirect the placement, a forbidden link is refused on the first
+    walk, a missing folder is not remembered, and at most ``limit`` descriptors stay open."""
+    drop = tmp_path / "srv" / "drop"
+    drop.mkdir(parents=True)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with OpenFolders(DestinationPolicy(), limit=2) as folders:
+        opened = folders.get(str(drop), create=False, dest="d", subject="s")
+        assert opened is not None and opened[1] == str(drop)
+        fd = opened[0]
+        assert folders.get(str(drop), create=False, dest="d", subject="s") == opened
+        # the path now leads elsewhere; the descriptor still is the checked folder
+        (tmp_path / "srv").rename(tmp_path / "moved")
+        (tmp_path / "srv").symlink_to(elsewhere)
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600, dir_fd=fd))
+        assert (tmp_path / "moved" / "drop" / "f").is_file() and os.listdir(elsewhere) == []
+        with pytest.raises(DestinationThroughLink):
+            folders.get(str(tmp_path / "srv" / "x"), create=True, dest="d", subject="s")
+        assert os.listdir(elsewhere) == []
+        absent = tmp_path / "later"
+        assert folders.get(str(absent), create=False, dest="d", subject="s") is None
+        absent.mkdir()
+        assert folders.get(str(absent), create=False, dest="d", subject="s") is not None
+        assert folders.get(str(tmp_path), create=False, dest="d", subject="s") is not None
+        assert str(drop) not in folders._open  # the oldest was closed to stay within the limit
+        assert len(folders._open) == 2
+    assert folders._open == {}

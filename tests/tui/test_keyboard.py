@@ -228,3 +228,50 @@ async def test_a_tab_typed_while_the_form_opens_is_not_lost(
         # the footer (ctrl+s) and both buttons are on screen at this size
         assert form.query_one("Footer").region.height == 1
         assert form.query_one("#save").region.bottom <= size[1]
+
+
+async def test_the_reused_new_action_form_opens_empty_every_time(snapshot_site: dict) -> None:
+    """The new-action form is built once per session (it opens faster): whatever was typed,
+    chosen or refused in one visit is gone in the next, and its choices are read again."""
+    from textual.widgets import Label, Select
+
+    app = make_app(snapshot_site["root"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await visit(pilot, "4", ActionsScreen)
+        form = await visit(pilot, "n", ActionFormScreen)
+        keys = form.query_one("#f-key", Select).value
+        assert keys != Select.NULL
+        await pilot.press(*"half typed", "tab", *"desc")
+        form.query_one("#f-mode", Select).value = "download"
+        form.query_one("#f-key", Select).clear()
+        await pilot.press("ctrl+s")  # refused: no key, no destination
+        await settle(pilot)
+        assert form.query_one("#err-key", Label).has_class("-shown")
+        await pilot.press("escape")
+        await wait_for_screen(pilot, ActionsScreen)
+        again = await visit(pilot, "n", ActionFormScreen)
+        assert again is form
+        assert field_value(form, "#f-name") == "" and field_value(form, "#f-description") == ""
+        assert form.query_one("#f-mode", Select).value == "execute"
+        assert form.query_one("#download-options").display is False
+        assert form.query_one("#f-key", Select).value == keys
+        assert not form.query(".field-error.-shown")
+        assert form.focused is form.query_one("#f-name", Input)
+
+
+async def test_n_pressed_while_the_form_is_still_being_built_opens_it(snapshot_site: dict) -> None:
+    """The form is built off screen after the Actions screen's first frame; an operator (or a
+    loaded machine) can ask for it before that build is finished."""
+    from airseal.tui.screens.action_form import new_action_form, prepare_new_action_form
+
+    app = make_app(snapshot_site["root"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        prepare_new_action_form(app)
+        form = new_action_form(app)  # in the same tick: not composed yet
+        assert not form.is_mounted
+        await app.push_screen(form)
+        await wait_for_screen(pilot, ActionFormScreen)
+        await settle(pilot)
+        assert app.screen is form and field_value(form, "#f-name") == ""

@@ -189,6 +189,13 @@ class ActionsScreen(AirsealScreen):
             "Id", "Ver", "Name", "OS", "Mode", "Label", "Payload", "Key", "Valid until", "State"
         )
         self.load()
+        # after this screen's first frame: the form an operator opens next is built meanwhile
+        self.call_after_refresh(self._prepare_form)
+
+    def _prepare_form(self) -> None:
+        from airseal.tui.screens.action_form import prepare_new_action_form
+
+        prepare_new_action_form(self.app)
 
     def on_screen_resume(self) -> None:
         self.load()
@@ -290,9 +297,9 @@ class ActionsScreen(AirsealScreen):
         return self.shown[table.cursor_row]
 
     async def action_new_action(self) -> None:
-        from airseal.tui.screens.action_form import ActionFormScreen
+        from airseal.tui.screens.action_form import new_action_form
 
-        await self._open_form(ActionFormScreen())
+        await self._open_form(new_action_form(self.app))
 
     async def action_edit_action(self) -> None:
         from airseal.tui.screens.action_form import ActionFormScreen
