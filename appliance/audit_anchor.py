@@ -17,9 +17,10 @@ verifier that trusts that key. The log key is trusted only as a log key (the sit
 logged. What the anchor proves comes from the log (append-only, consistent checkpoints), not
 from that signature; the signature only says the log itself wrote the entry.
 
-When: at every export (before its statements are logged, so the media's checkpoint covers the
-chain as it stood when the export began) and on ``airseal log anchor``. An anchor is skipped when
-the head has not moved since the last one.
+When: at every export, right after its statement is logged (the statement must be the entry
+right after the media's checkpoint, which is the one the witnesses cosigned, so the anchor comes
+after it; the next export's checkpoint covers it), and on ``airseal log anchor``. An anchor is
+skipped when the head has not moved since the last one.
 """
 
 from __future__ import annotations

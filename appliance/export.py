@@ -208,9 +208,6 @@ def export_to_media(
         with open_signer(home, record, prompter) as signer, \
                 LogAppender(home, db, prompter) as tlog, _scratch(home, tlog.enabled) as scratch:
 
-            # The anchor first: the media's proofs are made at the size after it, and the
-            # export statement must be the very next entry (media_log_files).
-            tlog.anchor_audit()  # the chain as it stood when this export began (audit_anchor)
             log_files = _log_files(home, tlog, db, to_export)
 
             def sign(statement: Statement) -> bytes:
@@ -243,6 +240,15 @@ def export_to_media(
                 extra_files=[*extra_files, *_log_extra_files(log_files, scratch)],
                 parity_percent=parity_percent,
             )
+            # The audit chain's anchor after the export statement: the statement must be the
+            # entry right after the checkpoint on the media (media_log_files), and that
+            # checkpoint is the one the witnesses cosigned. The media is committed by now: a
+            # failed anchor must not report the export as failed (`airseal log anchor` retries).
+            try:
+                tlog.anchor_audit()  # the chain up to (not yet including) this export
+            except AirsealError as exc:
+                log.warning("export %s is complete, but the audit chain was not anchored in "
+                            "the log (%s): run `airseal log anchor`", header.export_id, exc)
     except BaseException as error:
         log.info("export to %s did not finish (%s)", target, type(error).__name__)
         _record_failure(home, db, target, header, error)
