@@ -123,6 +123,49 @@ def test_signed_actions_carry_a_dsse_log_entry(tmp_path) -> None:
     assert TransparencyLog(db.conn).verify().checkpoint.size == 1
 
 
+def test_an_approval_signature_is_logged_as_its_own_dsse_entry(tmp_path) -> None:
+    """Approving adds a second entry, about the approver's signature, after the first one."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from airseal.appliance.actions import approve_action
+    from airseal.appliance.db import open_database
+    from airseal.appliance.home import init_home
+    from airseal.appliance.keystore import generate_file_key, get_key, open_signer
+    from airseal.appliance.tlog_store import TransparencyLog, create_log
+    from airseal.trustroot.errors import LogProofError
+    from airseal.trustroot.tlog.entries import SignedContent
+    from tests.appliance.test_intake_and_actions import FixedPrompter, _create
+
+    home, _ = init_home(tmp_path / "home")
+    db = open_database(home)
+    generate_file_key(home, db, "ops", FixedPrompter())
+    generate_file_key(home, db, "second", FixedPrompter())
+    log_key = generate_file_key(home, db, "logkey", FixedPrompter())
+    with open_signer(home, get_key(db, "logkey"), FixedPrompter()) as signer:
+        create_log(db.conn, origin="log.site.example", key_name="logkey",
+                   public_key=log_key.public_key, signer=signer, now=datetime.now(UTC))
+    payload = tmp_path / "agent.tar"
+    payload.write_bytes(b"payload")
+    record = _create(home, db, payload)
+    approved = approve_action(home, db, record.id, "second", FixedPrompter())
+    bundle = json.loads(approved.bundle)
+    items = [TlogEntry.from_json(i) for i in bundle["verificationMaterial"]["tlogEntries"]]
+    assert [(e.kind, e.log_index) for e in items] == [("dsse", 0), ("dsse", 1)]
+    envelope = bundle["dsseEnvelope"]
+    digest = hashlib.sha256(base64.b64decode(envelope["payload"])).digest()
+    sigs = [base64.b64decode(s["sig"]) for s in envelope["signatures"]]
+    for entry, sig in zip(items, sigs, strict=True):
+        verify_tlog_entry(entry, log_key=log_key.public_key, name="log.site.example",
+                          origin="log.site.example", signed=SignedContent(sig, digest))
+    with pytest.raises(LogProofError):  # the approval's entry is about its own signature only
+        verify_tlog_entry(items[1], log_key=log_key.public_key, name="log.site.example",
+                          origin="log.site.example", signed=SignedContent(sigs[0], digest))
+    subjects = [r[0] for r in db.conn.execute("SELECT subject FROM log_entries ORDER BY idx")]
+    assert subjects[1].startswith(f"action {record.id} v1 approval ")
+    assert TransparencyLog(db.conn).verify().checkpoint.size == 2
+
+
 @pytest.mark.slow
 def test_a_logged_export_still_checks_and_imports(airseal, logged_home, tmp_path) -> None:
     """Bundles carrying tlogEntries are accepted by the courier's check and by the agent."""
