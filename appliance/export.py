@@ -200,7 +200,7 @@ def export_to_media(
     check_writable(target)
     log.info("export to %s: %d action(s), key %s, valid %d days; the media is writable",
              target, len(chosen), key_name, days)
-    extra_files = _site_files(home, db, prompter, now)
+    extra_files, site_versions = _site_files(home, db, prompter, now)
     signatures = 0
     signed: dict[str, bytes] = {}
     header: ExportHeader | None = None
@@ -243,6 +243,10 @@ def export_to_media(
                 extra_files=[*extra_files, *_log_extra_files(log_files, scratch)],
                 parity_percent=parity_percent,
             )
+            if site_versions:  # after the statement: see airseal.appliance.site_log
+                from airseal.appliance.site_log import metadata_entries
+
+                tlog.append_own(lambda log_signer: metadata_entries(log_signer, site_versions))
     except BaseException as error:
         log.info("export to %s did not finish (%s)", target, type(error).__name__)
         _record_failure(home, db, target, header, error)
@@ -333,16 +337,17 @@ def _log_extra_files(files: MediaLogFiles | None, scratch: str) -> list[ExtraFil
 
 
 def _site_files(home: Home, db: sqlite_utils.Database, prompter: Prompter, now: datetime
-                ) -> list[ExtraFile]:
+                ) -> tuple[list[ExtraFile], list[Any]]:
     """The site repository's metadata under ``tuf/``, with a timestamp signed for this export
-    (none when the appliance has no site repository: pinned-key sites)."""
+    (none when the appliance has no site repository: pinned-key sites), and the metadata
+    versions signed for it, to be logged after the export statement."""
     from airseal.appliance.site import SiteRepository
 
     site = SiteRepository(home, db, prompter)
     if not site.exists:
-        return []
-    site.refresh_timestamp(now=now)
-    return [ExtraFile(path, source) for path, source in site.media_files()]
+        return [], []
+    versions = site.refresh_timestamp(now=now, log=False)
+    return [ExtraFile(path, source) for path, source in site.media_files()], versions
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -561,6 +561,19 @@ class LogAppender:
         (index,), _ = self._log.append([new], self._log_signer(), now=now)
         self.logged.append(index)
         return adding_tlog_entry(bundle_json, self._log.entry(index))
+
+    def append_own(self, make: Callable[[Signer], list[NewEntry]]) -> list[int]:
+        """Append, in one batch, entries the log key itself signs (``make`` builds them with
+        it): the appliance's own records, such as its site metadata
+        (:mod:`airseal.appliance.site_log`). Nothing without a log; they always go to this
+        appliance's log, even with ``--rekor-url``, as audit anchors do."""
+        if self._log is None:
+            return []
+        signer = self._log_signer()
+        now = self._now or datetime.now(UTC)
+        indexes, _ = self._log.append(make(signer), signer, now=now)
+        self.logged.extend(indexes)
+        return indexes
 
     def anchor_audit(self) -> int | None:
         """Append the audit chain's head as an anchor (:mod:`airseal.appliance.audit_anchor`),

@@ -166,6 +166,45 @@ def test_an_approval_signature_is_logged_as_its_own_dsse_entry(tmp_path) -> None
     assert TransparencyLog(db.conn).verify().checkpoint.size == 2
 
 
+def test_site_metadata_versions_are_logged_by_the_log_key(airseal, logged_home) -> None:
+    """Each published root/targets/snapshot/timestamp version is a hashedrekord entry over the
+    file's SHA-256, signed by the log key, named `tuf <role> v<N>`; the log still verifies."""
+    import hashlib
+
+    from airseal.trustroot.keys import load_public_key, verify_digest
+
+    made = airseal("site", "init", "--root-key", "signer", "--root-threshold", "1",
+                   "--targets-key", "signer", "--targets-threshold", "1", "--online-key", "signer")
+    assert made.code == 0, made.stderr
+    conn = sqlite3.connect(logged_home / "airseal.db")
+    rows = conn.execute("SELECT idx, subject FROM log_entries ORDER BY idx").fetchall()
+    assert [s for _, s in rows] == ["tuf root v1", "tuf targets v1", "tuf snapshot v1",
+                                    "tuf timestamp v1"]
+    status = json.loads(airseal("log", "status", "--json").stdout)
+    assert status["size"] == 4
+    log_key = load_public_key(status_key(conn), subject="log key")
+    metadata = logged_home / "site" / "metadata"
+    for (index, subject), name in zip(rows, ("1.root.json", "1.targets.json",
+                                             "1.snapshot.json", "timestamp.json"), strict=True):
+        got = json.loads(airseal("log", "get", str(index)).stdout)["entry"]
+        body = json.loads(base64.b64decode(got["canonicalizedBody"]))
+        assert got["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.1"}
+        digest = hashlib.sha256((metadata / name).read_bytes()).digest()
+        assert body["spec"]["data"]["hash"]["value"] == digest.hex(), subject
+        verify_digest(log_key, base64.b64decode(body["spec"]["signature"]["content"]), digest)
+    before = status["size"]
+    assert airseal("distributor", "add", "signer", "--may-sign", "actions").code == 0
+    later = [s for (s,) in conn.execute("SELECT subject FROM log_entries WHERE idx >= ?",
+                                        [before])]
+    assert later == ["tuf targets v2", "tuf snapshot v2", "tuf timestamp v2"]
+    conn.close()
+    assert json.loads(airseal("log", "verify", "--json").stdout)["verified"] is True
+
+
+def status_key(conn: sqlite3.Connection) -> bytes:
+    return str(conn.execute("SELECT public_key_pem FROM log").fetchone()[0]).encode()
+
+
 @pytest.mark.slow
 def test_a_logged_export_still_checks_and_imports(airseal, logged_home, tmp_path) -> None:
     """Bundles carrying tlogEntries are accepted by the courier's check and by the agent."""
