@@ -199,6 +199,10 @@ def test_site_metadata_versions_are_logged_by_the_log_key(airseal, logged_home) 
     assert later == ["tuf targets v2", "tuf snapshot v2", "tuf timestamp v2"]
     conn.close()
     assert json.loads(airseal("log", "verify", "--json").stdout)["verified"] is True
+    replaced = metadata / "2.targets.json"  # published metadata swapped after it was logged
+    replaced.write_bytes(replaced.read_bytes().replace(b'"version": 2', b'"version": 2 '))
+    broken = airseal("log", "verify")
+    assert broken.code == 1 and "2.targets.json differs" in broken.stderr, broken.stderr
 
 
 def status_key(conn: sqlite3.Connection) -> bytes:
