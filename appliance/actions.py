@@ -397,10 +397,16 @@ def approve_action(
     if dsse_signers({key.fingerprint: key.public_key}, bundle):
         raise UsageError(f"key {key_name} already signed action {action_id} v{record.version}",
                          subject="--key", hint="a second approval needs another distributor")
-    with open_signer(home, key, prompter) as signer:
+    with open_signer(home, key, prompter) as signer, LogAppender(home, db, prompter) as log:
         approved = add_statement_signature(signer, bundle)
+        assert approved.dsse_envelope is not None
+        approved_json = log.attach_signature(
+            bundle_to_json(approved), len(approved.dsse_envelope.signatures) - 1,
+            signer.public_key,
+            f"action {action_id} v{record.version} approval {key.fingerprint[:16]}",
+        )
     db.execute("UPDATE actions SET bundle = ? WHERE id = ? AND version = ?",
-               [bundle_to_json(approved).decode(), action_id, record.version])
+               [approved_json.decode(), action_id, record.version])
     db.conn.commit()
     audit.record(home, db, "action.approve", action_id,
                  {"version": record.version, "key": key_name, "fingerprint": key.fingerprint,

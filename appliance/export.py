@@ -200,7 +200,7 @@ def export_to_media(
     check_writable(target)
     log.info("export to %s: %d action(s), key %s, valid %d days; the media is writable",
              target, len(chosen), key_name, days)
-    extra_files = _site_files(home, db, prompter, now)
+    extra_files, site_versions = _site_files(home, db, prompter, now)
     signatures = 0
     signed: dict[str, bytes] = {}
     header: ExportHeader | None = None
@@ -240,15 +240,22 @@ def export_to_media(
                 extra_files=[*extra_files, *_log_extra_files(log_files, scratch)],
                 parity_percent=parity_percent,
             )
-            # The audit chain's anchor after the export statement: the statement must be the
-            # entry right after the checkpoint on the media (media_log_files), and that
-            # checkpoint is the one the witnesses cosigned. The media is committed by now: a
-            # failed anchor must not report the export as failed (`airseal log anchor` retries).
+            # After the export statement, which must be the entry right after the checkpoint on
+            # the media (media_log_files), that checkpoint being the one the witnesses cosigned:
+            # the export's TUF timestamp (airseal.appliance.site_log) and the audit chain's
+            # anchor. The media is committed by now: a failure here must not report the export
+            # as failed (`airseal log anchor` retries the anchor; `airseal log verify` names
+            # metadata files that do not match their entries).
             try:
+                if site_versions:
+                    from airseal.appliance.site_log import metadata_entries
+
+                    tlog.append_own(
+                        lambda log_signer: metadata_entries(log_signer, site_versions))
                 tlog.anchor_audit()  # the chain up to (not yet including) this export
             except AirsealError as exc:
-                log.warning("export %s is complete, but the audit chain was not anchored in "
-                            "the log (%s): run `airseal log anchor`", header.export_id, exc)
+                log.warning("export %s is complete, but logging after it failed (%s): run "
+                            "`airseal log anchor`", header.export_id, exc)
     except BaseException as error:
         log.info("export to %s did not finish (%s)", target, type(error).__name__)
         _record_failure(home, db, target, header, error)
@@ -339,16 +346,17 @@ def _log_extra_files(files: MediaLogFiles | None, scratch: str) -> list[ExtraFil
 
 
 def _site_files(home: Home, db: sqlite_utils.Database, prompter: Prompter, now: datetime
-                ) -> list[ExtraFile]:
+                ) -> tuple[list[ExtraFile], list[Any]]:
     """The site repository's metadata under ``tuf/``, with a timestamp signed for this export
-    (none when the appliance has no site repository: pinned-key sites)."""
+    (none when the appliance has no site repository: pinned-key sites), and the metadata
+    versions signed for it, to be logged after the export statement."""
     from airseal.appliance.site import SiteRepository
 
     site = SiteRepository(home, db, prompter)
     if not site.exists:
-        return []
-    site.refresh_timestamp(now=now)
-    return [ExtraFile(path, source) for path, source in site.media_files()]
+        return [], []
+    versions = site.refresh_timestamp(now=now, log=False)
+    return [ExtraFile(path, source) for path, source in site.media_files()], versions
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from airseal.appliance.errors import ApplianceError, UsageError
 from airseal.appliance.home import Home
 from airseal.appliance.keystore import KeyRecord, get_key, list_keys, open_signer
 from airseal.appliance.prompts import Prompter
+from airseal.appliance.site_log import MetadataVersion, log_metadata
 from airseal.errors import AirsealError
 from airseal.trustroot.keys import load_public_key
 from airseal.trustroot.signer import Signer
@@ -451,8 +452,10 @@ class SiteRepository:
             path = self._target_path(info)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(path, data, mode=0o644)
-        write_atomic(self.metadata_dir / f"{md.signed.version}.{role}.json",
-                     md.to_bytes(_SERIALIZER), mode=0o644)
+        data = md.to_bytes(_SERIALIZER)
+        log_metadata(self.home, self.db, self.prompter,
+                     [MetadataVersion(role, md.signed.version, data)])
+        write_atomic(self.metadata_dir / f"{md.signed.version}.{role}.json", data, mode=0o644)
         if self._latest("root") is not None and self._latest("targets") is not None:
             try:
                 self.refresh_timestamp(now=now, new_snapshot=True)
@@ -686,9 +689,12 @@ class SiteRepository:
 
     # -- online roles ----------------------------------------------------------------------------
 
-    def refresh_timestamp(self, *, now: datetime, new_snapshot: bool = False) -> None:
+    def refresh_timestamp(self, *, now: datetime, new_snapshot: bool = False,
+                          log: bool = True) -> list[MetadataVersion]:
         """Sign a new timestamp (and, when asked or near expiry, a new snapshot) with the
-        online key: done at every export."""
+        online key: done at every export. Returns the new versions; they are appended to the
+        log here unless ``log`` is false (an export logs them after its statement, so that a
+        witnessed checkpoint stays the one its media carries: :mod:`.site_log`)."""
         self.require()
         targets = self._targets()
         if self._latest("root") is None or targets is None:
@@ -721,11 +727,18 @@ class SiteRepository:
             if snapshot_md is not snapshot:
                 _sign(snapshot_md, signer, append=False)
             _sign(timestamp, signer, append=False)
+        snapshot_data = snapshot_md.to_bytes(_SERIALIZER)
+        timestamp_data = timestamp.to_bytes(_SERIALIZER)
+        new = [MetadataVersion("snapshot", snapshot_md.signed.version, snapshot_data)
+               ] if snapshot_md is not snapshot else []
+        new.append(MetadataVersion("timestamp", timestamp.signed.version, timestamp_data))
+        if log:
+            log_metadata(self.home, self.db, self.prompter, new)
         if snapshot_md is not snapshot:
             write_atomic(self.metadata_dir / f"{snapshot_md.signed.version}.snapshot.json",
-                         snapshot_md.to_bytes(_SERIALIZER), mode=0o644)
-        write_atomic(self.metadata_dir / "timestamp.json", timestamp.to_bytes(_SERIALIZER),
-                     mode=0o644)
+                         snapshot_data, mode=0o644)
+        write_atomic(self.metadata_dir / "timestamp.json", timestamp_data, mode=0o644)
+        return new
 
     # -- media -----------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -448,6 +448,24 @@ def with_tlog_entry(bundle_json: bytes, entry: entries.TlogEntry) -> bytes:
     return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
 
 
+def adding_tlog_entry(bundle_json: bytes, entry: entries.TlogEntry) -> bytes:
+    """The bundle with ``entry`` added after the ``tlogEntries`` it already carries."""
+    data = json.loads(bundle_json)
+    material = data.setdefault("verificationMaterial", {})
+    material["tlogEntries"] = [*(material.get("tlogEntries") or []), entry.to_json()]
+    return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def one_signature_bundle(bundle_json: bytes, signature_index: int) -> bytes:
+    """The DSSE bundle reduced to one of its envelope's signatures (and no log entries): what an
+    approval signature is logged as. See :meth:`LogAppender.attach_signature` for why."""
+    data = json.loads(bundle_json)
+    envelope = data["dsseEnvelope"]
+    envelope["signatures"] = [envelope["signatures"][signature_index]]
+    data.setdefault("verificationMaterial", {})["tlogEntries"] = []
+    return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
 def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -515,6 +533,47 @@ class LogAppender:
         (index,), _ = self._log.append([new], self._log_signer(), now=now)
         self.logged.append(index)
         return with_tlog_entry(bundle_json, self._log.entry(index))
+
+    def attach_signature(self, bundle_json: bytes, signature_index: int, public_key: PublicKey,
+                         subject: str) -> bytes:
+        """Log one more signature of a multi-signature DSSE bundle (an approval) and return the
+        bundle with its entry added to the ``tlogEntries`` it already carries.
+
+        The entry is the ``dsse`` 0.0.1 entry of the envelope holding that one signature (same
+        payload, that signature and its key): what a Rekor records when the approver submits
+        their own one-signature envelope. Not Rekor's entry for the whole multi-signature
+        envelope (one body listing every signature, sorted): Sigstore verifiers (sigstore-js,
+        and :func:`airseal.trustroot.tlog.entries.verify_tlog_entry`) accept a ``dsse`` body
+        with exactly one signature, and one entry per signature lets a verifier tell which
+        signatures are logged."""
+        from airseal.appliance.rekor_client import current_target
+
+        single = one_signature_bundle(bundle_json, signature_index)
+        target = current_target()
+        if target is not None:
+            from airseal.appliance.rekor_client import log_bundle
+
+            return adding_tlog_entry(bundle_json, log_bundle(target, single, public_key))
+        if self._log is None:
+            return bundle_json
+        new = entry_for_bundle(single, public_key, subject)
+        now = self._now or datetime.now(UTC)
+        (index,), _ = self._log.append([new], self._log_signer(), now=now)
+        self.logged.append(index)
+        return adding_tlog_entry(bundle_json, self._log.entry(index))
+
+    def append_own(self, make: Callable[[Signer], list[NewEntry]]) -> list[int]:
+        """Append, in one batch, entries the log key itself signs (``make`` builds them with
+        it): the appliance's own records, such as its site metadata
+        (:mod:`airseal.appliance.site_log`). Nothing without a log; they always go to this
+        appliance's log, even with ``--rekor-url``, as audit anchors do."""
+        if self._log is None:
+            return []
+        signer = self._log_signer()
+        now = self._now or datetime.now(UTC)
+        indexes, _ = self._log.append(make(signer), signer, now=now)
+        self.logged.extend(indexes)
+        return indexes
 
     def anchor_audit(self) -> int | None:
         """Append the audit chain's head as an anchor (:mod:`airseal.appliance.audit_anchor`),

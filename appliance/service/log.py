@@ -201,6 +201,15 @@ class TransparencyLogMethods:
         log = self._log()
         log.verify()
         count, problems = check_anchors(self.db.conn, self.home.appliance_id, log.info.public_key)
+        from airseal.appliance.site_log import check_metadata_entries
+
+        _, site_problems = check_metadata_entries(
+            self.db.conn, self.home.root / "site" / "metadata", log.info.public_key)
+        if site_problems:
+            raise LogInconsistent(
+                "the site metadata does not match its entries in the log: "
+                + "; ".join(site_problems),
+                hint="keep the log and the site repository as evidence and report it")
         if problems:
             raise LogInconsistent(
                 "the audit chain does not match its anchors in the log: "

@@ -123,6 +123,92 @@ def test_signed_actions_carry_a_dsse_log_entry(tmp_path) -> None:
     assert TransparencyLog(db.conn).verify().checkpoint.size == 1
 
 
+def test_an_approval_signature_is_logged_as_its_own_dsse_entry(tmp_path) -> None:
+    """Approving adds a second entry, about the approver's signature, after the first one."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from airseal.appliance.actions import approve_action
+    from airseal.appliance.db import open_database
+    from airseal.appliance.home import init_home
+    from airseal.appliance.keystore import generate_file_key, get_key, open_signer
+    from airseal.appliance.tlog_store import TransparencyLog, create_log
+    from airseal.trustroot.errors import LogProofError
+    from airseal.trustroot.tlog.entries import SignedContent
+    from tests.appliance.test_intake_and_actions import FixedPrompter, _create
+
+    home, _ = init_home(tmp_path / "home")
+    db = open_database(home)
+    generate_file_key(home, db, "ops", FixedPrompter())
+    generate_file_key(home, db, "second", FixedPrompter())
+    log_key = generate_file_key(home, db, "logkey", FixedPrompter())
+    with open_signer(home, get_key(db, "logkey"), FixedPrompter()) as signer:
+        create_log(db.conn, origin="log.site.example", key_name="logkey",
+                   public_key=log_key.public_key, signer=signer, now=datetime.now(UTC))
+    payload = tmp_path / "agent.tar"
+    payload.write_bytes(b"payload")
+    record = _create(home, db, payload)
+    approved = approve_action(home, db, record.id, "second", FixedPrompter())
+    bundle = json.loads(approved.bundle)
+    items = [TlogEntry.from_json(i) for i in bundle["verificationMaterial"]["tlogEntries"]]
+    assert [(e.kind, e.log_index) for e in items] == [("dsse", 0), ("dsse", 1)]
+    envelope = bundle["dsseEnvelope"]
+    digest = hashlib.sha256(base64.b64decode(envelope["payload"])).digest()
+    sigs = [base64.b64decode(s["sig"]) for s in envelope["signatures"]]
+    for entry, sig in zip(items, sigs, strict=True):
+        verify_tlog_entry(entry, log_key=log_key.public_key, name="log.site.example",
+                          origin="log.site.example", signed=SignedContent(sig, digest))
+    with pytest.raises(LogProofError):  # the approval's entry is about its own signature only
+        verify_tlog_entry(items[1], log_key=log_key.public_key, name="log.site.example",
+                          origin="log.site.example", signed=SignedContent(sigs[0], digest))
+    subjects = [r[0] for r in db.conn.execute("SELECT subject FROM log_entries ORDER BY idx")]
+    assert subjects[1].startswith(f"action {record.id} v1 approval ")
+    assert TransparencyLog(db.conn).verify().checkpoint.size == 2
+
+
+def test_site_metadata_versions_are_logged_by_the_log_key(airseal, logged_home) -> None:
+    """Each published root/targets/snapshot/timestamp version is a hashedrekord entry over the
+    file's SHA-256, signed by the log key, named `tuf <role> v<N>`; the log still verifies."""
+    import hashlib
+
+    from airseal.trustroot.keys import load_public_key, verify_digest
+
+    made = airseal("site", "init", "--root-key", "signer", "--root-threshold", "1",
+                   "--targets-key", "signer", "--targets-threshold", "1", "--online-key", "signer")
+    assert made.code == 0, made.stderr
+    conn = sqlite3.connect(logged_home / "airseal.db")
+    rows = conn.execute("SELECT idx, subject FROM log_entries ORDER BY idx").fetchall()
+    assert [s for _, s in rows] == ["tuf root v1", "tuf targets v1", "tuf snapshot v1",
+                                    "tuf timestamp v1"]
+    status = json.loads(airseal("log", "status", "--json").stdout)
+    assert status["size"] == 4
+    log_key = load_public_key(status_key(conn), subject="log key")
+    metadata = logged_home / "site" / "metadata"
+    for (index, subject), name in zip(rows, ("1.root.json", "1.targets.json",
+                                             "1.snapshot.json", "timestamp.json"), strict=True):
+        got = json.loads(airseal("log", "get", str(index)).stdout)["entry"]
+        body = json.loads(base64.b64decode(got["canonicalizedBody"]))
+        assert got["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.1"}
+        digest = hashlib.sha256((metadata / name).read_bytes()).digest()
+        assert body["spec"]["data"]["hash"]["value"] == digest.hex(), subject
+        verify_digest(log_key, base64.b64decode(body["spec"]["signature"]["content"]), digest)
+    before = status["size"]
+    assert airseal("distributor", "add", "signer", "--may-sign", "actions").code == 0
+    later = [s for (s,) in conn.execute("SELECT subject FROM log_entries WHERE idx >= ?",
+                                        [before])]
+    assert later == ["tuf targets v2", "tuf snapshot v2", "tuf timestamp v2"]
+    conn.close()
+    assert json.loads(airseal("log", "verify", "--json").stdout)["verified"] is True
+    replaced = metadata / "2.targets.json"  # published metadata swapped after it was logged
+    replaced.write_bytes(replaced.read_bytes().replace(b'"version": 2', b'"version": 2 '))
+    broken = airseal("log", "verify")
+    assert broken.code == 1 and "2.targets.json differs" in broken.stderr, broken.stderr
+
+
+def status_key(conn: sqlite3.Connection) -> bytes:
+    return str(conn.execute("SELECT public_key_pem FROM log").fetchone()[0]).encode()
+
+
 @pytest.mark.slow
 def test_a_logged_export_still_checks_and_imports(airseal, logged_home, tmp_path) -> None:
     """Bundles carrying tlogEntries are accepted by the courier's check and by the agent."""
