@@ -109,6 +109,32 @@ def unmount(mount: Path) -> None:
         raise Fat32Unavailable(f"could not unmount {mount}")
 
 
+def _daemon_pids(image: Path) -> list[int]:
+    """The fusefat daemons serving ``image`` (fusefat forks into the background)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and os.path.basename(argv[0]) == b"fusefat" and os.fsencode(image) in argv:
+            pids.append(int(entry))
+    return pids
+
+
+def _wait_for_exit(pids: list[int], timeout: float = 30.0) -> None:
+    """fusermount returns when the kernel lets go; the daemon then still writes the FAT's
+    clean-unmount state. fsck before it exits sees the dirty bit (seen under pytest-xdist)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(Path(f"/proc/{pid}").exists() for pid in pids):
+            return
+        time.sleep(0.05)
+    raise Fat32Unavailable(f"fusefat ({pids}) did not exit within {timeout:.0f} s of unmounting")
+
+
 @contextmanager
 def fat32_mount(
     workdir: Path,
@@ -141,7 +167,9 @@ def fat32_mount(
             time.sleep(0.05)
         yield Fat32(image, mount, size_mib)
     finally:
+        daemons = _daemon_pids(image)
         unmount(mount)
+        _wait_for_exit(daemons)
 
 
 def fsck(image: Path) -> tuple[bool, str]:
