@@ -564,6 +564,7 @@ def status(as_json: bool) -> None:
     from airseal.agent.identity import load_public_key
     from airseal.agent.leftovers import pending_leftovers, remove_leftovers
     from airseal.agent.lock import StateLock
+    from airseal.agent.log_state import status_json as log_status
     from airseal.agent.platforms import current_os
     from airseal.agent.site_trust import status_json as site_status
     from airseal.trustroot.keys import fingerprint
@@ -600,6 +601,7 @@ def status(as_json: bool) -> None:
         "interrupted": [r.to_json_dict(with_output=False) for r in interrupted],
         "distributors": [d.to_json_dict() for d in distributors],
         "site": site_status(state.root),
+        "log": log_status(state.root),
         "lastImport": last[0].to_json_dict() if last else None,
         "pendingReboot": reboot.to_json_dict() if reboot else None,
         "placing": placing,
@@ -630,6 +632,16 @@ def status(as_json: bool) -> None:
         click.echo(
             f"Distributor {d.name}  {d.fingerprint[:16]}…  {approval}, last sequence "
             f"{d.last_sequence}"
+        )
+    log_shown = log_status(state.root)
+    if log_shown is not None:
+        seen = log_shown["checkpoint"]
+        click.echo(
+            "Transparency log: " + (
+                f"last checkpoint {seen['origin']} size {seen['size']} (proved by an import)"
+                if seen else "no checkpoint proved yet"
+            ) + (f", pinned origin {log_shown['pinnedOrigin']}"
+                 if log_shown["pinnedOrigin"] else "")
         )
     if last:
         item = last[0]

@@ -83,6 +83,23 @@ def store_checkpoint(state_root: Path, checkpoint: Checkpoint, note: str) -> Non
     }, indent=2) + "\n").encode(), mode=0o600)
 
 
+def status_json(state_root: Path) -> dict[str, Any] | None:
+    """What `airseal-agent status` shows of the log: the pinned origin (pinned mode; in TUF
+    mode the log comes from the media's site target) and the last checkpoint an accepted import
+    proved. ``None`` when the endpoint has never been told of a log."""
+    pinned = pinned_log(state_root)
+    seen = last_checkpoint(state_root)
+    if pinned is None and seen is None:
+        return None
+    return {
+        "pinnedOrigin": pinned.origin if pinned is not None else None,
+        "checkpoint": None if seen is None else {
+            "origin": seen.origin, "size": seen.size,
+            "rootHash": base64.b64encode(seen.root_hash).decode(),
+        },
+    }
+
+
 def _read(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(read_capped(path, _MAX))

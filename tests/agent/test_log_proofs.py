@@ -234,3 +234,25 @@ def test_the_couriers_check_reads_the_log_files_without_keys(site: Site) -> None
     assert report.status == "damaged"
     assert [(f.path, f.check) for f in report.damaged] == [
         ("airseal/log/proofs.json", "tlog.proofs")]
+
+
+def test_status_shows_the_pinned_log_and_the_last_proved_checkpoint(
+    enrolled, agent_signer, site, agent_cli
+) -> None:
+    from airseal.agent.log_state import status_json
+
+    assert status_json(enrolled.root) is None
+    enrol_log(enrolled, site.log)
+    assert status_json(enrolled.root) == {"pinnedOrigin": site.log.origin, "checkpoint": None}
+    assert run(enrolled, agent_signer, site.media("first")).status == "completed"
+    shown = status_json(enrolled.root)
+    assert shown is not None and shown["checkpoint"] == {
+        "origin": site.log.origin, "size": site.log.log.size,
+        "rootHash": base64.b64encode(site.log.log.root()).decode(),
+    }
+    result = agent_cli("status", "--json")
+    assert result.code == 0, result.stderr
+    assert json.loads(result.stdout)["log"] == shown
+    text = agent_cli("status")
+    assert (f"Transparency log: last checkpoint {site.log.origin} size {site.log.log.size}"
+            in text.stdout)
