@@ -155,7 +155,7 @@ class TlogEntry:
             raise LogProofError("a tlogEntries item is not an object")
         try:
             kind_version = data["kindVersion"]
-            body = _unb64(data["canonicalizedBody"], "canonicalizedBody")
+            body = unb64(data["canonicalizedBody"], "canonicalizedBody")
             if len(body) > MAX_BODY_BYTES:
                 raise LogProofError("canonicalizedBody is too large")
             promise = data.get("inclusionPromise")
@@ -168,13 +168,13 @@ class TlogEntry:
                 proof = InclusionProof(
                     log_index=_int(raw_proof["logIndex"], "inclusionProof.logIndex"),
                     tree_size=_int(raw_proof["treeSize"], "inclusionProof.treeSize"),
-                    root_hash=_unb64(raw_proof["rootHash"], "inclusionProof.rootHash"),
-                    hashes=tuple(_unb64(h, "inclusionProof.hashes") for h in hashes),
+                    root_hash=unb64(raw_proof["rootHash"], "inclusionProof.rootHash"),
+                    hashes=tuple(unb64(h, "inclusionProof.hashes") for h in hashes),
                     checkpoint=_str(raw_proof["checkpoint"]["envelope"], "checkpoint.envelope"),
                 )
             return cls(
                 log_index=_int(data["logIndex"], "logIndex"),
-                log_id=_unb64(data["logId"]["keyId"], "logId.keyId"),
+                log_id=unb64(data["logId"]["keyId"], "logId.keyId"),
                 kind=_str(kind_version["kind"], "kindVersion.kind"),
                 version=_str(kind_version["version"], "kindVersion.version"),
                 integrated_time=_int(data.get("integratedTime", "0"), "integratedTime"),
@@ -182,7 +182,7 @@ class TlogEntry:
                 set=(
                     None
                     if promise is None
-                    else _unb64(promise["signedEntryTimestamp"], "signedEntryTimestamp")
+                    else unb64(promise["signedEntryTimestamp"], "signedEntryTimestamp")
                 ),
                 proof=proof,
             )
@@ -190,7 +190,8 @@ class TlogEntry:
             raise LogProofError(f"a tlogEntries item lacks or mistypes {exc}") from None
 
 
-def _unb64(value: Any, what: str) -> bytes:
+def unb64(value: Any, what: str) -> bytes:
+    """A base64 string field of an entry or a Rekor answer, strictly (a typed error otherwise)."""
     if not isinstance(value, str):
         raise LogProofError(f"{what} is not a base64 string")
     try:
@@ -317,15 +318,15 @@ def signed_content_of_bundle(bundle: Any) -> SignedContent:
         if "messageSignature" in bundle:
             sig = bundle["messageSignature"]
             return SignedContent(
-                _unb64(sig["signature"], "messageSignature.signature"),
-                _unb64(sig["messageDigest"]["digest"], "messageDigest.digest"),
+                unb64(sig["signature"], "messageSignature.signature"),
+                unb64(sig["messageDigest"]["digest"], "messageDigest.digest"),
             )
         envelope = bundle["dsseEnvelope"]
         if len(envelope["signatures"]) != 1:
             raise LogProofError("a DSSE envelope with a log entry must hold exactly one signature")
         return SignedContent(
-            _unb64(envelope["signatures"][0]["sig"], "dsseEnvelope.signatures[0].sig"),
-            hashlib.sha256(_unb64(envelope["payload"], "dsseEnvelope.payload")).digest(),
+            unb64(envelope["signatures"][0]["sig"], "dsseEnvelope.signatures[0].sig"),
+            hashlib.sha256(unb64(envelope["payload"], "dsseEnvelope.payload")).digest(),
         )
     except (KeyError, TypeError) as exc:
         raise LogProofError(f"the bundle lacks {exc} needed to match its log entry") from None

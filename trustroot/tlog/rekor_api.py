@@ -21,6 +21,7 @@ from airseal.trustroot.errors import KeyFormatError, LogProofError, Verification
 from airseal.trustroot.keys import PublicKey, load_public_key, verify_digest, verify_message
 from airseal.trustroot.tlog import entries
 from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote, key_hint
+from airseal.trustroot.tlog.entries import unb64
 from airseal.trustroot.tlog.merkle import leaf_hash
 
 MAX_RESPONSE_BYTES = 1024 * 1024
@@ -146,9 +147,9 @@ def accept_hashedrekord(proposed: Any) -> bytes:
     digest_hex = digest_obj.get("value")
     if not isinstance(digest_hex, str) or not _HEX64.match(digest_hex):
         raise LogProofError("the hashedrekord data.hash value is not 64 lower-case hex digits")
-    signature = _unb64(signature_b64, "signature.content")
+    signature = unb64(signature_b64, "signature.content")
     try:
-        key = load_public_key(_unb64(key_b64, "signature.publicKey.content"))
+        key = load_public_key(unb64(key_b64, "signature.publicKey.content"))
         verify_digest(key, signature, bytes.fromhex(digest_hex))
     except KeyFormatError as exc:
         raise LogProofError(f"signature.publicKey: {exc.detail}") from None
@@ -179,11 +180,11 @@ def accept_dsse(proposed: Any) -> bytes:
         raise LogProofError("the DSSE payloadType or the verifiers are mistyped")
     if not isinstance(signatures, list) or len(signatures) != 1 or len(verifiers) != 1:
         raise LogProofError("this log takes DSSE envelopes with exactly one signature and verifier")
-    payload = _unb64(payload_b64, "envelope.payload")
-    signature = _unb64(signatures[0].get("sig") if isinstance(signatures[0], dict) else None,
+    payload = unb64(payload_b64, "envelope.payload")
+    signature = unb64(signatures[0].get("sig") if isinstance(signatures[0], dict) else None,
                        "envelope.signatures[0].sig")
     try:
-        key = load_public_key(_unb64(verifiers[0], "proposedContent.verifiers[0]"))
+        key = load_public_key(unb64(verifiers[0], "proposedContent.verifiers[0]"))
         verify_message(key, signature, pae(payload_type, payload))
     except KeyFormatError as exc:
         raise LogProofError(f"proposedContent.verifiers[0]: {exc.detail}") from None
@@ -199,15 +200,6 @@ def accept_proposed(proposed: Any) -> tuple[str, bytes]:
     if kind == entries.DSSE and proposed.get("apiVersion") == entries.API_VERSION:
         return entries.DSSE, accept_dsse(proposed)
     return entries.HASHEDREKORD, accept_hashedrekord(proposed)
-
-
-def _unb64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise LogProofError(f"{what} is not a base64 string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:  # binascii.Error, or a non-ASCII str
-        raise LogProofError(f"{what} is not base64") from None
 
 
 # -- reading what a Rekor returns --------------------------------------------------------------
@@ -234,7 +226,7 @@ def parse_log_entry(data: Any) -> entries.TlogEntry:
     ((uuid, value),) = data.items()
     if not isinstance(value, dict):
         raise LogProofError("the Rekor entry is not an object")
-    body = _unb64(value.get("body"), "body")
+    body = unb64(value.get("body"), "body")
     if len(body) > entries.MAX_BODY_BYTES:
         raise LogProofError("the Rekor entry body is too large")
     if not isinstance(uuid, str) or len(uuid) > 128:
@@ -276,7 +268,7 @@ def parse_log_entry(data: Any) -> entries.TlogEntry:
         version=version,
         integrated_time=_int(value.get("integratedTime"), "integratedTime"),
         body=body,
-        set=None if set_b64 is None else _unb64(set_b64, "signedEntryTimestamp"),
+        set=None if set_b64 is None else unb64(set_b64, "signedEntryTimestamp"),
         proof=proof,
     )
 
