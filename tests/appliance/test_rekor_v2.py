@@ -30,6 +30,7 @@ from airseal.appliance import rekor_client as rc
 from airseal.appliance import tlog_store as ts
 from airseal.appliance.db import MIGRATIONS
 from airseal.appliance.log_server import LogHttpServer, LogService
+from airseal.appliance.log_view import entry_digest
 from airseal.trustroot.bundle import bundle_to_json, message_signature_bundle
 from airseal.trustroot.dsse import pae
 from airseal.trustroot.errors import LogProofError
@@ -145,6 +146,7 @@ def test_a_real_staging_rekor_v2_entry_verifies_and_its_tampered_copies_do_not()
     point = rekor_v2.verify_entry(entry, log_key=key, name=STAGING, signed=signed)
     assert (point.origin, point.size) == (STAGING, 646)
     assert rekor_v2.verify_entry(entry, log_key=key, name=None, signed=signed) == point
+    assert entry_digest("hashedrekord", entry.body) == signed.sha256_digest.hex()  # log view
 
     def refused(mutate: Callable[[dict[str, Any]], None], check: str, *,
                 name: str | None = STAGING, other: bytes | None = None) -> None:
