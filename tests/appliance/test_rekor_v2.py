@@ -233,6 +233,15 @@ def test_v2_client_against_log_serve(served: tuple[str, Path]) -> None:
     assert (dsse.kind, dsse.version, dsse.log_index) == ("dsse", "0.0.2", 1)
     again = rc.log_bundle(target, bundle, SIGNER.public_key)  # deduplicated, not refused
     assert again.log_index == entry.log_index and _log_size(path) == 2
+    forged = json.loads(bundle)
+    forged["messageSignature"]["messageDigest"]["digest"] = base64.b64encode(b"\0" * 32).decode()
+    with pytest.raises(rc.RekorRefused, match=r"HTTP 400.*does not verify"):
+        rc.log_bundle(target, json.dumps(forged).encode(), SIGNER.public_key)
+    two = json.loads(_dsse_bundle(b"{}"))
+    two["dsseEnvelope"]["signatures"] *= 2
+    with pytest.raises(rc.RekorRefused, match="exactly one signature"):
+        rc.log_bundle(target, json.dumps(two).encode(), SIGNER.public_key)
+    assert _log_size(path) == 2  # the server appended neither
     # The same log through v1, unchanged: a 0.0.1 entry with its SET.
     v1 = rc.log_bundle(rc.RekorTarget(url, LOG.public_key, None), _bundle(b"v1"),
                        SIGNER.public_key)
