@@ -1,4 +1,5 @@
-"""`airseal log serve`: the embedded log over the Rekor v1 REST API and the C2SP tlog-tiles paths.
+"""`airseal log serve`: the embedded log over the Rekor v1 REST API (and v2's one write route) and
+the C2SP tlog-tiles paths.
 
 Routes (all JSON errors are Rekor's ``{code, message}``):
 
@@ -11,6 +12,10 @@ Routes (all JSON errors are Rekor's ``{code, message}``):
 - ``POST /api/v1/log/entries``: a ``hashedrekord`` or ``dsse`` 0.0.1 ``ProposedEntry``; its
   signature is verified (over the digest, or the DSSE PAE) before it is appended; 201 with the
   ``LogEntry`` (SET and inclusion proof), 409 with ``Location`` when it is already logged
+- ``POST /api/v2/log/entries``: Rekor v2's ``CreateEntryRequest`` (``hashedRekordRequestV002``
+  or ``dsseRequestV002``), verified the same way; 201 with the ``TransparencyLogEntry`` of the
+  ``0.0.2`` entry (inclusion proof and checkpoint, no SET, as rekor-tiles answers). An entry
+  already logged is answered with the existing one (Rekor v2 deduplicates rather than refuse)
 - ``GET /checkpoint``, ``/tile/<L>/<N>[.p/<W>]``, ``/tile/entries/<N>[.p/<W>]``: C2SP tlog-tiles
 
 Guarantees: the stdlib :class:`~http.server.ThreadingHTTPServer` (no new dependency); every
@@ -40,7 +45,7 @@ from urllib.parse import parse_qs, urlsplit
 from airseal.appliance.tlog_store import LogError, NewEntry, TransparencyLog
 from airseal.trustroot.errors import LogProofError
 from airseal.trustroot.signer import Signer
-from airseal.trustroot.tlog import entries, merkle, rekor_api, tiles
+from airseal.trustroot.tlog import entries, merkle, rekor_api, rekor_v2, tiles
 
 MAX_REQUEST_BYTES = entries.MAX_BODY_BYTES
 REQUEST_TIMEOUT_SECONDS = 30
@@ -166,6 +171,22 @@ class LogService:
             new = NewEntry(kind, body, f"rekor api from {client}")
             (index,), _ = log.append([new], self.signer, now=self.clock())
             return uuid, rekor_api.log_entry_json(log.entry(index))
+
+    def create_v2(self, request: Any, client: str) -> dict[str, Any]:
+        """Verify a Rekor v2 ``CreateEntryRequest``, append its ``0.0.2`` entry (or find it
+        already logged); its ``TransparencyLogEntry``."""
+        if self.signer is None:
+            raise HttpProblem(
+                405, "this log is served read-only (`airseal log serve --read-only`)"
+            )
+        kind, body = rekor_v2.accept_request(request)
+        with self._append_lock, self.log() as log:
+            index = self._index_of_leaf(log, merkle.leaf_hash(body))
+            if index is None:
+                new = NewEntry(kind, body, f"rekor api v2 from {client}")
+                (index,), _ = log.append([new], self.signer, now=self.clock())
+            key_id = rekor_v2.checkpoint_key_id(self.info.public_key, self.info.origin)
+            return rekor_v2.transparency_log_entry_json(log.entry(index), key_id)
 
     def tile(self, kind: str, index_text: str, width_text: str | None) -> bytes:
         index = int(index_text.replace("x", "").replace("/", ""))
@@ -293,6 +314,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/api/v1/log/entries":
             uuid, entry = service.create(self._read_json(), self.client_address[0])
             self._json(201, entry, {"Location": f"/api/v1/log/entries/{uuid}", "ETag": uuid})
+        elif path == "/api/v2/log/entries":
+            self._json(201, service.create_v2(self._read_json(), self.client_address[0]))
         elif path == "/api/v1/log/entries/retrieve":
             self._json(200, service.retrieve(self._read_json()))
         else:

@@ -11,6 +11,7 @@ its cosignature on the note the appliance keeps (:func:`witness_views`).
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import sqlite3
@@ -129,6 +130,10 @@ def entry_digest(kind: str, body: bytes) -> str:
     """The digest an entry is about, read from its (canonical, logged) body."""
     try:
         spec = json.loads(body)["spec"]
+        if "hashedRekordV002" in spec or "dsseV002" in spec:  # Rekor v2 (0.0.2) bodies
+            inner = spec.get("hashedRekordV002") or spec["dsseV002"]
+            data = inner.get("data") or inner["payloadHash"]
+            return base64.b64decode(data["digest"], validate=True).hex()
         if kind == "hashedrekord":
             return str(spec["data"]["hash"]["value"])
         if kind == "dsse":

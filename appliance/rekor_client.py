@@ -1,13 +1,16 @@
-"""`--rekor-url`: log a signature in a site's Rekor (v1 REST API) instead of the embedded log.
+"""`--rekor-url`: log a signature in a site's Rekor (v1 or v2 API) instead of the embedded log.
 
-The client POSTs a ``hashedrekord`` 0.0.1 (message signatures) or ``dsse`` 0.0.1 (DSSE envelopes)
-proposed entry to ``<url>/api/v1/log/entries`` and accepts the answer only once it verifies
-against a log key known beforehand: ``--rekor-key`` (PEM), else the ``tlogs`` entry of the
-appliance's trusted root whose ``baseUrl`` is that URL. The SET, the checkpoint signature and
-origin, the inclusion proof and that the body records this very signature are all checked
-(:func:`airseal.trustroot.tlog.rekor_api.verify_rekor_entry`) before the entry is stored in the
-bundle's ``tlogEntries``. Fails closed with a distinct error for an unreachable log, an HTTP
-refusal and an answer that does not verify. Rekor v2 (``/api/v2/log/entries``) is not spoken.
+Rekor v1: the client POSTs a ``hashedrekord`` 0.0.1 (message signatures) or ``dsse`` 0.0.1
+(DSSE envelopes) proposed entry to ``<url>/api/v1/log/entries``. Rekor v2 (chosen only when the
+site's signing config lists that Rekor with ``majorApiVersion`` 2, see
+:func:`rekor_from_signing_config`): a ``CreateEntryRequest`` to ``<url>/api/v2/log/entries``
+(:mod:`airseal.trustroot.tlog.rekor_v2`), answered with a ``0.0.2`` ``TransparencyLogEntry``
+that has no SET. Either answer is accepted only once it verifies against a log key known
+beforehand: ``--rekor-key`` (PEM), else the ``tlogs`` entry of the appliance's trusted root
+whose ``baseUrl`` is that URL. The SET (v1 only), the checkpoint signature and origin, the
+inclusion proof and that the body records this very signature are all checked before the entry
+is stored in the bundle's ``tlogEntries``. Fails closed with a distinct error for an unreachable
+log, a timeout, an HTTP refusal and an answer that does not verify; nothing is stored then.
 
 ``urllib`` is imported only when an entry is sent (the CLI's startup stays light); proxies from
 the environment are not used: the appliance talks to the site's log directly.
@@ -31,6 +34,11 @@ from airseal.trustroot.keys import PublicKey
 from airseal.trustroot.tlog import entries, rekor_api
 
 TIMEOUT_SECONDS = 30.0
+"""Per request; Rekor v2 answers only once a checkpoint includes the entry (rekor-tiles asks
+clients for at least 20 s)."""
+SIGNING_CONFIG_MEDIA_TYPE = "application/vnd.dev.sigstore.signingconfig.v0.2+json"
+MAX_SIGNING_CONFIG_BYTES = 1024 * 1024
+API_VERSIONS = (1, 2)
 MAX_ERROR_BYTES = 16 * 1024
 _URL = re.compile(r"^(https?)://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?/?$")
 
@@ -48,6 +56,20 @@ class RekorUnreachable(RekorError):
 class RekorRefused(RekorError):
     title = "Rekor refused the entry"
     hint = "the log answered with an error; its message is above"
+
+
+class RekorTimeout(RekorUnreachable):
+    title = "Rekor did not answer in time"
+    check = "rekor.timeout"
+    hint = ("nothing was stored: check that the site's Rekor is up (a Rekor v2 answers once "
+            "its next checkpoint is out) and sign again")
+
+
+class SigningConfigInvalid(RekorError):
+    title = "Signing config unusable"
+    check = "rekor.signing-config"
+    hint = ("give the site's signing_config.json (media type "
+            f"{SIGNING_CONFIG_MEDIA_TYPE}) listing this Rekor in rekorTlogUrls")
 
 
 class RekorAnswerInvalid(RekorError, VerificationError):
@@ -75,6 +97,8 @@ class RekorTarget:
     name: str | None
     """The log's signer name (its ``baseUrl`` host) when known from a trusted root."""
     timeout: float = TIMEOUT_SECONDS
+    api_version: int = 1
+    """1: ``/api/v1/log/entries``; 2: ``/api/v2/log/entries`` (from the site's signing config)."""
 
 
 def normalise_url(url: str) -> str:
@@ -117,6 +141,73 @@ def key_from_trusted_root(document: bytes, url: str, now: datetime) -> tuple[Pub
     raise RekorKeyUnknown(f"the trusted root in use names no current log at {url}")
 
 
+def _utc(text: Any, what: str) -> datetime:
+    from datetime import UTC
+
+    try:
+        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        raise SigningConfigInvalid(f"{what} is not an RFC 3339 time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def rekor_from_signing_config(document: bytes, url: str | None, now: datetime) -> tuple[str, int]:
+    """(URL, major API version) of the Rekor a Sigstore signing config (v0.2) chooses.
+
+    Its ``rekorTlogUrls`` services valid ``now`` whose ``majorApiVersion`` is 1 or 2; with
+    ``url`` (normalised) only that service. As the spec says: the highest supported API version,
+    then the first listed. A config asking for entries in more than one log (``rekorTlogConfig``
+    ``ALL`` over several services, or ``EXACT`` with a count above 1) is refused: the appliance
+    logs each signature in one Rekor."""
+    if len(document) > MAX_SIGNING_CONFIG_BYTES:
+        raise SigningConfigInvalid(f"the signing config is larger than "
+                                   f"{MAX_SIGNING_CONFIG_BYTES} bytes")
+    try:
+        config = json.loads(document)
+        media_type = config.get("mediaType")
+        services = config.get("rekorTlogUrls") or []
+        selector = config.get("rekorTlogConfig") or {}
+    except (ValueError, AttributeError):
+        raise SigningConfigInvalid("the signing config is not a JSON object") from None
+    if media_type != SIGNING_CONFIG_MEDIA_TYPE:
+        raise SigningConfigInvalid(f"the signing config's mediaType is {str(media_type)[:80]!r}, "
+                                   f"expected {SIGNING_CONFIG_MEDIA_TYPE}")
+    if not isinstance(services, list) or not isinstance(selector, dict):
+        raise SigningConfigInvalid("rekorTlogUrls is not a list or rekorTlogConfig not an object")
+    usable: list[tuple[int, int, str]] = []
+    for position, service in enumerate(services):
+        what = f"rekorTlogUrls[{position}]"
+        if not isinstance(service, dict):
+            raise SigningConfigInvalid(f"{what} is not an object")
+        try:
+            base = normalise_url(str(service.get("url", "")))
+        except ValueError as exc:
+            raise SigningConfigInvalid(f"{what}.url: {exc}") from None
+        version = service.get("majorApiVersion")
+        valid = service.get("validFor") or {}
+        if not isinstance(valid, dict) or "start" not in valid:
+            raise SigningConfigInvalid(f"{what}.validFor.start is missing")
+        if _utc(valid["start"], f"{what}.validFor.start") > now or (
+            valid.get("end") and _utc(valid["end"], f"{what}.validFor.end") <= now
+        ):
+            continue
+        if version in API_VERSIONS and not isinstance(version, bool) and base == (url or base):
+            usable.append((-int(version), position, base))
+    kind, count = selector.get("selector", "ANY"), selector.get("count", 1)
+    if (kind == "ALL" and len({base for _, _, base in usable}) > 1) or (
+        kind == "EXACT" and count != 1
+    ):
+        raise SigningConfigInvalid(f"the signing config asks for entries in {kind} "
+                                   f"{count if kind == 'EXACT' else 'listed'} logs; the "
+                                   "appliance logs each signature in one Rekor")
+    if not usable:
+        where = f"{url} among " if url else ""
+        raise SigningConfigInvalid(f"no Rekor {where}the signing config's rekorTlogUrls is "
+                                   "valid now with API version 1 or 2")
+    version, _, base = min(usable)
+    return base, -version
+
+
 # -- the target in effect for the signing in progress -------------------------------------------
 
 _TARGET: ContextVar[RekorTarget | None] = ContextVar("airseal_rekor_target", default=None)
@@ -156,6 +247,13 @@ def proposed_entry(bundle: dict[str, Any], public_key: PublicKey) -> dict[str, A
     return rekor_api.proposed_dsse(canonical, public_key)
 
 
+def _unreachable(url: str, exc: BaseException, timeout: float) -> RekorError:
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, TimeoutError) or isinstance(exc, TimeoutError):
+        return RekorTimeout(f"{url} did not answer within {timeout:g} s")
+    return RekorUnreachable(f"{url}: {reason}")
+
+
 def _post(target: RekorTarget, path: str, payload: dict[str, Any]) -> tuple[int, bytes]:
     import urllib.error
     import urllib.request
@@ -179,8 +277,7 @@ def _post(target: RekorTarget, path: str, payload: dict[str, Any]) -> tuple[int,
             f"{target.url}{path} answered HTTP {exc.code}: {_error_message(body)}"
         ) from None
     except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise RekorUnreachable(f"{target.url}: {reason}") from None
+        raise _unreachable(target.url + path, exc, target.timeout) from None
 
 
 def _get(target: RekorTarget, location: str) -> bytes:
@@ -199,7 +296,7 @@ def _get(target: RekorTarget, location: str) -> bytes:
         message = _error_message(exc.read(MAX_ERROR_BYTES))
         raise RekorRefused(f"{url} answered HTTP {exc.code}: {message}") from None
     except (urllib.error.URLError, OSError) as exc:
-        raise RekorUnreachable(f"{url}: {getattr(exc, 'reason', exc)}") from None
+        raise _unreachable(url, exc, target.timeout) from None
 
 
 def _error_message(body: bytes) -> str:
@@ -216,6 +313,8 @@ def _error_message(body: bytes) -> str:
 def log_bundle(target: RekorTarget, bundle_json: bytes, public_key: PublicKey) -> entries.TlogEntry:
     """Send the bundle's signature to the Rekor and return its verified entry."""
     bundle = json.loads(bundle_json)
+    if target.api_version == 2:
+        return _log_bundle_v2(target, bundle, public_key)
     status, raw = _post(target, "/api/v1/log/entries", proposed_entry(bundle, public_key))
     if status == 409:  # already logged: fetch the existing entry, verified the same way
         raw = _get(target, raw.decode("utf-8"))
@@ -235,4 +334,34 @@ def log_bundle(target: RekorTarget, bundle_json: bytes, public_key: PublicKey) -
         raise RekorAnswerInvalid(
             f"{target.url}: {exc.detail}", check=f"rekor.verify.{exc.check}"
         ) from None
+    return entry
+
+
+V2_PATH = "/api/v2/log/entries"
+
+
+def _log_bundle_v2(target: RekorTarget, bundle: Any, public_key: PublicKey) -> entries.TlogEntry:
+    """Rekor v2: a ``CreateEntryRequest``, a ``TransparencyLogEntry`` verified before use."""
+    from airseal.trustroot.tlog import rekor_v2
+
+    url = target.url + V2_PATH
+    try:
+        request = rekor_v2.request_for_bundle(bundle, public_key)
+    except LogProofError as exc:
+        raise RekorError(f"{url}: {exc.detail}", check=exc.check, hint=exc.hint) from None
+    status, raw = _post(target, V2_PATH, request)
+    if status not in (200, 201):
+        raise RekorRefused(f"{url} answered HTTP {status}, expected 201 Created")
+    if len(raw) > rekor_api.MAX_RESPONSE_BYTES:
+        raise RekorAnswerInvalid(f"{url}: the answer is larger than "
+                                 f"{rekor_api.MAX_RESPONSE_BYTES} bytes")
+    try:
+        entry = rekor_v2.parse_transparency_log_entry(json.loads(raw))
+        rekor_v2.verify_entry(entry, log_key=target.key, name=target.name,
+                              signed=entries.signed_content_of_bundle(bundle))
+    except ValueError:
+        raise RekorAnswerInvalid(f"{url} answered with something that is not JSON") from None
+    except LogProofError as exc:
+        raise RekorAnswerInvalid(f"{url}: {exc.detail}", check=f"rekor.verify.{exc.check}") \
+            from None
     return entry

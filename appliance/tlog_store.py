@@ -204,7 +204,8 @@ class TransparencyLog:
         proof = merkle.inclusion_proof(index, size, self.node_reader())
         return entries.TlogEntry(
             log_index=index, log_id=self.info.log_id, kind=row[1],
-            version=entries.API_VERSION, integrated_time=int(row[0]), body=bytes(row[2]),
+            version=entries.version_of_body(bytes(row[2])) or entries.API_VERSION,
+            integrated_time=int(row[0]), body=bytes(row[2]),
             set=bytes(row[3]),
             proof=entries.InclusionProof(
                 index, size, stored.checkpoint.root_hash, tuple(proof), stored.note

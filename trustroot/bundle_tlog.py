@@ -46,6 +46,12 @@ class TlogOutcome:
 def _logged_signatures(body: dict[str, Any]) -> set[str]:
     spec = body.get("spec", {})
     found: set[str] = set()
+    if isinstance(spec, dict) and body.get("apiVersion") == "0.0.2":  # Rekor v2's bodies
+        inner = spec.get("hashedRekordV002") or spec.get("dsseV002") or {}
+        items = [inner.get("signature"), *(inner.get("signatures") or [])] \
+            if isinstance(inner, dict) else []
+        return {i["content"] for i in items
+                if isinstance(i, dict) and isinstance(i.get("content"), str)}
     signature = spec.get("signature") if isinstance(spec, dict) else None
     if isinstance(signature, dict) and isinstance(signature.get("content"), str):
         found.add(signature["content"])

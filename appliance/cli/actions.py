@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
@@ -148,7 +149,8 @@ def action_group() -> None:
 @rekor_options
 @json_option
 def action_create(
-    key_name: str, rekor_url: str | None, rekor_key: str | None, as_json: bool, **kw: Any
+    key_name: str, rekor_url: str | None, rekor_key: str | None, signing_config: Path | None,
+    as_json: bool, **kw: Any
 ) -> None:
     """Create and sign an action (an in-toto statement in a DSSE bundle).
 
@@ -158,7 +160,7 @@ def action_create(
           --file agent.tar.gz --run install.sh --key release --require-vendor-signature
     """
     appliance = open_appliance()
-    with appliance.using_rekor(rekor_url, rekor_key):
+    with appliance.using_rekor(rekor_url, rekor_key, signing_config):
         record = appliance.create_action(_spec(kw), key_name)
     _print(record, as_json, "Created")
 
@@ -175,12 +177,12 @@ def action_create(
 @json_option
 def action_edit(
     action_id: str, key_name: str | None, rekor_url: str | None, rekor_key: str | None,
-    as_json: bool, **kw: Any,
+    signing_config: Path | None, as_json: bool, **kw: Any,
 ) -> None:
     """Sign a new version of ACTION_ID with the given fields changed (--key: default the key
     that signed it)."""
     appliance = open_appliance()
-    with appliance.using_rekor(rekor_url, rekor_key):
+    with appliance.using_rekor(rekor_url, rekor_key, signing_config):
         record = appliance.edit_action(action_id, _spec(kw), key_name)
     _print(record, as_json, "Signed")
 

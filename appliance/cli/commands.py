@@ -292,6 +292,8 @@ def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
     'airseal sign-blob tool.tar.gz --key ops --output-signature tool.sig --json',
     'airseal sign-blob tool.tar.gz --key ops --bundle tool.sigstore.json \\',
     '    --rekor-url https://rekor.site.example --rekor-key rekor.pub',
+    'airseal sign-blob tool.tar.gz --key ops --bundle tool.sigstore.json \\',
+    '    --rekor-url https://rekor2.site.example --signing-config signing_config.json',
 )
 @cli.command(name="sign-blob")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -311,12 +313,12 @@ def _print_record(record: KeyRecord, as_json: bool, verb: str) -> None:
 @json_option
 def sign_blob(
     file: Path, key_name: str, output_signature: Path | None, bundle_out: Path | None,
-    rekor_url: str | None, rekor_key: str | None, as_json: bool,
+    rekor_url: str | None, rekor_key: str | None, signing_config: Path | None, as_json: bool,
 ) -> None:
     """Sign FILE (streamed: any size, constant memory)."""
     bundle = bundle_out
     appliance = open_appliance()
-    with appliance.using_rekor(rekor_url, rekor_key), \
+    with appliance.using_rekor(rekor_url, rekor_key, signing_config), \
             byte_progress(f"hash {file.name}", file_size(file)) as advance:
         result = appliance.sign_blob(
             file, key_name, signature_path=output_signature, bundle_path=bundle,

@@ -42,7 +42,7 @@ from airseal.appliance.service.records import FAT32_MAX_FILE_SIZE
 def export_command(ctx: click.Context, target: Path | None, action_ids: tuple[str, ...],
                    valid_days: int | None, key_name: str | None, allow_unknown_capacity: bool,
                    split_threshold: int | None, rekor_url: str | None, rekor_key: str | None,
-                   as_json: bool) -> None:
+                   signing_config: Path | None, as_json: bool) -> None:
     """Write signed actions to media atomically, read every byte back, then sign the export
     (--to and --key are required); `airseal export list` shows the exports made so far.
 
@@ -51,14 +51,15 @@ def export_command(ctx: click.Context, target: Path | None, action_ids: tuple[st
     `airseal export list`, with the sequence number it used up.
     """
     if ctx.invoked_subcommand is not None:
-        if target or action_ids or valid_days or key_name or as_json or rekor_url or rekor_key:
+        if target or action_ids or valid_days or key_name or as_json or rekor_url or rekor_key \
+                or signing_config:
             raise click.UsageError(f"export options go without `export {ctx.invoked_subcommand}`")
         return
     if target is None or key_name is None:
         missing = " and ".join(f for f, v in (("--to", target), ("--key", key_name)) if v is None)
         raise click.UsageError(f"Missing option {missing} (or a subcommand: `export list`).")
     appliance = open_appliance()
-    with appliance.using_rekor(rekor_url, rekor_key), \
+    with appliance.using_rekor(rekor_url, rekor_key, signing_config), \
             export_progress(enabled=not as_json) as phases:
         summary = appliance.export(
             target, key_name, action_ids=list(action_ids) or None, valid_days=valid_days,

@@ -88,7 +88,8 @@ insecure_ignore_tlog_option = click.option(
 
 
 def rekor_options(function: Callable[..., Any]) -> Callable[..., Any]:
-    """``--rekor-url`` / ``--rekor-key``: log in a site's Rekor instead of the embedded log."""
+    """``--rekor-url`` / ``--rekor-key`` / ``--signing-config``: log in a site's Rekor (v1, or
+    v2 where its signing config says so) instead of the embedded log."""
     return _apply(
         function,
         (
@@ -101,6 +102,12 @@ def rekor_options(function: Callable[..., Any]) -> Callable[..., Any]:
                 "--rekor-key", metavar="KEY",
                 help="That Rekor's public key (PEM file or appliance key name); default: the "
                 "trusted root's tlogs entry whose baseUrl is --rekor-url.",
+            ),
+            click.option(
+                "--signing-config", metavar="FILE", type=_IN_FILE,
+                help="The site's Sigstore signing_config.json (v0.2): its rekorTlogUrls "
+                "entry for --rekor-url (or, without it, its first valid Rekor) sets the API: "
+                "majorApiVersion 2 logs through Rekor v2. Without it --rekor-url speaks v1.",
             ),
         ),
     )

@@ -288,36 +288,50 @@ class TransparencyLogMethods:
         write_atomic(output, self.log_trusted_root())
         return output
 
-    def using_rekor(self, url: str | None, key: str | None) -> AbstractContextManager[None]:
+    def using_rekor(
+        self, url: str | None, key: str | None, signing_config: Path | None = None
+    ) -> AbstractContextManager[None]:
         """Within the block, signatures are logged in the Rekor at ``url`` instead of the
         embedded log, and its answers verified with ``key`` (a PEM file or an appliance key
-        name), else with the trusted root's ``tlogs`` entry for that URL. No URL: unchanged."""
+        name), else with the trusted root's ``tlogs`` entry for that URL. The Rekor API version
+        is 1 unless ``signing_config`` (the site's Sigstore ``signing_config.json``) lists that
+        Rekor with ``majorApiVersion`` 2; with a signing config and no ``url``, its Rekor is
+        used. Neither: unchanged."""
         from contextlib import nullcontext
 
         from airseal.appliance.errors import UsageError
 
-        if url is None:
+        if url is None and signing_config is None:
             if key is not None:
-                raise UsageError("--rekor-key is only used with --rekor-url")
+                raise UsageError("--rekor-key is only used with --rekor-url or --signing-config")
             return nullcontext()
         from airseal.appliance.blobs import load_key_argument
         from airseal.appliance.rekor_client import (
             RekorTarget,
             key_from_trusted_root,
             normalise_url,
+            rekor_from_signing_config,
             rekor_session,
         )
 
         try:
-            base = normalise_url(url)
+            base = None if url is None else normalise_url(url)
         except ValueError as exc:
             raise UsageError(f"--rekor-url: {exc}") from None
+        version = 1
+        if signing_config is not None:
+            try:
+                document = signing_config.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"--signing-config: {exc.strerror or exc}") from None
+            base, version = rekor_from_signing_config(document, base, self.now())
+        assert base is not None
         if key is not None:
             public, _ = load_key_argument(key, lambda: self.db)
-            return rekor_session(RekorTarget(base, public, None))
+            return rekor_session(RekorTarget(base, public, None, api_version=version))
         root = self.keyless_trusted_root()
         public, name = key_from_trusted_root(root.document, base, self.now())
-        return rekor_session(RekorTarget(base, public, name))
+        return rekor_session(RekorTarget(base, public, name, api_version=version))
 
     def serve_log(
         self, listen: str, *, read_only: bool = False, quiet: bool = False,

@@ -336,6 +336,23 @@ def test_cli_serve_and_sign_blob_rekor_url(airseal, appliance_home, tmp_path: Pa
         refused = airseal("sign-blob", str(blob), "--key", "signer", "--rekor-url",
                           url.group(0))  # no key for it anywhere: nothing is sent
         assert refused.code == 3 and "--rekor-key" in refused.stderr
+        # Rekor v2 where the site's signing config says so; a wrong key: refused, no bundle.
+        config = tmp_path / "signing_config.json"
+        config.write_text(json.dumps({
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "rekorTlogUrls": [{"url": url.group(0), "majorApiVersion": 2,
+                               "validFor": {"start": "2020-01-01T00:00:00Z"}}]}))
+        v2_bundle = tmp_path / "tool.v2.sigstore.json"
+        signed_v2 = airseal("sign-blob", str(blob), "--key", "signer", "--bundle",
+                            str(v2_bundle), "--signing-config", str(config),
+                            "--rekor-key", "logkey")
+        assert signed_v2.code == 0, signed_v2.stderr
+        wrong = airseal("sign-blob", str(blob), "--key", "signer", "--bundle",
+                        str(tmp_path / "no.json"), "--rekor-url", url.group(0),
+                        "--signing-config", str(config), "--rekor-key", "signer")
+        assert wrong.code != 0 and "rekor.verify.tlog.logid" in wrong.stderr, wrong.stderr
+        assert "/api/v2/log/entries" in wrong.stderr
+        assert not (tmp_path / "no.json").exists()
     finally:
         server.send_signal(signal.SIGTERM)
         out, err = server.communicate(timeout=20)
@@ -350,7 +367,12 @@ def test_cli_serve_and_sign_blob_rekor_url(airseal, appliance_home, tmp_path: Pa
     audited = [row[0] for row in db.execute("SELECT action FROM audit")]
     assert "log-serve" in audited
     db.close()
-    assert size == 1  # appended once, by the server
+    assert size == 3  # appended by the server: v1, v2, and the v2 entry refused client-side
+    (item,) = json.loads(v2_bundle.read_text())["verificationMaterial"]["tlogEntries"]
+    assert item["kindVersion"] == {"kind": "hashedrekord", "version": "0.0.2"}
+    assert "inclusionPromise" not in item
+    checked = airseal("log", "verify")  # the log holding 0.0.2 entries still verifies whole
+    assert checked.code == 0, checked.stderr
     _, point = entries.verify_bundle_log_entry(
         stored, log_key=load_public_key(pem.encode()), name=ORIGIN, origin=ORIGIN
     )

@@ -6,7 +6,10 @@ a verifier that is not ours.
   and verifies its SET, checkpoint and inclusion proof with the key the mock serves; with another
   key, or for an entry body the mock does not canonicalise as Rekor does (DSSE), it refuses.
 - ``@sigstore/verify`` accepts a bundle whose entry came from ``airseal log serve`` through the
-  client, with the site's ``trusted_root.json``.
+  client, with the site's ``trusted_root.json``; through Rekor v1 and through Rekor v2 (a
+  ``0.0.2`` entry without a SET).
+- The mock's Rekor v2 handler (protobuf-specs' ``CreateEntryRequest.fromJSON``) takes our v2
+  request; its answer is refused: it logs the request as sent, not a ``0.0.2`` entry body.
 """
 
 from __future__ import annotations
@@ -97,7 +100,20 @@ def test_client_refuses_a_mock_answer_it_cannot_verify(mock_rekor: tuple[str, by
         rc.log_bundle(target, dsse, SIGNER.public_key)
 
 
-def test_sigstore_js_accepts_an_entry_obtained_from_log_serve(tmp_path: Path) -> None:
+def test_mock_rekor_v2_takes_our_request_and_its_answer_is_refused(
+    mock_rekor: tuple[str, bytes],
+) -> None:
+    url, pem = mock_rekor
+    target = rc.RekorTarget(rc.normalise_url(url), load_public_key(pem), None, api_version=2)
+    with pytest.raises(rc.RekorAnswerInvalid) as refused:  # 201 (a 400 would be RekorRefused)
+        rc.log_bundle(target, _bundle(b"v2"), SIGNER.public_key)
+    assert refused.value.check == "rekor.verify.tlog.body", refused.value
+
+
+@pytest.mark.parametrize("api_version", [1, 2])
+def test_sigstore_js_accepts_an_entry_obtained_from_log_serve(
+    tmp_path: Path, api_version: int
+) -> None:
     import sqlite3
 
     from airseal._internal.migrations import migrate
@@ -120,8 +136,9 @@ def test_sigstore_js_accepts_an_entry_obtained_from_log_serve(tmp_path: Path) ->
         artifact = tmp_path / "artifact.bin"
         artifact.write_bytes(b"served " * 100)
         bundle = _bundle(artifact.read_bytes())
-        entry = rc.log_bundle(rc.RekorTarget(server.url, log_key.public_key, None), bundle,
-                              SIGNER.public_key)
+        entry = rc.log_bundle(rc.RekorTarget(server.url, log_key.public_key, None,
+                                             api_version=api_version), bundle, SIGNER.public_key)
+        assert entry.version == f"0.0.{api_version}"
     finally:
         server.shutdown()
         server.server_close()

@@ -142,13 +142,16 @@ def sign_checkpoint(checkpoint: Checkpoint, *, name: str, signer: Signer) -> str
 
 
 def verify_checkpoint(
-    text: str, *, key: PublicKey, name: str, origin: str | None = None
+    text: str, *, key: PublicKey, name: str, origin: str | None = None,
+    hint: bytes | None = None,
 ) -> Checkpoint:
     """Parse a signed checkpoint and check the log key's signature on it.
 
     ``name`` is the signer name the log signs under; ``origin`` (when given) must equal the
     checkpoint's origin line exactly, so a checkpoint of another log is refused even if signed
-    with the same key. Other signatures (witness cosignatures) are ignored here.
+    with the same key. Other signatures (witness cosignatures) are ignored here. ``hint``: the
+    signature's key hint when it is not :func:`key_hint`'s (a Rekor v2 Ed25519 or RSA key's
+    C2SP key id, :func:`airseal.trustroot.tlog.rekor_v2.checkpoint_key_id`).
     """
     note = SignedNote.parse(text)
     checkpoint = Checkpoint.parse(note.body)
@@ -157,7 +160,7 @@ def verify_checkpoint(
             f"checkpoint is for log {checkpoint.origin!r}, expected {origin!r}",
             check="tlog.checkpoint.origin",
         )
-    hint = key_hint(key)
+    hint = key_hint(key) if hint is None else hint[:4]
     candidates = [s for s in note.signatures if s.name == name and s.key_hint == hint]
     if not candidates:
         raise LogProofError(

@@ -1,4 +1,4 @@
-"""Rekor v1 log entries: bodies, the signed entry timestamp (SET) and bundle ``tlogEntries``.
+"""Rekor log entries: v1 bodies, the signed entry timestamp (SET) and bundle ``tlogEntries``.
 
 Entry bodies are Rekor v1 ``hashedrekord`` 0.0.1 (a signature over a SHA-256 digest) and ``dsse``
 0.0.1 (a DSSE envelope), serialised as RFC 8785 canonical JSON (the ``rfc8785`` package that
@@ -9,6 +9,8 @@ it. :func:`verify_tlog_entry` checks an entry completely and offline: log id, SE
 signature and origin, inclusion proof against the checkpoint, and that the body is about the
 signature it accompanies. Hand-written only where no public API exists: sigstore-python verifies
 these for its keyless ``Verifier`` but exposes no way to do it for a key-based bundle (#1244).
+Rekor v2's ``0.0.2`` bodies (:mod:`airseal.trustroot.tlog.rekor_v2`) are accepted too: they come
+without a SET, so their inclusion proof and signed checkpoint are required.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from airseal.trustroot.tlog.merkle import HASH_SIZE, leaf_hash, verify_inclusion
 HASHEDREKORD = "hashedrekord"
 DSSE = "dsse"
 API_VERSION = "0.0.1"
+API_VERSION_V2 = "0.0.2"
+"""Rekor v2's entries (:mod:`airseal.trustroot.tlog.rekor_v2`): no SET, the proof is the
+inclusion proof against a signed checkpoint."""
 MAX_BODY_BYTES = 256 * 1024
 MAX_PROOF_HASHES = 64
 
@@ -79,6 +84,19 @@ def dsse_body(envelope_json: bytes, payload: bytes, signature: bytes, key: Publi
             },
         }
     )
+
+
+def version_of_body(body: bytes) -> str | None:
+    """The ``apiVersion`` of an entry body (canonical JSON puts it first: read without parsing
+    when it is there), None when the body has none."""
+    for version in (API_VERSION, API_VERSION_V2):
+        if body.startswith(b'{"apiVersion":"%s",' % version.encode()):
+            return version
+    try:
+        value = json.loads(body).get("apiVersion")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def set_payload(body: bytes, integrated_time: int, log_id_bytes: bytes, log_index: int) -> bytes:
@@ -233,6 +251,7 @@ def _body_matches(entry: TlogEntry, signed: SignedContent) -> None:
                 f"kindVersion says {entry.kind}/{entry.version}"
             )
         spec = body["spec"]
+        expected_digest = signed.sha256_digest.hex()
         if entry.kind == HASHEDREKORD and entry.version == API_VERSION:
             signature = spec["signature"]["content"]
             digest = spec["data"]["hash"]["value"]
@@ -241,6 +260,18 @@ def _body_matches(entry: TlogEntry, signed: SignedContent) -> None:
                 raise LogProofError("the dsse entry body does not hold exactly one signature")
             signature = spec["signatures"][0]["signature"]
             digest = spec["payloadHash"]["value"]
+        elif entry.kind in (HASHEDREKORD, DSSE) and entry.version == API_VERSION_V2:
+            if entry.kind == HASHEDREKORD:
+                inner = spec["hashedRekordV002"]
+                data, signatures = inner["data"], [inner["signature"]]
+            else:
+                inner = spec["dsseV002"]
+                data, signatures = inner["payloadHash"], inner["signatures"]
+            if len(spec) != 1 or len(signatures) != 1 or data["algorithm"] != "SHA2_256":
+                raise LogProofError(f"the {entry.kind} 0.0.2 body does not hold exactly one "
+                                    "signature over a SHA2_256 digest")
+            signature, digest = signatures[0]["content"], data["digest"]
+            expected_digest = _b64(signed.sha256_digest)
         else:
             raise LogProofError(f"unsupported log entry kind {entry.kind}/{entry.version}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -249,7 +280,7 @@ def _body_matches(entry: TlogEntry, signed: SignedContent) -> None:
         raise LogProofError(
             "the log entry records a different signature", check="tlog.body.signature"
         )
-    if digest != signed.sha256_digest.hex():
+    if digest != expected_digest:
         raise LogProofError("the log entry records a different digest", check="tlog.body.digest")
 
 
@@ -261,14 +292,17 @@ def verify_tlog_entry(
     origin: str | None,
     signed: SignedContent | None,
     require_proof: bool = True,
+    key_id: bytes | None = None,
 ) -> Checkpoint | None:
     """Check an entry fully against the log key; returns the checkpoint it was proved against.
 
-    Fails closed: wrong log id, a SET that does not verify, a checkpoint not signed by the log
-    (or for another origin), an inclusion proof that does not reach the checkpoint's root, or a
-    body about a different signature or digest.
+    ``key_id``: the log id and checkpoint key id when they are not :func:`log_id` (a Rekor v2
+    log's C2SP key id). Fails closed: wrong log id, a SET that does not verify (none is needed
+    for a Rekor v2 ``0.0.2`` entry, whose inclusion proof and checkpoint are then required), a
+    checkpoint not signed by the log (or for another origin), an inclusion proof that does not
+    reach the checkpoint's root, or a body about a different signature or digest.
     """
-    expected_id = log_id(log_key)
+    expected_id = log_id(log_key) if key_id is None else key_id
     if entry.log_id != expected_id:
         raise LogProofError(
             f"entry is from log {entry.log_id.hex()[:16]}, expected {expected_id.hex()[:16]}",
@@ -276,24 +310,30 @@ def verify_tlog_entry(
         )
     if signed is not None:
         _body_matches(entry, signed)
-    if entry.set is None:
+    if entry.version == API_VERSION_V2 and entry.set is None:
+        require_proof = True  # Rekor v2: no SET, the checkpoint and inclusion proof are all
+    elif entry.set is None:
         raise LogProofError("entry has no signed entry timestamp", check="tlog.set")
-    try:
-        verify_message(
-            log_key,
-            entry.set,
-            set_payload(entry.body, entry.integrated_time, entry.log_id, entry.log_index),
-        )
-    except InvalidSignature:
-        raise LogProofError(
-            "the signed entry timestamp does not verify with the log key", check="tlog.set"
-        ) from None
+    else:
+        try:
+            verify_message(
+                log_key,
+                entry.set,
+                set_payload(entry.body, entry.integrated_time, entry.log_id, entry.log_index),
+            )
+        except InvalidSignature:
+            raise LogProofError(
+                "the signed entry timestamp does not verify with the log key", check="tlog.set"
+            ) from None
+    if entry.version == API_VERSION_V2 and version_of_body(entry.body) != API_VERSION_V2:
+        raise LogProofError("the entry says 0.0.2, its body does not", check="tlog.body")
     if entry.proof is None:
         if require_proof:
             raise LogProofError("entry has no inclusion proof", check="tlog.inclusion")
         return None
     proof = entry.proof
-    checkpoint = verify_checkpoint(proof.checkpoint, key=log_key, name=name, origin=origin)
+    checkpoint = verify_checkpoint(proof.checkpoint, key=log_key, name=name, origin=origin,
+                                   hint=key_id)
     if checkpoint.size != proof.tree_size or checkpoint.root_hash != proof.root_hash:
         raise LogProofError(
             f"inclusion proof is for size {proof.tree_size}, its checkpoint for {checkpoint.size} "
