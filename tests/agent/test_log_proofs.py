@@ -116,6 +116,8 @@ def test_logged_media_imports_and_the_endpoint_moves_its_checkpoint_forward(
 
 def test_tampered_inclusion_proof_is_refused(enrolled, agent_signer, site) -> None:
     enrol_log(enrolled, site.log)
+    # something else logged after the actions: its leaf is the one hash their proof needs
+    site.log.logged(site.actions[0].bundle, site.distributor.signer.public_key, "sign-blob")
 
     def flip(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
         doc = json.loads(proofs)

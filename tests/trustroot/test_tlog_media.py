@@ -95,20 +95,68 @@ def test_the_last_leafs_path_is_the_tree_before_it() -> None:
 
 
 def test_media_proofs_round_trip_and_refuse_hostile_files() -> None:
+    from airseal.trustroot.tlog.media_proofs import CarriedEntry
+
     h = [hashlib.sha256(bytes([i])).digest() for i in range(4)]
-    proofs = MediaProofs("log.site.example", 9, {3: (h[0], h[1])}, {1: (h[1], h[2]), 2: (h[3],)})
+    carried = (CarriedEntry("actions/a/action.sigstore.json", 0, 1, 1_700_000_000, "dsse",
+                            "0.0.1"),
+               CarriedEntry("actions/b/action.sigstore.json", 1, 2, 1_700_000_001, "dsse",
+                            "0.0.1", body=b'{"kind":"dsse"}'))
+    proofs = MediaProofs("log.site.example", 9, {3: (h[0], h[1])}, carried, (h[1], h[2], h[3]),
+                         h[0])
     data = proofs.to_bytes()
     assert len(json.loads(data)["hashes"]) == 4  # each hash once
+    assert "body" not in json.loads(data)["entries"][0]  # canonical: rebuilt by the endpoint
     assert MediaProofs.parse(data, subject="p") == proofs
     doc = json.loads(data)
-    for edit in (lambda d: d.update(extra=1), lambda d: d["inclusion"][0]["path"].append(99),
+    for edit in (lambda d: d.update(extra=1), lambda d: d["inclusion"].append(99),
                  lambda d: d["hashes"].__setitem__(0, "AAAA"),
-                 lambda d: d.update(treeSize=-1), lambda d: d.update(schemaVersion=2)):
+                 lambda d: d.update(treeSize=-1), lambda d: d.update(schemaVersion=1),
+                 lambda d: d["entries"][1].update(logIndex=1),  # one leaf, two entries
+                 lambda d: d["entries"][1].update(bundle=d["entries"][0]["bundle"], signature=0),
+                 lambda d: d["entries"][0].update(body="!"),
+                 lambda d: d["entries"][0].update(setp="x"),
+                 lambda d: d.update(logId="")):
         bad = json.loads(json.dumps(doc))
         edit(bad)
         with pytest.raises(LogProofError) as refused:
             MediaProofs.parse(json.dumps(bad).encode(), subject="airseal/log/proofs.json")
         assert refused.value.subject == "airseal/log/proofs.json"
+        assert refused.value.check == "tlog.proofs"
+
+
+def test_one_proof_of_many_leaves_matches_the_single_leaf_proofs() -> None:
+    """The multi-leaf proof (ours) against brute force: every small tree, several leaf sets;
+    any altered hash, missing or extra hash, or moved leaf gives another root or a refusal."""
+    import random
+
+    rng = random.Random(5)
+    leaves = [merkle.leaf_hash(b"%d" % i) for i in range(40)]
+
+    def node(level: int, index: int) -> bytes:
+        return merkle.root_of_leaf_hashes(leaves[index << level : (index + 1) << level])
+
+    for size in range(1, 40):
+        root = merkle.root_of_leaf_hashes(leaves[:size])
+        for _ in range(4):
+            chosen = rng.sample(range(size), rng.randint(1, min(size, 6)))
+            proof = merkle.multi_inclusion_proof(chosen, size, node)
+            given = {i: leaves[i] for i in chosen}
+            assert merkle.root_from_multi_inclusion(given, size, proof) == root
+            assert len(proof) <= sum(len(merkle.inclusion_proof(i, size, node)) for i in chosen)
+            if proof:
+                bent = [*proof[:-1], b"\x00" * 32]
+                assert merkle.root_from_multi_inclusion(given, size, bent) != root
+                with pytest.raises(LogProofError):
+                    merkle.root_from_multi_inclusion(given, size, proof[:-1])
+            with pytest.raises(LogProofError):
+                merkle.root_from_multi_inclusion(given, size, [*proof, leaves[0]])
+            moved = {(i + 1) % size: h for i, h in given.items()}
+            if len(moved) == len(given) and set(moved) != set(given):
+                try:
+                    assert merkle.root_from_multi_inclusion(moved, size, proof) != root
+                except LogProofError:
+                    pass  # the proof's shape does not fit the moved leaves: refused too
 
 
 def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:
