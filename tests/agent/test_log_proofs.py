@@ -236,6 +236,11 @@ def test_the_couriers_check_reads_the_log_files_without_keys(site: Site) -> None
     assert report.status == "damaged"
     assert [(f.path, f.check) for f in report.damaged] == [
         ("airseal/log/proofs.json", "tlog.proofs")]
+    stray = _edit_entries(lambda e: e[0].update(bundle="actions/zz/action.sigstore.json"))
+    report = check_media(site.media("stray", edit_files=stray))
+    assert [(f.path, f.check) for f in report.damaged] == [
+        ("airseal/log/proofs.json", "tlog.proofs")]
+    assert "actions/zz" in report.damaged[0].reason
 
 
 def test_status_shows_the_pinned_log_and_the_last_proved_checkpoint(
