@@ -4,10 +4,12 @@ An export carries two files, both listed (and so covered) by the signed export s
 
 - ``log/checkpoint``: the log's latest signed checkpoint *before* the export statement was
   logged (size ``N``), with any witness cosignatures;
-- ``log/proofs.json``: consistency proofs from each earlier size an endpoint may have stored (the
-  checkpoint each recent export ended on) to ``N``, and an inclusion proof against ``N`` for every
-  log entry the exported action bundles carry. Proof hashes are stored once in a table and the
-  proofs list indexes into it: 100 neighbouring entries share almost all of their upper path.
+- ``log/proofs.json`` (schema 2): consistency proofs from each earlier size an endpoint may have
+  stored (the checkpoint each recent export ended on) to ``N``; the site log's entries of the
+  exported action bundles, moved out of the bundles on the media (which signature of which
+  bundle each records, its index, and its body only when the endpoint cannot rebuild it); and
+  one multi-leaf inclusion proof of them all against ``N`` (:func:`.merkle.multi_inclusion_proof`).
+  Proof hashes are stored once in a table the proofs index into.
 
 The export statement itself is logged last, as leaf ``N`` (its bundle carries its own entry,
 proved against checkpoint ``N + 1``). The inclusion path of the last leaf of a tree is exactly
@@ -16,8 +18,9 @@ is a prefix of ``N + 1``: the endpoint ends on the checkpoint ``N + 1``, consist
 everything it saw before, with no proof that the statement would have to list about itself.
 
 :func:`verify_media_log` is the agent's check, pure: the log key and origin (from the site's
-trusted root or the endpoint's enrolment), the checkpoint it stored last, the files' bytes and the
-bundles' entries in; the checkpoint to store, or a :class:`LogProofError` naming the file, the
+trusted root or the endpoint's enrolment), the checkpoint it stored last, the files' bytes, the
+export statement's entry and the action bundles (:class:`MediaBundle`: envelope and trusted
+signer keys, from which each leaf is rebuilt) in; the checkpoint to store, or a :class:`LogProofError` naming the file, the
 check and what to do, out. Hand-written (see :mod:`.merkle`): no library verifies this layout.
 """
 
