@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 
@@ -153,10 +154,8 @@ def test_one_proof_of_many_leaves_matches_the_single_leaf_proofs() -> None:
                 merkle.root_from_multi_inclusion(given, size, [*proof, leaves[0]])
             moved = {(i + 1) % size: h for i, h in given.items()}
             if len(moved) == len(given) and set(moved) != set(given):
-                try:
+                with contextlib.suppress(LogProofError):  # a shape that does not fit: refused
                     assert merkle.root_from_multi_inclusion(moved, size, proof) != root
-                except LogProofError:
-                    pass  # the proof's shape does not fit the moved leaves: refused too
 
 
 def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:

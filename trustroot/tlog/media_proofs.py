@@ -20,8 +20,8 @@ everything it saw before, with no proof that the statement would have to list ab
 :func:`verify_media_log` is the agent's check, pure: the log key and origin (from the site's
 trusted root or the endpoint's enrolment), the checkpoint it stored last, the files' bytes, the
 export statement's entry and the action bundles (:class:`MediaBundle`: envelope and trusted
-signer keys, from which each leaf is rebuilt) in; the checkpoint to store, or a :class:`LogProofError` naming the file, the
-check and what to do, out. Hand-written (see :mod:`.merkle`): no library verifies this layout.
+signer keys, from which each leaf is rebuilt) in; the checkpoint to store, or a
+:class:`LogProofError` naming the file, the check and what to do, out. Hand-written (see :mod:`.merkle`): no library verifies this layout.
 """
 
 from __future__ import annotations
