@@ -21,7 +21,8 @@ everything it saw before, with no proof that the statement would have to list ab
 trusted root or the endpoint's enrolment), the checkpoint it stored last, the files' bytes, the
 export statement's entry and the action bundles (:class:`MediaBundle`: envelope and trusted
 signer keys, from which each leaf is rebuilt) in; the checkpoint to store, or a
-:class:`LogProofError` naming the file, the check and what to do, out. Hand-written (see :mod:`.merkle`): no library verifies this layout.
+:class:`LogProofError` naming the file, the check and what to do, out. Hand-written (see
+:mod:`.merkle`): no library verifies this layout.
 """
 
 from __future__ import annotations
