@@ -543,7 +543,8 @@ class MediaVerifier:
             raise LogProofError("is not UTF-8 text", subject=layout.on_mount(CHECKPOINT_PATH),
                                 check="tlog.checkpoint") from None
         self.log = verify_media_log(log, self.previous_checkpoint, checkpoint_note=text,
-                                   proofs=proofs, export=export_entries, actions=action_bundles)
+                                   proofs=proofs, export=export_entries, actions=action_bundles,
+                                   threshold=self.trust.action_threshold)
         return self.log
 
     def _listed_bytes(self, path: str, cap: int) -> bytes:

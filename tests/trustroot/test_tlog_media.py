@@ -194,3 +194,61 @@ def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:
         verify_media_log(trust, seen, **kwargs)  # type: ignore[arg-type]
     assert fork.value.check == "tlog.fork" and seen.describe() in fork.value.detail
     assert isinstance(entries, BundleEntries)
+
+
+def test_only_logged_signatures_count_toward_the_action_threshold(tmp_path) -> None:
+    """An action signed by two trusted keys, each signature logged as its own dsse entry (as
+    the appliance logs approvals): a threshold of 2 holds; with the approval unlogged, the same
+    two signatures are refused (only logged ones count)."""
+    from datetime import UTC, datetime
+
+    from airseal.appliance.tlog_store import (
+        adding_tlog_entry,
+        entry_for_bundle,
+        media_log_files,
+        one_signature_bundle,
+    )
+    from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, Subject, pae
+    from airseal.trustroot.tlog.media_proofs import (
+        entries_of_bundle,
+        media_bundle,
+        verify_media_log,
+    )
+    from tests.agent.helpers import new_distributor
+    from tests.agent.log_media import new_site_log
+
+    first, second = new_distributor(tmp_path, "first"), new_distributor(tmp_path, "second")
+    statement = Statement(subject=(Subject(name="p", digest={"sha256": "00" * 32}),),
+                          predicateType="https://example/action", predicate={"id": "a"})
+    data = json.loads(first.sign(statement))
+    envelope = data["dsseEnvelope"]
+    signed = pae(IN_TOTO_PAYLOAD_TYPE, base64.b64decode(envelope["payload"]))
+    envelope["signatures"].append(
+        {**envelope["signatures"][0],
+         "sig": base64.b64encode(second.signer.sign_message(signed)).decode()})
+    two = json.dumps(data).encode()
+    keys = [first.signer.public_key, second.signer.public_key]
+
+    def verify(logged: list[int]) -> None:
+        site = new_site_log()
+        bundle = two
+        for i in logged:
+            entry = entry_for_bundle(one_signature_bundle(two, i), keys[i], f"signature {i}")
+            (index,), _ = site.log.append([entry], site.signer, now=datetime.now(UTC))
+            bundle = adding_tlog_entry(bundle, site.log.entry(index))
+        path = "actions/a/action.sigstore.json"
+        files = media_log_files(site.log, [("action a", path, bundle)])
+        assert json.loads(files.bundles[0])["verificationMaterial"]["tlogEntries"] == []
+        export = site.logged(first.sign(statement), first.signer.public_key, "export statement")
+        verify_media_log(
+            site.trust, None, checkpoint_note=files.checkpoint.decode(),
+            proofs=MediaProofs.parse(files.proofs, subject="p"),
+            export=entries_of_bundle(json.loads(export), site.trust.log_id, subject="export"),
+            actions=[media_bundle(json.loads(files.bundles[0]), keys, path=path, subject=path)],
+            threshold=2)
+
+    verify([0, 1])
+    with pytest.raises(LogProofError) as short:
+        verify([0])
+    assert short.value.check == "tlog.entry" and "1 distinct trusted keys" in short.value.detail
+    assert short.value.subject == "actions/a/action.sigstore.json"

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from airseal.trustroot.errors import LogProofError
-from airseal.trustroot.keys import PublicKey
+from airseal.trustroot.keys import PublicKey, spki_der
 from airseal.trustroot.tlog.checkpoint import Checkpoint, verify_checkpoint
 from airseal.trustroot.tlog.cosignature import WitnessKey, require_quorum
 from airseal.trustroot.tlog.entries import (
@@ -388,10 +388,13 @@ def verify_media_log(
     proofs: MediaProofs,
     export: BundleEntries,
     actions: Sequence[MediaBundle],
+    threshold: int = 1,
 ) -> VerifiedLog:
     """Every log check of one media, in order: the checkpoint (log key, origin, witness quorum);
     its consistency with the checkpoint stored last; the export statement logged right after
-    it; then each action bundle's entries, included in it. Fails closed, naming the file."""
+    it; then each action bundle's entries, included in it, logging signatures of at least
+    ``threshold`` distinct trusted keys (the site's action threshold: only logged signatures
+    count). Fails closed, naming the file."""
     checkpoint_file = f"airseal/{CHECKPOINT_PATH}"
     proofs_file = f"airseal/{PROOFS_PATH}"
     key, origin = trust.public_key, trust.origin
@@ -483,12 +486,23 @@ def verify_media_log(
             raise refuse(f"has no entry of log {origin} in {proofs_file}", "tlog.entry",
                          bundle.subject,
                          "sign the action again on an appliance whose log is on, and export")
+        logged_keys: set[bytes] = set()
         for item in carried:
             body = _leaf_body(item, bundle)
             if item.log_index >= media.size:
                 raise refuse(f"entry {item.log_index} is not below the media's checkpoint "
                              f"({media.describe()})", "tlog.inclusion", bundle.subject)
             leaves[item.log_index] = leaf_hash(body)
+            signer = bundle.keys[item.signature]
+            assert signer is not None  # _leaf_body refuses a signature no trusted key made
+            logged_keys.add(spki_der(signer))
+        if len(logged_keys) < threshold:
+            raise refuse(
+                f"has logged signatures of {len(logged_keys)} distinct trusted keys; the site "
+                f"requires {threshold} per action, and only logged signatures count here",
+                "tlog.entry", bundle.subject,
+                "sign the missing approvals again on the appliance with its log on (each "
+                "approval is logged), and export again")
     if leaves or proofs.inclusion:
         try:
             if not leaves:
@@ -552,8 +566,6 @@ def _leaf_body(item: CarriedEntry, bundle: MediaBundle) -> bytes:
     """The entry's body: rebuilt from the bundle and the signer's key, or the carried one once
     it is shown to record this bundle's signature, payload and key."""
     import hashlib
-
-    from airseal.trustroot.keys import spki_der
 
     def refuse(detail: str, check: str) -> LogProofError:
         return LogProofError(f"log entry {item.log_index}: {detail}", subject=bundle.subject,
