@@ -142,7 +142,8 @@ def main() -> None:
     print(f"inclusion proof at {size:,}: {ms(inc_times)}; tile reads max {max(inc_reads)}")
     print(f"consistency proof to {size:,}: {ms(con_times)}; tile reads max {max(con_reads)}")
     print(
-        f"log bytes added to an export of 100 actions (101 bundles' tlogEntries): "
+        f"log bytes in 101 bundles as the appliance keeps them (their tlogEntries; before "
+        f"issue 12 the media carried all of it, plus log/): "
         f"{added:,} bytes ({added / 1024:.1f} KiB), of which "
         + ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in parts.items())
     )
