@@ -83,6 +83,7 @@ from airseal.trustroot.tlog.media_proofs import (
     MediaProofs,
     VerifiedLog,
     entries_of_bundle,
+    media_bundle,
     verify_media_log,
 )
 from airseal.trustroot.untrusted_json import load_json
@@ -527,19 +528,23 @@ class MediaVerifier:
         export_entries = entries_of_bundle(
             load_json(statement, subject=self.export.subject, error=LogProofError),
             log.log_id, subject=self.export.subject)
-        action_entries = []
+        candidates = [key.public_key for key in self.trust.keys("actions")]
+        action_bundles = []
         for action in actions:
             data = self._listed_bytes(action.listed.bundle, MAX_ACTION_BUNDLE_BYTES)
-            action_entries.append(entries_of_bundle(
-                load_json(data, subject=action.subject, error=LogProofError), log.log_id,
-                subject=action.subject))
+            keys = [action.signer.public_key,
+                    *(k for k in candidates if k is not action.signer.public_key)]
+            action_bundles.append(media_bundle(
+                load_json(data, subject=action.subject, error=LogProofError), keys,
+                path=action.listed.bundle, subject=action.subject))
         try:
             text = note.decode("utf-8")
         except UnicodeDecodeError:
             raise LogProofError("is not UTF-8 text", subject=layout.on_mount(CHECKPOINT_PATH),
                                 check="tlog.checkpoint") from None
         self.log = verify_media_log(log, self.previous_checkpoint, checkpoint_note=text,
-                                   proofs=proofs, export=export_entries, actions=action_entries)
+                                   proofs=proofs, export=export_entries, actions=action_bundles,
+                                   threshold=self.trust.action_threshold)
         return self.log
 
     def _listed_bytes(self, path: str, cap: int) -> bytes:

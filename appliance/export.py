@@ -21,7 +21,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -209,6 +209,9 @@ def export_to_media(
                 LogAppender(home, db, prompter) as tlog, _scratch(home, tlog.enabled) as scratch:
 
             log_files = _log_files(home, tlog, db, to_export)
+            if log_files is not None:  # their log entries travel in log/proofs.json instead
+                to_export = [replace(action, bundle=bundle)
+                             for action, bundle in zip(to_export, log_files.bundles, strict=True)]
 
             def sign(statement: Statement) -> bytes:
                 nonlocal signatures
@@ -323,8 +326,11 @@ def _log_files(home: Home, tlog: LogAppender, db: sqlite_utils.Database,
     from airseal.appliance.witnesses import cosigned_note
 
     tree = TransparencyLog(db.conn)
+    from airseal.media.layout import action_bundle_path
+
     files = media_log_files(
-        tree, [(f"action {a.id} v{a.version}", a.bundle) for a in actions],
+        tree, [(f"action {a.id} v{a.version}", action_bundle_path(a.id), a.bundle)
+               for a in actions],
         cosigned_note(home, tree),
     )
     for subject in files.missing:

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from airseal.appliance.errors import ApplianceError
-from airseal.trustroot.errors import VerificationError
+from airseal.trustroot.errors import LogProofError, VerificationError
 from airseal.trustroot.keys import PublicKey, load_public_key
 from airseal.trustroot.signer import PrivateKeySigner, Signer
 from airseal.trustroot.tlog import entries, merkle, tiles
@@ -433,13 +433,9 @@ def entry_for_bundle(bundle_json: bytes, public_key: PublicKey, subject: str) ->
         body = entries.hashedrekord_body(digest, base64.b64decode(sig["signature"]), public_key)
         return NewEntry(entries.HASHEDREKORD, body, subject)
     envelope = data["dsseEnvelope"]
-    payload = base64.b64decode(envelope["payload"])
-    signatures = envelope["signatures"]
-    if len(signatures) != 1:
+    if len(envelope["signatures"]) != 1:
         raise LogError("a DSSE bundle to log must hold exactly one signature")
-    canonical = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
-    body = entries.dsse_body(canonical, payload, base64.b64decode(signatures[0]["sig"]), public_key)
-    return NewEntry(entries.DSSE, body, subject)
+    return NewEntry(entries.DSSE, entries.canonical_dsse_body(envelope, 0, public_key), subject)
 
 
 def with_tlog_entry(bundle_json: bytes, entry: entries.TlogEntry) -> bytes:
@@ -612,30 +608,42 @@ class MediaLogFiles:
     proofs: bytes
     missing: tuple[str, ...]
     """Bundles that carry no entry of this log (signed before the log existed)."""
+    bundles: tuple[bytes, ...] = ()
+    """The bundles as the media carries them (in the order given): without the entries of this
+    log, which the proofs file carries instead."""
 
 
-def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, bytes]],
+def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, str, bytes]],
                     cosigned_note: str | None = None) -> MediaLogFiles:
     """The latest checkpoint (with its cosignatures when given), consistency proofs to it from
     the checkpoints the last :data:`MEDIA_CONSISTENCY_PROOFS` exports ended on (what endpoints
-    store), and an inclusion proof against it of every entry of this log the ``bundles`` carry.
-    The export statement, logged next, becomes leaf ``size``."""
+    store), and every entry of this log the ``bundles`` (subject, path on the media, bundle
+    JSON) carry, moved out of the bundles into the proofs file with an inclusion proof against
+    the checkpoint (``docs/media-format.md`` section 8a). The export statement, logged next,
+    becomes leaf ``size``."""
     from airseal.trustroot.tlog.media_proofs import MediaProofs
 
     latest = log.latest_checkpoint()
     size = latest.checkpoint.size
     reader = log.node_reader()
     wanted = base64.b64encode(log.info.log_id).decode()
-    inclusion: dict[int, tuple[bytes, ...]] = {}
+    carried = []
+    on_media = []
     missing = []
-    for subject, bundle in bundles:
-        items = json.loads(bundle).get("verificationMaterial", {}).get("tlogEntries") or []
-        ours = [int(i["logIndex"]) for i in items if i.get("logId", {}).get("keyId") == wanted]
+    for subject, path, bundle in bundles:
+        data = json.loads(bundle)
+        material = data.get("verificationMaterial") or {}
+        items = material.get("tlogEntries") or []
+        ours = [i for i in items if i.get("logId", {}).get("keyId") == wanted
+                and int(i["logIndex"]) < size]
         if not ours:
             missing.append(subject)
-        for index in ours:
-            if index < size:
-                inclusion[index] = tuple(merkle.inclusion_proof(index, size, reader))
+            on_media.append(bundle)
+            continue
+        for item in ours:
+            carried.append(_carried_entry(path, data, entries.TlogEntry.from_json(item)))
+        material["tlogEntries"] = [i for i in items if not any(i is o for o in ours)]
+        on_media.append((json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
     earlier = [
         int(row[0]) + 1 for row in log.conn.execute(
             "SELECT idx FROM log_entries WHERE subject LIKE ? AND idx < ? ORDER BY idx DESC "
@@ -644,6 +652,35 @@ def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, bytes]],
     consistency = {
         old: tuple(merkle.consistency_proof(old, size, reader)) for old in earlier if old < size
     }
-    proofs = MediaProofs(log.info.origin, size, consistency, inclusion)
+    inclusion = (tuple(merkle.multi_inclusion_proof([e.log_index for e in carried], size, reader))
+                 if carried else ())
+    proofs = MediaProofs(log.info.origin, size, consistency, tuple(carried), inclusion,
+                         log.info.log_id)
     note = cosigned_note if cosigned_note is not None else latest.note
-    return MediaLogFiles(size, note.encode("utf-8"), proofs.to_bytes(), tuple(missing))
+    return MediaLogFiles(size, note.encode("utf-8"), proofs.to_bytes(), tuple(missing),
+                         tuple(on_media))
+
+
+def _carried_entry(path: str, bundle: Any, entry: entries.TlogEntry) -> Any:
+    """The entry as the proofs file carries it: which envelope signature it records, and its
+    body only when an endpoint could not rebuild it byte for byte (a body another Rekor wrote;
+    bodies this log writes are canonical)."""
+    from airseal.trustroot.tlog.media_proofs import CarriedEntry
+
+    envelope = bundle.get("dsseEnvelope")
+    if envelope is None or entry.kind != entries.DSSE:
+        raise LogError(f"{path}: only DSSE bundles' entries are carried on media")
+    try:
+        recorded = json.loads(entry.body)["spec"]["signatures"][0]["signature"]
+    except (ValueError, KeyError, TypeError, IndexError):
+        raise LogError(f"{path}: log entry {entry.log_index} has no dsse body") from None
+    index = next((n for n, s in enumerate(envelope["signatures"]) if s.get("sig") == recorded),
+                 None)
+    if index is None:
+        raise LogError(f"{path}: log entry {entry.log_index} records no signature of the bundle")
+    try:
+        canonical = entries.canonical_dsse_body(envelope, index, entries.body_key(entry.body))
+    except LogProofError:
+        canonical = None
+    return CarriedEntry(path, index, entry.log_index, entry.integrated_time, entry.kind,
+                        entry.version, None if canonical == entry.body else entry.body)

@@ -151,7 +151,8 @@ def read_statement_unverified(source: MediaSource) -> ExportContents:
 
 def _log_files_problems(source: MediaSource, contents: ExportContents) -> list[Finding]:
     """The transparency log's files (``airseal/log/``), when listed, are well-formed and agree
-    with each other (the proofs are for the checkpoint's size and origin). Keyless, like the
+    with each other and the listing (the proofs are for the checkpoint's size and origin, their
+    entries are of the exported action bundles and below that size). Keyless, like the
     rest of this check: whether they are the site log's, and consistent with what an endpoint
     saw, only the agent can tell."""
     from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
@@ -184,6 +185,15 @@ def _log_files_problems(source: MediaSource, contents: ExportContents) -> list[F
         return [Finding(proofs_subject, "tlog.proofs",
                         f"the proofs are for {proofs.origin} size {proofs.tree_size}, the "
                         f"checkpoint for {point.describe()}")]
+    bundles = {action.bundle for action in contents.predicate.actions}
+    stray = sorted({entry.bundle for entry in proofs.entries} - bundles)
+    if stray:
+        return [Finding(proofs_subject, "tlog.proofs",
+                        f"carries log entries for {stray[0]}, which is not an action bundle "
+                        "of this export")]
+    if any(entry.log_index >= point.size for entry in proofs.entries):
+        return [Finding(proofs_subject, "tlog.proofs",
+                        f"carries a log entry at or beyond the checkpoint's size {point.size}")]
     return []
 
 

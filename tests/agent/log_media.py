@@ -2,7 +2,8 @@
 
 The log is the appliance's real SQLite tile store (in memory), the bundles are logged exactly as
 the appliance logs them (:func:`entry_for_bundle`, :func:`with_tlog_entry`), and the media's
-``airseal/log/`` files come from the appliance's :func:`media_log_files`; only the appliance's
+``airseal/log/`` files, and the action bundles as the media carries them (their entries moved
+into ``log/proofs.json``), come from the appliance's :func:`media_log_files`; only the appliance's
 key store and home are left out, to keep the tests fast.
 """
 
@@ -25,6 +26,7 @@ from airseal.appliance.tlog_store import (
     media_log_files,
     with_tlog_entry,
 )
+from airseal.media.layout import action_bundle_path
 from airseal.media.writer import ActionToExport, ExtraFile
 from airseal.trustroot.signer import PrivateKeySigner
 from airseal.trustroot.tlog.media_proofs import CHECKPOINT_PATH, PROOFS_PATH, LogTrust
@@ -53,7 +55,8 @@ class SiteLog:
                                               f"action {a.id}")) for a in actions]
 
     def files(self, actions: list[ActionToExport], note: str | None = None) -> MediaLogFiles:
-        return media_log_files(self.log, [(a.id, a.bundle) for a in actions], note)
+        return media_log_files(
+            self.log, [(a.id, action_bundle_path(a.id), a.bundle) for a in actions], note)
 
 
 def new_site_log(origin: str = "log.site.example") -> SiteLog:
@@ -73,6 +76,7 @@ def write_logged_media(
     """An export as the appliance writes it with its log on: the log's checkpoint and proofs
     listed in the statement, the statement logged right after that checkpoint."""
     files = site.files(actions, note)
+    actions = [replace(a, bundle=b) for a, b in zip(actions, files.bundles, strict=True)]
     scratch = mount.parent / f".{mount.name}-log"
     scratch.mkdir(parents=True, exist_ok=True)
     checkpoint, proofs = files.checkpoint, files.proofs

@@ -116,6 +116,8 @@ def test_logged_media_imports_and_the_endpoint_moves_its_checkpoint_forward(
 
 def test_tampered_inclusion_proof_is_refused(enrolled, agent_signer, site) -> None:
     enrol_log(enrolled, site.log)
+    # something else logged after the actions: its leaf is the one hash their proof needs
+    site.log.logged(site.actions[0].bundle, site.distributor.signer.public_key, "sign-blob")
 
     def flip(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
         doc = json.loads(proofs)
@@ -234,6 +236,11 @@ def test_the_couriers_check_reads_the_log_files_without_keys(site: Site) -> None
     assert report.status == "damaged"
     assert [(f.path, f.check) for f in report.damaged] == [
         ("airseal/log/proofs.json", "tlog.proofs")]
+    stray = _edit_entries(lambda e: e[0].update(bundle="actions/zz/action.sigstore.json"))
+    report = check_media(site.media("stray", edit_files=stray))
+    assert [(f.path, f.check) for f in report.damaged] == [
+        ("airseal/log/proofs.json", "tlog.proofs")]
+    assert "actions/zz" in report.damaged[0].reason
 
 
 def test_status_shows_the_pinned_log_and_the_last_proved_checkpoint(
@@ -256,3 +263,71 @@ def test_status_shows_the_pinned_log_and_the_last_proved_checkpoint(
     text = agent_cli("status")
     assert (f"Transparency log: last checkpoint {site.log.origin} size {site.log.log.size}"
             in text.stdout)
+
+
+def _edit_entries(edit):  # type: ignore[no-untyped-def]
+    def apply(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+        doc = json.loads(proofs)
+        edit(doc["entries"])
+        return checkpoint, json.dumps(doc).encode()
+    return apply
+
+
+def test_media_bundles_carry_no_log_entries_and_the_appliance_keeps_them(site: Site) -> None:
+    mount = site.media("m")
+    for action in site.actions:
+        on_media = json.loads((mount / "airseal/actions" / action.id /
+                               "action.sigstore.json").read_bytes())
+        assert on_media["verificationMaterial"]["tlogEntries"] == []
+        assert json.loads(action.bundle)["verificationMaterial"]["tlogEntries"]  # kept full
+    entries = json.loads((mount / "airseal/log/proofs.json").read_bytes())["entries"]
+    assert [e["bundle"] for e in entries] == [
+        f"actions/{a.id}/action.sigstore.json" for a in site.actions]
+    assert all("body" not in e for e in entries)  # our log's bodies are rebuilt
+
+
+def test_a_bundle_whose_entry_was_removed_is_refused(enrolled, agent_signer, site) -> None:
+    enrol_log(enrolled, site.log)
+    mount = site.media("m", edit_files=_edit_entries(lambda e: e.pop(1)))
+    message = refused(run(enrolled, agent_signer, mount), "tlog.entry",
+                      "airseal/actions/run/action.sigstore.json", site)
+    assert "no entry" in message
+    assert last_checkpoint(enrolled.root) is None
+
+
+def test_a_tampered_carried_body_is_refused(enrolled, agent_signer, site) -> None:
+    enrol_log(enrolled, site.log)
+    body = site.log.log.entry(0).body
+    # a body recording another signature is refused, naming the bundle
+    other = json.loads(body)
+    other["spec"]["signatures"][0]["signature"] = base64.b64encode(b"\x30" * 70).decode()
+    bad = site.media("bad", edit_files=_edit_entries(
+        lambda e: e[0].update(body=base64.b64encode(json.dumps(other).encode()).decode())))
+    refused(run(enrolled, agent_signer, bad), "tlog.body.signature",
+            "airseal/actions/dl/action.sigstore.json", site)
+    assert last_checkpoint(enrolled.root) is None
+    # the body carried as logged verifies (what media with another Rekor's bodies look like)
+    same = site.media("same", edit_files=_edit_entries(
+        lambda e: e[0].update(body=base64.b64encode(body).decode())))
+    assert run(enrolled, agent_signer, same).status == "completed"
+
+
+def test_a_wrong_log_index_is_refused(enrolled, agent_signer, site) -> None:
+    enrol_log(enrolled, site.log)
+    site.log.logged(site.actions[0].bundle, site.distributor.signer.public_key, "sign-blob")
+    mount = site.media("m", edit_files=_edit_entries(lambda e: e[1].update(logIndex=2)))
+    refused(run(enrolled, agent_signer, mount), "tlog.inclusion", "airseal/log/proofs.json",
+            site)
+
+
+def test_entries_swapped_between_bundles_are_refused(enrolled, agent_signer, site) -> None:
+    """Each bundle is pointed at the other's entry (index and proof valid for the other): the
+    leaves rebuilt from the bundles are not at those indexes."""
+    enrol_log(enrolled, site.log)
+
+    def swap(entries: list[dict[str, object]]) -> None:
+        entries[0]["bundle"], entries[1]["bundle"] = entries[1]["bundle"], entries[0]["bundle"]
+
+    refused(run(enrolled, agent_signer, site.media("m", edit_files=_edit_entries(swap))),
+            "tlog.inclusion", "airseal/log/proofs.json", site)
+    assert last_checkpoint(enrolled.root) is None

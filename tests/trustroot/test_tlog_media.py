@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 
@@ -95,20 +96,66 @@ def test_the_last_leafs_path_is_the_tree_before_it() -> None:
 
 
 def test_media_proofs_round_trip_and_refuse_hostile_files() -> None:
+    from airseal.trustroot.tlog.media_proofs import CarriedEntry
+
     h = [hashlib.sha256(bytes([i])).digest() for i in range(4)]
-    proofs = MediaProofs("log.site.example", 9, {3: (h[0], h[1])}, {1: (h[1], h[2]), 2: (h[3],)})
+    carried = (CarriedEntry("actions/a/action.sigstore.json", 0, 1, 1_700_000_000, "dsse",
+                            "0.0.1"),
+               CarriedEntry("actions/b/action.sigstore.json", 1, 2, 1_700_000_001, "dsse",
+                            "0.0.1", body=b'{"kind":"dsse"}'))
+    proofs = MediaProofs("log.site.example", 9, {3: (h[0], h[1])}, carried, (h[1], h[2], h[3]),
+                         h[0])
     data = proofs.to_bytes()
     assert len(json.loads(data)["hashes"]) == 4  # each hash once
+    assert "body" not in json.loads(data)["entries"][0]  # canonical: rebuilt by the endpoint
     assert MediaProofs.parse(data, subject="p") == proofs
     doc = json.loads(data)
-    for edit in (lambda d: d.update(extra=1), lambda d: d["inclusion"][0]["path"].append(99),
+    for edit in (lambda d: d.update(extra=1), lambda d: d["inclusion"].append(99),
                  lambda d: d["hashes"].__setitem__(0, "AAAA"),
-                 lambda d: d.update(treeSize=-1), lambda d: d.update(schemaVersion=2)):
+                 lambda d: d.update(treeSize=-1), lambda d: d.update(schemaVersion=1),
+                 lambda d: d["entries"][1].update(logIndex=1),  # one leaf, two entries
+                 lambda d: d["entries"][1].update(bundle=d["entries"][0]["bundle"], signature=0),
+                 lambda d: d["entries"][0].update(body="!"),
+                 lambda d: d["entries"][0].update(setp="x"),
+                 lambda d: d.update(logId="")):
         bad = json.loads(json.dumps(doc))
         edit(bad)
         with pytest.raises(LogProofError) as refused:
             MediaProofs.parse(json.dumps(bad).encode(), subject="airseal/log/proofs.json")
         assert refused.value.subject == "airseal/log/proofs.json"
+        assert refused.value.check == "tlog.proofs"
+
+
+def test_one_proof_of_many_leaves_matches_the_single_leaf_proofs() -> None:
+    """The multi-leaf proof (ours) against brute force: every small tree, several leaf sets;
+    any altered hash, missing or extra hash, or moved leaf gives another root or a refusal."""
+    import random
+
+    rng = random.Random(5)
+    leaves = [merkle.leaf_hash(b"%d" % i) for i in range(40)]
+
+    def node(level: int, index: int) -> bytes:
+        return merkle.root_of_leaf_hashes(leaves[index << level : (index + 1) << level])
+
+    for size in range(1, 40):
+        root = merkle.root_of_leaf_hashes(leaves[:size])
+        for _ in range(4):
+            chosen = rng.sample(range(size), rng.randint(1, min(size, 6)))
+            proof = merkle.multi_inclusion_proof(chosen, size, node)
+            given = {i: leaves[i] for i in chosen}
+            assert merkle.root_from_multi_inclusion(given, size, proof) == root
+            assert len(proof) <= sum(len(merkle.inclusion_proof(i, size, node)) for i in chosen)
+            if proof:
+                bent = [*proof[:-1], b"\x00" * 32]
+                assert merkle.root_from_multi_inclusion(given, size, bent) != root
+                with pytest.raises(LogProofError):
+                    merkle.root_from_multi_inclusion(given, size, proof[:-1])
+            with pytest.raises(LogProofError):
+                merkle.root_from_multi_inclusion(given, size, [*proof, leaves[0]])
+            moved = {(i + 1) % size: h for i, h in given.items()}
+            if len(moved) == len(given) and set(moved) != set(given):
+                with contextlib.suppress(LogProofError):  # a shape that does not fit: refused
+                    assert merkle.root_from_multi_inclusion(moved, size, proof) != root
 
 
 def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:
@@ -147,3 +194,61 @@ def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:
         verify_media_log(trust, seen, **kwargs)  # type: ignore[arg-type]
     assert fork.value.check == "tlog.fork" and seen.describe() in fork.value.detail
     assert isinstance(entries, BundleEntries)
+
+
+def test_only_logged_signatures_count_toward_the_action_threshold(tmp_path) -> None:
+    """An action signed by two trusted keys, each signature logged as its own dsse entry (as
+    the appliance logs approvals): a threshold of 2 holds; with the approval unlogged, the same
+    two signatures are refused (only logged ones count)."""
+    from datetime import UTC, datetime
+
+    from airseal.appliance.tlog_store import (
+        adding_tlog_entry,
+        entry_for_bundle,
+        media_log_files,
+        one_signature_bundle,
+    )
+    from airseal.trustroot.dsse import IN_TOTO_PAYLOAD_TYPE, Statement, Subject, pae
+    from airseal.trustroot.tlog.media_proofs import (
+        entries_of_bundle,
+        media_bundle,
+        verify_media_log,
+    )
+    from tests.agent.helpers import new_distributor
+    from tests.agent.log_media import new_site_log
+
+    first, second = new_distributor(tmp_path, "first"), new_distributor(tmp_path, "second")
+    statement = Statement(subject=(Subject(name="p", digest={"sha256": "00" * 32}),),
+                          predicateType="https://example/action", predicate={"id": "a"})
+    data = json.loads(first.sign(statement))
+    envelope = data["dsseEnvelope"]
+    signed = pae(IN_TOTO_PAYLOAD_TYPE, base64.b64decode(envelope["payload"]))
+    envelope["signatures"].append(
+        {**envelope["signatures"][0],
+         "sig": base64.b64encode(second.signer.sign_message(signed)).decode()})
+    two = json.dumps(data).encode()
+    keys = [first.signer.public_key, second.signer.public_key]
+
+    def verify(logged: list[int]) -> None:
+        site = new_site_log()
+        bundle = two
+        for i in logged:
+            entry = entry_for_bundle(one_signature_bundle(two, i), keys[i], f"signature {i}")
+            (index,), _ = site.log.append([entry], site.signer, now=datetime.now(UTC))
+            bundle = adding_tlog_entry(bundle, site.log.entry(index))
+        path = "actions/a/action.sigstore.json"
+        files = media_log_files(site.log, [("action a", path, bundle)])
+        assert json.loads(files.bundles[0])["verificationMaterial"]["tlogEntries"] == []
+        export = site.logged(first.sign(statement), first.signer.public_key, "export statement")
+        verify_media_log(
+            site.trust, None, checkpoint_note=files.checkpoint.decode(),
+            proofs=MediaProofs.parse(files.proofs, subject="p"),
+            export=entries_of_bundle(json.loads(export), site.trust.log_id, subject="export"),
+            actions=[media_bundle(json.loads(files.bundles[0]), keys, path=path, subject=path)],
+            threshold=2)
+
+    verify([0, 1])
+    with pytest.raises(LogProofError) as short:
+        verify([0])
+    assert short.value.check == "tlog.entry" and "1 distinct trusted keys" in short.value.detail
+    assert short.value.subject == "actions/a/action.sigstore.json"

@@ -23,7 +23,7 @@ from typing import Any
 
 import rfc8785
 
-from airseal.trustroot.errors import InvalidSignature, LogProofError
+from airseal.trustroot.errors import InvalidSignature, LogProofError, TrustrootError
 from airseal.trustroot.keys import PublicKey, spki_der, spki_pem, verify_message
 from airseal.trustroot.signer import Signer
 from airseal.trustroot.tlog.checkpoint import Checkpoint, verify_checkpoint
@@ -97,6 +97,51 @@ def version_of_body(body: bytes) -> str | None:
     except (ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
+
+
+def dsse_envelope_json(envelope: Any) -> bytes:
+    """The bytes a ``dsse`` body's ``envelopeHash`` is over, as this log writes them: the
+    envelope's JSON with sorted keys and no spaces (an endpoint rebuilds them from the bundle)."""
+    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+
+
+def canonical_dsse_body(envelope: Any, signature_index: int, key: PublicKey) -> bytes:
+    """The ``dsse`` body this log writes for signature ``signature_index`` of an envelope: the
+    envelope reduced to that one signature, its payload, and ``key`` as the verifier. The
+    appliance logs with it and an endpoint rebuilds the leaf with it, so export media need not
+    carry the body (``docs/media-format.md`` section 8a)."""
+    try:
+        signatures = envelope["signatures"]
+        if not isinstance(signatures, list) or not 0 <= signature_index < len(signatures):
+            raise LogProofError(f"the envelope has no signature {signature_index}")
+        one = signatures[signature_index]
+        single = {**envelope, "signatures": [one]}
+        payload = unb64(envelope["payload"], "dsseEnvelope.payload")
+        signature = unb64(one["sig"], f"dsseEnvelope.signatures[{signature_index}].sig")
+    except (KeyError, TypeError) as exc:
+        raise LogProofError(f"the DSSE envelope lacks {exc}") from None
+    return dsse_body(dsse_envelope_json(single), payload, signature, key)
+
+
+def body_key(body: bytes) -> PublicKey:
+    """The public key a ``dsse`` or ``hashedrekord`` 0.0.1 body names (its verifier)."""
+    from airseal.trustroot.keys import load_public_key
+
+    try:
+        spec = json.loads(body)["spec"]
+        if "signatures" in spec:
+            if len(spec["signatures"]) != 1:
+                raise LogProofError("the dsse entry body does not hold exactly one signature")
+            pem = spec["signatures"][0]["verifier"]
+        else:
+            pem = spec["signature"]["publicKey"]["content"]
+        return load_public_key(unb64(pem, "the body's public key"))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise LogProofError(f"the log entry body names no readable key ({exc})") from None
+    except LogProofError:
+        raise
+    except TrustrootError as exc:
+        raise LogProofError(f"the log entry body's key is unreadable ({exc.detail})") from None
 
 
 def set_payload(body: bytes, integrated_time: int, log_id_bytes: bytes, log_index: int) -> bytes:

@@ -4,10 +4,12 @@ An export carries two files, both listed (and so covered) by the signed export s
 
 - ``log/checkpoint``: the log's latest signed checkpoint *before* the export statement was
   logged (size ``N``), with any witness cosignatures;
-- ``log/proofs.json``: consistency proofs from each earlier size an endpoint may have stored (the
-  checkpoint each recent export ended on) to ``N``, and an inclusion proof against ``N`` for every
-  log entry the exported action bundles carry. Proof hashes are stored once in a table and the
-  proofs list indexes into it: 100 neighbouring entries share almost all of their upper path.
+- ``log/proofs.json`` (schema 2): consistency proofs from each earlier size an endpoint may have
+  stored (the checkpoint each recent export ended on) to ``N``; the site log's entries of the
+  exported action bundles, moved out of the bundles on the media (which signature of which
+  bundle each records, its index, and its body only when the endpoint cannot rebuild it); and
+  one multi-leaf inclusion proof of them all against ``N`` (:func:`.merkle.multi_inclusion_proof`).
+  Proof hashes are stored once in a table the proofs index into.
 
 The export statement itself is logged last, as leaf ``N`` (its bundle carries its own entry,
 proved against checkpoint ``N + 1``). The inclusion path of the last leaf of a tree is exactly
@@ -16,9 +18,11 @@ is a prefix of ``N + 1``: the endpoint ends on the checkpoint ``N + 1``, consist
 everything it saw before, with no proof that the statement would have to list about itself.
 
 :func:`verify_media_log` is the agent's check, pure: the log key and origin (from the site's
-trusted root or the endpoint's enrolment), the checkpoint it stored last, the files' bytes and the
-bundles' entries in; the checkpoint to store, or a :class:`LogProofError` naming the file, the
-check and what to do, out. Hand-written (see :mod:`.merkle`): no library verifies this layout.
+trusted root or the endpoint's enrolment), the checkpoint it stored last, the files' bytes, the
+export statement's entry and the action bundles (:class:`MediaBundle`: envelope and trusted
+signer keys, from which each leaf is rebuilt) in; the checkpoint to store, or a
+:class:`LogProofError` naming the file, the check and what to do, out. Hand-written (see
+:mod:`.merkle`): no library verifies this layout.
 """
 
 from __future__ import annotations
@@ -31,13 +35,18 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from airseal.trustroot.errors import LogProofError
-from airseal.trustroot.keys import PublicKey
+from airseal.trustroot.keys import PublicKey, spki_der
 from airseal.trustroot.tlog.checkpoint import Checkpoint, verify_checkpoint
 from airseal.trustroot.tlog.cosignature import WitnessKey, require_quorum
 from airseal.trustroot.tlog.entries import (
+    API_VERSION,
+    DSSE,
+    MAX_BODY_BYTES,
     SignedContent,
     TlogEntry,
     _body_matches,
+    body_key,
+    canonical_dsse_body,
     log_id,
     verify_tlog_entry,
 )
@@ -46,8 +55,8 @@ from airseal.trustroot.tlog.merkle import (
     HASH_SIZE,
     leaf_hash,
     node_hash,
+    root_from_multi_inclusion,
     verify_consistency,
-    verify_inclusion,
 )
 from airseal.trustroot.untrusted_json import load_json
 
@@ -55,6 +64,9 @@ LOG_DIR: Final = "log"
 CHECKPOINT_PATH: Final = "log/checkpoint"
 PROOFS_PATH: Final = "log/proofs.json"
 PROOFS_TYPE: Final = "airseal-log-proofs"
+SCHEMA_VERSION: Final = 2
+"""2: the bundles' entries are carried here (``entries``), not in the bundles on the media."""
+MAX_BUNDLE_PATH: Final = 1024
 MAX_PROOFS_BYTES: Final = 4 * 1024 * 1024
 MAX_CHECKPOINT_BYTES: Final = 64 * 1024
 MAX_PROOFS: Final = 100_000
@@ -68,14 +80,41 @@ def _b64(raw: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class CarriedEntry:
+    """One log entry of a bundle on the media, carried here instead of in the bundle's
+    ``tlogEntries``: which signature of which bundle it records, where it is in the log, and its
+    inclusion path against the media's checkpoint. ``body`` is carried only when it is not the
+    canonical body an endpoint rebuilds from the bundle and the signer's key
+    (:func:`airseal.trustroot.tlog.entries.canonical_dsse_body`), e.g. a body an external Rekor
+    wrote. No SET: inclusion in the signed (and witnessed) media checkpoint is the proof."""
+
+    bundle: str
+    """The bundle's path as the export statement lists it (relative to ``airseal/``)."""
+    signature: int
+    """The index of the signature it records in the bundle's DSSE envelope."""
+    log_index: int
+    integrated_time: int
+    kind: str
+    version: str
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
 class MediaProofs:
-    """The proofs of ``log/proofs.json``: consistency by earlier size, inclusion by log index,
-    all towards ``tree_size``."""
+    """The proofs of ``log/proofs.json``: consistency by earlier size, and the bundles' entries
+    with one inclusion proof of them all (:func:`.merkle.multi_inclusion_proof`), all towards
+    ``tree_size``."""
 
     origin: str
     tree_size: int
     consistency: Mapping[int, tuple[bytes, ...]] = field(default_factory=dict)
-    inclusion: Mapping[int, tuple[bytes, ...]] = field(default_factory=dict)
+    entries: tuple[CarriedEntry, ...] = ()
+    inclusion: tuple[bytes, ...] = ()
+    log_id: bytes = b""
+    """The log's id (SHA-256 of its key's DER SPKI), once for every entry; empty: no entries."""
+
+    def entries_of(self, bundle: str) -> tuple[CarriedEntry, ...]:
+        return tuple(e for e in self.entries if e.bundle == bundle)
 
     def to_bytes(self) -> bytes:
         table: dict[bytes, int] = {}
@@ -87,14 +126,21 @@ class MediaProofs:
             {"fromSize": size, "path": path(self.consistency[size])}
             for size in sorted(self.consistency)
         ]
-        inclusion = [
-            {"logIndex": index, "path": path(self.inclusion[index])}
-            for index in sorted(self.inclusion)
-        ]
+        entries = []
+        for e in self.entries:
+            item: dict[str, Any] = {
+                "bundle": e.bundle, "signature": e.signature, "logIndex": e.log_index,
+                "integratedTime": e.integrated_time, "kind": e.kind, "version": e.version,
+            }
+            if e.body is not None:
+                item["body"] = _b64(e.body)
+            entries.append(item)
+        inclusion = path(self.inclusion)
         document = {
-            "schemaVersion": 1, "type": PROOFS_TYPE, "origin": self.origin,
-            "treeSize": self.tree_size, "hashes": [_b64(h) for h in table],
-            "consistency": consistency, "inclusion": inclusion,
+            "schemaVersion": SCHEMA_VERSION, "type": PROOFS_TYPE, "origin": self.origin,
+            "treeSize": self.tree_size, "logId": _b64(self.log_id),
+            "consistency": consistency, "entries": entries, "inclusion": inclusion,
+            "hashes": [_b64(h) for h in table],
         }
         return (json.dumps(document, separators=(",", ":")) + "\n").encode()
 
@@ -109,15 +155,25 @@ class MediaProofs:
         if len(data) > MAX_PROOFS_BYTES:
             raise bad(f"{len(data)} bytes, over {MAX_PROOFS_BYTES}")
         raw = load_json(data, subject=subject, error=LogProofError)
-        keys = {"schemaVersion", "type", "origin", "treeSize", "hashes", "consistency",
-                "inclusion"}
+        if isinstance(raw, dict) and raw.get("schemaVersion") != SCHEMA_VERSION:
+            raise bad(f"schemaVersion {raw.get('schemaVersion')!r}, this agent reads "
+                      f"{SCHEMA_VERSION} (media written by another release: export again from "
+                      "the appliance, or update this endpoint's agent)")
+        keys = {"schemaVersion", "type", "origin", "treeSize", "logId", "hashes", "consistency",
+                "entries", "inclusion"}
         if not isinstance(raw, dict) or set(raw) != keys:
             raise bad(f"it must be an object with exactly {sorted(keys)}")
-        if raw["schemaVersion"] != 1 or raw["type"] != PROOFS_TYPE:
-            raise bad(f"not an {PROOFS_TYPE} of schemaVersion 1")
+        if raw["type"] != PROOFS_TYPE:
+            raise bad(f"not an {PROOFS_TYPE}")
         origin, size = raw["origin"], raw["treeSize"]
         if not isinstance(origin, str) or not _is_count(size):
             raise bad("origin or treeSize")
+        try:
+            log_id_bytes = base64.b64decode(raw["logId"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise bad("logId is not base64") from None
+        if len(log_id_bytes) not in (0, HASH_SIZE):
+            raise bad("logId is not 32 bytes")
         hashes_raw = raw["hashes"]
         if not isinstance(hashes_raw, list) or len(hashes_raw) > MAX_HASHES:
             raise bad("hashes")
@@ -128,23 +184,64 @@ class MediaProofs:
         if any(len(h) != HASH_SIZE for h in table):
             raise bad("a hash is not 32 bytes")
 
-        def proofs(items: Any, key: str) -> dict[int, tuple[bytes, ...]]:
-            if not isinstance(items, list) or len(items) > MAX_PROOFS:
-                raise bad(f"{key} list")
-            out: dict[int, tuple[bytes, ...]] = {}
-            for item in items:
-                if not isinstance(item, dict) or set(item) != {key, "path"}:
-                    raise bad(f"an item must hold exactly {key} and path")
-                at, path = item[key], item["path"]
-                if not _is_count(at) or not isinstance(path, list) or len(path) > MAX_PATH:
-                    raise bad(f"{key} {at!r}")
-                if at in out or any(not _is_count(i) or i >= len(table) for i in path):
-                    raise bad(f"{key} {at} twice, or a path index outside the hash table")
-                out[at] = tuple(table[i] for i in path)
-            return out
+        def hashes(path: Any, what: str, cap: int = MAX_PATH) -> tuple[bytes, ...]:
+            if not isinstance(path, list) or len(path) > cap:
+                raise bad(f"{what}: path")
+            if any(not _is_count(i) or i >= len(table) for i in path):
+                raise bad(f"{what}: a path index outside the hash table")
+            return tuple(table[i] for i in path)
 
-        return cls(origin, size, proofs(raw["consistency"], "fromSize"),
-                   proofs(raw["inclusion"], "logIndex"))
+        items = raw["consistency"]
+        if not isinstance(items, list) or len(items) > MAX_PROOFS:
+            raise bad("consistency list")
+        consistency: dict[int, tuple[bytes, ...]] = {}
+        for item in items:
+            if not isinstance(item, dict) or set(item) != {"fromSize", "path"}:
+                raise bad("a consistency item must hold exactly fromSize and path")
+            at = item["fromSize"]
+            if not _is_count(at) or at in consistency:
+                raise bad(f"fromSize {at!r} (twice, or not a count)")
+            consistency[at] = hashes(item["path"], f"fromSize {at}")
+
+        items = raw["entries"]
+        if not isinstance(items, list) or len(items) > MAX_PROOFS:
+            raise bad("entries list")
+        required = {"bundle", "signature", "logIndex", "integratedTime", "kind", "version"}
+        entries: list[CarriedEntry] = []
+        seen_index: set[int] = set()
+        seen_signature: set[tuple[str, int]] = set()
+        for item in items:
+            if not isinstance(item, dict) or not required <= set(item) <= required | {"body"}:
+                raise bad(f"an entry must hold exactly {sorted(required)} and maybe body")
+            index, where = item["logIndex"], item["bundle"]
+            what = f"entry {index!r}"
+            if not _is_count(index) or index in seen_index:
+                raise bad(f"{what}: logIndex twice, or not a count")
+            if not isinstance(where, str) or not where or len(where) > MAX_BUNDLE_PATH:
+                raise bad(f"{what}: bundle")
+            if not _is_count(item["signature"]) or not _is_count(item["integratedTime"]):
+                raise bad(f"{what}: signature or integratedTime")
+            if (where, item["signature"]) in seen_signature:
+                raise bad(f"{what}: a second entry for signature {item['signature']} of {where}")
+            if not all(isinstance(item[k], str) and len(item[k]) <= 32
+                       for k in ("kind", "version")):
+                raise bad(f"{what}: kind or version")
+            body = None
+            if "body" in item:
+                try:
+                    body = base64.b64decode(item["body"], validate=True)
+                except (binascii.Error, TypeError, ValueError):
+                    raise bad(f"{what}: body is not base64") from None
+                if len(body) > MAX_BODY_BYTES:
+                    raise bad(f"{what}: body over {MAX_BODY_BYTES} bytes")
+            seen_index.add(index)
+            seen_signature.add((where, item["signature"]))
+            entries.append(CarriedEntry(where, item["signature"], index, item["integratedTime"],
+                                        item["kind"], item["version"], body))
+        if entries and not log_id_bytes:
+            raise bad("entries without a logId")
+        inclusion = hashes(raw["inclusion"], "inclusion", MAX_PATH * max(1, len(entries)))
+        return cls(origin, size, consistency, tuple(entries), inclusion, log_id_bytes)
 
 
 def _is_count(value: Any) -> bool:
@@ -290,11 +387,14 @@ def verify_media_log(
     checkpoint_note: str,
     proofs: MediaProofs,
     export: BundleEntries,
-    actions: Sequence[BundleEntries],
+    actions: Sequence[MediaBundle],
+    threshold: int = 1,
 ) -> VerifiedLog:
     """Every log check of one media, in order: the checkpoint (log key, origin, witness quorum);
     its consistency with the checkpoint stored last; the export statement logged right after
-    it; then each action bundle's entries, included in it. Fails closed, naming the file."""
+    it; then each action bundle's entries, included in it, logging signatures of at least
+    ``threshold`` distinct trusted keys (the site's action threshold: only logged signatures
+    count). Fails closed, naming the file."""
     checkpoint_file = f"airseal/{CHECKPOINT_PATH}"
     proofs_file = f"airseal/{PROOFS_PATH}"
     key, origin = trust.public_key, trust.origin
@@ -370,29 +470,133 @@ def verify_media_log(
                              f"{media.describe()} ({exc.detail})", "tlog.fork", proofs_file,
                              evidence) from None
 
-    # every action bundle's entries, in the media's checkpoint
-    count = 1
+    # every action bundle's entries (carried in the proofs file), in the media's checkpoint
+    leaves: dict[int, bytes] = {}
+    paths = {bundle.path for bundle in actions}
+    stray = sorted({e.bundle for e in proofs.entries} - paths)
+    if stray:
+        raise refuse(f"carries entries for {stray[0]}, which is not an action bundle of this "
+                     "export", "tlog.proofs", proofs_file)
+    if proofs.entries and proofs.log_id != trust.log_id:
+        raise refuse(f"the entries are of log {proofs.log_id.hex()[:16]}, expected "
+                     f"{trust.log_id.hex()[:16]} ({origin})", "tlog.logid", proofs_file)
     for bundle in actions:
-        if not bundle.entries:
-            raise refuse(f"carries no entry of log {origin}", "tlog.entry", bundle.subject,
+        carried = proofs.entries_of(bundle.path)
+        if not carried:
+            raise refuse(f"has no entry of log {origin} in {proofs_file}", "tlog.entry",
+                         bundle.subject,
                          "sign the action again on an appliance whose log is on, and export")
-        for item in bundle.entries:
-            _verified_entry(item, bundle, trust)
+        logged_keys: set[bytes] = set()
+        for item in carried:
+            body = _leaf_body(item, bundle)
             if item.log_index >= media.size:
                 raise refuse(f"entry {item.log_index} is not below the media's checkpoint "
                              f"({media.describe()})", "tlog.inclusion", bundle.subject)
-            path = proofs.inclusion.get(item.log_index)
-            if path is None:
-                raise refuse(f"carries no inclusion proof for entry {item.log_index}",
-                             "tlog.inclusion", proofs_file)
-            try:
-                verify_inclusion(leaf_hash(item.body), item.log_index, media.size, path,
-                                 media.root_hash)
-            except LogProofError as exc:
-                raise refuse(f"entry {item.log_index} ({bundle.subject}): {exc.detail}",
-                             "tlog.inclusion", proofs_file) from None
-            count += 1
-    return VerifiedLog(media, final, entry.proof.checkpoint, witnessed, count)
+            leaves[item.log_index] = leaf_hash(body)
+            signer = bundle.keys[item.signature]
+            assert signer is not None  # _leaf_body refuses a signature no trusted key made
+            logged_keys.add(spki_der(signer))
+        if len(logged_keys) < threshold:
+            raise refuse(
+                f"has logged signatures of {len(logged_keys)} distinct trusted keys; the site "
+                f"requires {threshold} per action, and only logged signatures count here",
+                "tlog.entry", bundle.subject,
+                "sign the missing approvals again on the appliance with its log on (each "
+                "approval is logged), and export again")
+    if leaves or proofs.inclusion:
+        try:
+            if not leaves:
+                raise LogProofError("an inclusion proof, but no entries")
+            root = root_from_multi_inclusion(leaves, media.size, proofs.inclusion)
+        except LogProofError as exc:
+            raise refuse(f"the entries of the {len(actions)} action bundles: {exc.detail}",
+                         "tlog.inclusion", proofs_file) from None
+        if root != media.root_hash:
+            raise refuse(
+                f"the entries of the {len(actions)} action bundles, as rebuilt from the "
+                f"bundles, give root {root.hex()[:16]}..., the checkpoint says "
+                f"{media.root_hash.hex()[:16]}... (an entry, its index or a proof hash was "
+                "altered, or a bundle is not the one logged)", "tlog.inclusion", proofs_file)
+    return VerifiedLog(media, final, entry.proof.checkpoint, witnessed, 1 + len(leaves))
+
+
+@dataclass(frozen=True)
+class MediaBundle:
+    """A DSSE bundle on the media whose log entries the proofs file carries, as the agent
+    verified it: its path as listed, where to name it, its envelope (parsed JSON) and, for each
+    signature of the envelope, the trusted key that made it (``None``: no trusted key did)."""
+
+    path: str
+    subject: str
+    envelope: Mapping[str, Any]
+    keys: tuple[PublicKey | None, ...]
+
+
+def media_bundle(bundle: Any, candidates: Sequence[PublicKey], *, path: str,
+                 subject: str) -> MediaBundle:
+    """:class:`MediaBundle` of a parsed DSSE bundle: each signature matched to the one of
+    ``candidates`` (the keys trusted for it) whose signature over the PAE verifies."""
+    from airseal.trustroot.dsse import pae
+    from airseal.trustroot.errors import InvalidSignature
+    from airseal.trustroot.keys import verify_message
+
+    try:
+        envelope = bundle["dsseEnvelope"]
+        signed = pae(envelope["payloadType"], base64.b64decode(envelope["payload"],
+                                                               validate=True))
+        keys: list[PublicKey | None] = []
+        for item in envelope["signatures"]:
+            sig = base64.b64decode(item["sig"], validate=True)
+            found = None
+            for key in candidates:
+                try:
+                    verify_message(key, sig, signed)
+                except InvalidSignature:
+                    continue
+                found = key
+                break
+            keys.append(found)
+    except (KeyError, TypeError, AttributeError, binascii.Error, ValueError) as exc:
+        raise LogProofError(f"the bundle's envelope is malformed ({exc})", subject=subject,
+                            check="tlog.entry") from None
+    return MediaBundle(path, subject, envelope, tuple(keys))
+
+
+def _leaf_body(item: CarriedEntry, bundle: MediaBundle) -> bytes:
+    """The entry's body: rebuilt from the bundle and the signer's key, or the carried one once
+    it is shown to record this bundle's signature, payload and key."""
+    import hashlib
+
+    def refuse(detail: str, check: str) -> LogProofError:
+        return LogProofError(f"log entry {item.log_index}: {detail}", subject=bundle.subject,
+                             check=check, hint=_REDO)
+
+    if (item.kind, item.version) != (DSSE, API_VERSION):
+        raise refuse(f"kind {item.kind}/{item.version}, expected {DSSE}/{API_VERSION} for a "
+                     "DSSE bundle", "tlog.entry")
+    if not 0 <= item.signature < len(bundle.keys):
+        raise refuse(f"records signature {item.signature}, the envelope holds "
+                     f"{len(bundle.keys)}", "tlog.entry")
+    key = bundle.keys[item.signature]
+    if key is None:
+        raise refuse(f"records signature {item.signature}, which no key trusted here made",
+                     "tlog.entry")
+    try:
+        if item.body is None:
+            return canonical_dsse_body(bundle.envelope, item.signature, key)
+        one = bundle.envelope["signatures"][item.signature]
+        signed = SignedContent(
+            base64.b64decode(one["sig"], validate=True),
+            hashlib.sha256(base64.b64decode(bundle.envelope["payload"], validate=True)).digest())
+        _body_matches(TlogEntry(item.log_index, b"", item.kind, item.version,
+                                item.integrated_time, item.body, None), signed)
+        if spki_der(body_key(item.body)) != spki_der(key):
+            raise LogProofError("the log entry records another key", check="tlog.body.key")
+    except LogProofError as exc:
+        raise refuse(exc.detail, "tlog.body" if exc.check == "tlog" else exc.check) from None
+    except (KeyError, TypeError, binascii.Error, ValueError) as exc:
+        raise refuse(f"the bundle's envelope is malformed ({exc})", "tlog.entry") from None
+    return item.body
 
 
 def _verified_entry(entry: TlogEntry, bundle: BundleEntries, trust: LogTrust) -> Checkpoint:
