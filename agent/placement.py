@@ -109,9 +109,11 @@ def check_destination(
     action: str,
     subject: str,
     walk: bool = True,
+    folders: OpenFolders | None = None,
 ) -> None:
     """Refuse, before anything is written, a destination that is unsafe, outside the allowed
-    roots, or (``walk``) reached through a link already there that the policy forbids."""
+    roots, or (``walk``) reached through a link already there that the policy forbids (the
+    folder walked through ``folders`` when given: once per folder for a whole batch)."""
     problem = destination_problem(options.dest, os_name)
     if problem is not None:
         raise UnsafeDestination(f"download destination {options.dest!r} {problem}", subject=subject)
@@ -120,12 +122,16 @@ def check_destination(
         return
     parent, name = split_destination(options.dest, os_name)
     try:
-        opened = open_folder(parent, policy, create=False, dest=options.dest, subject=subject)
+        if folders is None:
+            opened = open_folder(parent, policy, create=False, dest=options.dest, subject=subject)
+        else:
+            opened = folders.get(parent, create=False, dest=options.dest, subject=subject)
     except ActionFailed:
         return  # not the policy's business: the placement reports it as the action's failure
     if opened is not None:
         fd, reached = opened
-        os.close(fd)
+        if folders is None:
+            os.close(fd)
         if reached != parent:
             check_roots(f"{reached}/{name}", policy, os_name, action=action, subject=subject)
 
