@@ -147,9 +147,11 @@ def prepare_download(
     policy: DestinationPolicy | None = None,
     temporary: str | None = None,
     folders: OpenFolders | None = None,
+    buffer: memoryview | None = None,
 ) -> PreparedDownload:
     """Copy the staged payload beside its destination, verified, with mode and owner set
-    (the folder reached through ``folders`` when given, else walked here)."""
+    (the folder reached through ``folders`` when given, else walked here; read through
+    ``buffer`` when given)."""
     policy = policy or DestinationPolicy()
     action = action or staged.action_id
     check_destination(options, os_name, policy, action=action, subject=subject, walk=False)
@@ -188,7 +190,7 @@ def prepare_download(
         if folder_fd >= 0 and owned:
             os.close(folder_fd)
     try:
-        copy_verified(staged, fd)
+        copy_verified(staged, fd, buffer=buffer)
         if file_mode_applies(os_name):
             os.fchmod(fd, int(options.file_mode, 8))
         if ids is not None:

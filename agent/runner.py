@@ -76,6 +76,7 @@ from airseal.agent.trust import TrustedKey
 from airseal.agent.verification import VerifiedAction, VerifiedExport, VerifiedMedia
 from airseal.errors import AirsealError
 from airseal.media.reader import MediaSource
+from airseal.trustroot.digest import chunk_buffer
 from airseal.trustroot.signer import Signer
 
 SignerSupplier = Callable[[], Signer]
@@ -332,7 +333,7 @@ class ActionRunner:
         """Every download's destination against the endpoint's policy, before anything is
         staged, run or written: a refusal here leaves the endpoint as it was. Each folder is
         walked once for all the downloads into it."""
-        with OpenFolders(self.state.config.destination) as folders:
+        with OpenFolders(self.state.config.destination, remember_missing=True) as folders:
             for item in to_run:
                 options = item.action.predicate.download
                 if options is None:
@@ -396,6 +397,7 @@ class ActionRunner:
         folders: OpenFolders,
     ) -> None:
         prepared: list[tuple[PlannedAction, int, PreparedDownload]] = []
+        buffer = chunk_buffer()
         for item, run_id in zip(group, ids, strict=True):
             action = item.action
             self._announce(f"before-run:{action.id}")
@@ -411,6 +413,7 @@ class ActionRunner:
                     policy=self.state.config.destination,
                     temporary=temporaries[action.id][1],
                     folders=folders,
+                    buffer=buffer,
                 )
             except ActionFailed as exc:
                 self._finish(run_id, action, outcome="failed", reason=exc.message())
