@@ -6,7 +6,9 @@ directory (a mounted stick, an image mounted with fusefat, a test folder) and re
 time and not only when listing, symlinks, hard links, special files, unsafe paths and files
 larger than the caller's cap: every path is walked component by component from the root with
 ``O_NOFOLLOW`` directory descriptors and the opened file is checked with ``fstat``, so a symlink
-swapped in after the listing is still refused.
+swapped in after the listing is still refused. Within one pass over the media
+(:meth:`MediaSource.folders_held`) the folders already reached that way are kept open and the
+walk starts from the deepest one held (docs/media-format.md section 9.1).
 
 The one thing an agent writes to media is its receipt (:meth:`MediaSource.write_receipt`); it
 goes through the same source, walked the same way, so a link planted where a receipts folder
