@@ -502,9 +502,10 @@ def import_media(
     """Import the media mounted at MOUNT (the folder that holds airseal/)."""
     from airseal.agent.approval import ApproveAll, Approver, RefuseUnapproved
     from airseal.agent.cli_site import trust_for_import
-    from airseal.agent.identity import load_signer
+    from airseal.agent.identity import load_signer, password_is_unattended
     from airseal.agent.importer import Importer, ImportOptions, host_facts
     from airseal.agent.lock import StateLock
+    from airseal.agent.state import is_site_enrolled
     from airseal.media.reader import DirectorySource
 
     if yes and non_interactive:
@@ -526,7 +527,13 @@ def import_media(
             host=host_facts(state),
             signer=lambda: load_signer(state.root, password()),
             options=ImportOptions(
-                dry_run=dry_run, retry_interrupted=retry_interrupted, allow_reboot=not no_reboot
+                dry_run=dry_run,
+                retry_interrupted=retry_interrupted,
+                allow_reboot=not no_reboot,
+                # pinned keys only: site mode updates its trust root during check 2, after
+                # the key was unlocked, and keeps that order
+                unlock_in_background=password_is_unattended(os.environ)
+                and not is_site_enrolled(state.root),
             ),
             media_label=str(mount),
         )

@@ -55,9 +55,11 @@ def trust_for_import(
 ) -> TrustSource | Callable[[], TrustSource]:
     """Pinned keys, or (site mode) a provider that updates from the media during check 2."""
     from airseal.agent.enrolment import pinned_trust
-    from airseal.agent.site_trust import is_site_enrolled, site_trust
+    from airseal.agent.state import is_site_enrolled
 
     if is_site_enrolled(state.root):
+        from airseal.agent.site_trust import site_trust  # the TUF client: site mode only
+
         return lambda: site_trust(state.root, source, journal, now=clock())
     return pinned_trust(journal, state.root)
 

@@ -205,12 +205,20 @@ class OpenFolders:
 
     At most ``limit`` descriptors stay open (the oldest is closed first and walked again if it
     is needed again), so a batch with thousands of folders cannot exhaust the process's files.
+
+    ``remember_missing`` (the check before anything is written, never the placement): a folder
+    found missing stays missing for the rest of the batch instead of being walked again for
+    every download into it; the placement walks for it anyway, creating it, under the same
+    policy.
     """
 
-    def __init__(self, policy: DestinationPolicy, *, limit: int = 256) -> None:
+    def __init__(
+        self, policy: DestinationPolicy, *, limit: int = 256, remember_missing: bool = False
+    ) -> None:
         self.policy = policy
         self.limit = limit
         self._open: dict[str, tuple[int, str]] = {}
+        self._missing: set[str] | None = set() if remember_missing else None
 
     def get(
         self, folder: str, *, create: bool, dest: str, subject: str
@@ -220,8 +228,12 @@ class OpenFolders:
         known = self._open.get(folder)
         if known is not None:
             return known
+        if self._missing is not None and not create and folder in self._missing:
+            return None
         opened = open_folder(folder, self.policy, create=create, dest=dest, subject=subject)
         if opened is None:
+            if self._missing is not None:
+                self._missing.add(folder)
             return None
         while len(self._open) >= self.limit:
             oldest = next(iter(self._open))

@@ -77,6 +77,15 @@ def key_password(
     return _non_empty(prompt(purpose, confirm).encode("utf-8"), "the prompt")
 
 
+def password_is_unattended(env: Mapping[str, str]) -> bool:
+    """Whether :func:`key_password` answers from the credential or the environment, asking
+    nobody (an unattended import may then decrypt the key while it checks the media)."""
+    credentials = env.get(CREDENTIALS_DIRECTORY_ENV)
+    if credentials and (Path(credentials) / CREDENTIAL_NAME).exists():
+        return True
+    return env.get(PASSWORD_ENV) is not None
+
+
 def _non_empty(value: bytes, source: str) -> bytes:
     if not value:
         raise KeyPasswordError(

@@ -165,10 +165,12 @@ class Importer:
         report.cleaned_up = cleaned
         self.report = report
         try:
-            # the agent key first: a wrong password ends the import here, recorded as failed,
-            # before any distributor is approved or any sequence accepted
-            self.runner.unlock()
-            self.runner.run(self._verify(report), report)
+            # the agent key first (or, unattended, while check 2 runs): a wrong password ends
+            # the import, recorded as failed, before any distributor is approved or any
+            # sequence accepted
+            with self.runner.unlocking():
+                media = self._verify(report)
+            self.runner.run(media, report)
         except VerificationError as error:
             report.status = "refused"
             report.error = error

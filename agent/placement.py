@@ -109,9 +109,11 @@ def check_destination(
     action: str,
     subject: str,
     walk: bool = True,
+    folders: OpenFolders | None = None,
 ) -> None:
     """Refuse, before anything is written, a destination that is unsafe, outside the allowed
-    roots, or (``walk``) reached through a link already there that the policy forbids."""
+    roots, or (``walk``) reached through a link already there that the policy forbids (the
+    folder walked through ``folders`` when given: once per folder for a whole batch)."""
     problem = destination_problem(options.dest, os_name)
     if problem is not None:
         raise UnsafeDestination(f"download destination {options.dest!r} {problem}", subject=subject)
@@ -120,12 +122,16 @@ def check_destination(
         return
     parent, name = split_destination(options.dest, os_name)
     try:
-        opened = open_folder(parent, policy, create=False, dest=options.dest, subject=subject)
+        if folders is None:
+            opened = open_folder(parent, policy, create=False, dest=options.dest, subject=subject)
+        else:
+            opened = folders.get(parent, create=False, dest=options.dest, subject=subject)
     except ActionFailed:
         return  # not the policy's business: the placement reports it as the action's failure
     if opened is not None:
         fd, reached = opened
-        os.close(fd)
+        if folders is None:
+            os.close(fd)
         if reached != parent:
             check_roots(f"{reached}/{name}", policy, os_name, action=action, subject=subject)
 
@@ -141,9 +147,11 @@ def prepare_download(
     policy: DestinationPolicy | None = None,
     temporary: str | None = None,
     folders: OpenFolders | None = None,
+    buffer: memoryview | None = None,
 ) -> PreparedDownload:
     """Copy the staged payload beside its destination, verified, with mode and owner set
-    (the folder reached through ``folders`` when given, else walked here)."""
+    (the folder reached through ``folders`` when given, else walked here; read through
+    ``buffer`` when given)."""
     policy = policy or DestinationPolicy()
     action = action or staged.action_id
     check_destination(options, os_name, policy, action=action, subject=subject, walk=False)
@@ -182,7 +190,7 @@ def prepare_download(
         if folder_fd >= 0 and owned:
             os.close(folder_fd)
     try:
-        copy_verified(staged, fd)
+        copy_verified(staged, fd, buffer=buffer)
         if file_mode_applies(os_name):
             os.fchmod(fd, int(options.file_mode, 8))
         if ids is not None:

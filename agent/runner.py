@@ -21,10 +21,12 @@ so the genuine media still imports.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +76,7 @@ from airseal.agent.trust import TrustedKey
 from airseal.agent.verification import VerifiedAction, VerifiedExport, VerifiedMedia
 from airseal.errors import AirsealError
 from airseal.media.reader import MediaSource
+from airseal.trustroot.digest import chunk_buffer
 from airseal.trustroot.signer import Signer
 
 SignerSupplier = Callable[[], Signer]
@@ -89,6 +92,10 @@ class ImportOptions:
     """``False`` (``--no-reboot``): a needed reboot is recorded as pending, not started."""
     write_receipt: bool = True
     archive_limits: ArchiveLimits = field(default_factory=ArchiveLimits)
+    unlock_in_background: bool = False
+    """Decrypt the agent key on a second thread while check 2 runs (only when getting the
+    password asks nobody: a prompt stays first, on the main thread; see
+    :meth:`ActionRunner.unlocking`)."""
 
 
 def _signer_role(carrier: TrustedKey | None) -> str:
@@ -243,6 +250,47 @@ class ActionRunner:
         if self._signer_supplier is not None and not self.options.dry_run:
             self._load_signer()
 
+    @contextlib.contextmanager
+    def unlocking(self) -> Iterator[None]:
+        """The agent key unlocked by the end of the block, before anything is approved,
+        planned or recorded as decided (as :meth:`unlock` before the block).
+
+        With ``unlock_in_background`` the key is decrypted on a second thread while the block
+        (check 2) runs: scrypt (a quarter of a second of one core, the key's protection) then
+        costs no wall time, as ``hashlib.scrypt`` releases the GIL. The block's end waits for
+        it; a key error (a wrong password) is raised then and wins over any error of the
+        block's, exactly as when the key was unlocked first."""
+        background = (
+            self.options.unlock_in_background
+            and self._signer_supplier is not None
+            and self._signer is None
+            and not self.options.dry_run
+        )
+        if not background:
+            self.unlock()
+            yield
+            return
+        outcome: list[Signer | BaseException] = []
+        supplier = self._signer_supplier
+        assert supplier is not None
+
+        def decrypt() -> None:
+            try:
+                outcome.append(supplier())
+            except BaseException as error:  # handed to the main thread, raised there
+                outcome.append(error)
+
+        thread = threading.Thread(target=decrypt, name="airseal-agent-unlock", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.join()
+            (result,) = outcome
+            if isinstance(result, BaseException):
+                raise result
+            self._signer = result
+
     def _load_signer(self) -> Signer:
         if self._signer is None:
             if self._signer_supplier is None:
@@ -265,11 +313,12 @@ class ActionRunner:
             owner_tag=self.state.agent_id,
             memory_parent=memory_staging_parent(self.host.os),
         ) as staging:
-            for item in to_run:
-                action = item.action
-                self.staged[action.id] = staging.stage(
-                    self.source, action.listed, action.predicate.payload.sha256
-                )
+            with self.source.folders_held():
+                for item in to_run:
+                    action = item.action
+                    self.staged[action.id] = staging.stage(
+                        self.source, action.listed, action.predicate.payload.sha256
+                    )
             self._check_archives(to_run)
             self._accept_export()
             self._announce("staged")
@@ -282,18 +331,21 @@ class ActionRunner:
 
     def _check_destinations(self, to_run: list[PlannedAction]) -> None:
         """Every download's destination against the endpoint's policy, before anything is
-        staged, run or written: a refusal here leaves the endpoint as it was."""
-        for item in to_run:
-            options = item.action.predicate.download
-            if options is None:
-                continue
-            check_destination(
-                options,
-                self.host.os,
-                self.state.config.destination,
-                action=item.action.id,
-                subject=item.action.subject,
-            )
+        staged, run or written: a refusal here leaves the endpoint as it was. Each folder is
+        walked once for all the downloads into it."""
+        with OpenFolders(self.state.config.destination, remember_missing=True) as folders:
+            for item in to_run:
+                options = item.action.predicate.download
+                if options is None:
+                    continue
+                check_destination(
+                    options,
+                    self.host.os,
+                    self.state.config.destination,
+                    action=item.action.id,
+                    subject=item.action.subject,
+                    folders=folders,
+                )
 
     def _check_archives(self, to_run: list[PlannedAction]) -> None:
         limits = self.options.archive_limits
@@ -345,6 +397,7 @@ class ActionRunner:
         folders: OpenFolders,
     ) -> None:
         prepared: list[tuple[PlannedAction, int, PreparedDownload]] = []
+        buffer = chunk_buffer()
         for item, run_id in zip(group, ids, strict=True):
             action = item.action
             self._announce(f"before-run:{action.id}")
@@ -360,6 +413,7 @@ class ActionRunner:
                     policy=self.state.config.destination,
                     temporary=temporaries[action.id][1],
                     folders=folders,
+                    buffer=buffer,
                 )
             except ActionFailed as exc:
                 self._finish(run_id, action, outcome="failed", reason=exc.message())

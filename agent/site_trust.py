@@ -35,6 +35,7 @@ from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig
 from airseal._internal.atomic import write_atomic
 from airseal.agent.errors import EnrolmentError, SiteTrustRefused
 from airseal.agent.journal import Journal
+from airseal.agent.state import is_site_enrolled, site_dir
 from airseal.agent.trust import Purpose, TrustedKey
 from airseal.media.reader import MediaSource
 from airseal.trustroot.site_policy import (
@@ -48,7 +49,6 @@ from airseal.trustroot.site_policy import (
 )
 from airseal.trustroot.tlog.media_proofs import LogTrust, parse_trusted_root
 
-SITE_DIR = "site"
 MEDIA_TUF = "airseal/tuf"
 _URL = "airseal-media:/"
 MAX_ROOT_BYTES = 512 * 1024
@@ -62,14 +62,6 @@ CONFIG = UpdaterConfig(
     targets_max_length=MAX_TUF_FILE_BYTES,
 )
 _CHUNK = 64 * 1024
-
-
-def site_dir(state_root: Path) -> Path:
-    return Path(state_root) / SITE_DIR
-
-
-def is_site_enrolled(state_root: Path) -> bool:
-    return (site_dir(state_root) / "metadata" / "root.json").exists()
 
 
 # -- enrolment -----------------------------------------------------------------------------------

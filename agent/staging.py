@@ -104,6 +104,7 @@ class Staging:
         self.memory_prefix = memory_prefix(owner_tag)
         self.memory_root: Path | None = None
         self.memory_left = memory_budget
+        self._buffer: memoryview | None = None  # one read buffer for every payload staged
 
     def __enter__(self) -> Staging:
         try:
@@ -159,7 +160,9 @@ class Staging:
         digest = hashlib.sha256()
         total = 0
         remaining = listed.payload.size
-        buffer = chunk_buffer()
+        if self._buffer is None:
+            self._buffer = chunk_buffer()
+        buffer = self._buffer
         fd = os.open(target, _NEW_FILE, 0o600)
         try:
             for path in paths:
@@ -226,13 +229,16 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[n:]
 
 
-def copy_verified(staged: StagedPayload, target_fd: int) -> None:
+def copy_verified(
+    staged: StagedPayload, target_fd: int, *, buffer: memoryview | None = None
+) -> None:
     """Copy the staged payload to ``target_fd`` while hashing it; the digest must still be the
-    signed one, checked before the caller puts the copy to use."""
+    signed one, checked before the caller puts the copy to use. ``buffer``: a
+    :func:`chunk_buffer` to reuse across a batch."""
     digest = hashlib.sha256()
     total = 0
     with open(staged.path, "rb", buffering=0) as source:
-        for chunk in read_chunks(source):
+        for chunk in read_chunks(source, buffer=buffer):
             digest.update(chunk)
             _write_all(target_fd, chunk)
             total += len(chunk)

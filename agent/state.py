@@ -11,6 +11,7 @@
   airseal.agent.lock             one state-changing command at a time (airseal.agent.lock)
   staging/               0700; payload copies for check 3, removed after each import
   placements.json        the placement ledger while downloads are placed (airseal.agent.leftovers)
+  site/                  site mode's trusted TUF metadata (airseal.agent.site_trust)
 ```
 """
 
@@ -46,6 +47,19 @@ DEFAULT_EXECUTE_RETRIES = 0
 """A failed execute is not run again on a re-import unless the administrator says so: it may
 have half-installed, and an unattended agent running it on every insertion of the same stick
 repeats its side effects without anyone deciding to. A new action version always runs."""
+
+
+SITE_DIR = "site"
+"""Site mode's trusted TUF metadata (airseal.agent.site_trust)."""
+
+
+def site_dir(state_root: Path) -> Path:
+    return Path(state_root) / SITE_DIR
+
+
+def is_site_enrolled(state_root: Path) -> bool:
+    """Whether this agent trusts a site root (answered without importing the TUF client)."""
+    return (site_dir(state_root) / "metadata" / "root.json").exists()
 
 
 def state_dir(env: Mapping[str, str] | None = None, os_name: OperatingSystem | None = None) -> Path:

@@ -474,14 +474,15 @@ class MediaVerifier:
         assert self.export is not None
         digests = self.export.contents.by_path()
         actions = []
-        for listed in self.export.contents.predicate.actions:
-            subject = layout.on_mount(listed.bundle)
-            data = self.source.read_bytes(subject, max_size=MAX_ACTION_BUNDLE_BYTES)
-            actions.append(
-                verify_action_bundle(
-                    data, listed, digests[listed.bundle].sha256, self.trust, subject=subject
+        with self.source.folders_held():
+            for listed in self.export.contents.predicate.actions:
+                subject = layout.on_mount(listed.bundle)
+                data = self.source.read_bytes(subject, max_size=MAX_ACTION_BUNDLE_BYTES)
+                actions.append(
+                    verify_action_bundle(
+                        data, listed, digests[listed.bundle].sha256, self.trust, subject=subject
+                    )
                 )
-            )
         self.actions = tuple(actions)
         return self.actions
 
@@ -491,9 +492,10 @@ class MediaVerifier:
         actions = self._require(self.actions, "verify_vendor_signatures", "verify_actions")
         assert self.export is not None
         digests = self.export.contents.by_path()
-        self.actions = tuple(
-            verify_vendor_signature(action, self.source, digests) for action in actions
-        )
+        with self.source.folders_held():
+            self.actions = tuple(
+                verify_vendor_signature(action, self.source, digests) for action in actions
+            )
         return self.actions
 
     def verify_log(self) -> VerifiedLog | None:

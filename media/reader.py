@@ -6,7 +6,9 @@ directory (a mounted stick, an image mounted with fusefat, a test folder) and re
 time and not only when listing, symlinks, hard links, special files, unsafe paths and files
 larger than the caller's cap: every path is walked component by component from the root with
 ``O_NOFOLLOW`` directory descriptors and the opened file is checked with ``fstat``, so a symlink
-swapped in after the listing is still refused.
+swapped in after the listing is still refused. Within one pass over the media
+(:meth:`MediaSource.folders_held`) the folders already reached that way are kept open and the
+walk starts from the deepest one held (docs/media-format.md section 9.1).
 
 The one thing an agent writes to media is its receipt (:meth:`MediaSource.write_receipt`); it
 goes through the same source, walked the same way, so a link planted where a receipts folder
@@ -23,6 +25,7 @@ import os
 import secrets
 import stat
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, NoReturn, cast
@@ -58,6 +61,8 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _REPARSE_POINT = getattr(stat, "FILE_ATTRIBUTE_REPARSE_POINT", 0x400)
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC | _O_BINARY
 _FOLDER = os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC
+_HELD_FOLDERS = 32
+"""Folder descriptors :meth:`DirectorySource.folders_held` keeps beyond the chain in use."""
 
 
 class MediaSource(ABC):
@@ -95,6 +100,13 @@ class MediaSource(ABC):
     def label(self) -> str:
         """How reports and the journal name this media (a mount point, an image)."""
         return "media"
+
+    @contextlib.contextmanager
+    def folders_held(self) -> Iterator[None]:
+        """One pass over the media: the source may keep the folders it reaches open until the
+        block ends instead of walking to each from the root again (:class:`DirectorySource`
+        does; by default nothing changes)."""
+        yield
 
     def write_receipt(self, agent_id: str, export_id: str, data: bytes) -> str:
         """Put an agent's receipt at ``airseal/receipts/<agent-id>/<export-id>.json``, atomically
@@ -166,6 +178,7 @@ class DirectorySource(MediaSource):
         self.root = Path(root)
         supported = os.open in os.supports_dir_fd and bool(_O_NOFOLLOW) and bool(_O_DIRECTORY)
         self._dir_fd = supported if use_dir_fd is None else (use_dir_fd and supported)
+        self._held: OrderedDict[tuple[str, ...], int] | None = None
 
     @property
     def label(self) -> str:
@@ -180,24 +193,79 @@ class DirectorySource(MediaSource):
             raise MediaReadError(f"cannot open the media folder: {exc.strerror}") from None
 
     def _open_dir(self, parts: list[str]) -> int:
-        """A descriptor for the folder at ``parts``, no component followed if it is a link."""
-        fd = self._open_root()
+        """A descriptor for the folder at ``parts``, no component followed if it is a link.
+
+        Inside :meth:`folders_held` the walk starts from the deepest folder of ``parts`` whose
+        descriptor is held (each was itself reached this way) and the descriptor returned is
+        held too: release it with :meth:`_release`, never ``os.close``."""
+        held = self._held
+        start = 0
+        if held is None:
+            fd = self._open_root()
+        else:
+            if () not in held:
+                held[()] = self._open_root()
+            while start < len(parts) and tuple(parts[: start + 1]) in held:
+                start += 1
+            for depth in range(start + 1):  # the chain in use becomes the newest
+                held.move_to_end(tuple(parts[:depth]))
+            fd = held[tuple(parts[:start])]
         try:
-            for i, part in enumerate(parts):
+            for i in range(start, len(parts)):
+                part = parts[i]
                 try:
-                    child = os.open(
-                        part,
-                        os.O_RDONLY | _O_DIRECTORY | _O_NOFOLLOW | _O_CLOEXEC,
-                        dir_fd=fd,
-                    )
+                    child = os.open(part, _FOLDER, dir_fd=fd)
                 except OSError as exc:
                     self._raise_for(exc, fd, part, "/".join(parts[: i + 1]))
-                os.close(fd)
+                if held is None:
+                    os.close(fd)
+                else:
+                    held[tuple(parts[: i + 1])] = child
                 fd = child
         except BaseException:
-            os.close(fd)
+            if held is None:
+                os.close(fd)
             raise
+        if held is not None:
+            self._evict(held, len(parts))
         return fd
+
+    def _release(self, fd: int) -> None:
+        """Done with a folder descriptor from :meth:`_open_dir`: closed unless it is held."""
+        if self._held is None:
+            os.close(fd)
+
+    @staticmethod
+    def _evict(held: OrderedDict[tuple[str, ...], int], depth: int) -> None:
+        # The chain just used was moved to the end, so the oldest are never part of it.
+        while len(held) > _HELD_FOLDERS + depth:
+            _, fd = held.popitem(last=False)
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def folders_held(self) -> Iterator[None]:
+        """Within this block, keep the descriptors of recently reached folders (at most a few
+        dozen) and start each later walk from the deepest one held instead of from the root.
+
+        As safe as walking from the root each time: every held descriptor was reached from the
+        root one component at a time with ``O_NOFOLLOW | O_DIRECTORY``, and a descriptor names
+        the folder that was checked, not a path, so a link swapped in for that folder afterwards
+        is never followed; a new component is still opened without following and every file is
+        still checked with ``lstat`` and ``fstat``. What it cannot see is a folder *replaced*
+        during the block: it keeps reading the one it checked (whose files are then verified
+        against the listing as any other). Callers hold folders for one pass over the media
+        (listing and hashing, reading statements, staging), not across passes. Nested blocks
+        share the outer one's descriptors."""
+        if self._held is not None or not self._dir_fd:
+            yield
+            return
+        self._held = OrderedDict()
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            for fd in held.values():
+                os.close(fd)
 
     def _raise_for(self, exc: OSError, dir_fd: int, name: str, subject: str) -> NoReturn:
         if exc.errno == errno.ENOENT:
@@ -235,7 +303,7 @@ class DirectorySource(MediaSource):
             except OSError as exc:
                 raise MediaReadError(exc.strerror or str(exc), subject=path or ".") from None
             finally:
-                os.close(fd)
+                self._release(fd)
         else:
             directory = self._checked_path(parts, path, want_dir=True)
             try:
@@ -318,7 +386,7 @@ class DirectorySource(MediaSource):
             except OSError as exc:
                 raise MediaReadError(exc.strerror or str(exc), subject=path) from None
             finally:
-                os.close(fd)
+                self._release(fd)
             return self._entry(path, st)
         try:
             parent = self._checked_path(parts[:-1], path, want_dir=True)
@@ -347,7 +415,7 @@ class DirectorySource(MediaSource):
                 except OSError as exc:
                     self._raise_for(exc, dir_fd, parts[-1], path)
             finally:
-                os.close(dir_fd)
+                self._release(dir_fd)
         else:
             target = self._checked_path(parts, path, want_dir=False)
             before = os.lstat(target)

@@ -115,8 +115,16 @@ def verify_media_files(
     Every listed file must be a plain file with the listed size and sha256; nothing else may be
     there except the statement and valid receipts; split payloads are hashed part by part, in
     order, and the joined digest must equal the action's payload digest. Streamed, 1 MiB at a
-    time. Whether ``contents`` is *authentic* is not decided here.
+    time. Whether ``contents`` is *authentic* is not decided here. One pass: the folders it
+    reaches are held while it runs (:meth:`MediaSource.folders_held`).
     """
+    with source.folders_held():
+        return _verify_media_files(source, contents, on_progress)
+
+
+def _verify_media_files(
+    source: MediaSource, contents: ExportContents, on_progress: ProgressCallback | None
+) -> MediaVerdict:
     verdict = MediaVerdict()
     listed = contents.by_path()
     try:

@@ -22,6 +22,7 @@ always reads one JSON document (docs/json.md is the reference).
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -118,6 +119,7 @@ def table_lines(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[st
 _SEPARATED = r"^[a-z][a-z0-9]*(?:[_.\-][a-z0-9]+)+$"
 
 
+@functools.lru_cache(maxsize=1024)
 def camel_key(key: str) -> str:
     """``payload_sha256``, ``action.valid-days`` -> ``payloadSha256``, ``actionValidDays``;
     keys that are already camelCase (or are not identifiers) are kept."""
@@ -141,20 +143,21 @@ def json_ready(value: Any, *, keep_keys: bool = False) -> Any:
 
     from airseal._internal.times import normalise_timestamp, utc_text
 
-    if isinstance(value, dict):
-        return {
-            (str(k) if keep_keys else camel_key(str(k))): json_ready(
-                v, keep_keys=str(k) in DATA_KEYED
-            )
-            for k, v in value.items()
-        }
-    if isinstance(value, (list, tuple)):
-        return [json_ready(item) for item in value]
-    if isinstance(value, datetime):
-        return utc_text(value)
-    if isinstance(value, str):
-        return normalise_timestamp(value)
-    return value
+    def ready(value: Any, keep_keys: bool) -> Any:
+        if isinstance(value, dict):
+            return {
+                (str(k) if keep_keys else camel_key(str(k))): ready(v, str(k) in DATA_KEYED)
+                for k, v in value.items()
+            }
+        if isinstance(value, (list, tuple)):
+            return [ready(item, False) for item in value]
+        if isinstance(value, datetime):
+            return utc_text(value)
+        if isinstance(value, str):
+            return normalise_timestamp(value)
+        return value
+
+    return ready(value, keep_keys)
 
 
 def json_document(data: Any) -> dict[str, Any]:

@@ -289,3 +289,19 @@ def test_open_folders_walks_each_folder_once_and_keeps_the_folder_not_the_path(t
         assert str(drop) not in folders._open  # the oldest was closed to stay within the limit
         assert len(folders._open) == 2
     assert folders._open == {}
+
+
+def test_the_pre_check_remembers_a_missing_folder_and_the_placement_still_walks(tmp_path):
+    """``remember_missing`` (the check before anything is written): a folder missing for the
+    first download into it is not walked again for the next ones; asked to create it (the
+    placement), it is walked and made as always, links refused."""
+    absent = tmp_path / "later"
+    with OpenFolders(DestinationPolicy(), remember_missing=True) as folders:
+        assert folders.get(str(absent), create=False, dest="d", subject="s") is None
+        absent.mkdir()
+        assert folders.get(str(absent), create=False, dest="d", subject="s") is None
+        opened = folders.get(str(absent), create=True, dest="d", subject="s")
+        assert opened is not None and opened[1] == str(absent)
+        (tmp_path / "link").symlink_to(absent)
+        with pytest.raises(DestinationThroughLink):
+            folders.get(str(tmp_path / "link" / "x"), create=True, dest="d", subject="s")

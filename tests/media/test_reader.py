@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from airseal.media.errors import MissingFile, OversizedFile, TooManyEntries, UnsafeEntry, UnsafePath
+from airseal.media.errors import (
+    MediaReadError,
+    MissingFile,
+    OversizedFile,
+    TooManyEntries,
+    UnsafeEntry,
+    UnsafePath,
+)
 from airseal.media.limits import MAX_DEPTH, MAX_TOP_LEVEL_ENTRIES
 from airseal.media.reader import DirectorySource
 from airseal.media.rules import EntryKind
@@ -138,6 +145,49 @@ def test_directory_swapped_for_a_symlink_after_listing_is_refused(
     os.symlink(elsewhere, media / "airseal" / "actions" / "a")
     with pytest.raises(UnsafeEntry):
         source.open("airseal/actions/a/file.bin", max_size=100)
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_held_folders_read_the_same_and_are_closed_after_the_pass(tmp_path: Path) -> None:
+    root = tmp_path / "media"
+    for i in range(60):  # more folders than are held at once
+        (root / "airseal" / "actions" / f"a{i:02d}").mkdir(parents=True)
+        (root / "airseal" / "actions" / f"a{i:02d}" / "f.bin").write_bytes(b"x" * i)
+    source = DirectorySource(root)
+    before = _open_descriptors()
+    plain = [e.path for e in source.walk("airseal")]
+    with source.folders_held(), source.folders_held():  # nested: one pass
+        assert [e.path for e in source.walk("airseal")] == plain
+        for _ in range(2):
+            for i in range(60):
+                path = f"airseal/actions/a{i:02d}/f.bin"
+                assert source.read_bytes(path, max_size=100) == b"x" * i
+                assert source.stat(path) is not None
+        assert _open_descriptors() <= before + 40
+    assert _open_descriptors() == before
+
+
+def test_held_folders_keep_refusing_links_and_report_missing_media(
+    media: Path, tmp_path: Path
+) -> None:
+    source = DirectorySource(media)
+    with source.folders_held():
+        assert source.read_bytes("airseal/actions/a/file.bin", max_size=10) == b"0123456789"
+        target = media / "airseal" / "actions" / "a" / "file.bin"
+        target.unlink()
+        os.symlink(media / "outside.txt", target)
+        with pytest.raises(UnsafeEntry):  # a file swapped for a link in a held folder
+            source.open("airseal/actions/a/file.bin", max_size=100)
+        (media / "airseal" / "b").mkdir()
+        os.symlink(media, media / "airseal" / "b" / "c")
+        with pytest.raises(UnsafeEntry):  # a folder not yet held is walked without following
+            source.open("airseal/b/c/outside.txt", max_size=100)
+    absent = DirectorySource(tmp_path / "absent")
+    with absent.folders_held(), pytest.raises(MediaReadError):  # reported on reading, as before
+        absent.open("airseal/x", max_size=1)
 
 
 def test_missing_file_and_folder_in_place_of_a_file(media: Path, use_dir_fd: bool) -> None:
