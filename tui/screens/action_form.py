@@ -22,6 +22,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from airseal.appliance.errors import KeyNotFound, UsageError
@@ -155,9 +156,10 @@ class ActionFormScreen(AirsealScreen):
     # -- layout -----------------------------------------------------------------------------
 
     def _row(self, field: str, widget: Input | Select[Any]) -> ComposeResult:
-        # the field's error line (``#err-<field>``) is mounted in its box on the first error:
-        # nineteen hidden labels fewer to style and lay out each time the form opens
-        with Vertical(classes="field", id=f"box-{field}"), Horizontal(classes="form-row compact"):
+        # the field's error line (``#err-<field>``) is mounted below its row on the first
+        # error: nineteen hidden labels (and the boxes that would hold them) fewer to style
+        # and lay out each time the form opens
+        with Horizontal(classes="form-row field-row compact", id=f"box-{field}"):
             yield Label(LABELS[field], classes="form-label")
             yield widget
 
@@ -368,7 +370,10 @@ class ActionFormScreen(AirsealScreen):
         label = next(iter(found), None)
         if label is None:
             label = Label(text, id=f"err-{field}", classes="inline-error field-error -shown")
-            self.query_one(f"#box-{field}", Vertical).mount(label)
+            row = self.query_one(f"#box-{field}", Horizontal)
+            column = row.parent
+            assert isinstance(column, Widget)
+            column.mount(label, after=row)
         else:
             label.update(text)
             label.add_class("-shown")
