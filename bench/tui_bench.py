@@ -10,7 +10,9 @@ an action and an export (built once, through the services):
 1. **Terminal**: `airseal` started in tmux (120x40, its own tmux server); the pane is polled with
    ``capture-pane`` until the dashboard's frame shows (*first paint*: the navigation bar, the
    tiles and "Needs attention"), then until the summary read from the database fills it
-   (*data shown*: the "Appliance <id>" line). Measured from just before ``tmux new-session``.
+   (*data shown*: the "Appliance <id>" line). Measured from just before ``tmux new-session``;
+   with the CPU time (user+sys) the process had used at the first paint, which other work on a
+   shared machine disturbs far less than the wall time.
 2. **Imports**: a child interpreter importing ``airseal.tui.app`` and the dashboard (what the first
    paint needs), and whether the signing stack (cryptography, sigstore, pydantic, pkcs11,
    yubikit, tuf) was imported on the way (it must not be: it loads after the first paint).

@@ -12,6 +12,7 @@ is only reset and laid out again. The Actions screen builds it after its own fir
 
 from __future__ import annotations
 
+import gc
 import re
 import shlex
 from dataclasses import dataclass
@@ -248,6 +249,10 @@ class ActionFormScreen(AirsealScreen):
     def on_mount(self) -> None:
         if not self.query("#f-mode"):
             return  # built ahead of time as the app closed: its fields were never mounted
+        if self.record is None:
+            # built ahead and kept for the session: out of the collector's walks (as the
+            # screens imported, AirsealApp._settle_memory), which its opening would pay for
+            gc.freeze()
         self._mode_changed()
         self.load_choices()
 
