@@ -153,6 +153,7 @@ class ActionFormScreen(AirsealScreen):
         self.last_values: dict[str, str] = {}
         self._files: dict[str, Any] = {}
         self._key_names: list[str] = []
+        self._options: dict[str, list[tuple[str, str]]] = {}
 
     # -- layout -----------------------------------------------------------------------------
 
@@ -283,20 +284,23 @@ class ActionFormScreen(AirsealScreen):
     @on(Choices)
     def _choices(self, message: Choices) -> None:
         file_select = self.query_one("#f-file", Select)
-        file_select.set_options(
-            [
-                (
-                    f"{f.name}  {size(f.size)}  {f.sha256[:12]}"
-                    + ("" if f.verified else "  unverified"),
-                    f.sha256,
-                )
-                for f in message.files
-            ]
-        )
+        file_options = [
+            (
+                f"{f.name}  {size(f.size)}  {f.sha256[:12]}"
+                + ("" if f.verified else "  unverified"),
+                f.sha256,
+            )
+            for f in message.files
+        ]
         key_select = self.query_one("#f-key", Select)
-        key_select.set_options(
-            [(f"{k.name} ({k.backend}, {k.algorithm})", k.name) for k in message.keys]
-        )
+        key_options = [(f"{k.name} ({k.backend}, {k.algorithm})", k.name) for k in message.keys]
+        # a reused form reads the lists again on every open: the same lists leave the selects
+        # (and the choices made from them) as they are, with no overlay rebuilt
+        if file_options != self._options.get("file"):
+            file_select.set_options(file_options)
+        if key_options != self._options.get("key"):
+            key_select.set_options(key_options)
+        self._options = {"file": file_options, "key": key_options}
         if self.record is not None:
             if any(f.sha256 == self.record.payload_sha256 for f in message.files):
                 file_select.value = self.record.payload_sha256
