@@ -12,6 +12,7 @@ is only reset and laid out again. The Actions screen builds it after its own fir
 
 from __future__ import annotations
 
+import gc
 import re
 import shlex
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, Static
 
 from airseal.appliance.errors import KeyNotFound, UsageError
@@ -151,13 +153,15 @@ class ActionFormScreen(AirsealScreen):
         self.last_values: dict[str, str] = {}
         self._files: dict[str, Any] = {}
         self._key_names: list[str] = []
+        self._options: dict[str, list[tuple[str, str]]] = {}
 
     # -- layout -----------------------------------------------------------------------------
 
     def _row(self, field: str, widget: Input | Select[Any]) -> ComposeResult:
-        # the field's error line (``#err-<field>``) is mounted in its box on the first error:
-        # nineteen hidden labels fewer to style and lay out each time the form opens
-        with Vertical(classes="field", id=f"box-{field}"), Horizontal(classes="form-row compact"):
+        # the field's error line (``#err-<field>``) is mounted below its row on the first
+        # error: nineteen hidden labels (and the boxes that would hold them) fewer to style
+        # and lay out each time the form opens
+        with Horizontal(classes="form-row field-row compact", id=f"box-{field}"):
             yield Label(LABELS[field], classes="form-label")
             yield widget
 
@@ -246,6 +250,10 @@ class ActionFormScreen(AirsealScreen):
     def on_mount(self) -> None:
         if not self.query("#f-mode"):
             return  # built ahead of time as the app closed: its fields were never mounted
+        if self.record is None:
+            # built ahead and kept for the session: out of the collector's walks (as the
+            # screens imported, AirsealApp._settle_memory), which its opening would pay for
+            gc.freeze()
         self._mode_changed()
         self.load_choices()
 
@@ -276,20 +284,23 @@ class ActionFormScreen(AirsealScreen):
     @on(Choices)
     def _choices(self, message: Choices) -> None:
         file_select = self.query_one("#f-file", Select)
-        file_select.set_options(
-            [
-                (
-                    f"{f.name}  {size(f.size)}  {f.sha256[:12]}"
-                    + ("" if f.verified else "  unverified"),
-                    f.sha256,
-                )
-                for f in message.files
-            ]
-        )
+        file_options = [
+            (
+                f"{f.name}  {size(f.size)}  {f.sha256[:12]}"
+                + ("" if f.verified else "  unverified"),
+                f.sha256,
+            )
+            for f in message.files
+        ]
         key_select = self.query_one("#f-key", Select)
-        key_select.set_options(
-            [(f"{k.name} ({k.backend}, {k.algorithm})", k.name) for k in message.keys]
-        )
+        key_options = [(f"{k.name} ({k.backend}, {k.algorithm})", k.name) for k in message.keys]
+        # a reused form reads the lists again on every open: the same lists leave the selects
+        # (and the choices made from them) as they are, with no overlay rebuilt
+        if file_options != self._options.get("file"):
+            file_select.set_options(file_options)
+        if key_options != self._options.get("key"):
+            key_select.set_options(key_options)
+        self._options = {"file": file_options, "key": key_options}
         if self.record is not None:
             if any(f.sha256 == self.record.payload_sha256 for f in message.files):
                 file_select.value = self.record.payload_sha256
@@ -368,7 +379,10 @@ class ActionFormScreen(AirsealScreen):
         label = next(iter(found), None)
         if label is None:
             label = Label(text, id=f"err-{field}", classes="inline-error field-error -shown")
-            self.query_one(f"#box-{field}", Vertical).mount(label)
+            row = self.query_one(f"#box-{field}", Horizontal)
+            column = row.parent
+            assert isinstance(column, Widget)
+            column.mount(label, after=row)
         else:
             label.update(text)
             label.add_class("-shown")

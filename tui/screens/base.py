@@ -5,6 +5,9 @@ failed worker's error reaches the operator, and the keyboard rules every screen 
 - a binding on a key that types a character never fires while a text field has the focus (the
   field takes the character), and the footer does not offer it then;
 - the media path is one for the session: every :class:`MediaPicker` shows the last one chosen.
+
+A screen shown again is not restyled whole when nothing its styles depend on changed
+(:meth:`AirsealScreen._keep_styles`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING, Any, cast
 
-from textual import on
+from textual import events, on
 from textual.screen import Screen
 from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
@@ -37,12 +40,65 @@ class AirsealScreen(Screen[Any]):
         # The size classes (-narrow/-wide, -short/-tall) from the start: set only on the first
         # resize, they would restyle every widget of the screen a second time as it opens.
         with contextlib.suppress(Exception):
-            width, height = self.app.size
-            app = self.app
-            self.add_class(
-                *self._get_breakpoint_classes(width, app.HORIZONTAL_BREAKPOINTS or []),
-                *self._get_breakpoint_classes(height, app.VERTICAL_BREAKPOINTS or []),
-            )
+            self.update_classes(self._size_classes(*self.app.size), update=False)
+
+        self._styled_for: tuple[object, ...] | None = None
+
+    def _size_classes(self, width: int, height: int) -> dict[str, bool]:
+        """The breakpoint classes for a screen of this size (True: the screen has it)."""
+        app = self.app
+        horizontal = app.HORIZONTAL_BREAKPOINTS or []
+        vertical = app.VERTICAL_BREAKPOINTS or []
+        classes = {name: False for _, name in (*horizontal, *vertical)}
+        for name in (
+            *self._get_breakpoint_classes(width, horizontal),
+            *self._get_breakpoint_classes(height, vertical),
+        ):
+            classes[name] = True
+        return classes
+
+    @on(events.Resize)
+    def _laid_out_already(self, event: events.Resize) -> None:
+        """A screen shown for the first time is laid out, then sent its size (a Resize), on
+        which Textual lays it out again, whole: a quarter of the first opening of the action
+        form. At the size it was laid out at, only the size classes are brought up to date
+        (a terminal resize brings a new size: Textual's handler, after this one, lays out)."""
+        if event.size == self.outer_size:
+            event.prevent_default()
+            self.update_classes(self._size_classes(*event.size), animate=False)
+
+    def _style_inputs(self) -> tuple[object, ...]:
+        """What, outside the screen, its widgets' styles depend on: the stylesheet and its
+        sources, the theme, the app's classes and pseudo-classes. Changes inside the screen
+        (classes, focus, sizes) restyle the widgets concerned as they happen, shown or not."""
+        app = self.app
+        return (
+            id(app.stylesheet),
+            len(app.stylesheet.source),
+            app.current_theme,
+            app.ansi_theme,
+            frozenset(app.classes),
+            app.app_focus,
+            app.is_inline,
+            getattr(app, "native_ansi_color", None),
+            app.no_color,
+        )
+
+    @on(events.Mount)
+    def _styled(self) -> None:
+        # every widget composed so far was styled as it was registered
+        self._styled_for = self._style_inputs()
+
+    @on(events.ScreenResume)
+    def _keep_styles(self, event: events.ScreenResume) -> None:
+        """Textual restyles every widget of a screen each time it is shown (in case the
+        theme changed meanwhile): a third of the cost of opening the action form. Runs before
+        Textual's own handler (a subclass's handlers come first), which then skips it when
+        nothing the styles depend on changed since the screen was last styled."""
+        inputs = self._style_inputs()
+        if inputs == self._styled_for:
+            event.refresh_styles = False
+        self._styled_for = inputs
 
     @property
     def airseal(self) -> AirsealApp:
