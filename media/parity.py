@@ -262,8 +262,8 @@ class PayloadParity:
 
     Everything runs in a thread: the parts of split payloads are first copied out of the
     appliance's copy (par2 protects files, not byte ranges), then par2 runs on one core. A part
-    that cannot be copied (no space for the scratch copy) is left to ``airseal.par2``:
-    :attr:`covered` says what this set protects."""
+    that cannot be copied (no space for the scratch copy), or a file the set does not name in
+    the end, is left to ``airseal.par2``: :attr:`covered` says what this set protects."""
 
     def __init__(
         self, tool: str, files: Sequence[PayloadFile], percent: int, view: Path, out: Path
@@ -283,7 +283,7 @@ class PayloadParity:
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode = 0
         self._output = b""
-        self._error: OSError | None = None
+        self._error: OSError | BadMedia | None = None
         self._cancelled = False
         self._lock = threading.Lock()
         """Held to start, reap or signal par2: a reaped (perhaps reused) id is never signalled."""
@@ -332,7 +332,12 @@ class PayloadParity:
                 self.run = BackgroundRun(
                     self.started, time.monotonic(), usage.ru_utime + usage.ru_stime
                 )
-        except OSError as exc:
+            if self.returncode == 0:  # what the set names, not what par2 was asked for
+                named = _named_files(self.out / PAYLOADS_INDEX)
+                self.covered = frozenset(
+                    f for f in self.covered if layout.on_mount(f) in named
+                )
+        except (OSError, BadMedia) as exc:
             self._error = exc
 
     def _prepare(self) -> list[str]:
@@ -346,7 +351,10 @@ class PayloadParity:
             target = self.view / name
             target.parent.mkdir(parents=True, exist_ok=True)
             if file.offset == 0 and os.stat(file.source).st_size == file.size:
-                os.symlink(os.path.abspath(file.source), target)
+                try:  # some PAR2 creators skip links (par2cmdline-turbo 1.4.0 does, silently)
+                    os.link(file.source, target)
+                except OSError:
+                    os.symlink(os.path.abspath(file.source), target)
             else:
                 try:
                     _copy_slice(file.source, file.offset, file.size, target)
@@ -500,6 +508,14 @@ def _packets(path: Path) -> list[tuple[bytes, bytes, bytes]]:
                         )
                 offset = data.find(_MAGIC, offset + 1)
     return found
+
+
+def _named_files(index: Path) -> set[str]:
+    """The files a PAR2 file's FileDesc packets name."""
+    return {
+        body[56:].rstrip(b"\x00").decode("utf-8", errors="replace")
+        for kind, _, body in _packets(index) if kind == _FILE_DESC
+    }
 
 
 def _check_name(raw: bytes, subject: str) -> str:

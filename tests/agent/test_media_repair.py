@@ -32,7 +32,7 @@ PART = 4096
 
 def _export(
     base: Path, mount: Path, percent: int, distributor: Distributor | None = None,
-    parts_in: str = "payloads.par2",
+    parts_in: str = "payloads.par2", skipped: str = "",
 ) -> tuple[Path, Path]:
     """Two downloads: a 20 KiB payload split into five parts and a whole one, both covered by
     ``payloads.par2`` (made from the appliance's copies while the export is written)."""
@@ -53,7 +53,8 @@ def _export(
     assert [name.split(".")[1][:5] for name in repair] == ["par2", "vol00"] * 2, repair
     parts = {f"airseal/actions/dl/payload/tool.conf.part00{i}" for i in range(5)}
     assert parts <= _names_in(mount, parts_in)
-    assert "airseal/actions/whole/payload/small.conf" in _names_in(mount, "payloads.par2")
+    whole = "airseal/actions/whole/payload/small.conf"
+    assert whole in _names_in(mount, "airseal.par2" if skipped == whole else "payloads.par2")
     return mount / "airseal/actions/dl/payload", payload
 
 
@@ -121,6 +122,22 @@ def test_parts_without_scratch_space_are_covered_from_the_media(
     mount = tmp_path / "usb"
     parts, _ = _export(tmp_path, mount, 40, parts_in="airseal.par2")
     assert _names_in(mount, "payloads.par2") == {"airseal/actions/whole/payload/small.conf"}
+    _damage(parts)
+    assert repair_media(mount).ok
+
+
+def test_a_payload_the_background_set_skipped_is_covered_from_the_media(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creator that leaves a file out (par2cmdline-turbo skips links) loses no coverage: what
+    ``payloads.par2`` names is read back, the rest goes to ``airseal.par2``."""
+    creator = tmp_path / "par2-drops-the-last-file"
+    creator.write_text('#!/bin/bash\nexec par2 "${@:1:$#-1}"\n')
+    creator.chmod(0o755)
+    monkeypatch.setattr(parity, "PAR2_TOOL", str(creator))
+    mount = tmp_path / "usb"
+    parts, _ = _export(tmp_path, mount, 40, skipped="airseal/actions/whole/payload/small.conf")
+    monkeypatch.undo()
     _damage(parts)
     assert repair_media(mount).ok
 
