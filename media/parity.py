@@ -320,7 +320,7 @@ class PayloadParity:
                     return
                 self.process = subprocess.Popen(
                     _par2_create(self.tool, self.view, self.out / PAYLOADS_INDEX, names,
-                                 self.plan, "-t1"),
+                                 self.plan, "-t1", "-T1"),  # one core: the export has the other
                     cwd=self.view, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 )
             assert self.process.stdout is not None
