@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/parity_bench.py [--size-mib 1024] [--percent 10] [--runs 1] [--dir D]
                                            [--fat32] [--par2 PATH] [--repair]
+                                           [--split-mib N [--parts-after-commit]]
 
 Each export runs in a child process (as in ``bench/export_bench.py``): once without repair
 data and once with it. Printed per run and as medians: the export's wall time (measured around
@@ -10,9 +11,13 @@ par2 writing its set after the commit), the time par2 took, and the whole child'
 time (user+sys from ``wait4``, par2's included; on a shared machine CPU time is the steadier
 figure). The ratio ``with / without`` is the overhead the issue asks to keep under 1.30.
 ``bgStart``/``bgEnd`` say when the background par2 (``payloads.par2``) ran, in seconds from the
-export's start (it overlaps the export when ``bgEnd`` is under ``exportSecondsWithout``), and
-``bgCpu`` its CPU time. ``--par2`` measures another PAR2 creator (par2cmdline-turbo);
+export's start (it overlaps the export when ``bgEnd`` is under ``exportSecondsWithout``),
+``bgOnMedia`` when its set was on the media and read back, ``bgCpu`` par2's CPU time.
+``--par2`` measures another PAR2 creator (par2cmdline-turbo);
 ``--repair`` times Debian's par2 repairing 3 MiB of damage in three places (local only).
+``--split-mib`` splits the payload into parts (as FAT32's 4 GiB limit does, smaller);
+``--parts-after-commit`` then covers the parts after the commit from the media, as exports did
+before the parts were copied out for the background set.
 
 ``--fat32`` exports to a FAT32 image mounted with fusefat (as root; about 35 MB/s here, like a
 USB stick), the appliance's real target: there par2 on the second core runs beside the slow
@@ -40,16 +45,24 @@ import export_bench  # the payload and the signed action are made the same way
 MiB = 1024 * 1024
 
 
-def child(payload: Path, sha256: str, out: Path, percent: int, tool: str) -> None:
+def child(payload: Path, sha256: str, out: Path, percent: int, tool: str, split: str) -> None:
     from airseal.media import parity as parity_module
     from airseal.media import writer
 
     parity_module.PAR2_TOOL = tool
+    if split.endswith("-late"):  # as before: parts covered by airseal.par2 after the commit
+
+        def no_scratch(*_: object) -> None:
+            raise OSError("no scratch space")
+
+        parity_module._copy_slice = no_scratch  # type: ignore[assignment]
     original = writer.write_export
     parity: dict[str, float] = {}
 
     def with_parity(*args: object, **kwargs: object) -> writer.ExportResult:
         kwargs["allow_unknown_capacity"] = True  # fusefat reports no size
+        if split != "0":
+            kwargs["split_threshold"] = int(split.removesuffix("-late")) * MiB
         started = time.monotonic()
         result = original(*args, parity_percent=percent, **kwargs)  # type: ignore[arg-type]
         parity["seconds"] = result.parity.seconds if result.parity else 0.0
@@ -59,6 +72,7 @@ def child(payload: Path, sha256: str, out: Path, percent: int, tool: str) -> Non
             # the background par2's run, in seconds from the export's start, and its CPU time
             parity["bgStart"] = background.started - started
             parity["bgEnd"] = background.finished - started
+            parity["bgOnMedia"] = background.on_media - started
             parity["bgCpu"] = background.cpu_seconds
         return result
 
@@ -67,9 +81,12 @@ def child(payload: Path, sha256: str, out: Path, percent: int, tool: str) -> Non
     print(json.dumps(parity))
 
 
-def run(payload: Path, sha256: str, out: Path, percent: int, tool: str) -> dict[str, float]:
+def run(
+    payload: Path, sha256: str, out: Path, percent: int, tool: str, split: str
+) -> dict[str, float]:
     argv = [
-        sys.executable, __file__, "--child", str(payload), sha256, str(out), str(percent), tool
+        sys.executable, __file__, "--child", str(payload), sha256, str(out), str(percent), tool,
+        split,
     ]
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
@@ -141,13 +158,18 @@ def main() -> None:
     parser.add_argument("--par2", default="par2", help="the PAR2 creator (default: par2)")
     parser.add_argument("--repair", action="store_true",
                         help="also time Debian's par2 repairing a damaged copy of the payload")
-    parser.add_argument("--child", nargs=5,
-                        metavar=("PAYLOAD", "SHA256", "OUT", "PERCENT", "PAR2"))
+    parser.add_argument("--split-mib", type=int, default=0,
+                        help="split the payload into parts of this size")
+    parser.add_argument("--parts-after-commit", action="store_true",
+                        help="with --split-mib: cover the parts after the commit, as before")
+    parser.add_argument("--child", nargs=6,
+                        metavar=("PAYLOAD", "SHA256", "OUT", "PERCENT", "PAR2", "SPLIT"))
     args = parser.parse_args()
     if args.child:
-        payload, sha256, out, percent, tool = args.child
-        child(Path(payload), sha256, Path(out), int(percent), tool)
+        payload, sha256, out, percent, tool, split = args.child
+        child(Path(payload), sha256, Path(out), int(percent), tool, split)
         return
+    split = f"{args.split_mib}{'-late' if args.parts_after_commit else ''}"
     if shutil.which("par2") is None or shutil.which(args.par2) is None:
         raise SystemExit("par2 (Debian package par2) is needed")
     with tempfile.TemporaryDirectory(prefix="airseal-parity-bench-", dir=args.dir) as tmp:
@@ -165,9 +187,9 @@ def main() -> None:
                 if args.fat32:
                     image_mib = args.size_mib * (100 + args.percent) // 100 + 64
                     with fat32(out, image_mib) as mount:
-                        figures = run(payload, sha256, mount, percent, args.par2)
+                        figures = run(payload, sha256, mount, percent, args.par2, split)
                 else:
-                    figures = run(payload, sha256, out, percent, args.par2)
+                    figures = run(payload, sha256, out, percent, args.par2, split)
                     if args.repair and percent:
                         figures.update(time_repair(out))
                 results[percent].append(figures)
@@ -193,7 +215,7 @@ def main() -> None:
             "processCpuRatio": round(median(p, "processCpu") / median(0, "processCpu"), 2),
             "loadAverage": os.getloadavg()[0],
         }
-        for key in ("bgStart", "bgEnd", "bgCpu", "repairWall", "repairCpu"):
+        for key in ("bgStart", "bgEnd", "bgOnMedia", "bgCpu", "repairWall", "repairCpu"):
             if all(key in r for r in results[p]):
                 summary[key] = round(median(p, key), 2)
         print(json.dumps(summary, indent=2))

@@ -48,6 +48,7 @@ disk par2's hashing alone takes longer than the export (bench/parity_bench.py).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import os
 import re
@@ -66,7 +67,7 @@ from typing import Any, Literal
 
 from airseal.media import layout
 from airseal.media.check import CheckReport, check_media
-from airseal.media.errors import BadMedia, MediaIOError, MediaWriteError
+from airseal.media.errors import BadMedia, MediaIOError, MediaWriteError, ReadBackMismatch
 from airseal.media.names import collision_key, is_safe_relative_path
 
 PAR2_TOOL = "par2"
@@ -190,6 +191,8 @@ class BackgroundRun:
 
     started: float
     finished: float
+    """par2 done (the set then is copied onto the media and read back)."""
+    on_media: float
     cpu_seconds: float
     """par2's user + system time."""
 
@@ -257,6 +260,36 @@ def _copy_slice(source: Path, offset: int, size: int, target: Path) -> None:
             done += len(chunk)
 
 
+def _install_set(built: Path, folder: Path) -> None:
+    """Copy the files par2 wrote locally into ``folder`` on the media: written in order,
+    fsynced, dropped from the page cache and read back (as every export byte is). par2 itself
+    writes out of order, which a FAT driver may get wrong (fusefat loses all but the last write
+    of an index file), and repair data nobody read back would fail only when it is needed."""
+    buffer = bytearray(1 << 20)
+    for name in sorted(os.listdir(built)):
+        target = folder / name
+        subject = f"{layout.REPAIR_DIR}/{name}"
+        written = hashlib.sha256()
+        try:
+            with open(built / name, "rb") as src, open(target, "xb") as dst:
+                while n := src.readinto(buffer):
+                    written.update(buffer[:n])
+                    dst.write(buffer[:n])
+                dst.flush()
+                os.fsync(dst.fileno())
+                with contextlib.suppress(AttributeError, OSError):
+                    os.posix_fadvise(dst.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            read = hashlib.sha256()
+            with open(target, "rb") as back:
+                while n := back.readinto(buffer):
+                    read.update(buffer[:n])
+        except OSError as exc:
+            raise MediaWriteError(exc.strerror or str(exc), subject=subject) from None
+        if read.digest() != written.digest():
+            raise ReadBackMismatch("the media returned other bytes than were written",
+                                   subject=subject)
+
+
 class PayloadParity:
     """par2 computing ``payloads.par2`` in the background while the export is written.
 
@@ -273,6 +306,8 @@ class PayloadParity:
         self.percent = percent
         self.plan = plan_parity([f.size for f in files], percent)
         self.view = view
+        self.built = view / "built"
+        """Where par2 writes the set, on the appliance (outside the view's ``airseal/``)."""
         self.out = out
         self.started = time.monotonic()
         self.covered: frozenset[str] = frozenset()
@@ -283,7 +318,8 @@ class PayloadParity:
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode = 0
         self._output = b""
-        self._error: OSError | BadMedia | None = None
+        self._error: OSError | BadMedia | MediaWriteError | None = None
+        self._reaped = False
         self._cancelled = False
         self._lock = threading.Lock()
         """Held to start, reap or signal par2: a reaped (perhaps reused) id is never signalled."""
@@ -319,7 +355,7 @@ class PayloadParity:
                 if self._cancelled or not names:
                     return
                 self.process = subprocess.Popen(
-                    _par2_create(self.tool, self.view, self.out / PAYLOADS_INDEX, names,
+                    _par2_create(self.tool, self.view, self.built / PAYLOADS_INDEX, names,
                                  self.plan, "-t1", "-T1"),  # one core: the export has the other
                     cwd=self.view, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                 )
@@ -329,19 +365,23 @@ class PayloadParity:
             with self._lock:
                 _, status, usage = os.wait4(self.process.pid, 0)
                 self.returncode = self.process.returncode = os.waitstatus_to_exitcode(status)
-                self.run = BackgroundRun(
-                    self.started, time.monotonic(), usage.ru_utime + usage.ru_stime
-                )
+                self._reaped = True
             if self.returncode == 0:  # what the set names, not what par2 was asked for
-                named = _named_files(self.out / PAYLOADS_INDEX)
+                named = _named_files(self.built / PAYLOADS_INDEX)
                 self.covered = frozenset(
                     f for f in self.covered if layout.on_mount(f) in named
                 )
-        except (OSError, BadMedia) as exc:
+                par2_done = time.monotonic()
+                _install_set(self.built, self.out)
+                self.run = BackgroundRun(
+                    self.started, par2_done, time.monotonic(), usage.ru_utime + usage.ru_stime
+                )
+        except (OSError, BadMedia, MediaWriteError) as exc:
             self._error = exc
 
     def _prepare(self) -> list[str]:
         """The view par2 reads: a link to each whole payload, a copy of each part."""
+        os.mkdir(self.built)
         names: list[str] = []
         covered: set[str] = set()
         for file in self.files:
@@ -378,6 +418,8 @@ class PayloadParity:
             self.waited = time.monotonic() - started
         finally:
             shutil.rmtree(self.view, ignore_errors=True)
+        if isinstance(self._error, MediaWriteError):
+            raise self._error
         if self._error is not None:
             raise MediaWriteError(
                 f"cannot prepare the repair data: {self._error}", subject=layout.REPAIR_DIR,
@@ -389,7 +431,7 @@ class PayloadParity:
     def cancel(self) -> None:
         with self._lock:
             self._cancelled = True
-            if self.process is not None and self.run is None:
+            if self.process is not None and not self._reaped:
                 os.kill(self.process.pid, signal.SIGTERM)
         self._worker.join()
         shutil.rmtree(self.view, ignore_errors=True)
@@ -439,18 +481,17 @@ def create_parity(
             os.rmdir(payloads.out)
     except OSError as exc:
         raise MediaWriteError(exc.strerror or str(exc), subject=layout.REPAIR_DIR) from None
-    argv = _par2_create(tool, mount, folder / layout.REPAIR_INDEX, [p for p, _ in protected], plan)
-    done = subprocess.run(argv, cwd=mount, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise _failed(done.returncode, done.stderr or done.stdout)
-    written = 0
-    for entry in os.scandir(folder):
-        fd = os.open(entry.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            written += os.fstat(fd).st_size
-        finally:
-            os.close(fd)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="airseal-parity-") as built:
+        argv = _par2_create(
+            tool, mount, Path(built) / layout.REPAIR_INDEX, [p for p, _ in protected], plan
+        )
+        done = subprocess.run(argv, cwd=mount, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise _failed(done.returncode, done.stderr or done.stdout)
+        _install_set(Path(built), folder)
+    written = sum(entry.stat().st_size for entry in os.scandir(folder))
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
