@@ -15,6 +15,9 @@ no Airseal installed can run ``par2 repair`` too.
   part there was no scratch space to copy) and the statement itself, from the files on the
   media, after the commit.
 
+par2 writes both sets on the appliance; :func:`_install_set` puts them on the media in order
+and reads them back, as the export does with its own files.
+
 Why the repair data may be unsigned, and sits outside ``airseal/``:
 
 - Readers ignore everything outside ``airseal/`` (section 1), so the reader rules are unchanged.
