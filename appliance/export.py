@@ -241,7 +241,7 @@ def export_to_media(
                 on_progress=on_progress, allow_unknown_capacity=allow_unknown_capacity,
                 on_phases=on_phases,
                 extra_files=[*extra_files, *_log_extra_files(log_files, scratch)],
-                parity_percent=parity_percent,
+                parity_percent=parity_percent, parity_scratch=_parity_scratch(home, parity_percent),
             )
             # After the export statement, which must be the entry right after the checkpoint on
             # the media (media_log_files), that checkpoint being the one the witnesses cosigned:
@@ -314,6 +314,16 @@ def _scratch(home: Home, needed: bool) -> Any:
     base = home.root / "tmp"
     base.mkdir(mode=0o700, exist_ok=True)
     return tempfile.TemporaryDirectory(dir=base)
+
+
+def _parity_scratch(home: Home, percent: int) -> Path | None:
+    """Where the repair data's copies of split payloads' parts go: beside the store (the same
+    filesystem, so a reflink where it allows), not a RAM-backed /tmp."""
+    if not percent:
+        return None
+    base = home.root / "tmp"
+    base.mkdir(mode=0o700, exist_ok=True)
+    return base
 
 
 def _log_files(home: Home, tlog: LogAppender, db: sqlite_utils.Database,

@@ -4,13 +4,19 @@ An export may carry Reed-Solomon parity in ``<mount>/airseal-repair/``, written 
 ``par2`` (par2cmdline), in two PAR2 sets. PAR2 is a public, well-kept format, so a courier with
 no Airseal installed can run ``par2 repair`` too.
 
-- ``payloads.par2``: the whole (unsplit) payloads. par2 computes it on the second core *while*
-  the export writes and reads back, from the appliance's own copy of each payload (through a
-  private folder of links that gives each the name it has on the media). That is the same bytes
-  as on the media: the export only commits once the read-back of every payload byte from the
-  media matched the digest the action signed, and this set is only kept for a committed export.
-- ``airseal.par2``: everything else the statement lists (bundles, vendor files, site files,
-  payload parts) and the statement itself, from the files on the media, after the commit.
+- ``payloads.par2``: the payloads (whole, or their parts). par2 computes it on the second core
+  *while* the export writes and reads back, from the appliance's own copy of each payload
+  (through a private folder of links that gives each the name it has on the media; a split
+  payload's parts are copied out of it there first, as PAR2 protects files, not byte ranges).
+  That is the same bytes as on the media: the export only commits once the read-back of every
+  payload byte from the media matched the digest the action signed, and this set is only kept
+  for a committed export.
+- ``airseal.par2``: everything else the statement lists (bundles, vendor files, site files, a
+  part there was no scratch space to copy) and the statement itself, from the files on the
+  media, after the commit.
+
+par2 writes both sets on the appliance; :func:`_install_set` puts them on the media in order
+and reads them back, as the export does with its own files.
 
 Why the repair data may be unsigned, and sits outside ``airseal/``:
 
@@ -29,21 +35,34 @@ The packet scan is written here, not taken from a library: it only has to find t
 a set carries (the PAR2 2.0 packet header and the FileDesc packet), and no PAR2 library for
 Python is packaged and maintained; everything else is par2cmdline's.
 
-The cost of parity is proportional to the data times the number of recovery blocks, so the set
-uses few, large blocks (about :data:`TARGET_SOURCE_BLOCKS` for the data): damage in up to the
-recovery block count of separate places, or a lost file of up to that many blocks, is repairable.
+What par2 spends (measured with par2cmdline 0.8.1 on 1 GiB, one thread) is a hashing pass,
+about 6.5 s of CPU per GiB whatever the block sizes, plus about 0.35 s per GiB per *recovery*
+block; the number of source blocks barely matters (100 or 1000: the same time). So the plan
+chooses the recovery block count (:func:`plan_parity`): at least :data:`MIN_RECOVERY_BLOCKS`,
+more while data x blocks stays within :data:`RECOVERY_BUDGET`, blocks no smaller than
+:data:`SMALLEST_BLOCK` once there are :data:`TARGET_SOURCE_BLOCKS` of them. Damage in up to that
+many separate places, or lost files of up to that many blocks, is repairable; the percentage
+sets the bytes (the block size), not the number of places (docs/media-format.md, 12, has the
+figures for 1 MiB, 100 MiB and 1 GiB). On a USB stick the background set is hidden behind the
+media's own speed (1 GiB on FAT32 over fusefat: 1.06x, the set read back on the stick 18 s
+before the export's end); on a fast local disk par2cmdline 0.8.1's hashing alone takes longer
+than the export (about 3x; par2cmdline-turbo's output, which Debian's par2 repairs, costs a
+quarter of the CPU: bench/parity_bench.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import mmap
 import os
 import re
 import shutil
+import signal
 import stat
 import struct
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,12 +72,21 @@ from typing import Any, Literal
 
 from airseal.media import layout
 from airseal.media.check import CheckReport, check_media
-from airseal.media.errors import BadMedia, MediaIOError, MediaWriteError
+from airseal.media.errors import BadMedia, MediaIOError, MediaWriteError, ReadBackMismatch
 from airseal.media.names import collision_key, is_safe_relative_path
 
 PAR2_TOOL = "par2"
+MIN_RECOVERY_BLOCKS = 10
+"""Recovery blocks a set aims for at least, whatever the data's size and the percentage."""
+RECOVERY_BUDGET = 4 << 30
+"""Data bytes times recovery blocks allowed beyond :data:`MIN_RECOVERY_BLOCKS`: par2cmdline
+0.8.1 spends about 0.35 s of CPU per GiB per recovery block (on top of about 6.5 s per GiB of
+hashing), so 4 GiB-blocks is about 1.4 s, whatever the export's size."""
 TARGET_SOURCE_BLOCKS = 100
-"""About this many source blocks for the data: 10 recovery blocks at 10%."""
+"""At least this many source blocks (when the data is smaller than this many
+:data:`SMALLEST_BLOCK`)."""
+SMALLEST_BLOCK = 4096
+"""No smaller blocks than a sector-sized damage site once there are enough of them."""
 MAX_SOURCE_BLOCKS = 32768
 """par2cmdline's limit."""
 MAX_REPAIR_ENTRIES = 1000
@@ -120,12 +148,19 @@ class ParityPlan:
 
 
 def plan_parity(sizes: Sequence[int], percent: int) -> ParityPlan:
-    """Few, large blocks: the cost of parity grows with data x recovery blocks."""
+    """Source blocks so the set holds about :func:`wanted_recovery_blocks` recovery blocks.
+
+    par2's time is a hashing pass over the data plus the data times the recovery block count;
+    how many *source* blocks there are barely matters. So the recovery block count is what is
+    chosen: enough separate damage sites for a small export, a constant (so a cost proportional
+    to the export itself) for a large one."""
     if not 1 <= percent <= MAX_PERCENT:
         raise ValueError("parity percent must be 1 to 100")
     sizes = [s for s in sizes if s > 0]
     total = sum(sizes)
-    block = max(4, -(-total // TARGET_SOURCE_BLOCKS))
+    source = -(-wanted_recovery_blocks(total) * 100 // percent)
+    source = min(source, max(TARGET_SOURCE_BLOCKS, total // SMALLEST_BLOCK))
+    block = max(4, -(-total // source))
     while True:
         block = -(-block // 4) * 4  # PAR2 block sizes are multiples of 4
         count = sum(-(-s // block) for s in sizes)
@@ -133,6 +168,12 @@ def plan_parity(sizes: Sequence[int], percent: int) -> ParityPlan:
             break
         block *= 2
     return ParityPlan(block, count, max(1, -(-count * percent // 100)))
+
+
+def wanted_recovery_blocks(total: int) -> int:
+    """:data:`MIN_RECOVERY_BLOCKS`, or more while ``total`` times them stays within
+    :data:`RECOVERY_BUDGET`."""
+    return max(MIN_RECOVERY_BLOCKS, RECOVERY_BUDGET // max(total, 1))
 
 
 def estimate_parity_files(sizes: Sequence[int], percent: int) -> list[tuple[str, int]]:
@@ -149,11 +190,26 @@ def estimate_parity_files(sizes: Sequence[int], percent: int) -> list[tuple[str,
 
 
 @dataclass(frozen=True)
+class BackgroundRun:
+    """When the background par2 ran (``time.monotonic()`` values) and its CPU time: shows that
+    it overlapped the export's write and read-back (bench/parity_bench.py prints them)."""
+
+    started: float
+    finished: float
+    """par2 done (the set then is copied onto the media and read back)."""
+    on_media: float
+    cpu_seconds: float
+    """par2's user + system time."""
+
+
+@dataclass(frozen=True)
 class ParityResult:
     sets: tuple[ParityPlan, ...]
     bytes: int
     seconds: float
     """Time the export spent on repair data beyond its own work (waiting for par2)."""
+    background: BackgroundRun | None = None
+    """How ``payloads.par2`` ran beside the export (``None`` without whole payloads)."""
 
 
 def _par2_create(
@@ -175,63 +231,214 @@ def _failed(code: int, output: str) -> MediaWriteError:
     )
 
 
+@dataclass(frozen=True)
+class PayloadFile:
+    """A file of a payload on the media and where its bytes are in the appliance's copy."""
+
+    relative: str
+    """Path relative to ``airseal/``: the payload, or one of its parts."""
+    source: Path
+    offset: int
+    size: int
+
+
+def _copy_slice(source: Path, offset: int, size: int, target: Path) -> None:
+    """``size`` bytes of ``source`` from ``offset`` into a new file (a reflink or an in-kernel
+    copy where the filesystems allow, else read and written)."""
+    with open(source, "rb") as src, open(target, "xb") as dst:
+        done = 0
+        with contextlib.suppress(OSError):
+            while done < size:
+                n = os.copy_file_range(
+                    src.fileno(), dst.fileno(), min(size - done, 1 << 30), offset + done
+                )
+                if n == 0:
+                    break
+                done += n
+        src.seek(offset + done)
+        dst.seek(done)
+        while done < size:
+            chunk = src.read(min(size - done, 1 << 20))
+            if not chunk:
+                raise OSError(f"{source} ended after {offset + done} bytes")
+            dst.write(chunk)
+            done += len(chunk)
+
+
+def _install_set(built: Path, folder: Path) -> None:
+    """Copy the files par2 wrote locally into ``folder`` on the media: written in order,
+    fsynced, dropped from the page cache and read back (as every export byte is). par2 itself
+    writes out of order, which a FAT driver may get wrong (fusefat loses all but the last write
+    of an index file), and repair data nobody read back would fail only when it is needed."""
+    buffer = bytearray(1 << 20)
+    for name in sorted(os.listdir(built)):
+        target = folder / name
+        subject = f"{layout.REPAIR_DIR}/{name}"
+        written = hashlib.sha256()
+        try:
+            with open(built / name, "rb") as src, open(target, "xb") as dst:
+                while n := src.readinto(buffer):
+                    written.update(buffer[:n])
+                    dst.write(buffer[:n])
+                dst.flush()
+                os.fsync(dst.fileno())
+                with contextlib.suppress(AttributeError, OSError):
+                    os.posix_fadvise(dst.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+            read = hashlib.sha256()
+            with open(target, "rb") as back:
+                while n := back.readinto(buffer):
+                    read.update(buffer[:n])
+        except OSError as exc:
+            raise MediaWriteError(exc.strerror or str(exc), subject=subject) from None
+        if read.digest() != written.digest():
+            raise ReadBackMismatch("the media returned other bytes than were written",
+                                   subject=subject)
+
+
 class PayloadParity:
-    """par2 computing ``payloads.par2`` in the background while the export is written."""
+    """par2 computing ``payloads.par2`` in the background while the export is written.
+
+    Everything runs in a thread: the parts of split payloads are first copied out of the
+    appliance's copy (par2 protects files, not byte ranges), then par2 runs on one core. A part
+    that cannot be copied (no space for the scratch copy), or a file the set does not name in
+    the end, is left to ``airseal.par2``: :attr:`covered` says what this set protects."""
 
     def __init__(
-        self, process: subprocess.Popen[bytes], view: Path, out: Path, plan: ParityPlan
+        self, tool: str, files: Sequence[PayloadFile], percent: int, view: Path, out: Path
     ) -> None:
-        self.process = process
+        self.tool = tool
+        self.files = tuple(files)
+        self.percent = percent
+        self.plan = plan_parity([f.size for f in files], percent)
         self.view = view
+        self.built = view / "built"
+        """Where par2 writes the set, on the appliance (outside the view's ``airseal/``)."""
         self.out = out
-        self.plan = plan
+        self.started = time.monotonic()
+        self.covered: frozenset[str] = frozenset()
+        """Paths (relative to ``airseal/``) that ``payloads.par2`` protects, once finished."""
         self.waited = 0.0
         """Seconds the export waited for par2 once its own work was done."""
+        self.run: BackgroundRun | None = None
+        self.process: subprocess.Popen[bytes] | None = None
+        self.returncode = 0
+        self._output = b""
+        self._error: OSError | BadMedia | MediaWriteError | None = None
+        self._reaped = False
+        self._cancelled = False
+        self._lock = threading.Lock()
+        """Held to start, reap or signal par2: a reaped (perhaps reused) id is never signalled."""
+        self._worker = threading.Thread(target=self._work, name="par2-payloads", daemon=True)
+        self._worker.start()
 
     @classmethod
     def start(
         cls,
         tool: str,
-        payloads: Sequence[tuple[str, Path, int]],
+        files: Sequence[PayloadFile],
         percent: int,
         out: Path,
+        *,
+        scratch: Path | None = None,
     ) -> PayloadParity | None:
-        """``payloads``: ``(path relative to airseal/, the appliance's copy, size)``; ``out``
-        is a folder on the media named like a staging folder (a leftover if interrupted)."""
+        """``out`` is a folder on the media named like a staging folder (a leftover if
+        interrupted); ``scratch``, a private folder on the appliance (best on the filesystem
+        of its copies) where the parts of split payloads are copied while par2 needs them."""
         import tempfile
 
-        payloads = [p for p in payloads if p[2] > 0]
-        if not payloads:
+        files = [f for f in files if f.size > 0]
+        if not files:
             return None
-        plan = plan_parity([size for _, _, size in payloads], percent)
-        view = Path(tempfile.mkdtemp(prefix="airseal-parity-"))
-        names = []
-        for relative, source, _ in payloads:
-            name = layout.on_mount(relative)
-            (view / name).parent.mkdir(parents=True, exist_ok=True)
-            os.symlink(os.path.abspath(source), view / name)
-            names.append(name)
+        view = Path(tempfile.mkdtemp(prefix="airseal-parity-", dir=scratch))
         os.mkdir(out)
-        argv = _par2_create(tool, view, out / PAYLOADS_INDEX, names, plan, "-t1")
-        process = subprocess.Popen(
-            argv, cwd=view, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        return cls(process, view, out, plan)
+        return cls(tool, files, percent, view, out)
+
+    def _work(self) -> None:
+        try:
+            names = self._prepare()
+            with self._lock:
+                if self._cancelled or not names:
+                    return
+                self.process = subprocess.Popen(
+                    _par2_create(self.tool, self.view, self.built / PAYLOADS_INDEX, names,
+                                 self.plan, "-t1", "-T1"),  # one core: the export has the other
+                    cwd=self.view, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                )
+            assert self.process.stdout is not None
+            self._output = self.process.stdout.read()
+            self.process.stdout.close()
+            with self._lock:
+                _, status, usage = os.wait4(self.process.pid, 0)
+                self.returncode = self.process.returncode = os.waitstatus_to_exitcode(status)
+                self._reaped = True
+            if self.returncode == 0:  # what the set names, not what par2 was asked for
+                named = _named_files(self.built / PAYLOADS_INDEX)
+                self.covered = frozenset(
+                    f for f in self.covered if layout.on_mount(f) in named
+                )
+                par2_done = time.monotonic()
+                _install_set(self.built, self.out)
+                self.run = BackgroundRun(
+                    self.started, par2_done, time.monotonic(), usage.ru_utime + usage.ru_stime
+                )
+        except (OSError, BadMedia, MediaWriteError) as exc:
+            self._error = exc
+
+    def _prepare(self) -> list[str]:
+        """The view par2 reads: a link to each whole payload, a copy of each part."""
+        os.mkdir(self.built)
+        names: list[str] = []
+        covered: set[str] = set()
+        for file in self.files:
+            if self._cancelled:
+                break
+            name = layout.on_mount(file.relative)
+            target = self.view / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if file.offset == 0 and os.stat(file.source).st_size == file.size:
+                try:  # some PAR2 creators skip links (par2cmdline-turbo 1.4.0 does, silently)
+                    os.link(file.source, target)
+                except OSError:
+                    os.symlink(os.path.abspath(file.source), target)
+            else:
+                try:
+                    _copy_slice(file.source, file.offset, file.size, target)
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        os.unlink(target)
+                    continue
+            names.append(name)
+            covered.add(file.relative)
+        self.covered = frozenset(covered)
+        if covered and len(covered) < len(self.files):
+            self.plan = plan_parity(
+                [f.size for f in self.files if f.relative in covered], self.percent
+            )
+        return names
 
     def wait(self) -> None:
         started = time.monotonic()
         try:
-            output, _ = self.process.communicate()
+            self._worker.join()
             self.waited = time.monotonic() - started
         finally:
             shutil.rmtree(self.view, ignore_errors=True)
-        if self.process.returncode != 0:
-            raise _failed(self.process.returncode, output.decode(errors="replace"))
+        if isinstance(self._error, MediaWriteError):
+            raise self._error
+        if self._error is not None:
+            raise MediaWriteError(
+                f"cannot prepare the repair data: {self._error}", subject=layout.REPAIR_DIR,
+                hint="export again, or set export.parity-percent 0",
+            )
+        if self.returncode != 0:
+            raise _failed(self.returncode, self._output.decode(errors="replace"))
 
     def cancel(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-        self.process.wait()
+        with self._lock:
+            self._cancelled = True
+            if self.process is not None and not self._reaped:
+                os.kill(self.process.pid, signal.SIGTERM)
+        self._worker.join()
         shutil.rmtree(self.view, ignore_errors=True)
 
 
@@ -279,27 +486,27 @@ def create_parity(
             os.rmdir(payloads.out)
     except OSError as exc:
         raise MediaWriteError(exc.strerror or str(exc), subject=layout.REPAIR_DIR) from None
-    argv = _par2_create(tool, mount, folder / layout.REPAIR_INDEX, [p for p, _ in protected], plan)
-    done = subprocess.run(argv, cwd=mount, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise _failed(done.returncode, done.stderr or done.stdout)
-    written = 0
-    for entry in os.scandir(folder):
-        fd = os.open(entry.path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            written += os.fstat(fd).st_size
-        finally:
-            os.close(fd)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="airseal-parity-") as built:
+        argv = _par2_create(
+            tool, mount, Path(built) / layout.REPAIR_INDEX, [p for p, _ in protected], plan
+        )
+        done = subprocess.run(argv, cwd=mount, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise _failed(done.returncode, done.stderr or done.stdout)
+        _install_set(Path(built), folder)
+    written = sum(entry.stat().st_size for entry in os.scandir(folder))
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    sets = (plan,) if payloads is None else (payloads.plan, plan)
+    sets = (plan,) if payloads is None or not payloads.covered else (payloads.plan, plan)
     waited = 0.0 if payloads is None else payloads.waited
-    return ParityResult(sets, written, time.monotonic() - started + waited)
+    background = None if payloads is None else payloads.run
+    return ParityResult(sets, written, time.monotonic() - started + waited, background)
 
 
 # -- repair --------------------------------------------------------------------------------------
@@ -347,6 +554,14 @@ def _packets(path: Path) -> list[tuple[bytes, bytes, bytes]]:
                         )
                 offset = data.find(_MAGIC, offset + 1)
     return found
+
+
+def _named_files(index: Path) -> set[str]:
+    """The files a PAR2 file's FileDesc packets name."""
+    return {
+        body[56:].rstrip(b"\x00").decode("utf-8", errors="replace")
+        for kind, _, body in _packets(index) if kind == _FILE_DESC
+    }
 
 
 def _check_name(raw: bytes, subject: str) -> str:

@@ -76,6 +76,7 @@ from airseal.media.limits import MAX_EXPORT_BUNDLE_BYTES, MiB
 from airseal.media.names import collision_key
 from airseal.media.parity import (
     ParityResult,
+    PayloadFile,
     PayloadParity,
     create_parity,
     estimate_parity_files,
@@ -210,9 +211,11 @@ class _ExportWriter:
         readback_window: int,
         on_phases: PhaseCallback | None = None,
         parity_percent: int = 0,
+        parity_scratch: Path | None = None,
     ) -> None:
         self.mount = mount
         self.parity_percent = parity_percent
+        self.parity_scratch = parity_scratch
         self.actions = list(actions)
         self.header = header
         self.sign = sign
@@ -480,16 +483,8 @@ class _ExportWriter:
                 # par2 runs on the second core while the payloads are written and read back
                 self.steps(f"write {self.staging.name}-repair")
                 payloads = PayloadParity.start(
-                    tool,
-                    [
-                        (item.targets[0][0], item.source, item.size)
-                        for item in self.plan.items
-                        if item.action is not None
-                        and len(item.targets) == 1
-                        and isinstance(item.source, Path)
-                    ],
-                    self.parity_percent,
-                    self.mount / f"{self.staging.name}-repair",
+                    tool, self.payload_files(), self.parity_percent,
+                    self.mount / f"{self.staging.name}-repair", scratch=self.parity_scratch,
                 )
             written, statement, bundle = self.stage()
             if payloads is not None:
@@ -515,11 +510,7 @@ class _ExportWriter:
         parity = None
         if tool is not None:
             self.steps(f"write {layout.REPAIR_DIR}")
-            in_payloads = set() if payloads is None else {
-                item.targets[0][0] for item in self.plan.items
-                if item.action is not None and len(item.targets) == 1
-                and isinstance(item.source, Path) and item.size > 0
-            }
+            in_payloads = frozenset() if payloads is None else payloads.covered
             protected = [(f.path, f.size) for f in written if f.path not in in_payloads]
             parity = create_parity(
                 self.mount,
@@ -543,6 +534,19 @@ class _ExportWriter:
             removed_leftovers=tuple(p.name for p in leftovers),
             parity=parity,
         )
+
+    def payload_files(self) -> list[PayloadFile]:
+        """Every file of every payload (whole, or its parts) and where its bytes are in the
+        appliance's copy: what ``payloads.par2`` protects."""
+        files = []
+        for item in self.plan.items:
+            if item.action is None or not isinstance(item.source, Path):
+                continue
+            offset = 0
+            for relative, size in item.targets:
+                files.append(PayloadFile(relative, item.source, offset, size))
+                offset += size
+        return files
 
     def stage(self) -> tuple[list[WrittenFile], Statement, bytes]:
         copied: list[_Copied] = []
@@ -610,6 +614,7 @@ def write_export(
     readback_window: int = WINDOW_BYTES,
     on_phases: PhaseCallback | None = None,
     parity_percent: int = 0,
+    parity_scratch: str | os.PathLike[str] | None = None,
 ) -> ExportResult:
     """Write an export to ``<mount>/airseal/`` atomically (see the module docstring).
 
@@ -621,7 +626,9 @@ def write_export(
 
     ``split_threshold=None`` (the default) splits as the filesystem holding ``mount`` requires.
     ``parity_percent`` above 0 writes PAR2 repair data of that size beside the committed export
-    (:mod:`airseal.media.parity`; needs Debian's ``par2``, checked before anything is written).
+    (:mod:`airseal.media.parity`; needs Debian's ``par2``, checked before anything is written);
+    ``parity_scratch`` is a private folder for copies of split payloads' parts meanwhile (best
+    on the filesystem of the payloads: the default is the system's temporary folder).
     """
     if split_threshold is None:
         split_threshold = identify_filesystem(mount).split_threshold
@@ -639,5 +646,6 @@ def write_export(
         readback_window=readback_window,
         on_phases=on_phases,
         parity_percent=parity_percent,
+        parity_scratch=None if parity_scratch is None else Path(parity_scratch),
     )
     return writer.run()

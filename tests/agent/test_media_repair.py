@@ -5,6 +5,7 @@ outside airseal/."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from airseal.media import parity
 from airseal.media.check import check_media
 from airseal.media.parity import (
     ParityToolMissing,
@@ -29,10 +31,11 @@ PART = 4096
 
 
 def _export(
-    base: Path, mount: Path, percent: int, distributor: Distributor | None = None
+    base: Path, mount: Path, percent: int, distributor: Distributor | None = None,
+    parts_in: str = "payloads.par2", skipped: str = "",
 ) -> tuple[Path, Path]:
-    """Two downloads: a 20 KiB payload split into five parts (covered by ``airseal.par2``, made
-    from the media) and a whole one (``payloads.par2``, made while the export is written)."""
+    """Two downloads: a 20 KiB payload split into five parts and a whole one, both covered by
+    ``payloads.par2`` (made from the appliance's copies while the export is written)."""
     distributor = distributor or new_distributor(base / "keys")
     payload = base / "tool.conf"
     payload.write_bytes(os.urandom(5 * PART))
@@ -48,7 +51,22 @@ def _export(
     repair = sorted(os.listdir(mount / "airseal-repair"))
     assert [name.split(".")[0] for name in repair] == ["airseal"] * 2 + ["payloads"] * 2, repair
     assert [name.split(".")[1][:5] for name in repair] == ["par2", "vol00"] * 2, repair
+    parts = {f"airseal/actions/dl/payload/tool.conf.part00{i}" for i in range(5)}
+    assert parts <= _names_in(mount, parts_in)
+    whole = "airseal/actions/whole/payload/small.conf"
+    assert whole in _names_in(mount, "airseal.par2" if skipped == whole else "payloads.par2")
     return mount / "airseal/actions/dl/payload", payload
+
+
+def _names_in(mount: Path, index: str) -> set[str]:
+    """The files a set's index names (its FileDesc packets)."""
+    data = (mount / "airseal-repair" / index).read_bytes()
+    return {
+        data[at + 120 : at + int.from_bytes(data[at + 8 : at + 16], "little")]
+        .rstrip(b"\0").decode()
+        for at in range(len(data)) if data.startswith(b"PAR2\0PKT", at)
+        and data[at + 48 : at + 64] == b"PAR 2.0\0FileDesc"
+    }
 
 
 def _damage(parts: Path) -> None:
@@ -74,6 +92,54 @@ def test_plan_uses_few_large_blocks() -> None:
     assert plan.block_size % 4 == 0 and plan.block_size * 100 >= 1 << 30
     with pytest.raises(ValueError, match="1 to 100"):
         plan_parity([10], 0)
+
+
+@pytest.mark.parametrize(
+    ("size", "percent", "block", "recovery"),
+    [
+        (100 << 10, 10, 1024, 10),  # tiny: 100 blocks, as ever
+        (1 << 20, 10, 4096, 26),  # small: sector-sized blocks, many damage sites (cheap)
+        (100 << 20, 10, 256 << 10, 40),  # data x recovery blocks = the budget (4 GiB)
+        (8 << 30, 10, 85899348, 10),  # large: the floor, a cost proportional to the data
+        (1 << 30, 50, 53687092, 10),  # more percent: bigger blocks, not more of them
+    ],
+)
+def test_recovery_blocks_follow_the_cpu_budget(
+    size: int, percent: int, block: int, recovery: int
+) -> None:
+    plan = plan_parity([size], percent)
+    assert (plan.block_size, plan.recovery_blocks) == (block, recovery)
+    assert plan.recovery_blocks * plan.block_size >= size * percent // 100
+
+
+def test_parts_without_scratch_space_are_covered_from_the_media(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_space(*_: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(parity, "_copy_slice", no_space)
+    mount = tmp_path / "usb"
+    parts, _ = _export(tmp_path, mount, 40, parts_in="airseal.par2")
+    assert _names_in(mount, "payloads.par2") == {"airseal/actions/whole/payload/small.conf"}
+    _damage(parts)
+    assert repair_media(mount).ok
+
+
+def test_a_payload_the_background_set_skipped_is_covered_from_the_media(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A creator that leaves a file out (par2cmdline-turbo skips links) loses no coverage: what
+    ``payloads.par2`` names is read back, the rest goes to ``airseal.par2``."""
+    creator = tmp_path / "par2-drops-the-last-file"
+    creator.write_text('#!/bin/bash\nexec par2 "${@:1:$#-1}"\n')
+    creator.chmod(0o755)
+    monkeypatch.setattr(parity, "PAR2_TOOL", str(creator))
+    mount = tmp_path / "usb"
+    parts, _ = _export(tmp_path, mount, 40, skipped="airseal/actions/whole/payload/small.conf")
+    monkeypatch.undo()
+    _damage(parts)
+    assert repair_media(mount).ok
 
 
 def test_a_missing_par2_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
