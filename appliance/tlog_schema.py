@@ -52,3 +52,41 @@ CREATE TRIGGER log_checkpoints_no_update BEFORE UPDATE ON log_checkpoints
 CREATE TRIGGER log_checkpoints_no_delete BEFORE DELETE ON log_checkpoints
     BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only'); END;
 """
+
+# --- lookups by leaf hash, digest and subject name (a later migration step) -------------------
+#
+# The expressions below are indexed and queried by the very same text (SQLite matches an
+# expression index only to an identical expression). ``json_valid`` first, so a body that is not
+# JSON (none is: bodies are canonical Rekor JSON) indexes as NULL instead of failing an append or
+# the upgrade of a home.
+
+ARTIFACT_DIGEST_SQL = (
+    "(CASE WHEN json_valid(CAST(body AS TEXT)) THEN coalesce("
+    "json_extract(CAST(body AS TEXT), '$.spec.data.hash.value'), "
+    "json_extract(CAST(body AS TEXT), '$.spec.payloadHash.value')) END)"
+)
+"""The entry's artifact digest (hex): a ``hashedrekord``'s data hash, a ``dsse``'s payload hash."""
+ENVELOPE_HASH_SQL = (
+    "(CASE WHEN json_valid(CAST(body AS TEXT)) THEN "
+    "json_extract(CAST(body AS TEXT), '$.spec.envelopeHash.value') END)"
+)
+"""A ``dsse`` entry's envelope hash (hex)."""
+SUBJECT_NAME_SQL = "(lower(substr(subject, instr(subject, ' ') + 1)))"
+"""The subject after its first word, lower case: the action id of ``action ID vN``, the file of
+``blob NAME``, the number of ``export statement N``."""
+
+LOG_INDEX_NAMES = (
+    "log_entries_by_leaf_hash",
+    "log_entries_by_digest",
+    "log_entries_by_envelope_hash",
+    "log_entries_by_subject_name",
+)
+LOG_INDEX_MIGRATION = f"""
+CREATE INDEX log_entries_by_leaf_hash ON log_entries (leaf_hash);
+CREATE INDEX log_entries_by_digest ON log_entries {ARTIFACT_DIGEST_SQL};
+CREATE INDEX log_entries_by_envelope_hash ON log_entries {ENVELOPE_HASH_SQL};
+CREATE INDEX log_entries_by_subject_name ON log_entries {SUBJECT_NAME_SQL};
+"""
+"""Indexes for lookups by leaf hash (Rekor UUIDs: `airseal log serve`), by artifact digest or
+envelope hash, and by the subject's name (the Log screen's search); an existing home builds
+them when it is opened (one transaction: a failure leaves the database as it was)."""
