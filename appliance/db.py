@@ -186,7 +186,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: the embedded transparency log (its own module, so the step can be renumbered)
     LOG_MIGRATION,
-    # 7: indexes on the log's entries: leaf hash, artifact digest, envelope hash, subject name
+    # 7: an index on the log's entries by leaf hash (Rekor UUID lookups)
     LOG_INDEX_MIGRATION,
 )
 

@@ -1,15 +1,12 @@
 """What the Log screen shows of the transparency log: a small read model, no proofs made.
 
 One query per part (the log row, the latest checkpoint, the newest matching entries), so it
-answers in milliseconds at 10^6 entries. Searching is case-insensitive. A search of 8 or more hex
-digits is a lookup, through the log's indexes (schema 7, :mod:`airseal.appliance.tlog_schema`):
-it matches the start of an entry's artifact digest (a ``hashedrekord``'s data hash, a
-``dsse``'s payload hash), of a ``dsse``'s envelope hash, of its leaf hash (a Rekor UUID), or of
-its subject's name (the action id of ``action ID vN``, the file of ``blob NAME``), or its index.
-Any other search matches a substring of the subject and kind (``blob``, ``export``, ``audit``,
-``v2``) or an exact index, scanning from the newest entry until ``limit`` are found. Witnesses
-are the site policy's, each with its cosignature on the note the appliance keeps
-(:func:`witness_views`).
+answers in milliseconds at 10^6 entries. Searching matches, case-insensitively, the entry's
+subject and kind (an action id, ``blob NAME``, ``export``, ``audit``), any hex digest written
+in its body (the artifact digest of a ``hashedrekord``, the payload and envelope hashes of a
+``dsse``; ``instr`` over the stored canonical body, so a digest prefix of 8+ hex digits is
+enough), a leaf hash prefix, or an exact index. Witnesses are the site policy's, each with
+its cosignature on the note the appliance keeps (:func:`witness_views`).
 """
 
 from __future__ import annotations
@@ -22,11 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from airseal.appliance.tlog_schema import (
-    ARTIFACT_DIGEST_SQL,
-    ENVELOPE_HASH_SQL,
-    SUBJECT_NAME_SQL,
-)
 from airseal.trustroot.errors import LogProofError
 from airseal.trustroot.tlog.checkpoint import SignedNote
 from airseal.trustroot.tlog.cosignature import WitnessKey, verify_cosignatures
@@ -146,29 +138,17 @@ def entry_digest(kind: str, body: bytes) -> str:
     return ""
 
 
-_PREFIX_END = "\U0010ffff"
-"""Appended to a prefix, the end of the range of strings that start with it."""
-
-
 def _where(search: str) -> tuple[str, list[Any]]:
     text = search.strip().lower()
     if not text:
         return "", []
-    if _HEX.match(text) and len(text) >= MIN_DIGEST_SEARCH:
-        # every part an index range; the expressions are tlog_schema's constants (the text the
-        # indexes were made from), every value is bound
-        parts = [f"SELECT idx FROM log_entries WHERE {expr} >= ? AND {expr} < ?"  # noqa: S608
-                 for expr in (ARTIFACT_DIGEST_SQL, ENVELOPE_HASH_SQL, SUBJECT_NAME_SQL)]
-        params: list[Any] = [text, text + _PREFIX_END] * 3
-        if len(text) <= 64:
-            parts.append("SELECT idx FROM log_entries WHERE leaf_hash BETWEEN ? AND ?")
-            params.extend([bytes.fromhex(text.ljust(64, "0")), bytes.fromhex(text.ljust(64, "f"))])
-        if text.isdigit():
-            parts.append("SELECT ?")
-            params.append(int(text))
-        return " WHERE idx IN (" + " UNION ".join(parts) + ")", params
     clauses = ["instr(lower(subject || ' ' || kind), ?) > 0"]
-    params = [text]
+    params: list[Any] = [text]
+    if _HEX.match(text) and len(text) >= MIN_DIGEST_SEARCH:
+        clauses.append("instr(body, CAST(? AS BLOB)) > 0")
+        params.append(text)
+        clauses.append("substr(lower(hex(leaf_hash)), 1, ?) = ?")
+        params.extend([len(text), text])
     if text.isdigit():
         clauses.append("idx = ?")
         params.append(int(text))

@@ -7,12 +7,12 @@ Prints:
   the ceiling a Rekor-style log (one SET per entry) can reach here;
 - inclusion and consistency proof generation time at the final size (mean and p99 over random
   indexes/sizes) and the number of tile reads each takes;
-- lookups at the final size, CPU and wall time per lookup: an entry by leaf hash (what `airseal log
-  serve` does for ``GET /api/v1/log/entries/{uuid}``, ``retrieve`` and the duplicate check before
-  a ``POST``), and the Log screen's search (:func:`log_overview`) by an artifact digest prefix, by
-  an action id, and by a word every entry's subject holds (the newest 500 of all). Each entry
-  has its own digest and action id. Run the same script over an older tree to compare
-  (``PYTHONPATH=<old tree>``: the schema and queries are the tree's);
+- lookups at the final size, CPU and wall time per lookup: an entry by leaf hash (indexed; what
+  `airseal log serve` does for ``GET /api/v1/log/entries/{uuid}``, ``retrieve`` and the duplicate
+  check before a ``POST``), and the Log screen's search (:func:`log_overview`, a scan) by an
+  artifact digest prefix, by an action id, and by a word every entry's subject holds (the newest
+  500 of all). Each entry has its own digest and action id. Run the same script over an older
+  tree to compare (``PYTHONPATH=<old tree>``: the schema and queries are the tree's);
 - the bytes the log adds to an export of 100 actions: the ``tlogEntries`` of 100 action bundles and
   the export statement's bundle, as serialised in the bundles (indent 2), at the final size; and
   the ``airseal/log/`` files (checkpoint and proofs: consistency from 64 earlier exports,
@@ -155,7 +155,7 @@ def main() -> None:
     for label, (cpu, wall, count) in lookups.items():
         print(f"  {label}: {cpu * 1000:.3f} ms CPU, {wall * 1000:.3f} ms wall (mean of {count})")
     if upgrade is not None:
-        print(f"upgrading a home at {size:,} entries to schema {schema} (the log indexes): "
+        print(f"upgrading a home at {size:,} entries to schema {schema} (the leaf-hash index): "
               f"{upgrade[0]:.2f} s CPU, {upgrade[1]:.2f} s wall")
     print(
         f"log bytes added to an export of 100 actions (101 bundles' tlogEntries): "
@@ -204,15 +204,16 @@ def _lookups(conn: sqlite3.Connection, size: int, rng: random.Random
 
     picks = rng.sample(range(size), 200)
     return {
-        "entry by leaf hash (log serve's UUID lookup)": timed(picks, by_leaf),
-        "Log screen search by a 16-digit digest prefix": timed(picks[:10], by_digest),
-        "Log screen search by an action id": timed(picks[10:20], by_action),
-        "Log screen search matching every entry (newest 500)": timed(picks[20:25], broad),
+        "entry by leaf hash (log serve's UUID lookup, the schema 7 index)": timed(picks, by_leaf),
+        "Log screen search by a 16-digit digest prefix (a scan of bodies)":
+            timed(picks[:10], by_digest),
+        "Log screen search by an action id (a scan of subjects)": timed(picks[10:20], by_action),
+        "Log screen search matching every entry (newest 500, a scan)": timed(picks[20:25], broad),
     }
 
 
 def _upgrade_seconds(conn: sqlite3.Connection) -> tuple[float, float] | None:
-    """How long an existing home's database takes to gain the log indexes (the last migration,
+    """How long an existing home's database takes to gain the leaf-hash index (the last migration,
     undone here and run again), or None in a tree without them."""
     from airseal._internal.migrations import migrate
     from airseal.appliance import tlog_schema
