@@ -13,7 +13,7 @@ import sqlite_utils
 
 from airseal._internal import migrations
 from airseal.appliance.home import Home
-from airseal.appliance.tlog_schema import LOG_MIGRATION
+from airseal.appliance.tlog_schema import LOG_INDEX_MIGRATION, LOG_MIGRATION
 
 # Each entry moves the schema from version i to i+1. Never edit a released entry: add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -186,6 +186,8 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 6: the embedded transparency log (its own module, so the step can be renumbered)
     LOG_MIGRATION,
+    # 7: an index on the log's entries by leaf hash (Rekor UUID lookups)
+    LOG_INDEX_MIGRATION,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -187,6 +187,12 @@ class SlotEmpty(YubiKeyError):
     hint = "generate a key first: `airseal piv generate-key --slot SLOT`"
 
 
+class FirmwareTooOld(YubiKeyError):
+    """The YubiKey's firmware lacks what was asked (named in the message with the firmware)."""
+
+    title = "YubiKey firmware too old"
+
+
 class AttestationInvalid(ApplianceError, VerificationError):
     """A YubiKey attestation did not verify to the trusted roots: the key's origin is unproven."""
 

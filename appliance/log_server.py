@@ -112,9 +112,7 @@ class LogService:
             return rekor_api.log_entry_json(log.entry(index))
 
     def _index_of_leaf(self, log: TransparencyLog, leaf: bytes) -> int | None:
-        # No index on leaf_hash (the schema is shared): a scan, fine at an appliance's size.
-        row = log.conn.execute("SELECT idx FROM log_entries WHERE leaf_hash = ?", [leaf]).fetchone()
-        return None if row is None else int(row[0])
+        return log.index_of_leaf(leaf)
 
     def entry_by_uuid(self, uuid: str) -> dict[str, Any]:
         leaf = rekor_api.leaf_of_uuid(uuid)

@@ -14,6 +14,7 @@ from airseal.appliance.errors import PasswordError
 
 PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105  (the variable name, cosign's convention)
 PIN_ENV = "AIRSEAL_PIN"
+MANAGEMENT_KEY_ENV = "AIRSEAL_MANAGEMENT_KEY"
 
 
 class Prompter(Protocol):
@@ -44,4 +45,13 @@ def token_pin(prompter: Prompter, purpose: str) -> str:
     value = os.environ.get(PIN_ENV)
     if value is None:
         value = prompter.secret(purpose)
+    return value
+
+
+def piv_management_key(prompter: Prompter) -> str:
+    """A YubiKey PIV management key (hex): ``AIRSEAL_MANAGEMENT_KEY`` if set, else asked (only
+    when the YubiKey keeps neither the default nor a PIN-protected key)."""
+    value = os.environ.get(MANAGEMENT_KEY_ENV)
+    if value is None:
+        value = prompter.secret("YubiKey PIV management key (hex)")
     return value

@@ -212,6 +212,13 @@ class TransparencyLog:
             ),
         )
 
+    def index_of_leaf(self, leaf_hash: bytes) -> int | None:
+        """The index of the entry with this leaf hash (a Rekor UUID names it), through the
+        leaf-hash index of schema 7."""
+        row = self.conn.execute(
+            "SELECT idx FROM log_entries WHERE leaf_hash = ?", [leaf_hash]).fetchone()
+        return None if row is None else int(row[0])
+
     def consistency(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         new = self.size if new_size is None else new_size
         if not 0 <= old_size <= new <= self.size:

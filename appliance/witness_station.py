@@ -8,9 +8,12 @@ the last one it cosigned (a proof from that size must be in the request's ``proo
 `airseal log witness-request` writes them), refuses a fork or a shrink naming both checkpoints,
 and only then signs a C2SP ``cosignature/v1`` and remembers the new checkpoint (atomically).
 
-Keys: Ed25519 file keys, as cosignature/v1 requires. A YubiKey's PIV applet signs Ed25519 only
-from firmware 5.7, and our PIV and PKCS#11 signers do ECDSA/RSA digests, so hardware witness
-keys are not supported yet.
+Keys: Ed25519, as cosignature/v1 requires: a file key, or a key in a YubiKey PIV slot
+(firmware 5.7 or later; generated in an empty slot, or an Ed25519 key already there), recorded
+in ``witness.json`` as ``yubikey: {serial, slot}`` and used through
+:mod:`airseal.appliance.signers.piv.ed25519_keys`. Its PIN comes from ``AIRSEAL_PIN`` or the
+prompter, as for the appliance's YubiKey keys. Every YubiKey step (and its PIN) comes before
+anything is written, so a refused PIN leaves the station as it was.
 """
 
 from __future__ import annotations
@@ -18,19 +21,23 @@ from __future__ import annotations
 import base64
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airseal._internal.atomic import read_capped, write_atomic
 from airseal.appliance.errors import ApplianceError, UsageError
-from airseal.appliance.prompts import Prompter, key_password
+from airseal.appliance.prompts import Prompter, key_password, piv_management_key, token_pin
 from airseal.trustroot.keys import load_public_key, spki_pem
 from airseal.trustroot.tlog.checkpoint import MAX_NOTE_BYTES, Checkpoint, check_origin
 from airseal.trustroot.tlog.cosignature import WitnessKey, cosign
 from airseal.trustroot.tlog.media_proofs import MAX_PROOFS_BYTES, MediaProofs
 from airseal.trustroot.tlog.witness_state import advance_checkpoint
+
+if TYPE_CHECKING:
+    from airseal.appliance.signers.piv import PivEd25519Key, SmartCardFactory
 
 HOME_ENV = "AIRSEAL_WITNESS_HOME"
 STATE_NAME = "witness.json"
@@ -56,9 +63,12 @@ class WitnessStatus:
     origin: str
     last: Checkpoint | None
     last_cosigned: str | None
+    key: str = "file"
+    """Where the private key is: ``file``, or ``YubiKey SERIAL slot SLOT``."""
 
     def describe(self) -> list[str]:
-        lines = [f"Witness {self.name}", f"  vkey    {self.vkey}", f"  watches {self.origin}"]
+        lines = [f"Witness {self.name}", f"  vkey    {self.vkey}", f"  key     {self.key}",
+                 f"  watches {self.origin}"]
         if self.last is None:
             lines.append("  has cosigned nothing yet")
         else:
@@ -66,10 +76,29 @@ class WitnessStatus:
         return lines
 
 
+@dataclass(frozen=True)
+class YubiKeyWitnessKey:
+    """Where ``init`` puts the witness key on a YubiKey: ``slot``, and ``use_existing`` to take
+    the Ed25519 key already there instead of generating one in an empty slot."""
+
+    slot: str = "9c"
+    serial: int | None = None
+    use_existing: bool = False
+
+
 class WitnessStation:
-    def __init__(self, home: Path, prompter: Prompter) -> None:
+    def __init__(self, home: Path, prompter: Prompter, *,
+                 open_yubikey: Callable[[int | None], SmartCardFactory] | None = None) -> None:
         self.home = home
         self.prompter = prompter
+        self._open_yubikey = open_yubikey
+
+    def _yubikey(self, serial: int | None) -> SmartCardFactory:
+        if self._open_yubikey is not None:
+            return self._open_yubikey(serial)
+        from airseal.appliance.signers.piv import yubikey
+
+        return yubikey(serial)
 
     @property
     def state_path(self) -> Path:
@@ -83,8 +112,10 @@ class WitnessStation:
         data: dict[str, Any] = json.loads(read_capped(self.state_path, 256 * 1024))
         return data
 
-    def init(self, name: str, log_key_file: Path, origin: str) -> WitnessStatus:
-        """Create the station: an Ed25519 key under the password, and the log it watches."""
+    def init(self, name: str, log_key_file: Path, origin: str, *,
+             yubikey: YubiKeyWitnessKey | None = None) -> WitnessStatus:
+        """Create the station: an Ed25519 key (under the password, or on a YubiKey), and the log
+        it watches."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519
 
@@ -100,6 +131,14 @@ class WitnessStation:
 
         subject = str(log_key_file)
         log_key = load_public_key(read_capped(log_key_file, MAX_KEY_PEM_BYTES), subject=subject)
+        state = {"schemaVersion": 1, "name": name, "origin": origin,
+                 "logKey": spki_pem(log_key).decode(), "last": None}
+        if yubikey is not None:
+            on_card = self._yubikey_key(yubikey)
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._write({**state, "publicKey": base64.b64encode(on_card.public_key).decode(),
+                         "yubikey": on_card.to_record()})
+            return self.status()
         password = key_password(self.prompter, "Password for the witness key", confirm=True)
         key = ed25519.Ed25519PrivateKey.generate()
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -107,10 +146,25 @@ class WitnessStation:
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_atomic(self.home / KEY_NAME, pem, mode=0o600, exclusive=True)
         public = key.public_key().public_bytes_raw()
-        self._write({"schemaVersion": 1, "name": name,
-                     "publicKey": base64.b64encode(public).decode(), "origin": origin,
-                     "logKey": spki_pem(log_key).decode(), "last": None})
+        self._write({**state, "publicKey": base64.b64encode(public).decode()})
         return self.status()
+
+    def _yubikey_key(self, where: YubiKeyWitnessKey) -> PivEd25519Key:
+        from airseal.appliance.signers.piv import ed25519_slot_key
+
+        return ed25519_slot_key(
+            self._yubikey(where.serial), slot=where.slot, use_existing=where.use_existing,
+            pin=lambda: token_pin(self.prompter, "YubiKey PIV PIN"),
+            management_key=lambda: piv_management_key(self.prompter),
+            notice=self.prompter.notice, subject="Airseal witness key")
+
+    def _card_key(self, data: dict[str, Any]) -> PivEd25519Key | None:
+        record = data.get("yubikey")
+        if record is None:
+            return None
+        from airseal.appliance.signers.piv import PivEd25519Key
+
+        return PivEd25519Key.from_record(record, str(data["publicKey"]))
 
     def _write(self, data: dict[str, Any]) -> None:
         write_atomic(self.state_path, (json.dumps(data, indent=2) + "\n").encode(), mode=0o600)
@@ -121,14 +175,13 @@ class WitnessStation:
         last = data.get("last")
         point = None if last is None else Checkpoint(
             data["origin"], int(last["size"]), base64.b64decode(last["rootHash"]))
+        card = self._card_key(data)
         return WitnessStatus(witness.name, witness.vkey(), data["origin"], point,
-                             None if last is None else str(last["cosigned"]))
+                             None if last is None else str(last["cosigned"]),
+                             "file" if card is None else card.describe())
 
     def cosign(self, request: Path, output: Path, *, now: datetime) -> Checkpoint:
         """Cosign ``request/checkpoint`` if it extends what this witness cosigned before."""
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-
         data = self._state()
         status = self.status()
         note = read_capped(request / "checkpoint", MAX_NOTE_BYTES).decode("utf-8", "replace")
@@ -151,6 +204,30 @@ class WitnessStation:
         if new.size != proofs.tree_size:
             raise WitnessError(f"the proofs are for size {proofs.tree_size}, the checkpoint for "
                                f"{new.size}", subject=str(request / "proofs.json"))
+        witness = WitnessKey(status.name, base64.b64decode(data["publicKey"]))
+        sign = self._signer(data)
+        cosigned = cosign(note, witness, sign, timestamp=int(now.timestamp()))
+        data["last"] = {"size": new.size, "rootHash": base64.b64encode(new.root_hash).decode(),
+                        "cosigned": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self._write(data)  # remembered before the cosignature leaves: never cosign a fork later
+        write_atomic(output, cosigned.encode())
+        return new
+
+    def _signer(self, data: dict[str, Any]) -> Callable[[bytes], bytes]:
+        """What signs for this witness: the YubiKey slot (its PIN asked when it signs), or the
+        file key opened with its password now."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
+
+        card = self._card_key(data)
+        if card is not None:
+            from airseal.appliance.signers.piv import sign_ed25519
+
+            factory = self._yubikey(card.serial)
+            return lambda message: sign_ed25519(
+                factory, card, message,
+                pin=lambda: token_pin(self.prompter, f"PIN for {card.describe()}"),
+                notice=self.prompter.notice)
         password = key_password(self.prompter, "Password for the witness key")
         try:
             key = serialization.load_pem_private_key(
@@ -161,10 +238,4 @@ class WitnessStation:
             raise PasswordError("the password does not open the witness key",
                                 subject=str(self.home / KEY_NAME)) from None
         assert isinstance(key, ed25519.Ed25519PrivateKey)
-        witness = WitnessKey(status.name, base64.b64decode(data["publicKey"]))
-        cosigned = cosign(note, witness, key.sign, timestamp=int(now.timestamp()))
-        data["last"] = {"size": new.size, "rootHash": base64.b64encode(new.root_hash).decode(),
-                        "cosigned": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
-        self._write(data)  # remembered before the cosignature leaves: never cosign a fork later
-        write_atomic(output, cosigned.encode())
-        return new
+        return key.sign

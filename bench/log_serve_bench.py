@@ -3,7 +3,7 @@
 Prints mean and p99 wall time and the CPU time (user+sys) of the process, client and server
 together, per request for:
 ``GET /api/v1/log``, ``GET /api/v1/log/entries?logIndex=N`` (entry, SET, inclusion proof),
-``GET /api/v1/log/entries/{uuid}`` (a scan: no index on leaf hashes), ``GET /api/v1/log/proof``,
+``GET /api/v1/log/entries/{uuid}`` (the leaf-hash index of schema 7), ``GET /api/v1/log/proof``,
 a full tile, and ``POST /api/v1/log/entries`` (signature check, append with SET, checkpoint).
 Client and server share the process (one keep-alive-less connection per request, as curl).
 
@@ -101,7 +101,7 @@ def main() -> None:
         measure("GET /api/v1/log", args.requests, lambda i: request("GET", "/api/v1/log"))
         measure("GET entries?logIndex=N", args.requests, lambda i: request(
             "GET", f"/api/v1/log/entries?logIndex={rng.randrange(size)}"))
-        measure("GET entries/{uuid} (scan)", min(args.requests, 50),
+        measure("GET entries/{uuid} (leaf-hash index)", min(args.requests, 50),
                 lambda i: request("GET", f"/api/v1/log/entries/{uuids[i]}"))
         measure("GET proof?firstSize&lastSize", args.requests, lambda i: request(
             "GET", f"/api/v1/log/proof?firstSize={rng.randrange(1, size)}&lastSize={size}"))

@@ -7,6 +7,12 @@ Prints:
   the ceiling a Rekor-style log (one SET per entry) can reach here;
 - inclusion and consistency proof generation time at the final size (mean and p99 over random
   indexes/sizes) and the number of tile reads each takes;
+- lookups at the final size, CPU and wall time per lookup: an entry by leaf hash (indexed; what
+  `airseal log serve` does for ``GET /api/v1/log/entries/{uuid}``, ``retrieve`` and the duplicate
+  check before a ``POST``), and the Log screen's search (:func:`log_overview`, a scan) by an
+  artifact digest prefix, by an action id, and by a word every entry's subject holds (the newest
+  500 of all). Each entry has its own digest and action id. Run the same script over an older
+  tree to compare (``PYTHONPATH=<old tree>``: the schema and queries are the tree's);
 - the bytes the log adds to an export of 100 actions: the ``tlogEntries`` of 101 bundles as the
   appliance keeps them (indent 2), at the final size; and, for 100 real DSSE action bundles
   signed one after another or ``--spread-gap`` entries apart, what the media carries instead:
@@ -25,6 +31,7 @@ Targets (issue 12): >= 10,000 appends/s; proofs < 1 ms; < 64 KiB per 100-action 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import random
 import sqlite3
@@ -71,12 +78,15 @@ def main() -> None:
 
         # A realistic body: a hashedrekord entry is about 700 bytes.
         template = entries.hashedrekord_body(b"\x11" * 32, b"\x22" * 71, signer.public_key)
+        placeholder = (b"\x11" * 32).hex().encode()
+        assert template.count(placeholder) == 1
         start, cpu_start = time.perf_counter(), time.process_time()
         done = 0
         while done < args.entries:
             n = min(args.batch, args.entries - done)
             batch = [
-                ts.NewEntry("hashedrekord", template[:-2] + str(done + i).encode() + b"}}", "b")
+                ts.NewEntry("hashedrekord", _unique(template, placeholder, done + i),
+                            f"action {done + i:012x} v1")
                 for i in range(n)
             ]
             log.append(batch, signer, now=now)
@@ -115,6 +125,10 @@ def main() -> None:
             con_times.append(time.perf_counter() - t)
             con_reads.append(reads)
 
+        lookups = _lookups(conn, size, rng)
+        schema = conn.execute("PRAGMA user_version").fetchone()[0]
+        upgrade = _upgrade_seconds(conn)
+
         added = 0
         parts = {"canonicalizedBody": 0, "inclusionProof.hashes": 0, "checkpoint": 0, "SET": 0}
         for index in rng.sample(range(size), 101):
@@ -141,6 +155,12 @@ def main() -> None:
     )
     print(f"inclusion proof at {size:,}: {ms(inc_times)}; tile reads max {max(inc_reads)}")
     print(f"consistency proof to {size:,}: {ms(con_times)}; tile reads max {max(con_reads)}")
+    print(f"lookups at {size:,} (schema {schema}; CPU = user+sys of this process, per lookup):")
+    for label, (cpu, wall, count) in lookups.items():
+        print(f"  {label}: {cpu * 1000:.3f} ms CPU, {wall * 1000:.3f} ms wall (mean of {count})")
+    if upgrade is not None:
+        print(f"upgrading a home at {size:,} entries to schema {schema} (the leaf-hash index): "
+              f"{upgrade[0]:.2f} s CPU, {upgrade[1]:.2f} s wall")
     print(
         f"log bytes in 101 bundles as the appliance keeps them (their tlogEntries; before "
         f"issue 12 the media carried all of it, plus log/): "
@@ -151,6 +171,67 @@ def main() -> None:
     print("log bytes an export of 100 actions carries (issue 12 target: < 64 KiB on the media):")
     for k, v in media.items():
         print(f"  {k}: {v:,} bytes ({v / 1024:.1f} KiB)")
+
+
+def _unique(template: bytes, placeholder: bytes, n: int) -> bytes:
+    """The template body with its own artifact digest (SHA-256 of ``n``), still canonical JSON."""
+    return template.replace(placeholder, hashlib.sha256(b"%d" % n).hexdigest().encode())
+
+
+def _lookups(conn: sqlite3.Connection, size: int, rng: random.Random
+             ) -> dict[str, tuple[float, float, int]]:
+    from airseal.appliance.log_view import log_overview
+
+    def timed(items: list[int], one) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+        cpu, wall = time.process_time(), time.perf_counter()
+        for item in items:
+            one(item)
+        return ((time.process_time() - cpu) / len(items),
+                (time.perf_counter() - wall) / len(items), len(items))
+
+    def by_leaf(index: int) -> None:
+        leaf = conn.execute("SELECT leaf_hash FROM log_entries WHERE idx = ?", [index]).fetchone()
+        row = conn.execute("SELECT idx FROM log_entries WHERE leaf_hash = ?", [leaf[0]]).fetchone()
+        assert row[0] == index
+
+    def by_digest(index: int) -> None:
+        found = log_overview(conn, search=hashlib.sha256(b"%d" % index).hexdigest()[:16])
+        assert [e.index for e in found.entries] == [index]
+
+    def by_action(index: int) -> None:
+        found = log_overview(conn, search=f"{index:012x}")
+        assert index in [e.index for e in found.entries]
+
+    def broad(_index: int) -> None:
+        assert len(log_overview(conn, search="action").entries) == min(size, 500)
+
+    picks = rng.sample(range(size), 200)
+    return {
+        "entry by leaf hash (log serve's UUID lookup, the schema 7 index)": timed(picks, by_leaf),
+        "Log screen search by a 16-digit digest prefix (a scan of bodies)":
+            timed(picks[:10], by_digest),
+        "Log screen search by an action id (a scan of subjects)": timed(picks[10:20], by_action),
+        "Log screen search matching every entry (newest 500, a scan)": timed(picks[20:25], broad),
+    }
+
+
+def _upgrade_seconds(conn: sqlite3.Connection) -> tuple[float, float] | None:
+    """How long an existing home's database takes to gain the leaf-hash index (the last migration,
+    undone here and run again), or None in a tree without them."""
+    from airseal._internal.migrations import migrate
+    from airseal.appliance import tlog_schema
+    from airseal.appliance.db import MIGRATIONS
+
+    indexes = getattr(tlog_schema, "LOG_INDEX_NAMES", None)
+    if not indexes:
+        return None
+    version = len(MIGRATIONS)
+    for name in indexes:
+        conn.execute(f"DROP INDEX {name}")
+    conn.execute(f"PRAGMA user_version = {version - 1}")
+    cpu, wall = time.process_time(), time.perf_counter()
+    migrate(conn, MIGRATIONS)
+    return time.process_time() - cpu, time.perf_counter() - wall
 
 
 def _media_log_bytes(log, signer, now, template, rng, gap: int) -> dict[str, int]:  # type: ignore[no-untyped-def]

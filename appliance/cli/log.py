@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -76,13 +77,32 @@ def log_anchor(as_json: bool) -> None:
     _show(anchor.to_json() if as_json else None, anchor.describe())
 
 
+class _EntryRef(click.ParamType[int | str, Any]):
+    """An entry index, or a Rekor UUID (64 hex digits, or 80 with the tree id in front)."""
+
+    name = "INDEX|UUID"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> int | str:
+        text = str(value).strip()
+        if text.isdigit():
+            return int(text)
+        if len(text) in (64, 80) and all(c in "0123456789abcdefABCDEF" for c in text):
+            return text
+        self.fail(f"{value!r} is neither an entry index nor a UUID (64 or 80 hex digits)",
+                  param, ctx)
+
+
 @examples(
     'airseal log get 0',
+    'airseal log get c2ac548aa97f1f8e5d49a217cdada3418c9fcb5dbaa100f5f6c329bf427ea626',
 )
 @log_group.command(name="get")
-@click.argument("index", type=click.IntRange(min=0))
-def log_get(index: int) -> None:
-    """Entry INDEX as a bundle `tlogEntries` item (JSON), with its verified inclusion proof."""
+@click.argument("index", metavar="INDEX|UUID", type=_EntryRef())
+def log_get(index: int | str) -> None:
+    """Entry INDEX, or the entry a UUID names (its leaf hash, as `log serve` and Rekor name
+    entries; found through an index), as a bundle `tlogEntries` item (JSON), with its verified
+    inclusion proof."""
     emit_json(open_appliance().log_get(index))
 
 

@@ -233,9 +233,20 @@ class TransparencyLogMethods:
             return AuditAnchor(0, "", None)
         return AuditAnchor(head.seq, head.hash, index)
 
-    def log_get(self, index: int) -> dict[str, Any]:
-        """Entry ``index`` as a ``tlogEntries`` item, proved against the latest checkpoint."""
+    def log_get(self, index: int | str) -> dict[str, Any]:
+        """Entry ``index`` (or the entry a Rekor UUID names: its leaf hash, 64 or 80 hex digits)
+        as a ``tlogEntries`` item, proved against the latest checkpoint."""
         log = self._log()
+        if isinstance(index, str):
+            from airseal.appliance.tlog_store import LogError
+            from airseal.trustroot.tlog.rekor_api import leaf_of_uuid
+
+            found = log.index_of_leaf(leaf_of_uuid(index))
+            if found is None:
+                raise LogError(f"no entry with UUID {index.lower()} is in the log",
+                               hint="a UUID is an entry's leaf hash (64 hex digits), or 80 with "
+                                    "the tree id in front")
+            index = found
         entry = log.entry(index)
         self._check_entry(log, entry)
         return {"schemaVersion": 1, "entry": entry.to_json()}

@@ -222,6 +222,42 @@ def test_missing_witness_quorum_is_refused(enrolled, agent_signer, site) -> None
     assert report.status == "completed", report.error
 
 
+def test_a_yubikey_witness_meets_the_quorum(enrolled, agent_signer, site, tmp_path,
+                                           monkeypatch) -> None:
+    """A witness station with its key on a (software) YubiKey: its cosignature is what the
+    agent's quorum check accepts (tests/appliance/test_witness_yubikey.py covers the station)."""
+    from airseal.appliance.witness_station import WitnessStation, YubiKeyWitnessKey
+    from airseal.trustroot.tlog.media_proofs import MediaProofs
+    from tests.realparts.soft_piv import SoftPivCard, SoftPivConnection, TestAttestationCA
+
+    class Pin:
+        def secret(self, prompt: str, *, confirm: bool = False) -> str:
+            return "123456"
+
+        def notice(self, message: str) -> None:
+            pass
+
+    monkeypatch.delenv("AIRSEAL_PIN", raising=False)
+    card = SoftPivCard(TestAttestationCA.generate())
+    station = WitnessStation(tmp_path / "w", Pin(),
+                             open_yubikey=lambda _serial: lambda: SoftPivConnection(card))
+    (tmp_path / "log.pub").write_bytes(spki_pem(site.log.signer.public_key))
+    status = station.init("witness.site.example/yk", tmp_path / "log.pub", site.log.origin,
+                          yubikey=YubiKeyWitnessKey("9a"))
+    witness = WitnessKey.from_vkey(status.vkey)
+    trust = replace(site.log.trust, witnesses=(witness,), quorum=1)
+    point = site.log.log.latest_checkpoint()
+    req = tmp_path / "req"
+    req.mkdir()
+    (req / "checkpoint").write_text(point.note)
+    proofs = MediaProofs(site.log.origin, point.checkpoint.size, {})
+    (req / "proofs.json").write_bytes(proofs.to_bytes())
+    station.cosign(req, req / "cosigned", now=utcnow())
+    report = run(enrolled, agent_signer, site.media("yk", note=(req / "cosigned").read_text()),
+                 trust)
+    assert report.status == "completed", report.error
+
+
 def test_the_couriers_check_reads_the_log_files_without_keys(site: Site) -> None:
     from airseal.media.check import check_media
 

@@ -49,6 +49,15 @@ def test_status_get_prove_verify_and_trusted_root(airseal, logged_home, tmp_path
     assert status["checkpoint"].startswith("log.site.example\n5\n")
     got = json.loads(airseal("log", "get", "2").stdout)
     assert got["entry"]["logIndex"] == "2"
+    # the same entry by its Rekor UUID (its leaf hash; 80 digits with a tree id in front)
+    from airseal.trustroot.tlog import merkle
+
+    uuid = merkle.leaf_hash(base64.b64decode(got["entry"]["canonicalizedBody"])).hex()
+    assert json.loads(airseal("log", "get", uuid.upper()).stdout) == got
+    assert json.loads(airseal("log", "get", "0" * 16 + uuid).stdout) == got
+    missing = airseal("log", "get", "ab" * 32)
+    assert missing.code == 3 and "no entry with UUID" in missing.stderr
+    assert airseal("log", "get", "ab" * 31).code == 2  # neither an index nor a UUID
     proof = json.loads(airseal("log", "prove", "--from-size", "2", "--json").stdout)
     assert (proof["kind"], proof["oldSize"], proof["newSize"]) == ("consistency", 2, 5)
     assert airseal("log", "prove", "--index", "4").code == 0

@@ -382,8 +382,9 @@ def test_schema_4_database_migrates_to_5_keeping_its_rows(tmp_path: Path) -> Non
     conn.close()
 
     db = open_database(home)
-    # 5: the mirror's sigstore_roots, 6: the embedded transparency log, both on an old home
-    assert schema_version(db) == SCHEMA_VERSION == 6
+    # 5: the mirror's sigstore_roots, 6: the embedded transparency log, 7: its lookup indexes,
+    # all on an old home
+    assert schema_version(db) == SCHEMA_VERSION == 7
     assert [row["sha256"] for row in db.query("SELECT sha256 FROM files")] == ["ab"]
     assert db["sigstore_roots"].count == 0  # type: ignore[union-attr]
     assert db["log_entries"].count == 0  # type: ignore[union-attr]

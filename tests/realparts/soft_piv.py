@@ -11,8 +11,10 @@ What it reproduces (see ../shared/interop/yubico/PIV-APDUS.md):
 - PIN and PUK with retry counters (63Cx, 6983 when blocked), CHANGE REFERENCE, RESET RETRY, and
   RESET only when both are blocked (else 6985);
 - management key mutual authentication, TDES and AES, with optional touch, and SET MANAGEMENT KEY;
-- key generation (EC P-256/P-384, RSA-2048) with PIN policy (9c defaults to ALWAYS: a VERIFY must
-  come right before every private-key operation, else 6982; 9a defaults to ONCE) and touch policy
+- key generation (EC P-256/P-384, RSA-2048, and Ed25519 as firmware 5.7+ has it: algorithm
+  0xE0, public key in tag 0x86, the whole message signed; refused below 5.7) with PIN policy
+  (9c defaults to ALWAYS: a VERIFY must come right before every private-key operation, else
+  6982; 9a defaults to ONCE) and touch policy
   (a ``touch`` callback decides whether the operator touched; a denied touch answers 6985; CACHED
   lasts 15 s on the injected clock);
 - GET DATA / PUT DATA objects, the PIN-protected PRINTED object (where ykman keeps a protected
@@ -38,7 +40,7 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.x509.oid import NameOID
@@ -72,7 +74,8 @@ DEFAULT_MANAGEMENT_KEY = bytes.fromhex("0102030405060708010203040506070801020304
 MGMT_TDES, MGMT_AES128, MGMT_AES192, MGMT_AES256 = 0x03, 0x08, 0x0A, 0x0C
 _MGMT_KEY_LEN = {MGMT_TDES: 24, MGMT_AES128: 16, MGMT_AES192: 24, MGMT_AES256: 32}
 
-ALG_RSA2048, ALG_ECCP256, ALG_ECCP384 = 0x07, 0x11, 0x14
+ALG_RSA2048, ALG_ECCP256, ALG_ECCP384, ALG_ED25519 = 0x07, 0x11, 0x14, 0xE0
+SlotKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 
 PIN_POLICY_DEFAULT, PIN_POLICY_NEVER, PIN_POLICY_ONCE, PIN_POLICY_ALWAYS = 0, 1, 2, 3
 TOUCH_DEFAULT, TOUCH_NEVER, TOUCH_ALWAYS, TOUCH_CACHED = 0, 1, 2, 3
@@ -183,7 +186,7 @@ class TestAttestationCA:
 
 @dataclass
 class _Slot:
-    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    key: SlotKey
     algorithm: int
     pin_policy: int
     touch_policy: int
@@ -452,7 +455,9 @@ class SoftPivCard:
         )
 
     @staticmethod
-    def _public_key_tlv(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
+    def _public_key_tlv(key: SlotKey) -> bytes:
+        if isinstance(key, ed25519.Ed25519PrivateKey):
+            return Tlv(0x86, key.public_key().public_bytes_raw())
         if isinstance(key, rsa.RSAPrivateKey):
             numbers = key.public_key().public_numbers()
             n = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
@@ -606,8 +611,10 @@ class SoftPivCard:
         except ValueError:
             raise ApduStatus(SW_INCORRECT_DATA) from None
         algorithm = params.get(0x80, b"\0")[0]
-        key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-        if algorithm == ALG_ECCP256:
+        key: SlotKey
+        if algorithm == ALG_ED25519 and self.version >= (5, 7, 0):
+            key = ed25519.Ed25519PrivateKey.generate()
+        elif algorithm == ALG_ECCP256:
             key = ec.generate_private_key(ec.SECP256R1())
         elif algorithm == ALG_ECCP384:
             key = ec.generate_private_key(ec.SECP384R1())
@@ -645,7 +652,9 @@ class SoftPivCard:
         self._require_touch(slot.touch_policy)
         message = inner[0x81]
         key = slot.key
-        if isinstance(key, ec.EllipticCurvePrivateKey):
+        if isinstance(key, ed25519.Ed25519PrivateKey):  # PureEdDSA over the whole message
+            signature = key.sign(message)
+        elif isinstance(key, ec.EllipticCurvePrivateKey):
             size = (key.curve.key_size + 7) // 8
             if not 0 < len(message) <= size:
                 raise ApduStatus(SW_INCORRECT_DATA)

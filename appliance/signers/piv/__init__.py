@@ -10,7 +10,8 @@ when the YubiKey needs it, ``notice`` tells the operator to touch the key now.
 
 The modules, by concept: :mod:`.slots` (slot names, policies, :class:`PivKeyRef`), :mod:`.devices`
 (discovery, the machine-wide lock, device errors), :mod:`.access` (PIN, PUK, touch, management
-key, reset), :mod:`.info`, :mod:`.keys` (generate, read), :mod:`.attest` (reading an attestation;
+key, reset), :mod:`.info`, :mod:`.keys` (generate, read), :mod:`.ed25519_keys` (Ed25519 keys
+that sign whole messages: witness cosignatures), :mod:`.attest` (reading an attestation;
 :mod:`airseal.appliance.piv_attestation` decides what it proves) and :mod:`.signer`. Importers use
 the names below.
 """
@@ -36,6 +37,12 @@ from airseal.appliance.signers.piv.devices import (
     list_yubikeys,
     yubikey,
 )
+from airseal.appliance.signers.piv.ed25519_keys import (
+    ED25519_FIRMWARE,
+    PivEd25519Key,
+    ed25519_slot_key,
+    sign_ed25519,
+)
 from airseal.appliance.signers.piv.info import PivInfo, PivSlotInfo, piv_info
 from airseal.appliance.signers.piv.keys import (
     CERTIFICATE_DAYS,
@@ -58,6 +65,7 @@ from airseal.appliance.signers.piv.slots import (
 __all__ = [
     "ALGORITHMS",
     "CERTIFICATE_DAYS",
+    "ED25519_FIRMWARE",
     "LOCK_FILE_ENV",
     "LOCK_TIMEOUT_SECONDS",
     "MANAGEMENT_KEY_ALGORITHMS",
@@ -69,6 +77,7 @@ __all__ = [
     "NoticeCallback",
     "PinCallback",
     "PivAttestation",
+    "PivEd25519Key",
     "PivInfo",
     "PivKeyRef",
     "PivSigner",
@@ -77,6 +86,7 @@ __all__ = [
     "SmartCardFactory",
     "YubiKeyDevice",
     "attestation",
+    "ed25519_slot_key",
     "generate_key",
     "list_yubikeys",
     "parse_slot",
@@ -86,6 +96,7 @@ __all__ = [
     "set_management_key",
     "set_pin",
     "set_puk",
+    "sign_ed25519",
     "slot_name",
     "unblock_pin",
     "yubikey",

@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from ykman.piv import sign_certificate_builder
 from yubikit.core import NotSupportedError
 from yubikit.core.smartcard import SW, ApduError
-from yubikit.piv import PIN_POLICY, SLOT, TOUCH_POLICY, PivSession
+from yubikit.piv import KEY_TYPE, PIN_POLICY, SLOT, TOUCH_POLICY, PivSession
 
 from airseal.appliance.errors import SlotEmpty
 from airseal.appliance.signers.piv.access import (
@@ -83,42 +83,17 @@ def generate_key(
     key_type = choice_from(ALGORITHMS, algorithm, "PIV key algorithm")
     pin_p = choice_from(PIN_POLICIES, pin_policy, "PIN policy")
     touch_p = choice_from(TOUCH_POLICIES, touch_policy, "touch policy")
-    moment = now or dt.datetime.now(dt.UTC)
     with open_connection() as connection, device_errors("YubiKey PIV"):
         session = piv_session(connection)
         serial = device_serial(session)
         session.check_key_support(key_type, pin_p, touch_p, True)
         pin_verified = authenticate(session, pin=pin, management_key=management_key, notice=notice)
-        public_key = session.generate_key(slot_id, key_type, pin_p, touch_p)
-        try:
-            metadata = session.get_slot_metadata(slot_id)
-            effective_pin, effective_touch = metadata.pin_policy, metadata.touch_policy
-        except NotSupportedError:
-            effective_pin = pin_p if pin_p != PIN_POLICY.DEFAULT else PIN_POLICY.ONCE
-            effective_touch = touch_p if touch_p != TOUCH_POLICY.DEFAULT else TOUCH_POLICY.NEVER
-        device = f"YubiKey {serial}" if serial is not None else "YubiKey"
-        name = subject or f"Airseal {device} slot {slot_name(slot_id)}"
-        builder = (
-            x509.CertificateBuilder()
-            .public_key(public_key)
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(moment - dt.timedelta(minutes=5))
-            .not_valid_after(moment + dt.timedelta(days=CERTIFICATE_DAYS))
+        made = generate_in_slot(
+            session, slot_id, key_type, pin_p, touch_p, pin=pin, pin_verified=pin_verified,
+            notice=notice, serial=serial, subject=subject, now=now,
         )
-        if effective_pin == PIN_POLICY.ALWAYS or (
-            effective_pin == PIN_POLICY.ONCE and not pin_verified
-        ):
-            verify_pin(session, pin)
-        touch_notice(notice, effective_touch, serial)
-        try:
-            certificate = sign_certificate_builder(session, slot_id, key_type, builder)
-        except ApduError as exc:
-            if exc.sw == SW.CONDITIONS_NOT_SATISFIED:
-                raise touch_error("sign the key's certificate") from None
-            raise
-        session.put_certificate(slot_id, certificate)
+    public_key, certificate = made.public_key, made.certificate
+    effective_pin, effective_touch = made.pin_policy, made.touch_policy
     public_pem = spki_pem(cast(PublicKey, public_key)).decode("ascii")
     ref = PivKeyRef(serial, slot_name(slot_id), public_pem)
     return GeneratedPivKey(
@@ -128,6 +103,69 @@ def generate_key(
         touch_policy=policy_name(effective_touch),
         certificate_pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
     )
+
+
+@dataclass(frozen=True)
+class SlotKeyMade:
+    """A key just generated in a slot, with the policies the YubiKey applied and its
+    self-signed certificate (already written to the slot)."""
+
+    public_key: Any
+    pin_policy: PIN_POLICY
+    touch_policy: TOUCH_POLICY
+    certificate: x509.Certificate
+
+
+def generate_in_slot(
+    session: PivSession,
+    slot_id: SLOT,
+    key_type: KEY_TYPE,
+    pin_policy: PIN_POLICY,
+    touch_policy: TOUCH_POLICY,
+    *,
+    pin: PinCallback,
+    pin_verified: bool,
+    notice: NoticeCallback,
+    serial: int | None,
+    subject: str | None = None,
+    now: dt.datetime | None = None,
+) -> SlotKeyMade:
+    """Generate the key on an authenticated session and sign its certificate under the policies
+    the YubiKey applied (the PIN first when they need it, a touch notice when it will wait)."""
+    moment = now or dt.datetime.now(dt.UTC)
+    public_key = session.generate_key(slot_id, key_type, pin_policy, touch_policy)
+    try:
+        metadata = session.get_slot_metadata(slot_id)
+        effective_pin, effective_touch = metadata.pin_policy, metadata.touch_policy
+    except NotSupportedError:
+        effective_pin = pin_policy if pin_policy != PIN_POLICY.DEFAULT else PIN_POLICY.ONCE
+        effective_touch = (
+            touch_policy if touch_policy != TOUCH_POLICY.DEFAULT else TOUCH_POLICY.NEVER
+        )
+    device = f"YubiKey {serial}" if serial is not None else "YubiKey"
+    name = subject or f"Airseal {device} slot {slot_name(slot_id)}"
+    builder = (
+        x509.CertificateBuilder()
+        .public_key(public_key)
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(moment - dt.timedelta(minutes=5))
+        .not_valid_after(moment + dt.timedelta(days=CERTIFICATE_DAYS))
+    )
+    if effective_pin == PIN_POLICY.ALWAYS or (
+        effective_pin == PIN_POLICY.ONCE and not pin_verified
+    ):
+        verify_pin(session, pin)
+    touch_notice(notice, effective_touch, serial)
+    try:
+        certificate = sign_certificate_builder(session, slot_id, key_type, builder)
+    except ApduError as exc:
+        if exc.sw == SW.CONDITIONS_NOT_SATISFIED:
+            raise touch_error("sign the key's certificate") from None
+        raise
+    session.put_certificate(slot_id, certificate)
+    return SlotKeyMade(public_key, effective_pin, effective_touch, certificate)
 
 
 def read_key(open_connection: SmartCardFactory, slot: str = "9c") -> PivKeyRef:
