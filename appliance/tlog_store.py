@@ -639,18 +639,14 @@ def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, str, byte
     missing = []
     for subject, path, bundle in bundles:
         data = json.loads(bundle)
-        material = data.get("verificationMaterial") or {}
-        items = material.get("tlogEntries") or []
-        ours = [i for i in items if i.get("logId", {}).get("keyId") == wanted
-                and int(i["logIndex"]) < size]
+        ours = _move_site_entries(data, wanted, size)
         if not ours:
             missing.append(subject)
             on_media.append(bundle)
             continue
         for item in ours:
             carried.append(_carried_entry(path, data, entries.TlogEntry.from_json(item)))
-        material["tlogEntries"] = [i for i in items if not any(i is o for o in ours)]
-        on_media.append((json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8"))
+        on_media.append(_bundle_json(data))
     earlier = [
         int(row[0]) + 1 for row in log.conn.execute(
             "SELECT idx FROM log_entries WHERE subject LIKE ? AND idx < ? ORDER BY idx DESC "
@@ -666,6 +662,32 @@ def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, str, byte
     note = cosigned_note if cosigned_note is not None else latest.note
     return MediaLogFiles(size, note.encode("utf-8"), proofs.to_bytes(), tuple(missing),
                          tuple(on_media))
+
+
+def _move_site_entries(data: Any, log_id_b64: str, size: int) -> list[Any]:
+    """Take out of a parsed bundle the entries of this log below ``size`` (the ones an export
+    whose checkpoint has ``size`` entries carries in ``log/proofs.json``), and return them."""
+    material = data.get("verificationMaterial") or {}
+    items = material.get("tlogEntries") or []
+    ours = [i for i in items if i.get("logId", {}).get("keyId") == log_id_b64
+            and int(i["logIndex"]) < size]
+    if ours:
+        material["tlogEntries"] = [i for i in items if not any(i is o for o in ours)]
+    return ours
+
+
+def _bundle_json(data: Any) -> bytes:
+    return (json.dumps(data, indent=2, sort_keys=False) + "\n").encode("utf-8")
+
+
+def bundle_as_on_media(bundle: bytes, log_id: bytes, size: int) -> bytes:
+    """The bytes an export whose log checkpoint had ``size`` entries wrote to the media for
+    ``bundle`` (the bundle as kept, without this log's entries: section 8a). The export
+    statement lists the SHA-256 of these bytes, so evidence recreates them to show it."""
+    data = json.loads(bundle)
+    if not _move_site_entries(data, base64.b64encode(log_id).decode(), size):
+        return bundle
+    return _bundle_json(data)
 
 
 def _carried_entry(path: str, bundle: Any, entry: entries.TlogEntry) -> Any:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import replace
@@ -12,6 +13,7 @@ from airseal._internal.times import normalise_timestamp, utc_text
 from airseal.appliance.evidence import claims as c
 from airseal.appliance.evidence.model import Claim, Evidence, EvidenceSource
 from airseal.appliance.evidence.report_html import render_report
+from airseal.appliance.tlog_store import bundle_as_on_media
 
 SCHEMA_VERSION = 1
 SECTIONS = (
@@ -63,12 +65,14 @@ def build_evidence(source: EvidenceSource) -> Evidence:
 
     action_docs: list[dict[str, Any]] = []
     bundle_paths: dict[tuple[str, int], str] = {}
+    bundle_bytes: dict[tuple[str, int], bytes] = {}
     vendor_keys: dict[str, str] = {}
     for a in source.actions:
         slug = f"action-{a.id}-v{a.version}"
         layout = c.lay_out_dsse(ev, f"actions/{a.id}-v{a.version}", a.bundle,
                                 "action.sigstore.json")
         bundle_paths[(a.id, a.version)] = layout.bundle_path
+        bundle_bytes[(a.id, a.version)] = a.bundle
         signers = [c.signer_of(layout, i, distributors) for i in range(len(layout.signatures))]
         used(signers, "signed actions")
         what = f"action {a.name!r} v{a.version}"
@@ -128,10 +132,25 @@ def build_evidence(source: EvidenceSource) -> Evidence:
                 path = bundle_paths.get((action_id, version))
                 if path is None:
                     continue
+                title = (f"{what} carried action {action_id} v{version} exactly as signed "
+                         f"(its statement lists the SHA-256 of {path})")
+                site_entry = _site_entry(e.statement, source.log.log_id) if source.log else None
+                if source.log is not None and site_entry is not None:
+                    # Media carry the bundle without the site log's entries (they travel once,
+                    # in log/proofs.json: media-format.md 8a): show the bytes the media held.
+                    kept = bundle_bytes[(action_id, version)]
+                    on_media = bundle_as_on_media(kept, bytes.fromhex(source.log.log_id),
+                                                  int(site_entry["logIndex"]))
+                    if on_media != kept:
+                        path = ev.add(f"exports/{e.id}/media/{action_id}-v{version}"
+                                      ".sigstore.json", on_media)
+                        title = (f"{what} carried action {action_id} v{version} exactly as "
+                                 f"signed: its statement lists the SHA-256 of {path}, the "
+                                 f"bundle as the media held it (the same DSSE envelope, its "
+                                 f"site log entries carried once in log/proofs.json)")
                 ev.claims.append(Claim(
                     id=f"{slug}-carries-{action_id}-v{version}",
-                    title=f"{what} carried action {action_id} v{version} exactly as signed "
-                    f"(its statement lists the SHA-256 of {path})",
+                    title=title,
                     commands=(f'grep -qF "$(sha256sum {path} | cut -c1-64)" '
                               f"{layout.statement_path}",),
                     files=(path, layout.statement_path), section="exports",
@@ -346,3 +365,14 @@ def verify_markdown(claims: list[Claim], source: EvidenceSource) -> str:
         out += [f"- {note}" for note in source.notes]
         out.append("")
     return "\n".join(out)
+
+
+def _site_entry(statement_bundle: bytes, log_id_hex: str) -> Any:
+    """The export statement bundle's entry in the site log (it is leaf N: the export's
+    checkpoint had N entries), or None."""
+    wanted = base64.b64encode(bytes.fromhex(log_id_hex)).decode()
+    material = json.loads(statement_bundle).get("verificationMaterial") or {}
+    for item in material.get("tlogEntries") or []:
+        if item.get("logId", {}).get("keyId") == wanted:
+            return item
+    return None
