@@ -208,6 +208,23 @@ def rekor_from_signing_config(document: bytes, url: str | None, now: datetime) -
     return base, -version
 
 
+def listed_rekors(document: bytes) -> list[tuple[str, Any]]:
+    """(normalised URL, ``majorApiVersion`` as given) of each ``rekorTlogUrls`` service of a
+    signing config already checked by :func:`rekor_from_signing_config` (none when unreadable)."""
+    try:
+        services = json.loads(document).get("rekorTlogUrls") or []
+    except (ValueError, AttributeError):
+        return []
+    listed = []
+    for service in services if isinstance(services, list) else []:
+        try:
+            listed.append((normalise_url(str(service.get("url", ""))),
+                           service.get("majorApiVersion")))
+        except (ValueError, AttributeError):
+            continue
+    return listed
+
+
 # -- the target in effect for the signing in progress -------------------------------------------
 
 _TARGET: ContextVar[RekorTarget | None] = ContextVar("airseal_rekor_target", default=None)

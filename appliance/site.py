@@ -13,6 +13,8 @@ file keys, PKCS#11 tokens and YubiKey PIV slots can hold a role. Layout, under t
                                          snapshots require
     site/pending/root.json|targets.json  a change waiting for its threshold (a signing event),
     site/pending/policy.json             with the policy bytes it would publish
+    site/targets/airseal/<sha256>.signing_config.json   the site's Sigstore signing config
+    site/pending/signing_config.json     (once set), and the one a pending change would publish
 
 A change to root or targets is a *signing event*: the new metadata is signed by every key of the
 role that is on hand (file keys unlocked by ``COSIGN_PASSWORD``, tokens by ``AIRSEAL_PIN``, or
@@ -29,7 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlite_utils
 from securesystemslib.signer import Key, Signature
@@ -59,6 +61,7 @@ from airseal.trustroot.signer import Signer
 from airseal.trustroot.site_policy import (
     ISSUED_FIELD,
     POLICY_TARGET,
+    SIGNING_CONFIG_TARGET,
     TRUSTED_ROOT_TARGET,
     DistributorPolicy,
     LogPolicy,
@@ -72,6 +75,8 @@ if TYPE_CHECKING:
     from airseal.appliance.actions import ActionRecord
 
 SITE_DIR = "site"
+SIGNING_CONFIG_COPY = "signing_config.json"
+"""In ``site/pending/``: the signing config a pending targets change names (its target bytes)."""
 REQUEST_DIR = "airseal-site"
 """Where a signing request travels on media (the pending metadata, signatures added there)."""
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
@@ -168,6 +173,36 @@ class AwaitingApproval:
             "threshold": self.threshold, "approvedBy": list(self.approved_by),
             "approvers": list(self.approvers),
         }
+
+
+@dataclass(frozen=True)
+class SigningConfigView:
+    """The site's published signing config as `airseal site signing-config` shows it."""
+
+    sha256: str | None
+    rekors: tuple[tuple[str, Any], ...] = ()
+    """(URL, ``majorApiVersion``) of each listed Rekor."""
+
+    @classmethod
+    def of(cls, document: bytes | None) -> SigningConfigView:
+        from airseal.appliance.rekor_client import listed_rekors
+
+        if document is None:
+            return cls(None)
+        return cls(hashlib.sha256(document).hexdigest(), tuple(listed_rekors(document)))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schemaVersion": 1, "configured": self.sha256 is not None, "sha256": self.sha256,
+            "rekor": [{"url": url, "majorApiVersion": v} for url, v in self.rekors],
+        }
+
+    def describe(self) -> str:
+        if self.sha256 is None:
+            return "The site has no signing config: --rekor-url uses Rekor v1."
+        lines = [f"signing config sha256 {self.sha256}"]
+        lines += [f"  rekor {url} majorApiVersion {v}" for url, v in self.rekors]
+        return "\n".join(lines)
 
 
 @dataclass
@@ -422,6 +457,7 @@ class SiteRepository:
             (self.pending_dir / f"{role}.json").unlink(missing_ok=True)
             if role == "targets":
                 (self.pending_dir / "policy.json").unlink(missing_ok=True)
+                (self.pending_dir / SIGNING_CONFIG_COPY).unlink(missing_ok=True)
         else:
             self.pending_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(self.pending_dir / f"{role}.json", md.to_bytes(_SERIALIZER), mode=0o600)
@@ -449,6 +485,14 @@ class SiteRepository:
                 raise ApplianceError("the site targets name the log's trusted root, and this "
                                      "appliance has no log", check="site-log")
             info.verify_length_and_hashes(data)  # rebuilt byte for byte from the log
+            path = self._target_path(info)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(path, data, mode=0o644)
+        if role == "targets" and SIGNING_CONFIG_TARGET in md.signed.targets:
+            info = md.signed.targets[SIGNING_CONFIG_TARGET]
+            copy = self.pending_dir / SIGNING_CONFIG_COPY
+            data = copy.read_bytes() if copy.is_file() else b""
+            self._check_target(info, data, copy)
             path = self._target_path(info)
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             write_atomic(path, data, mode=0o644)
@@ -579,11 +623,60 @@ class SiteRepository:
         changed = current if policy is None else replace(current, log=policy, _by_fp={})
         return self._propose_policy(changed, now=now, reason="log.publish")
 
-    def _propose_policy(self, policy: DistributorPolicy, *, now: datetime,
-                        reason: str) -> SigningOutcome:
+    def signing_config(self) -> bytes | None:
+        """The site's published Sigstore ``signing_config.json`` (its TUF target, checked
+        against the published targets' length and hash), or None when the site has none."""
+        if not self.exists:
+            return None
+        targets = self._targets()
+        if targets is None or SIGNING_CONFIG_TARGET not in targets.signed.targets:
+            return None
+        info = targets.signed.targets[SIGNING_CONFIG_TARGET]
+        path = self._target_path(info)
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise SiteError(f"cannot be read ({exc.strerror or exc})", subject=str(path),
+                            check="site-signing-config") from None
+        self._check_target(info, data, path)
+        return data
+
+    @staticmethod
+    def _check_target(info: TargetFile, data: bytes, path: Path) -> None:
+        from tuf.api.exceptions import LengthOrHashMismatchError
+
+        try:
+            info.verify_length_and_hashes(data)
+        except LengthOrHashMismatchError:
+            raise SiteError(f"is not the {info.path} the site targets list (length or "
+                            "sha256 differs)", subject=str(path), check="site-signing-config",
+                            hint="set it again: airseal site signing-config --set FILE") from None
+
+    def publish_signing_config(self, document: bytes | None, *, now: datetime
+                               ) -> SigningOutcome:
+        """A targets change that sets (``document``) or clears (None) the site's Sigstore
+        signing config. The document is checked first (size, media type, ``rekorTlogUrls``,
+        validity, selector); a refused one leaves nothing stored or proposed."""
+        from airseal.appliance.rekor_client import rekor_from_signing_config
+
+        self.require()
+        if document is not None:
+            rekor_from_signing_config(document, None, now)
+        elif self.signing_config() is None:
+            raise UsageError("the site has no signing config to clear",
+                             hint="`airseal site signing-config` shows it")
+        reason = "signing-config.set" if document is not None else "signing-config.clear"
+        return self._propose_policy(self.policy(), now=now, reason=reason,
+                                    signing_config=document)
+
+    def _propose_policy(self, policy: DistributorPolicy, *, now: datetime, reason: str,
+                        signing_config: bytes | Literal["keep"] | None = "keep"
+                        ) -> SigningOutcome:
         if (self.pending_dir / "targets.json").is_file():
             raise SigningPending("a targets change is already waiting for signatures",
                                  subject=str(self.pending_dir / "targets.json"))
+        if isinstance(signing_config, str):  # "keep": the published one stays
+            signing_config = self.signing_config()
         data = policy.to_bytes()
         current = self._targets()
         targets = Targets(
@@ -595,6 +688,14 @@ class SiteRepository:
         if trusted_root is not None:
             targets.targets[TRUSTED_ROOT_TARGET] = TargetFile.from_data(
                 TRUSTED_ROOT_TARGET, trusted_root, ["sha256"])
+        copy = self.pending_dir / SIGNING_CONFIG_COPY
+        if signing_config is None:
+            copy.unlink(missing_ok=True)
+        else:
+            targets.targets[SIGNING_CONFIG_TARGET] = TargetFile.from_data(
+                SIGNING_CONFIG_TARGET, signing_config, ["sha256"])
+            self.pending_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            write_atomic(copy, signing_config, mode=0o600)
         audit.record(self.home, self.db, "site.propose", f"targets v{targets.version}",
                      {"reason": reason, "policySha256": hashlib.sha256(data).hexdigest()},
                      now=now)

@@ -42,6 +42,9 @@ from airseal.trustroot.untrusted_json import load_json
 POLICY_TARGET: Final = "airseal/policy.json"
 TRUSTED_ROOT_TARGET: Final = "airseal/trusted_root.json"
 """The site TUF target holding the log's Sigstore ``trusted_root.json`` (once a log exists)."""
+SIGNING_CONFIG_TARGET: Final = "airseal/signing_config.json"
+"""The site TUF target holding the site's Sigstore ``signing_config.json`` (once one is set):
+which Rekor, and which Rekor API version, the site's signers use."""
 MAX_WITNESSES: Final = 32
 ISSUED_FIELD: Final = "x-airseal-issued"
 """A field of the site timestamp: when the appliance signed it. Agents keep the newest as their

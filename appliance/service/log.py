@@ -305,9 +305,10 @@ class TransparencyLogMethods:
         """Within the block, signatures are logged in the Rekor at ``url`` instead of the
         embedded log, and its answers verified with ``key`` (a PEM file or an appliance key
         name), else with the trusted root's ``tlogs`` entry for that URL. The Rekor API version
-        is 1 unless ``signing_config`` (the site's Sigstore ``signing_config.json``) lists that
-        Rekor with ``majorApiVersion`` 2; with a signing config and no ``url``, its Rekor is
-        used. Neither: unchanged."""
+        is 1 unless ``signing_config`` (a Sigstore ``signing_config.json``), else the site's
+        published one (`airseal site signing-config --set`), lists that Rekor with
+        ``majorApiVersion`` 2; with a signing config and no ``url``, its Rekor is used.
+        Neither: unchanged."""
         from contextlib import nullcontext
 
         from airseal.appliance.errors import UsageError
@@ -336,6 +337,8 @@ class TransparencyLogMethods:
             except OSError as exc:
                 raise UsageError(f"--signing-config: {exc.strerror or exc}") from None
             base, version = rekor_from_signing_config(document, base, self.now())
+        else:
+            version = self._site_rekor_version(base)
         assert base is not None
         if key is not None:
             public, _ = load_key_argument(key, lambda: self.db)
@@ -343,6 +346,18 @@ class TransparencyLogMethods:
         root = self.keyless_trusted_root()
         public, name = key_from_trusted_root(root.document, base, self.now())
         return rekor_session(RekorTarget(base, public, name, api_version=version))
+
+    def _site_rekor_version(self, base: str | None) -> int:
+        """The API version the site's published signing config gives the Rekor at ``base``; 1
+        when the site has no signing config or it does not list that URL. A listed Rekor whose
+        entry is unusable now (expired, unknown version) fails closed."""
+        from airseal.appliance.rekor_client import listed_rekors, rekor_from_signing_config
+        from airseal.appliance.site import SiteRepository
+
+        document = SiteRepository(self.home, self.db, self.prompter).signing_config()
+        if document is None or base not in {url for url, _ in listed_rekors(document)}:
+            return 1
+        return rekor_from_signing_config(document, base, self.now())[1]
 
     def serve_log(
         self, listen: str, *, read_only: bool = False, quiet: bool = False,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from airseal.appliance.site import (
         AwaitingApproval,
         SignatureAttempt,
+        SigningConfigView,
         SigningOutcome,
         SiteRepository,
         SiteStatus,
@@ -131,6 +132,31 @@ class SiteUseCases:
             raise UsageError(exc.detail, hint="name each witness with --witness VKEY, and a "
                              "--quorum of at most their number") from None
         return self._site().publish_log(now=self.now(), policy=policy)
+
+    def site_signing_config(self) -> bytes | None:
+        """The site's published Sigstore ``signing_config.json``, or None."""
+        return self._site().signing_config()
+
+    def site_signing_config_view(self) -> SigningConfigView:
+        """What `airseal site signing-config` shows: whether one is set, its digest, its Rekors."""
+        from airseal.appliance.site import SigningConfigView
+
+        return SigningConfigView.of(self.site_signing_config())
+
+    def site_set_signing_config(self, document: Path | None) -> SigningOutcome:
+        """Publish (``document``) or clear (None) the site's Sigstore signing config as a
+        TUF target: `--rekor-url` then takes each listed Rekor's API version from it."""
+        from airseal.appliance.errors import UsageError
+        from airseal.appliance.rekor_client import MAX_SIGNING_CONFIG_BYTES
+
+        data = None
+        if document is not None:
+            try:
+                with document.open("rb") as handle:
+                    data = handle.read(MAX_SIGNING_CONFIG_BYTES + 1)
+            except OSError as exc:
+                raise UsageError(f"--set: {exc.strerror or exc}", subject=str(document)) from None
+        return self._site().publish_signing_config(data, now=self.now())
 
     def approve_action(self, action_id: str, key_name: str) -> ActionRecord:
         """Add ``key_name``'s signature to the action (a second approval)."""
