@@ -152,6 +152,40 @@ def site_log_policy(ctx: click.Context, witnesses: tuple[str, ...], quorum: int 
         required=not not_required, witnesses=witnesses, quorum=quorum)], False)
 
 
+@site.command(name="signing-config")
+@click.option("--set", "document", type=click.Path(dir_okay=False, path_type=Path),
+              help="Publish this Sigstore signing_config.json as the site's.")
+@click.option("--clear", is_flag=True, help="Stop publishing a signing config.")
+@json_option
+@click.pass_context
+def site_signing_config(ctx: click.Context, document: Path | None, clear: bool,
+                        as_json: bool) -> None:
+    """Show, set or clear the site's Sigstore signing config (a TUF target of the site, set
+    by a signing event of the targets keys). `--rekor-url URL` on signing commands uses the
+    Rekor API version it lists for that URL (majorApiVersion 2: Rekor v2); a URL it does not
+    list, or no config, means Rekor v1. `--signing-config FILE` still overrides it.
+
+    \b
+    Examples:
+      airseal site signing-config
+      airseal site signing-config --set signing_config.json
+      airseal site signing-config --clear --json
+    """
+    from airseal.appliance.errors import UsageError
+
+    if document is not None and clear:
+        raise UsageError("give --set FILE or --clear, not both")
+    appliance = open_appliance()
+    if document is not None or clear:
+        _outcomes(ctx, [appliance.site_set_signing_config(document)], as_json)
+        return
+    shown = appliance.site_signing_config_view()
+    if as_json:
+        emit_json(shown.to_json())
+    else:
+        click.echo(shown.describe())
+
+
 @site.command(name="sign")
 @click.option("--media", "media", type=click.Path(file_okay=False, path_type=Path),
               help="Write the pending events to this media for key holders elsewhere instead.")

@@ -144,6 +144,13 @@ def tour(base: Path) -> dict[str, Any]:
     airseal("airseal action approve", second["id"], "--key", "r2")
     airseal("airseal site rotate-root", "--add-key", "ops")
     airseal("airseal site status")
+    # the site's Sigstore signing config, a TUF target (set: a signing event; then shown)
+    (base / "signing_config.json").write_text(json.dumps({
+        "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+        "rekorTlogUrls": [{"url": "https://rekor.tour.example", "majorApiVersion": 2,
+                           "validFor": {"start": "2021-01-01T00:00:00Z"}}]}))
+    airseal("airseal site signing-config", "--set", str(base / "signing_config.json"))
+    airseal("airseal site signing-config")
     airseal("airseal distributor list")
     airseal("airseal distributor retire", "ops")
     airseal("airseal distributor revoke", "r2", "--reason", "leaked")
