@@ -523,20 +523,8 @@ class LogAppender:
     def attach(self, bundle_json: bytes, public_key: PublicKey, subject: str) -> bytes:
         """Append the bundle's entry and return the bundle carrying it (with its proof). With a
         Rekor chosen (``--rekor-url``) the entry goes there instead, verified before it is kept."""
-        from airseal.appliance.rekor_client import current_target
-
-        target = current_target()
-        if target is not None:
-            from airseal.appliance.rekor_client import log_bundle
-
-            return with_tlog_entry(bundle_json, log_bundle(target, bundle_json, public_key))
-        if self._log is None:
-            return bundle_json
-        new = entry_for_bundle(bundle_json, public_key, subject)
-        now = self._now or datetime.now(UTC)
-        (index,), _ = self._log.append([new], self._log_signer(), now=now)
-        self.logged.append(index)
-        return with_tlog_entry(bundle_json, self._log.entry(index))
+        entry = self._log_one(bundle_json, public_key, subject)
+        return bundle_json if entry is None else with_tlog_entry(bundle_json, entry)
 
     def attach_signature(self, bundle_json: bytes, signature_index: int, public_key: PublicKey,
                          subject: str) -> bytes:
@@ -550,21 +538,28 @@ class LogAppender:
         and :func:`airseal.trustroot.tlog.entries.verify_tlog_entry`) accept a ``dsse`` body
         with exactly one signature, and one entry per signature lets a verifier tell which
         signatures are logged."""
+        single = one_signature_bundle(bundle_json, signature_index)
+        entry = self._log_one(single, public_key, subject)
+        return bundle_json if entry is None else adding_tlog_entry(bundle_json, entry)
+
+    def _log_one(self, bundle_json: bytes, public_key: PublicKey, subject: str
+                 ) -> entries.TlogEntry | None:
+        """The entry of a one-signature bundle: from the chosen Rekor (verified before it is
+        kept), else appended to this log; None when there is neither."""
         from airseal.appliance.rekor_client import current_target
 
-        single = one_signature_bundle(bundle_json, signature_index)
         target = current_target()
         if target is not None:
             from airseal.appliance.rekor_client import log_bundle
 
-            return adding_tlog_entry(bundle_json, log_bundle(target, single, public_key))
+            return log_bundle(target, bundle_json, public_key)
         if self._log is None:
-            return bundle_json
-        new = entry_for_bundle(single, public_key, subject)
+            return None
+        new = entry_for_bundle(bundle_json, public_key, subject)
         now = self._now or datetime.now(UTC)
         (index,), _ = self._log.append([new], self._log_signer(), now=now)
         self.logged.append(index)
-        return adding_tlog_entry(bundle_json, self._log.entry(index))
+        return self._log.entry(index)
 
     def append_own(self, make: Callable[[Signer], list[NewEntry]]) -> list[int]:
         """Append, in one batch, entries the log key itself signs (``make`` builds them with
