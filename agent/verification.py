@@ -77,7 +77,10 @@ from airseal.trustroot.errors import LogProofError
 from airseal.trustroot.tlog.checkpoint import Checkpoint
 from airseal.trustroot.tlog.media_proofs import (
     CHECKPOINT_PATH,
+    HASHES_PATH,
+    LOG_FILES,
     MAX_CHECKPOINT_BYTES,
+    MAX_HASHES_BYTES,
     MAX_PROOFS_BYTES,
     PROOFS_PATH,
     MediaProofs,
@@ -509,20 +512,20 @@ class MediaVerifier:
         if log is None:
             return None
         listed = self.export.contents.by_path()
-        if CHECKPOINT_PATH not in listed or PROOFS_PATH not in listed:
+        if any(path not in listed for path in LOG_FILES):
             if not log.required:
                 return None
             raise LogProofError(
-                f"carries no transparency log checkpoint and proofs ({CHECKPOINT_PATH}, "
-                f"{PROOFS_PATH}), and this endpoint requires them ({log.source} names log "
-                f"{log.origin})", subject=layout.on_mount(layout.STATEMENT_NAME),
-                check="tlog.missing",
+                f"carries no transparency log checkpoint and proofs ({', '.join(LOG_FILES)}), "
+                f"and this endpoint requires them ({log.source} names log {log.origin})",
+                subject=layout.on_mount(layout.STATEMENT_NAME), check="tlog.missing",
                 hint="export again from the site's appliance with its log on (`airseal log "
                      "init` there); media without the log's proofs is refused here")
         note = self._listed_bytes(CHECKPOINT_PATH, MAX_CHECKPOINT_BYTES)
-        proofs_subject = layout.on_mount(PROOFS_PATH)
         proofs = MediaProofs.parse(self._listed_bytes(PROOFS_PATH, MAX_PROOFS_BYTES),
-                                   subject=proofs_subject)
+                                   self._listed_bytes(HASHES_PATH, MAX_HASHES_BYTES),
+                                   subject=layout.on_mount(PROOFS_PATH),
+                                   hashes_subject=layout.on_mount(HASHES_PATH))
         statement = read_export_bundle(self.source)
         if hashlib.sha256(statement).hexdigest() != self.export.bundle_sha256:
             raise MediaDigestMismatch("changed while it was being read",

@@ -352,13 +352,13 @@ def _log_files(home: Home, tlog: LogAppender, db: sqlite_utils.Database,
 def _log_extra_files(files: MediaLogFiles | None, scratch: str) -> list[ExtraFile]:
     if files is None:
         return []
-    from airseal.trustroot.tlog.media_proofs import CHECKPOINT_PATH, PROOFS_PATH
-
     folder = Path(scratch)
-    (folder / "checkpoint").write_bytes(files.checkpoint)
-    (folder / "proofs.json").write_bytes(files.proofs)
-    return [ExtraFile(CHECKPOINT_PATH, folder / "checkpoint"),
-            ExtraFile(PROOFS_PATH, folder / "proofs.json")]
+    extra = []
+    for path, data in files.files():
+        local = folder / path.replace("/", "-")
+        local.write_bytes(data)
+        extra.append(ExtraFile(path, local))
+    return extra
 
 
 def _site_files(home: Home, db: sqlite_utils.Database, prompter: Prompter, now: datetime

@@ -608,26 +608,35 @@ class MediaLogFiles:
     size: int
     checkpoint: bytes
     proofs: bytes
+    hashes: bytes
+    """``log/hashes``: the raw hashes of the one proof ``proofs`` describes."""
     missing: tuple[str, ...]
     """Bundles that carry no entry of this log (signed before the log existed)."""
     bundles: tuple[bytes, ...] = ()
     """The bundles as the media carries them (in the order given): without the entries of this
     log, which the proofs file carries instead."""
 
+    def files(self) -> tuple[tuple[str, bytes], ...]:
+        """(path under ``airseal/``, bytes) of each log file, as the media holds them."""
+        from airseal.trustroot.tlog.media_proofs import CHECKPOINT_PATH, HASHES_PATH, PROOFS_PATH
+
+        return ((CHECKPOINT_PATH, self.checkpoint), (PROOFS_PATH, self.proofs),
+                (HASHES_PATH, self.hashes))
+
 
 def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, str, bytes]],
-                    cosigned_note: str | None = None) -> MediaLogFiles:
-    """The latest checkpoint (with its cosignatures when given), consistency proofs to it from
-    the checkpoints the last :data:`MEDIA_CONSISTENCY_PROOFS` exports ended on (what endpoints
-    store), and every entry of this log the ``bundles`` (subject, path on the media, bundle
-    JSON) carry, moved out of the bundles into the proofs file with an inclusion proof against
-    the checkpoint (``docs/media-format.md`` section 8a). The export statement, logged next,
-    becomes leaf ``size``."""
+                    cosigned_note: str | None = None, *,
+                    also_from: Sequence[int] = ()) -> MediaLogFiles:
+    """The latest checkpoint (with its cosignatures when given); every entry of this log the
+    ``bundles`` (subject, path on the media, bundle JSON) carry, moved out of the bundles into
+    the proofs file; and one proof of them all against the checkpoint that also proves it
+    consistent with the checkpoints the last :data:`MEDIA_CONSISTENCY_PROOFS` exports ended on
+    (what endpoints store) and with ``also_from`` (``docs/media-format.md`` section 8a). The
+    export statement, logged next, becomes leaf ``size``."""
     from airseal.trustroot.tlog.media_proofs import MediaProofs
 
     latest = log.latest_checkpoint()
     size = latest.checkpoint.size
-    reader = log.node_reader()
     wanted = base64.b64encode(log.info.log_id).decode()
     carried = []
     on_media = []
@@ -642,21 +651,20 @@ def media_log_files(log: TransparencyLog, bundles: Sequence[tuple[str, str, byte
         for item in ours:
             carried.append(_carried_entry(path, data, entries.TlogEntry.from_json(item)))
         on_media.append(_bundle_json(data))
-    earlier = [
+    earlier = {
         int(row[0]) + 1 for row in log.conn.execute(
             "SELECT idx FROM log_entries WHERE subject LIKE ? AND idx < ? ORDER BY idx DESC "
             "LIMIT ?", [EXPORT_SUBJECT + "%", size, MEDIA_CONSISTENCY_PROOFS])
-    ]
-    consistency = {
-        old: tuple(merkle.consistency_proof(old, size, reader)) for old in earlier if old < size
     }
-    inclusion = (tuple(merkle.multi_inclusion_proof([e.log_index for e in carried], size, reader))
-                 if carried else ())
-    proofs = MediaProofs(log.info.origin, size, consistency, tuple(carried), inclusion,
+    sizes = tuple(sorted(m for m in {*earlier, *also_from} if 0 < m < size))
+    indexes = [e.log_index for e in carried]
+    hashes = (tuple(merkle.multi_proof(indexes, sizes, size, log.node_reader()))
+              if indexes or sizes else ())
+    proofs = MediaProofs(log.info.origin, size, sizes, tuple(carried), hashes,
                          log.info.log_id)
     note = cosigned_note if cosigned_note is not None else latest.note
-    return MediaLogFiles(size, note.encode("utf-8"), proofs.to_bytes(), tuple(missing),
-                         tuple(on_media))
+    return MediaLogFiles(size, note.encode("utf-8"), proofs.to_bytes(), proofs.hashes_bytes(),
+                         tuple(missing), tuple(on_media))
 
 
 def _move_site_entries(data: Any, log_id_b64: str, size: int) -> list[Any]:
@@ -706,5 +714,5 @@ def _carried_entry(path: str, bundle: Any, entry: entries.TlogEntry) -> Any:
         canonical = entries.canonical_dsse_body(envelope, index, entries.body_key(entry.body))
     except LogProofError:
         canonical = None
-    return CarriedEntry(path, index, entry.log_index, entry.integrated_time, entry.kind,
-                        entry.version, None if canonical == entry.body else entry.body)
+    return CarriedEntry(path, index, entry.log_index,
+                        None if canonical == entry.body else entry.body)

@@ -4,7 +4,7 @@ Its home (``$AIRSEAL_WITNESS_HOME``, else ``~/.airseal-witness``) holds ``witnes
 name, the log it watches: key PEM and origin, and the last checkpoint it cosigned) and
 ``witness.key``, an Ed25519 private key encrypted under the password (``COSIGN_PASSWORD`` or
 asked). ``cosign`` verifies the checkpoint with the log key and origin, proves it consistent with
-the last one it cosigned (a proof from that size must be in the request's ``proofs.json``:
+the last one it cosigned (the request's proof, ``proofs.json`` and ``hashes``, must cover that size:
 `airseal log witness-request` writes them), refuses a fork or a shrink naming both checkpoints,
 and only then signs a C2SP ``cosignature/v1`` and remembers the new checkpoint (atomically).
 
@@ -33,7 +33,11 @@ from airseal.appliance.prompts import Prompter, key_password, piv_management_key
 from airseal.trustroot.keys import load_public_key, spki_pem
 from airseal.trustroot.tlog.checkpoint import MAX_NOTE_BYTES, Checkpoint, check_origin
 from airseal.trustroot.tlog.cosignature import WitnessKey, cosign
-from airseal.trustroot.tlog.media_proofs import MAX_PROOFS_BYTES, MediaProofs
+from airseal.trustroot.tlog.media_proofs import (
+    MAX_HASHES_BYTES,
+    MAX_PROOFS_BYTES,
+    MediaProofs,
+)
 from airseal.trustroot.tlog.witness_state import advance_checkpoint
 
 if TYPE_CHECKING:
@@ -185,21 +189,20 @@ class WitnessStation:
         data = self._state()
         status = self.status()
         note = read_capped(request / "checkpoint", MAX_NOTE_BYTES).decode("utf-8", "replace")
-        proofs = MediaProofs.parse(read_capped(request / "proofs.json", MAX_PROOFS_BYTES),
-                                   subject=str(request / "proofs.json"))
+        proofs = MediaProofs.parse(
+            read_capped(request / "proofs.json", MAX_PROOFS_BYTES),
+            read_capped(request / "hashes", MAX_HASHES_BYTES),
+            subject=str(request / "proofs.json"), hashes_subject=str(request / "hashes"))
         previous = status.last
-        path: tuple[bytes, ...] = ()
-        if previous is not None and previous.size < proofs.tree_size:
-            found = proofs.consistency.get(previous.size)
-            if found is None:
-                raise WitnessError(
-                    f"the request carries no consistency proof from size {previous.size}, the "
-                    "last checkpoint this witness cosigned", subject=str(request / "proofs.json"),
-                    hint=f"on the appliance: airseal log witness-request --output DIR "
-                         f"--from-size {previous.size}")
-            path = found
+        if previous is not None and previous.size < proofs.tree_size \
+                and previous.size not in proofs.earlier_sizes:
+            raise WitnessError(
+                f"the request carries no consistency proof from size {previous.size}, the "
+                "last checkpoint this witness cosigned", subject=str(request / "proofs.json"),
+                hint=f"on the appliance: airseal log witness-request --output DIR "
+                     f"--from-size {previous.size}")
         log_key = load_public_key(str(data["logKey"]).encode(), subject=str(self.state_path))
-        new = advance_checkpoint(previous, note, path, key=log_key, name=status.origin,
+        new = advance_checkpoint(previous, note, proofs, key=log_key, name=status.origin,
                                  origin=status.origin)
         if new.size != proofs.tree_size:
             raise WitnessError(f"the proofs are for size {proofs.tree_size}, the checkpoint for "

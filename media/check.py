@@ -158,19 +158,25 @@ def _log_files_problems(source: MediaSource, contents: ExportContents) -> list[F
     from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
     from airseal.trustroot.tlog.media_proofs import (
         CHECKPOINT_PATH,
+        HASHES_PATH,
+        LOG_FILES,
         MAX_CHECKPOINT_BYTES,
+        MAX_HASHES_BYTES,
         MAX_PROOFS_BYTES,
         PROOFS_PATH,
         MediaProofs,
     )
 
     listed = contents.by_path()
-    if CHECKPOINT_PATH not in listed and PROOFS_PATH not in listed:
+    present = [path for path in LOG_FILES if path in listed]
+    if not present:
         return []
     note_subject, proofs_subject = layout.on_mount(CHECKPOINT_PATH), layout.on_mount(PROOFS_PATH)
-    if CHECKPOINT_PATH not in listed or PROOFS_PATH not in listed:
-        return [Finding(note_subject, "tlog.proofs",
-                        "the export lists only one of log/checkpoint and log/proofs.json")]
+    hashes_subject = layout.on_mount(HASHES_PATH)
+    if len(present) != len(LOG_FILES):
+        return [Finding(layout.on_mount(present[0]), "tlog.proofs",
+                        f"the export lists only {', '.join(present)} of the log's files "
+                        f"{', '.join(LOG_FILES)}")]
     try:
         text = source.read_bytes(note_subject, max_size=MAX_CHECKPOINT_BYTES).decode("utf-8")
         point = Checkpoint.parse(SignedNote.parse(text).body)
@@ -178,9 +184,10 @@ def _log_files_problems(source: MediaSource, contents: ExportContents) -> list[F
         return [Finding(note_subject, "tlog.checkpoint", f"is not a signed checkpoint ({exc})")]
     try:
         proofs = MediaProofs.parse(source.read_bytes(proofs_subject, max_size=MAX_PROOFS_BYTES),
-                                   subject=proofs_subject)
+                                   source.read_bytes(hashes_subject, max_size=MAX_HASHES_BYTES),
+                                   subject=proofs_subject, hashes_subject=hashes_subject)
     except VerificationError as exc:
-        return [Finding(proofs_subject, exc.check or "tlog.proofs", exc.detail)]
+        return [Finding(exc.subject or proofs_subject, exc.check or "tlog.proofs", exc.detail)]
     if (proofs.origin, proofs.tree_size) != (point.origin, point.size):
         return [Finding(proofs_subject, "tlog.proofs",
                         f"the proofs are for {proofs.origin} size {proofs.tree_size}, the "

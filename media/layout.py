@@ -6,7 +6,7 @@
   actions/<action-id>/action.sigstore.json  signed action statement
   actions/<action-id>/vendor.json           the vendor's signature over the payload (optional)
   actions/<action-id>/payload/<name>        payload, or <name>.part000, .part001 ... when split
-  log/checkpoint, log/proofs.json           the transparency log's checkpoint and proofs (listed;
+  log/checkpoint, log/proofs.json, log/hashes  the transparency log's checkpoint and proof (listed;
                                             names in airseal.trustroot.tlog.media_proofs)
   tuf/...                                   the site TUF repository (site mode; listed)
   receipts/<agent-id>/<export-id>.json      written by agents; the only unlisted subtree

@@ -431,40 +431,36 @@ class WitnessExchangeMethods:
 
     def log_witness_request(self, directory: Path, *, from_size: int | None = None
                             ) -> tuple[int, int]:
-        """Write ``checkpoint`` (the latest) and ``proofs.json`` (consistency from the kept
-        cosigned checkpoint and from the last exports' checkpoints) into ``directory``, for
-        `airseal witness cosign`. Returns (size, proofs carried)."""
+        """Write ``checkpoint`` (the latest), ``proofs.json`` and ``hashes`` (one proof of
+        consistency from the kept cosigned checkpoint, ``from_size`` and the last exports'
+        checkpoints: the media's format, without entries) into ``directory``, for `airseal
+        witness cosign`. Returns (size, earlier sizes proved)."""
         from airseal._internal.atomic import write_atomic
         from airseal.appliance.tlog_store import TransparencyLog, media_log_files
         from airseal.appliance.witnesses import cosigned_path
-        from airseal.trustroot.tlog import merkle
         from airseal.trustroot.tlog.checkpoint import Checkpoint, SignedNote
         from airseal.trustroot.tlog.media_proofs import MediaProofs
 
         log = TransparencyLog(self.db.conn)
-        files = media_log_files(log, [])
-        proofs = MediaProofs.parse(files.proofs, subject="proofs")
-        consistency = dict(proofs.consistency)
+        size = log.latest_checkpoint().checkpoint.size
+        also: list[int] = []
         kept = cosigned_path(self.home)
         if kept.is_file():
-            old = Checkpoint.parse(SignedNote.parse(kept.read_text("utf-8")).body).size
-            if 0 < old < files.size:
-                consistency[old] = tuple(
-                    merkle.consistency_proof(old, files.size, log.node_reader()))
+            also.append(Checkpoint.parse(SignedNote.parse(kept.read_text("utf-8")).body).size)
         if from_size is not None:
-            if not 0 < from_size <= files.size:
+            if not 0 < from_size <= size:
                 from airseal.appliance.errors import UsageError
 
                 raise UsageError(f"--from-size {from_size} is not between 1 and the log's "
-                                 f"size {files.size}")
-            if from_size < files.size:
-                consistency[from_size] = tuple(
-                    merkle.consistency_proof(from_size, files.size, log.node_reader()))
+                                 f"size {size}")
+            also.append(from_size)
+        files = media_log_files(log, [], also_from=also)
+        proofs = MediaProofs.parse(files.proofs, files.hashes, subject="proofs")
         directory.mkdir(parents=True, exist_ok=True)
         write_atomic(directory / "checkpoint", files.checkpoint)
-        write_atomic(directory / "proofs.json",
-                     MediaProofs(log.info.origin, files.size, consistency).to_bytes())
-        return files.size, len(consistency)
+        write_atomic(directory / "proofs.json", files.proofs)
+        write_atomic(directory / "hashes", files.hashes)
+        return files.size, len(proofs.earlier_sizes)
 
     def log_witness_import(self, path: Path) -> list[str]:
         """Keep the witnesses' cosignatures on one of this log's checkpoints; returns the names

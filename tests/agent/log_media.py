@@ -29,7 +29,12 @@ from airseal.appliance.tlog_store import (
 from airseal.media.layout import action_bundle_path
 from airseal.media.writer import ActionToExport, ExtraFile
 from airseal.trustroot.signer import PrivateKeySigner
-from airseal.trustroot.tlog.media_proofs import CHECKPOINT_PATH, PROOFS_PATH, LogTrust
+from airseal.trustroot.tlog.media_proofs import (
+    CHECKPOINT_PATH,
+    HASHES_PATH,
+    PROOFS_PATH,
+    LogTrust,
+)
 
 from .helpers import Distributor, header
 
@@ -79,11 +84,12 @@ def write_logged_media(
     actions = [replace(a, bundle=b) for a, b in zip(actions, files.bundles, strict=True)]
     scratch = mount.parent / f".{mount.name}-log"
     scratch.mkdir(parents=True, exist_ok=True)
-    checkpoint, proofs = files.checkpoint, files.proofs
-    if callable(edit_files):
-        checkpoint, proofs = edit_files(checkpoint, proofs)
+    checkpoint, proofs, hashes = files.checkpoint, files.proofs, files.hashes
+    if callable(edit_files):  # (checkpoint, proofs, hashes) -> the three as the media holds them
+        checkpoint, proofs, hashes = edit_files(checkpoint, proofs, hashes)
     (scratch / "checkpoint").write_bytes(checkpoint)
     (scratch / "proofs.json").write_bytes(proofs)
+    (scratch / "hashes").write_bytes(hashes)
 
     def sign(statement: object) -> bytes:
         return site.logged(distributor.sign(statement),  # type: ignore[arg-type]
@@ -94,5 +100,6 @@ def write_logged_media(
     mount.mkdir(parents=True, exist_ok=True)
     write_export(mount, actions, header(distributor, export_id, sequence), sign,
                  extra_files=[ExtraFile(CHECKPOINT_PATH, scratch / "checkpoint"),
-                              ExtraFile(PROOFS_PATH, scratch / "proofs.json")])
+                              ExtraFile(PROOFS_PATH, scratch / "proofs.json"),
+                              ExtraFile(HASHES_PATH, scratch / "hashes")])
     return mount

@@ -114,20 +114,43 @@ def test_logged_media_imports_and_the_endpoint_moves_its_checkpoint_forward(
     assert after is not None and after.size == site.log.log.size == 7
 
 
+def test_a_fork_before_the_media_checkpoint_is_refused_by_the_proof(
+    enrolled: AgentState, agent_signer: Signer, site: Site
+) -> None:
+    """The endpoint stored size 3 (an earlier export); the media proves what the first 3
+    entries of its log are, and they are not what the endpoint saw: a fork, caught through the
+    one proof in log/hashes, naming both checkpoints; nothing runs, the stored one stays."""
+    enrol_log(enrolled, site.log)
+    assert run(enrolled, agent_signer, site.media("first")).status == "completed"
+    seen = last_checkpoint(enrolled.root)
+    assert seen is not None and seen.size == 3
+    site.dest.unlink()  # what the first import placed and ran, so the refusal is seen to run none
+    for marker in site.markers.iterdir():
+        marker.unlink()
+    site.log.logged(site.actions[0].bundle, site.distributor.signer.public_key, "sign-blob")
+    site.actions = site.log.log_actions(site.actions, site.distributor)
+    forked = Checkpoint(seen.origin, seen.size, bytes(32))  # what a split view showed it
+    store_checkpoint(enrolled.root, forked, "evidence")
+    second = write_logged_media(site.base / "second", site.log, site.distributor, site.actions,
+                                export_id="export-2", sequence=2)
+    assert 3 in json.loads((second / "airseal/log/proofs.json").read_bytes())["earlierSizes"]
+    message = refused(run(enrolled, agent_signer, second), "tlog.fork", "airseal/log/hashes",
+                      site)
+    assert forked.describe() in message and "first 3 entries" in message
+    assert last_checkpoint(enrolled.root) == forked
+
+
 def test_tampered_inclusion_proof_is_refused(enrolled, agent_signer, site) -> None:
     enrol_log(enrolled, site.log)
     # something else logged after the actions: its leaf is the one hash their proof needs
     site.log.logged(site.actions[0].bundle, site.distributor.signer.public_key, "sign-blob")
 
-    def flip(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
-        doc = json.loads(proofs)
-        raw = bytearray(base64.b64decode(doc["hashes"][0]))
-        raw[0] ^= 1
-        doc["hashes"][0] = base64.b64encode(bytes(raw)).decode()
-        return checkpoint, json.dumps(doc).encode()
+    def flip(checkpoint: bytes, proofs: bytes, hashes: bytes) -> tuple[bytes, bytes, bytes]:
+        assert len(hashes) == 32  # the one subtree the entries' proof needs
+        return checkpoint, proofs, bytes([hashes[0] ^ 1]) + hashes[1:]
 
     message = refused(run(enrolled, agent_signer, site.media("m", edit_files=flip)),
-                      "tlog.inclusion", "airseal/log/proofs.json", site)
+                      "tlog.inclusion", "airseal/log/hashes", site)
     assert "entry" in message
     assert last_checkpoint(enrolled.root) is None
 
@@ -135,12 +158,13 @@ def test_tampered_inclusion_proof_is_refused(enrolled, agent_signer, site) -> No
 def test_tampered_checkpoint_signature_is_refused(enrolled, agent_signer, site) -> None:
     enrol_log(enrolled, site.log)
 
-    def flip(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+    def flip(checkpoint: bytes, proofs: bytes, hashes: bytes) -> tuple[bytes, bytes, bytes]:
         body, _, line = checkpoint.decode().rpartition("\n\u2014 ")
         name, blob = line.rstrip("\n").split(" ")
         raw = bytearray(base64.b64decode(blob))
         raw[10] ^= 1
-        return f"{body}\n\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n".encode(), proofs
+        note = f"{body}\n\u2014 {name} {base64.b64encode(bytes(raw)).decode()}\n"
+        return note.encode(), proofs, hashes
 
     refused(run(enrolled, agent_signer, site.media("m", edit_files=flip)),
             "tlog.checkpoint.signature", "airseal/log/checkpoint", site)
@@ -250,8 +274,9 @@ def test_a_yubikey_witness_meets_the_quorum(enrolled, agent_signer, site, tmp_pa
     req = tmp_path / "req"
     req.mkdir()
     (req / "checkpoint").write_text(point.note)
-    proofs = MediaProofs(site.log.origin, point.checkpoint.size, {})
+    proofs = MediaProofs(site.log.origin, point.checkpoint.size)
     (req / "proofs.json").write_bytes(proofs.to_bytes())
+    (req / "hashes").write_bytes(proofs.hashes_bytes())
     station.cosign(req, req / "cosigned", now=utcnow())
     report = run(enrolled, agent_signer, site.media("yk", note=(req / "cosigned").read_text()),
                  trust)
@@ -263,10 +288,10 @@ def test_the_couriers_check_reads_the_log_files_without_keys(site: Site) -> None
 
     assert check_media(site.media("good")).ok
 
-    def other_size(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+    def other_size(checkpoint: bytes, proofs: bytes, hashes: bytes) -> tuple[bytes, bytes, bytes]:
         doc = json.loads(proofs)
         doc["treeSize"] += 1
-        return checkpoint, json.dumps(doc).encode()
+        return checkpoint, json.dumps(doc).encode(), hashes
 
     report = check_media(site.media("bad", edit_files=other_size))
     assert report.status == "damaged"
@@ -302,10 +327,10 @@ def test_status_shows_the_pinned_log_and_the_last_proved_checkpoint(
 
 
 def _edit_entries(edit):  # type: ignore[no-untyped-def]
-    def apply(checkpoint: bytes, proofs: bytes) -> tuple[bytes, bytes]:
+    def apply(checkpoint: bytes, proofs: bytes, hashes: bytes) -> tuple[bytes, bytes, bytes]:
         doc = json.loads(proofs)
         edit(doc["entries"])
-        return checkpoint, json.dumps(doc).encode()
+        return checkpoint, json.dumps(doc).encode(), hashes
     return apply
 
 
@@ -352,8 +377,7 @@ def test_a_wrong_log_index_is_refused(enrolled, agent_signer, site) -> None:
     enrol_log(enrolled, site.log)
     site.log.logged(site.actions[0].bundle, site.distributor.signer.public_key, "sign-blob")
     mount = site.media("m", edit_files=_edit_entries(lambda e: e[1].update(logIndex=2)))
-    refused(run(enrolled, agent_signer, mount), "tlog.inclusion", "airseal/log/proofs.json",
-            site)
+    refused(run(enrolled, agent_signer, mount), "tlog.inclusion", "airseal/log/hashes", site)
 
 
 def test_entries_swapped_between_bundles_are_refused(enrolled, agent_signer, site) -> None:
@@ -365,5 +389,5 @@ def test_entries_swapped_between_bundles_are_refused(enrolled, agent_signer, sit
         entries[0]["bundle"], entries[1]["bundle"] = entries[1]["bundle"], entries[0]["bundle"]
 
     refused(run(enrolled, agent_signer, site.media("m", edit_files=_edit_entries(swap))),
-            "tlog.inclusion", "airseal/log/proofs.json", site)
+            "tlog.inclusion", "airseal/log/hashes", site)
     assert last_checkpoint(enrolled.root) is None

@@ -11,7 +11,6 @@ from airseal.appliance.witness_station import WitnessError, WitnessStation
 from airseal.trustroot.errors import LogProofError
 from airseal.trustroot.keys import spki_pem
 from airseal.trustroot.tlog.cosignature import WitnessKey, require_quorum
-from airseal.trustroot.tlog.media_proofs import MediaProofs
 from tests.agent.log_media import SiteLog, new_site_log
 
 
@@ -24,18 +23,15 @@ class Password:
 
 
 def request(site: SiteLog, folder: Path, *, from_size: int | None = None) -> Path:
-    files = site.files([])
-    proofs = MediaProofs.parse(files.proofs, subject="p")
-    consistency = dict(proofs.consistency)
-    if from_size is not None and from_size < files.size:
-        from airseal.trustroot.tlog import merkle
+    """What `airseal log witness-request` writes: the latest checkpoint and one proof of
+    consistency from the last exports' sizes (and ``from_size``)."""
+    from airseal.appliance.tlog_store import media_log_files
 
-        consistency[from_size] = tuple(
-            merkle.consistency_proof(from_size, files.size, site.log.node_reader()))
+    files = media_log_files(site.log, [], also_from=[from_size] if from_size else [])
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "checkpoint").write_bytes(files.checkpoint)
-    (folder / "proofs.json").write_bytes(
-        MediaProofs(site.origin, files.size, consistency).to_bytes())
+    (folder / "proofs.json").write_bytes(files.proofs)
+    (folder / "hashes").write_bytes(files.hashes)
     return folder
 
 

@@ -99,36 +99,44 @@ def test_media_proofs_round_trip_and_refuse_hostile_files() -> None:
     from airseal.trustroot.tlog.media_proofs import CarriedEntry
 
     h = [hashlib.sha256(bytes([i])).digest() for i in range(4)]
-    carried = (CarriedEntry("actions/a/action.sigstore.json", 0, 1, 1_700_000_000, "dsse",
-                            "0.0.1"),
-               CarriedEntry("actions/b/action.sigstore.json", 1, 2, 1_700_000_001, "dsse",
-                            "0.0.1", body=b'{"kind":"dsse"}'))
-    proofs = MediaProofs("log.site.example", 9, {3: (h[0], h[1])}, carried, (h[1], h[2], h[3]),
-                         h[0])
-    data = proofs.to_bytes()
-    assert len(json.loads(data)["hashes"]) == 4  # each hash once
+    carried = (CarriedEntry("actions/a/action.sigstore.json", 0, 1),
+               CarriedEntry("actions/b/action.sigstore.json", 1, 2, body=b'{"kind":"dsse"}'))
+    proofs = MediaProofs("log.site.example", 9, (3, 5), carried, (h[1], h[2], h[3]), h[0])
+    data, hashes = proofs.to_bytes(), proofs.hashes_bytes()
+    assert hashes == h[1] + h[2] + h[3]  # raw, in the order they are used
+    assert json.loads(data)["hashCount"] == 3
     assert "body" not in json.loads(data)["entries"][0]  # canonical: rebuilt by the endpoint
-    assert MediaProofs.parse(data, subject="p") == proofs
+    assert MediaProofs.parse(data, hashes, subject="p") == proofs
+    for cut in (hashes[:-1], hashes + b"\0" * 32, b""):  # truncated, extended, missing
+        with pytest.raises(LogProofError) as refused:
+            MediaProofs.parse(data, cut, subject="airseal/log/proofs.json",
+                              hashes_subject="airseal/log/hashes")
+        assert (refused.value.subject, refused.value.check) == ("airseal/log/hashes",
+                                                                "tlog.proofs")
     doc = json.loads(data)
-    for edit in (lambda d: d.update(extra=1), lambda d: d["inclusion"].append(99),
-                 lambda d: d["hashes"].__setitem__(0, "AAAA"),
-                 lambda d: d.update(treeSize=-1), lambda d: d.update(schemaVersion=1),
+    for edit in (lambda d: d.update(extra=1), lambda d: d.update(hashCount=4),
+                 lambda d: d.update(treeSize=-1), lambda d: d.update(schemaVersion=2),
+                 lambda d: d.update(earlierSizes=[5, 3]), lambda d: d.update(earlierSizes=[3, 3]),
+                 lambda d: d.update(earlierSizes=[9]), lambda d: d.update(earlierSizes=[0]),
                  lambda d: d["entries"][1].update(logIndex=1),  # one leaf, two entries
                  lambda d: d["entries"][1].update(bundle=d["entries"][0]["bundle"], signature=0),
                  lambda d: d["entries"][0].update(body="!"),
-                 lambda d: d["entries"][0].update(setp="x"),
+                 lambda d: d["entries"][0].update(integratedTime=1),
                  lambda d: d.update(logId="")):
         bad = json.loads(json.dumps(doc))
         edit(bad)
         with pytest.raises(LogProofError) as refused:
-            MediaProofs.parse(json.dumps(bad).encode(), subject="airseal/log/proofs.json")
+            MediaProofs.parse(json.dumps(bad).encode(), hashes, subject="airseal/log/proofs.json")
         assert refused.value.subject == "airseal/log/proofs.json"
         assert refused.value.check == "tlog.proofs"
 
 
-def test_one_proof_of_many_leaves_matches_the_single_leaf_proofs() -> None:
-    """The multi-leaf proof (ours) against brute force: every small tree, several leaf sets;
-    any altered hash, missing or extra hash, or moved leaf gives another root or a refusal."""
+def test_one_proof_of_many_leaves_and_sizes_matches_the_rfc_proofs() -> None:
+    """The combined proof (ours) against brute force and RFC 9162's one-leaf and one-size
+    proofs: every small tree, several leaf and earlier-size sets. It never holds more hashes
+    than those proofs together, holds no hash twice, gives the root and every earlier root; an
+    altered, missing or extra hash or a moved leaf gives another root or a refusal, and no
+    reading of it gives a false earlier root beside the true root."""
     import random
 
     rng = random.Random(5)
@@ -137,25 +145,45 @@ def test_one_proof_of_many_leaves_matches_the_single_leaf_proofs() -> None:
     def node(level: int, index: int) -> bytes:
         return merkle.root_of_leaf_hashes(leaves[index << level : (index + 1) << level])
 
+    def roots(given: dict[int, bytes], sizes: list[int], size: int,
+              proof: list[bytes]) -> tuple[bytes, dict[int, bytes]]:
+        return merkle.roots_from_multi_proof(given, sizes, size, proof)
+
     for size in range(1, 40):
         root = merkle.root_of_leaf_hashes(leaves[:size])
-        for _ in range(4):
-            chosen = rng.sample(range(size), rng.randint(1, min(size, 6)))
-            proof = merkle.multi_inclusion_proof(chosen, size, node)
+        for _ in range(6):
+            chosen = rng.sample(range(size), rng.randint(0, min(size, 6)))
+            sizes = rng.sample(range(1, size), rng.randint(0, min(size - 1, 4)))
+            if not chosen and not sizes:
+                continue
+            proof = merkle.multi_proof(chosen, sizes, size, node)
             given = {i: leaves[i] for i in chosen}
-            assert merkle.root_from_multi_inclusion(given, size, proof) == root
-            assert len(proof) <= sum(len(merkle.inclusion_proof(i, size, node)) for i in chosen)
+            got, earlier = roots(given, sizes, size, proof)
+            assert got == root
+            assert earlier == {m: merkle.root_of_leaf_hashes(leaves[:m]) for m in sizes}
+            assert len(set(proof)) == len(proof)
+            assert len(proof) <= (sum(len(merkle.inclusion_proof(i, size, node)) for i in chosen)
+                                  + sum(len(merkle.consistency_proof(m, size, node))
+                                        for m in sizes) + 1)
             if proof:
                 bent = [*proof[:-1], b"\x00" * 32]
-                assert merkle.root_from_multi_inclusion(given, size, bent) != root
+                with contextlib.suppress(LogProofError):
+                    assert roots(given, sizes, size, bent) != (root, earlier)
                 with pytest.raises(LogProofError):
-                    merkle.root_from_multi_inclusion(given, size, proof[:-1])
+                    roots(given, sizes, size, proof[:-1])
             with pytest.raises(LogProofError):
-                merkle.root_from_multi_inclusion(given, size, [*proof, leaves[0]])
+                roots(given, sizes, size, [*proof, leaves[0]])
             moved = {(i + 1) % size: h for i, h in given.items()}
             if len(moved) == len(given) and set(moved) != set(given):
                 with contextlib.suppress(LogProofError):  # a shape that does not fit: refused
-                    assert merkle.root_from_multi_inclusion(moved, size, proof) != root
+                    assert roots(moved, sizes, size, proof)[0] != root
+            # sound: read with other sizes, it is refused or gives another root, or every
+            # earlier root it gives is the true one (a hash that matches binds the subtrees)
+            shifted = sorted({m % (size - 1) + 1 for m in sizes}) if size > 1 else []
+            with contextlib.suppress(LogProofError):
+                got, earlier = roots(given, shifted, size, proof)
+                assert got != root or earlier == {
+                    m: merkle.root_of_leaf_hashes(leaves[:m]) for m in shifted}
 
 
 def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:
@@ -186,7 +214,7 @@ def test_a_consistency_proof_that_does_not_hold_is_a_fork(tmp_path) -> None:
     trust = site.trust
     entries = entries_of_bundle(json.loads(export), trust.log_id, subject="export")
     kwargs = dict(checkpoint_note=files.checkpoint.decode(),
-                  proofs=MediaProofs.parse(files.proofs, subject="p"), export=entries,
+                  proofs=MediaProofs.parse(files.proofs, files.hashes, subject="p"), export=entries,
                   actions=[])
     assert verify_media_log(trust, None, **kwargs).final.size == 3  # type: ignore[arg-type]
     seen = Checkpoint(site.origin, 1, b"\x09" * 32)
@@ -242,7 +270,7 @@ def test_only_logged_signatures_count_toward_the_action_threshold(tmp_path) -> N
         export = site.logged(first.sign(statement), first.signer.public_key, "export statement")
         verify_media_log(
             site.trust, None, checkpoint_note=files.checkpoint.decode(),
-            proofs=MediaProofs.parse(files.proofs, subject="p"),
+            proofs=MediaProofs.parse(files.proofs, files.hashes, subject="p"),
             export=entries_of_bundle(json.loads(export), site.trust.log_id, subject="export"),
             actions=[media_bundle(json.loads(files.bundles[0]), keys, path=path, subject=path)],
             threshold=2)

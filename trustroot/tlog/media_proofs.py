@@ -1,15 +1,18 @@
 """The log's proofs carried on export media (``airseal/log/``), and their verification.
 
-An export carries two files, both listed (and so covered) by the signed export statement:
+An export carries three files, all listed (and so covered) by the signed export statement:
 
 - ``log/checkpoint``: the log's latest signed checkpoint *before* the export statement was
   logged (size ``N``), with any witness cosignatures;
-- ``log/proofs.json`` (schema 2): consistency proofs from each earlier size an endpoint may have
-  stored (the checkpoint each recent export ended on) to ``N``; the site log's entries of the
-  exported action bundles, moved out of the bundles on the media (which signature of which
-  bundle each records, its index, and its body only when the endpoint cannot rebuild it); and
-  one multi-leaf inclusion proof of them all against ``N`` (:func:`.merkle.multi_inclusion_proof`).
-  Proof hashes are stored once in a table the proofs index into.
+- ``log/proofs.json`` (schema 3): the earlier sizes an endpoint may have stored (the checkpoint
+  each recent export ended on) and the site log's entries of the exported action bundles, moved
+  out of the bundles on the media (which signature of which bundle each records, its index, and
+  its body only when the endpoint cannot rebuild it);
+- ``log/hashes``: one proof, raw 32-byte hashes, that every entry is in the tree of ``N`` *and*
+  that every earlier size is a prefix of it (:func:`.merkle.multi_proof`: every subtree hash
+  the verifier cannot compute, each once). Raw bytes, not base64 in the JSON, and one proof
+  instead of one per entry and per size, because the hashes are most of what the log adds to an
+  export (issue 12's budget: under 64 KiB for 100 actions, wherever they sit in the log).
 
 The export statement itself is logged last, as leaf ``N`` (its bundle carries its own entry,
 proved against checkpoint ``N + 1``). The inclusion path of the last leaf of a tree is exactly
@@ -31,7 +34,7 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final
 
 from airseal.trustroot.errors import LogProofError
@@ -55,23 +58,25 @@ from airseal.trustroot.tlog.merkle import (
     HASH_SIZE,
     leaf_hash,
     node_hash,
-    root_from_multi_inclusion,
-    verify_consistency,
+    roots_from_multi_proof,
 )
 from airseal.trustroot.untrusted_json import load_json
 
 LOG_DIR: Final = "log"
 CHECKPOINT_PATH: Final = "log/checkpoint"
 PROOFS_PATH: Final = "log/proofs.json"
+HASHES_PATH: Final = "log/hashes"
+LOG_FILES: Final = (CHECKPOINT_PATH, PROOFS_PATH, HASHES_PATH)
 PROOFS_TYPE: Final = "airseal-log-proofs"
-SCHEMA_VERSION: Final = 2
-"""2: the bundles' entries are carried here (``entries``), not in the bundles on the media."""
+SCHEMA_VERSION: Final = 3
+"""2: the bundles' entries are carried here, not in the bundles on the media. 3: one proof for
+every entry and earlier size, its hashes raw in ``log/hashes``."""
 MAX_BUNDLE_PATH: Final = 1024
 MAX_PROOFS_BYTES: Final = 4 * 1024 * 1024
 MAX_CHECKPOINT_BYTES: Final = 64 * 1024
 MAX_PROOFS: Final = 100_000
 MAX_HASHES: Final = 1_000_000
-MAX_PATH: Final = 64
+MAX_HASHES_BYTES: Final = MAX_HASHES * HASH_SIZE
 _REDO = "export again from the appliance; if it happens again, keep this media as evidence"
 
 
@@ -81,35 +86,32 @@ def _b64(raw: bytes) -> str:
 
 @dataclass(frozen=True)
 class CarriedEntry:
-    """One log entry of a bundle on the media, carried here instead of in the bundle's
-    ``tlogEntries``: which signature of which bundle it records, where it is in the log, and its
-    inclusion path against the media's checkpoint. ``body`` is carried only when it is not the
-    canonical body an endpoint rebuilds from the bundle and the signer's key
-    (:func:`airseal.trustroot.tlog.entries.canonical_dsse_body`), e.g. a body an external Rekor
-    wrote. No SET: inclusion in the signed (and witnessed) media checkpoint is the proof."""
+    """One log entry (``dsse`` 0.0.1) of a bundle on the media, carried here instead of in the
+    bundle's ``tlogEntries``: which signature of which bundle it records and where it is in the
+    log. ``body`` is carried only when it is not the canonical body an endpoint rebuilds from
+    the bundle and the signer's key (:func:`airseal.trustroot.tlog.entries.canonical_dsse_body`),
+    e.g. a body another Rekor wrote. No SET and no integrated time: inclusion in the signed (and
+    witnessed) media checkpoint is the proof, and nothing here would vouch for a time."""
 
     bundle: str
     """The bundle's path as the export statement lists it (relative to ``airseal/``)."""
     signature: int
     """The index of the signature it records in the bundle's DSSE envelope."""
     log_index: int
-    integrated_time: int
-    kind: str
-    version: str
     body: bytes | None = None
 
 
 @dataclass(frozen=True)
 class MediaProofs:
-    """The proofs of ``log/proofs.json``: consistency by earlier size, and the bundles' entries
-    with one inclusion proof of them all (:func:`.merkle.multi_inclusion_proof`), all towards
-    ``tree_size``."""
+    """``log/proofs.json`` and ``log/hashes``: the earlier sizes and the bundles' entries, with
+    one proof of them all towards ``tree_size`` (:func:`.merkle.multi_proof`)."""
 
     origin: str
     tree_size: int
-    consistency: Mapping[int, tuple[bytes, ...]] = field(default_factory=dict)
+    earlier_sizes: tuple[int, ...] = ()
+    """Sorted, each in ``(0, tree_size)``."""
     entries: tuple[CarriedEntry, ...] = ()
-    inclusion: tuple[bytes, ...] = ()
+    hashes: tuple[bytes, ...] = ()
     log_id: bytes = b""
     """The log's id (SHA-256 of its key's DER SPKI), once for every entry; empty: no entries."""
 
@@ -117,40 +119,43 @@ class MediaProofs:
         return tuple(e for e in self.entries if e.bundle == bundle)
 
     def to_bytes(self) -> bytes:
-        table: dict[bytes, int] = {}
-
-        def path(hashes: Sequence[bytes]) -> list[int]:
-            return [table.setdefault(h, len(table)) for h in hashes]
-
-        consistency = [
-            {"fromSize": size, "path": path(self.consistency[size])}
-            for size in sorted(self.consistency)
-        ]
+        """``log/proofs.json``."""
         entries = []
         for e in self.entries:
-            item: dict[str, Any] = {
-                "bundle": e.bundle, "signature": e.signature, "logIndex": e.log_index,
-                "integratedTime": e.integrated_time, "kind": e.kind, "version": e.version,
-            }
+            item: dict[str, Any] = {"bundle": e.bundle, "signature": e.signature,
+                                    "logIndex": e.log_index}
             if e.body is not None:
                 item["body"] = _b64(e.body)
             entries.append(item)
-        inclusion = path(self.inclusion)
         document = {
             "schemaVersion": SCHEMA_VERSION, "type": PROOFS_TYPE, "origin": self.origin,
             "treeSize": self.tree_size, "logId": _b64(self.log_id),
-            "consistency": consistency, "entries": entries, "inclusion": inclusion,
-            "hashes": [_b64(h) for h in table],
+            "earlierSizes": list(self.earlier_sizes), "entries": entries,
+            "hashCount": len(self.hashes),
         }
         return (json.dumps(document, separators=(",", ":")) + "\n").encode()
 
+    def hashes_bytes(self) -> bytes:
+        """``log/hashes``: the proof's hashes, 32 raw bytes each, in the order they are used."""
+        return b"".join(self.hashes)
+
+    def roots(self, leaves: Mapping[int, bytes]) -> tuple[bytes, dict[int, bytes]]:
+        """The root of ``tree_size`` and of each earlier size that the proof gives with these
+        leaves (index to leaf hash); nothing to prove (no leaves, no sizes): no hashes."""
+        if not leaves and not self.earlier_sizes:
+            if self.hashes:
+                raise LogProofError("log proof: hashes, but no entries or sizes to prove")
+            return b"", {}
+        return roots_from_multi_proof(leaves, self.earlier_sizes, self.tree_size, self.hashes)
+
     @classmethod
-    def parse(cls, data: bytes, *, subject: str) -> MediaProofs:
+    def parse(cls, data: bytes, hashes: bytes, *, subject: str,
+              hashes_subject: str = "") -> MediaProofs:
         """Strict: our format, hostile bytes (sizes bounded, unknown fields refused)."""
 
-        def bad(what: str) -> LogProofError:
+        def bad(what: str, where: str = subject) -> LogProofError:
             return LogProofError(f"is not a well-formed log proofs file: {what}",
-                                 subject=subject, check="tlog.proofs", hint=_REDO)
+                                 subject=where, check="tlog.proofs", hint=_REDO)
 
         if len(data) > MAX_PROOFS_BYTES:
             raise bad(f"{len(data)} bytes, over {MAX_PROOFS_BYTES}")
@@ -159,8 +164,8 @@ class MediaProofs:
             raise bad(f"schemaVersion {raw.get('schemaVersion')!r}, this agent reads "
                       f"{SCHEMA_VERSION} (media written by another release: export again from "
                       "the appliance, or update this endpoint's agent)")
-        keys = {"schemaVersion", "type", "origin", "treeSize", "logId", "hashes", "consistency",
-                "entries", "inclusion"}
+        keys = {"schemaVersion", "type", "origin", "treeSize", "logId", "earlierSizes",
+                "entries", "hashCount"}
         if not isinstance(raw, dict) or set(raw) != keys:
             raise bad(f"it must be an object with exactly {sorted(keys)}")
         if raw["type"] != PROOFS_TYPE:
@@ -174,39 +179,26 @@ class MediaProofs:
             raise bad("logId is not base64") from None
         if len(log_id_bytes) not in (0, HASH_SIZE):
             raise bad("logId is not 32 bytes")
-        hashes_raw = raw["hashes"]
-        if not isinstance(hashes_raw, list) or len(hashes_raw) > MAX_HASHES:
-            raise bad("hashes")
-        try:
-            table = [base64.b64decode(h, validate=True) for h in hashes_raw]
-        except (binascii.Error, TypeError, ValueError):
-            raise bad("a hash is not base64") from None
-        if any(len(h) != HASH_SIZE for h in table):
-            raise bad("a hash is not 32 bytes")
+        count = raw["hashCount"]
+        if not _is_count(count) or count > MAX_HASHES:
+            raise bad("hashCount")
+        if len(hashes) != count * HASH_SIZE:
+            raise bad(f"{len(hashes)} bytes, expected {count} hashes of {HASH_SIZE} bytes "
+                      f"({subject} says so)", hashes_subject or subject)
+        table = tuple(hashes[i:i + HASH_SIZE] for i in range(0, len(hashes), HASH_SIZE))
 
-        def hashes(path: Any, what: str, cap: int = MAX_PATH) -> tuple[bytes, ...]:
-            if not isinstance(path, list) or len(path) > cap:
-                raise bad(f"{what}: path")
-            if any(not _is_count(i) or i >= len(table) for i in path):
-                raise bad(f"{what}: a path index outside the hash table")
-            return tuple(table[i] for i in path)
-
-        items = raw["consistency"]
-        if not isinstance(items, list) or len(items) > MAX_PROOFS:
-            raise bad("consistency list")
-        consistency: dict[int, tuple[bytes, ...]] = {}
-        for item in items:
-            if not isinstance(item, dict) or set(item) != {"fromSize", "path"}:
-                raise bad("a consistency item must hold exactly fromSize and path")
-            at = item["fromSize"]
-            if not _is_count(at) or at in consistency:
-                raise bad(f"fromSize {at!r} (twice, or not a count)")
-            consistency[at] = hashes(item["path"], f"fromSize {at}")
+        sizes = raw["earlierSizes"]
+        if not isinstance(sizes, list) or len(sizes) > MAX_PROOFS:
+            raise bad("earlierSizes")
+        if any(not _is_count(m) or not 0 < m < size for m in sizes):
+            raise bad(f"earlierSizes: each must be a count between 0 and treeSize {size}")
+        if sizes != sorted(set(sizes)):
+            raise bad("earlierSizes: not in increasing order, or one twice")
 
         items = raw["entries"]
         if not isinstance(items, list) or len(items) > MAX_PROOFS:
             raise bad("entries list")
-        required = {"bundle", "signature", "logIndex", "integratedTime", "kind", "version"}
+        required = {"bundle", "signature", "logIndex"}
         entries: list[CarriedEntry] = []
         seen_index: set[int] = set()
         seen_signature: set[tuple[str, int]] = set()
@@ -219,13 +211,10 @@ class MediaProofs:
                 raise bad(f"{what}: logIndex twice, or not a count")
             if not isinstance(where, str) or not where or len(where) > MAX_BUNDLE_PATH:
                 raise bad(f"{what}: bundle")
-            if not _is_count(item["signature"]) or not _is_count(item["integratedTime"]):
-                raise bad(f"{what}: signature or integratedTime")
+            if not _is_count(item["signature"]):
+                raise bad(f"{what}: signature")
             if (where, item["signature"]) in seen_signature:
                 raise bad(f"{what}: a second entry for signature {item['signature']} of {where}")
-            if not all(isinstance(item[k], str) and len(item[k]) <= 32
-                       for k in ("kind", "version")):
-                raise bad(f"{what}: kind or version")
             body = None
             if "body" in item:
                 try:
@@ -236,12 +225,10 @@ class MediaProofs:
                     raise bad(f"{what}: body over {MAX_BODY_BYTES} bytes")
             seen_index.add(index)
             seen_signature.add((where, item["signature"]))
-            entries.append(CarriedEntry(where, item["signature"], index, item["integratedTime"],
-                                        item["kind"], item["version"], body))
+            entries.append(CarriedEntry(where, item["signature"], index, body))
         if entries and not log_id_bytes:
             raise bad("entries without a logId")
-        inclusion = hashes(raw["inclusion"], "inclusion", MAX_PATH * max(1, len(entries)))
-        return cls(origin, size, consistency, tuple(entries), inclusion, log_id_bytes)
+        return cls(origin, size, tuple(sizes), tuple(entries), table, log_id_bytes)
 
 
 def _is_count(value: Any) -> bool:
@@ -391,12 +378,14 @@ def verify_media_log(
     threshold: int = 1,
 ) -> VerifiedLog:
     """Every log check of one media, in order: the checkpoint (log key, origin, witness quorum);
-    its consistency with the checkpoint stored last; the export statement logged right after
-    it; then each action bundle's entries, included in it, logging signatures of at least
-    ``threshold`` distinct trusted keys (the site's action threshold: only logged signatures
-    count). Fails closed, naming the file."""
+    the export statement logged right after it; the checkpoint stored last (same log, not
+    larger, a size the proof covers); each action bundle's entries, logging signatures of at
+    least ``threshold`` distinct trusted keys (the site's action threshold: only logged
+    signatures count); then the one proof: the entries included in the checkpoint, and the
+    stored checkpoint's tree a prefix of it. Fails closed, naming the file."""
     checkpoint_file = f"airseal/{CHECKPOINT_PATH}"
     proofs_file = f"airseal/{PROOFS_PATH}"
+    hashes_file = f"airseal/{HASHES_PATH}"
     key, origin = trust.public_key, trust.origin
 
     def refuse(detail: str, check: str, subject: str, hint: str = _REDO) -> LogProofError:
@@ -436,10 +425,11 @@ def verify_media_log(
                      "tlog.fork", export.subject,
                      "keep this media as evidence and report it; do not use it")
 
-    # consistency with what this endpoint saw last
+    # what this endpoint saw last: the checks that need no proof, and which size to prove from
+    evidence = "keep this media and both checkpoints as evidence and report them"
+    prove_from: int | None = None
     if previous is not None:
         both = f"last seen here {previous.describe()}, this media {final.describe()}"
-        evidence = "keep this media and both checkpoints as evidence and report them"
         if previous.origin != origin:
             raise refuse(f"the checkpoint stored here is of another log ({both})", "tlog.origin",
                          checkpoint_file, "the endpoint's log enrolment changed; re-enrol it")
@@ -454,23 +444,16 @@ def verify_media_log(
                 raise refuse(f"the log forked (same size, two roots): last seen here "
                              f"{previous.describe()}, this media {media.describe()}",
                              "tlog.fork", checkpoint_file, evidence)
+        elif previous.size not in proofs.earlier_sizes:
+            raise refuse(
+                f"carries no consistency proof from size {previous.size} (the checkpoint "
+                f"stored here) to {media.size}", "tlog.consistency", proofs_file,
+                "import the exports in between first, or export again: the appliance "
+                "includes proofs from the checkpoints of its recent exports")
         else:
-            path = proofs.consistency.get(previous.size)
-            if path is None:
-                raise refuse(
-                    f"carries no consistency proof from size {previous.size} (the checkpoint "
-                    f"stored here) to {media.size}", "tlog.consistency", proofs_file,
-                    "import the exports in between first, or export again: the appliance "
-                    "includes proofs from the checkpoints of its recent exports")
-            try:
-                verify_consistency(previous.size, media.size, path, previous.root_hash,
-                                   media.root_hash)
-            except LogProofError as exc:
-                raise refuse(f"the log forked: last seen here {previous.describe()}, this media "
-                             f"{media.describe()} ({exc.detail})", "tlog.fork", proofs_file,
-                             evidence) from None
+            prove_from = previous.size
 
-    # every action bundle's entries (carried in the proofs file), in the media's checkpoint
+    # every action bundle's entries (carried in the proofs file)
     leaves: dict[int, bytes] = {}
     paths = {bundle.path for bundle in actions}
     stray = sorted({e.bundle for e in proofs.entries} - paths)
@@ -503,20 +486,25 @@ def verify_media_log(
                 "tlog.entry", bundle.subject,
                 "sign the missing approvals again on the appliance with its log on (each "
                 "approval is logged), and export again")
-    if leaves or proofs.inclusion:
-        try:
-            if not leaves:
-                raise LogProofError("an inclusion proof, but no entries")
-            root = root_from_multi_inclusion(leaves, media.size, proofs.inclusion)
-        except LogProofError as exc:
-            raise refuse(f"the entries of the {len(actions)} action bundles: {exc.detail}",
-                         "tlog.inclusion", proofs_file) from None
-        if root != media.root_hash:
-            raise refuse(
-                f"the entries of the {len(actions)} action bundles, as rebuilt from the "
-                f"bundles, give root {root.hex()[:16]}..., the checkpoint says "
-                f"{media.root_hash.hex()[:16]}... (an entry, its index or a proof hash was "
-                "altered, or a bundle is not the one logged)", "tlog.inclusion", proofs_file)
+
+    # one proof: every entry in the media's checkpoint, every earlier size a prefix of it
+    what = (f"the entries of the {len(actions)} action bundles and the "
+            f"{len(proofs.earlier_sizes)} earlier sizes")
+    try:
+        root, earlier = proofs.roots(leaves)
+    except LogProofError as exc:
+        raise refuse(f"{what}: {exc.detail}", "tlog.inclusion", hashes_file) from None
+    if root and root != media.root_hash:
+        raise refuse(
+            f"{what}, with the proof in {hashes_file}, give root {root.hex()[:16]}..., the "
+            f"checkpoint says {media.root_hash.hex()[:16]}... (an entry, its index, an earlier "
+            "size or a proof hash was altered, or a bundle is not the one logged)",
+            "tlog.inclusion", hashes_file)
+    if prove_from is not None and previous is not None \
+            and earlier[prove_from] != previous.root_hash:
+        raise refuse(f"the log forked: last seen here {previous.describe()}, this media "
+                     f"{media.describe()}, whose first {prove_from} entries have root "
+                     f"{earlier[prove_from].hex()[:16]}...", "tlog.fork", hashes_file, evidence)
     return VerifiedLog(media, final, entry.proof.checkpoint, witnessed, 1 + len(leaves))
 
 
@@ -571,9 +559,6 @@ def _leaf_body(item: CarriedEntry, bundle: MediaBundle) -> bytes:
         return LogProofError(f"log entry {item.log_index}: {detail}", subject=bundle.subject,
                              check=check, hint=_REDO)
 
-    if (item.kind, item.version) != (DSSE, API_VERSION):
-        raise refuse(f"kind {item.kind}/{item.version}, expected {DSSE}/{API_VERSION} for a "
-                     "DSSE bundle", "tlog.entry")
     if not 0 <= item.signature < len(bundle.keys):
         raise refuse(f"records signature {item.signature}, the envelope holds "
                      f"{len(bundle.keys)}", "tlog.entry")
@@ -588,8 +573,9 @@ def _leaf_body(item: CarriedEntry, bundle: MediaBundle) -> bytes:
         signed = SignedContent(
             base64.b64decode(one["sig"], validate=True),
             hashlib.sha256(base64.b64decode(bundle.envelope["payload"], validate=True)).digest())
-        _body_matches(TlogEntry(item.log_index, b"", item.kind, item.version,
-                                item.integrated_time, item.body, None), signed)
+        # carried entries are dsse 0.0.1 (what this log writes): a body of another kind fails
+        _body_matches(TlogEntry(item.log_index, b"", DSSE, API_VERSION, 0, item.body, None),
+                      signed)
         if spki_der(body_key(item.body)) != spki_der(key):
             raise LogProofError("the log entry records another key", check="tlog.body.key")
     except LogProofError as exc:

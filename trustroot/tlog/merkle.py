@@ -119,61 +119,6 @@ def consistency_proof(old_size: int, new_size: int, node: NodeReader) -> list[by
     return proof
 
 
-def multi_inclusion_proof(indexes: Sequence[int], size: int, node: NodeReader) -> list[bytes]:
-    """One proof that several leaves are in the tree of ``size``: walking RFC 6962's recursive
-    split left to right, the hash of every maximal subtree that holds none of ``indexes``.
-    Subtrees above the leaves are what the verifier computes, so neighbouring leaves share
-    their whole path and each other's sibling leaves cost nothing (our addition: RFC 9162
-    defines single-leaf proofs only; the tests check it against them)."""
-    wanted = sorted(set(indexes))
-    if not wanted or wanted[0] < 0 or wanted[-1] >= size:
-        raise ValueError(f"leaves {wanted[:1]}..{wanted[-1:]} are not in a tree of size {size}")
-    out: list[bytes] = []
-
-    def walk(start: int, end: int, lo: int, hi: int) -> None:  # wanted[lo:hi] in [start, end)
-        if lo == hi:
-            out.append(range_hash(start, end, node))
-        elif end - start > 1:
-            mid = start + _split(end - start)
-            cut = bisect_left(wanted, mid, lo, hi)
-            walk(start, mid, lo, cut)
-            walk(mid, end, cut, hi)
-
-    walk(0, size, 0, len(wanted))
-    return out
-
-
-def root_from_multi_inclusion(leaves: Mapping[int, bytes], size: int,
-                              proof: Sequence[bytes]) -> bytes:
-    """The root that :func:`multi_inclusion_proof` of ``leaves`` (index to leaf hash) gives,
-    consuming every proof hash exactly once; compare it with the checkpoint's root."""
-    _check_hashes(proof, "the inclusion proof")
-    wanted = sorted(leaves)
-    if not wanted or wanted[0] < 0 or wanted[-1] >= size:
-        raise LogProofError(f"inclusion proof: entries {wanted[:1]}..{wanted[-1:]} are not "
-                            f"all below tree size {size}")
-    used = 0
-
-    def walk(start: int, end: int, lo: int, hi: int) -> bytes:
-        nonlocal used
-        if lo == hi:
-            if used == len(proof):
-                raise LogProofError("inclusion proof: fewer hashes than the entries need")
-            used += 1
-            return proof[used - 1]
-        if end - start == 1:
-            return leaves[start]
-        mid = start + _split(end - start)
-        cut = bisect_left(wanted, mid, lo, hi)
-        left = walk(start, mid, lo, cut)
-        return node_hash(left, walk(mid, end, cut, hi))
-
-    root = walk(0, size, 0, len(wanted))
-    if used != len(proof):
-        raise LogProofError("inclusion proof: more hashes than the entries need")
-    return root
-
-
 def _check_hashes(proof: Sequence[bytes], what: str) -> None:
     for h in proof:
         if len(h) != HASH_SIZE:
@@ -258,3 +203,112 @@ def verify_consistency(
             f"the log of {new_size} entries does not extend the one of {old_size} entries: "
             "the log has forked or been rewritten"
         )
+
+
+def _inside(boundaries: Sequence[int], start: int, end: int, lo: int) -> tuple[int, int]:
+    """``boundaries[i:j]`` (sorted) are those strictly between ``start`` and ``end``."""
+    i = bisect_left(boundaries, start + 1, lo)
+    return i, bisect_left(boundaries, end, i)
+
+
+def multi_proof(indexes: Sequence[int], sizes: Sequence[int], size: int,
+                node: NodeReader) -> list[bytes]:
+    """One proof that several leaves are in the tree of ``size`` *and* that each earlier tree
+    of ``sizes`` is a prefix of it: walking RFC 6962's recursive split left to right, the hash
+    of every maximal subtree that holds none of ``indexes`` and straddles none of ``sizes``.
+    The verifier (:func:`roots_from_multi_proof`) computes every other subtree, among them the
+    complete subtrees whose fold is each earlier root, so inclusion of every leaf and
+    consistency from every earlier size share one list in which no hash appears twice (our
+    addition: RFC 9162 defines one-leaf and one-size proofs only; the tests check this against
+    them). Neighbouring leaves share their whole path, and each other's sibling leaves cost
+    nothing."""
+    wanted = sorted(set(indexes))
+    cuts = sorted(set(sizes))
+    if wanted and (wanted[0] < 0 or wanted[-1] >= size):
+        raise ValueError(f"leaves {wanted[:1]}..{wanted[-1:]} are not in a tree of size {size}")
+    if cuts and (cuts[0] <= 0 or cuts[-1] >= size):
+        raise ValueError(f"earlier sizes {cuts[:1]}..{cuts[-1:]} are not in (0, {size})")
+    out: list[bytes] = []
+
+    def walk(start: int, end: int, lo: int, hi: int, clo: int) -> None:
+        c, c_end = _inside(cuts, start, end, clo)
+        if lo == hi and c == c_end:
+            out.append(range_hash(start, end, node))
+        elif end - start > 1:
+            mid = start + _split(end - start)
+            cut = bisect_left(wanted, mid, lo, hi)
+            walk(start, mid, lo, cut, c)
+            walk(mid, end, cut, hi, c)
+
+    if size:
+        walk(0, size, 0, len(wanted), 0)
+    return out
+
+
+def roots_from_multi_proof(leaves: Mapping[int, bytes], sizes: Sequence[int], size: int,
+                           proof: Sequence[bytes]) -> tuple[bytes, dict[int, bytes]]:
+    """The root of ``size`` and the root of each earlier size that :func:`multi_proof` of
+    ``leaves`` (index to leaf hash) and ``sizes`` gives, consuming every proof hash exactly
+    once. Compare the first with the checkpoint's root (that proves every leaf included and
+    binds every subtree computed on the way) and an earlier one with a checkpoint of that size
+    (that proves it a prefix: the earlier root is folded from those bound subtrees)."""
+    _check_hashes(proof, "the log proof")
+    wanted = sorted(leaves)
+    cuts = sorted(set(sizes))
+    if size <= 0:
+        raise LogProofError(f"log proof: tree size {size} has nothing to prove")
+    if wanted and (wanted[0] < 0 or wanted[-1] >= size):
+        raise LogProofError(f"log proof: entries {wanted[:1]}..{wanted[-1:]} are not all "
+                            f"below tree size {size}")
+    if cuts and (cuts[0] <= 0 or cuts[-1] >= size):
+        raise LogProofError(f"log proof: earlier sizes {cuts[:1]}..{cuts[-1:]} are not all "
+                            f"between 0 and {size}")
+    used = 0
+    ends: dict[tuple[int, int], bytes] = {}
+
+    def walk(start: int, end: int, lo: int, hi: int, clo: int) -> bytes:
+        nonlocal used
+        c, c_end = _inside(cuts, start, end, clo)
+        if lo == hi and c == c_end:
+            if used == len(proof):
+                raise LogProofError("log proof: fewer hashes than the entries and sizes need")
+            used += 1
+            value = proof[used - 1]
+        elif end - start == 1:
+            value = leaves[start]
+        else:
+            mid = start + _split(end - start)
+            cut = bisect_left(wanted, mid, lo, hi)
+            left = walk(start, mid, lo, cut, c)
+            value = node_hash(left, walk(mid, end, cut, hi, c))
+        ends[start, end] = value
+        return value
+
+    root = walk(0, size, 0, len(wanted), 0)
+    if used != len(proof):
+        raise LogProofError("log proof: more hashes than the entries and sizes need")
+    return root, {m: _fold_prefix(m, size, ends) for m in cuts}
+
+
+def _fold_prefix(m: int, size: int, ends: Mapping[tuple[int, int], bytes]) -> bytes:
+    """MTH of the first ``m`` leaves from the subtrees the walk computed: the complete
+    subtrees of the tree of ``size`` that tile ``[0, m)`` (each was reached, because every
+    subtree straddling ``m`` was split), folded right to left as RFC 6962's recursion does."""
+    blocks: list[bytes] = []
+    start, end = 0, size
+    while True:
+        mid = start + _split(end - start)
+        if m <= mid:
+            if m == mid:
+                blocks.append(ends[start, mid])
+                break
+            end = mid
+        else:
+            blocks.append(ends[start, mid])
+            start = mid
+            if m == end:  # pragma: no cover - m < size, and m == mid breaks above
+                break
+    value = blocks[-1]
+    for left in reversed(blocks[:-1]):
+        value = node_hash(left, value)
+    return value
