@@ -17,8 +17,8 @@ Prints:
   appliance keeps them (indent 2), at the final size; and, for 100 real DSSE action bundles
   signed one after another or ``--spread-gap`` entries apart, what the media carries instead:
   the bundles without the site log's entries, the export statement's own entry, and
-  ``airseal/log/`` (checkpoint; proofs: consistency from 64 earlier exports, the entries and one
-  multi-leaf inclusion proof of them all).
+  ``airseal/log/`` (checkpoint; proofs.json: 64 earlier exports' sizes and the entries; hashes:
+  one proof of every entry's inclusion and every earlier size's consistency).
 
 On a shared machine the wall-clock rate depends on the other load; the rate per CPU second
 (user+sys of this process, every signing thread included) does much less.
@@ -281,12 +281,13 @@ def _media_log_bytes(log, signer, now, template, rng, gap: int) -> dict[str, int
         kept_full = sum(len(b) for _, _, b in bundles)
         bare = sum(len(_without_entries(b)) for _, _, b in bundles)
         on_media = sum(len(b) for b in files.bundles)
-        log_files = len(files.checkpoint) + len(files.proofs)
+        log_files = len(files.checkpoint) + len(files.proofs) + len(files.hashes)
         out[f"100 {label}: bundles as kept (full tlogEntries) + export entry"] = (
             kept_full - bare + export_entry)
         out[f"100 {label}: on the media (bundles + export entry + log/ files)"] = (
             on_media - bare + export_entry + log_files)
         out[f"100 {label}: of which log/proofs.json"] = len(files.proofs)
+        out[f"100 {label}: of which log/hashes (the one proof)"] = len(files.hashes)
     return out
 
 

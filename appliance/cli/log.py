@@ -182,18 +182,19 @@ def log_serve(listen: str, read_only: bool, quiet: bool) -> None:
 @log_group.command(name="witness-request")
 @click.option(
     "--output", required=True, type=click.Path(file_okay=False, path_type=Path),
-    help="Folder to write the checkpoint and proofs.json into (for the witness stations).",
+    help="Folder to write checkpoint, proofs.json and hashes into (for the witness stations).",
 )
 @click.option(
     "--from-size", "from_size", type=click.IntRange(min=1),
     help="Also prove consistency from this size (what `airseal witness status` says it saw).",
 )
 def log_witness_request(output: Path, from_size: int | None) -> None:
-    """Write the latest checkpoint and consistency proofs for the site's witnesses
+    """Write the latest checkpoint and a consistency proof for the site's witnesses
     (`airseal witness cosign DIR` on each station); bring their cosigned notes back with
     `airseal log witness-import`."""
     size, proofs = open_appliance().log_witness_request(output, from_size=from_size)
-    click.echo(f"Wrote checkpoint {size} with {proofs} consistency proof(s) into {output}")
+    click.echo(f"Wrote checkpoint {size}, proved consistent with {proofs} earlier size(s), "
+               f"into {output}")
 
 
 @examples(
