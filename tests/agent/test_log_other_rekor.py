@@ -1,6 +1,7 @@
 """Media whose action was logged in another Rekor (the appliance's ``--rekor-url``), not in the
 site log the endpoint trusts: refused as ``tlog.logid`` through `airseal-agent import`, naming
-the bundle, the other log and what to do, with nothing run and the stored checkpoint unchanged.
+the bundle, the other log and what to do, with nothing run and the stored checkpoint unchanged;
+the courier's keyless check (`airseal media check`) already reports it.
 
 The other Rekor is a real `airseal log serve` on loopback (its own SQLite log and key), reached
 through the appliance's own Rekor client (:func:`airseal.appliance.rekor_client.log_bundle`),
@@ -27,6 +28,7 @@ from airseal.agent.state import AgentState
 from airseal.appliance import rekor_client, tlog_store
 from airseal.appliance.db import MIGRATIONS
 from airseal.appliance.log_server import LogHttpServer, LogService
+from airseal.media.check import check_media
 from airseal.trustroot.signer import PrivateKeySigner, Signer
 from airseal.trustroot.tlog.entries import log_id
 
@@ -89,9 +91,14 @@ def test_an_action_logged_only_in_another_rekor_is_refused_by_the_cli(
     site.actions[1] = replace(site.actions[1], bundle=logged_elsewhere(site, other_rekor, 1))
     mount = write_logged_media(site.base / "second", site.log, site.distributor, site.actions,
                                export_id="export-2", sequence=2)
+    bundle_file = "airseal/actions/run/action.sigstore.json"
+    courier = check_media(mount)  # the courier hears it first, without keys
+    assert courier.status == "damaged"
+    assert [(f.path, f.check) for f in courier.damaged] == [(bundle_file, "tlog.logid")]
+    assert "sign the action again at the appliance without --rekor-url" in \
+        courier.damaged[0].reason
     result = agent_cli("import", str(mount), "--yes")
     assert result.code == 1, result.stdout + result.stderr
-    bundle_file = "airseal/actions/run/action.sigstore.json"
     assert f"{bundle_file}: transparency log proof failed [tlog.logid]" in result.stderr
     other_id = log_id(other_rekor.key).hex()[:16]
     assert f"another log (log id {other_id}...)" in result.stderr
@@ -114,5 +121,18 @@ def test_an_entry_of_another_rekor_beside_one_of_the_site_log_is_accepted(
     (index,), _ = site.log.log.append([entry], site.log.signer, now=datetime.now(UTC))
     both = tlog_store.adding_tlog_entry(elsewhere, site.log.log.entry(index))
     site.actions[0] = replace(site.actions[0], bundle=both)
-    report = run(enrolled, agent_signer, site.media("mixed"))
+    mount = site.media("mixed")
+    assert check_media(mount).ok
+    report = run(enrolled, agent_signer, mount)
     assert report.status == "completed", report.error
+
+
+def test_the_couriers_check_names_an_action_with_no_entry_of_the_media_log(site: Site) -> None:
+    """An action signed before the log existed, on media an appliance without the export's
+    check wrote: the courier is told every log-checking endpoint refuses it."""
+    unlogged = tlog_store.one_signature_bundle(site.actions[0].bundle, 0)
+    site.actions[0] = replace(site.actions[0], bundle=unlogged)
+    report = check_media(site.media("unlogged"))
+    assert [(f.path, f.check) for f in report.damaged] == [
+        ("airseal/actions/dl/action.sigstore.json", "tlog.entry")]
+    assert f"no entry of log {site.log.origin}" in report.damaged[0].reason

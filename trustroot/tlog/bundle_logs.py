@@ -59,7 +59,7 @@ def bundle_logs(bundle: Any, site_log_id: bytes, *, subject: str | None = None) 
     others: list[bytes] = []
     for item in items:
         found = _log_id_of(item)
-        if found == site_log_id:
+        if found == site_log_id and found != UNKNOWN_LOG:
             site += 1
         elif found not in others:
             others.append(found)
