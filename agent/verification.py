@@ -526,6 +526,7 @@ class MediaVerifier:
                                    self._listed_bytes(HASHES_PATH, MAX_HASHES_BYTES),
                                    subject=layout.on_mount(PROOFS_PATH),
                                    hashes_subject=layout.on_mount(HASHES_PATH))
+        self._refuse_actions_of_other_logs(proofs, actions)
         statement = read_export_bundle(self.source)
         if hashlib.sha256(statement).hexdigest() != self.export.bundle_sha256:
             raise MediaDigestMismatch("changed while it was being read",
@@ -551,6 +552,34 @@ class MediaVerifier:
                                    proofs=proofs, export=export_entries, actions=action_bundles,
                                    threshold=self.trust.action_threshold)
         return self.log
+
+    def _refuse_actions_of_other_logs(self, proofs: MediaProofs,
+                                      actions: tuple[VerifiedAction, ...]) -> None:
+        """An action bundle the proofs file carries no entry for, whose own entries are all of
+        other logs (signed on the appliance with ``--rekor-url``): refused as ``tlog.logid``,
+        naming those logs. This endpoint knows only the site log's key, so it cannot check
+        them, and they do not count; :func:`verify_media_log` would refuse the bundle anyway
+        (no entry of the site log), this says why and what to do."""
+        from airseal.trustroot.tlog.bundle_logs import bundle_logs, describe_logs
+
+        log = self.trust.log_trust
+        assert log is not None
+        for action in actions:
+            if proofs.entries_of(action.listed.bundle):
+                continue
+            data = self._listed_bytes(action.listed.bundle, MAX_ACTION_BUNDLE_BYTES)
+            logs = bundle_logs(load_json(data, subject=action.subject, error=LogProofError),
+                               log.log_id, subject=action.subject)
+            if logs.only_other_logs:
+                raise LogProofError(
+                    f"its log entries are of another log ({describe_logs(logs.other_logs)}), "
+                    f"not of the site log {log.origin} this endpoint requires ({log.source} "
+                    f"names it); entries of other logs are not accepted here",
+                    subject=action.subject, check="tlog.logid",
+                    hint=f"action {action.listed.id} was logged in another Rekor "
+                         "(--rekor-url): sign it again on the site's appliance without "
+                         f"--rekor-url (`airseal action edit {action.listed.id}`), so it is "
+                         "logged in the site log, and export again")
 
     def _listed_bytes(self, path: str, cap: int) -> bytes:
         """A listed file's bytes, checked against the statement's digest again as read."""

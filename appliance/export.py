@@ -194,6 +194,7 @@ def export_to_media(
         )
         for r in chosen
     ]
+    refuse_actions_outside_site_log(home, db, chosen)
     parity_percent = settings.get_int(db, "export.parity-percent")
     if parity_percent:
         par2_tool()  # a missing par2 is said before any key is unlocked
@@ -347,6 +348,74 @@ def _log_files(home: Home, tlog: LogAppender, db: sqlite_utils.Database,
         log.warning("%s carries no log entry (signed before the log existed): endpoints that "
                      "require the log will refuse it; edit the action to sign it again", subject)
     return files
+
+
+class ActionOutsideSiteLog(LogError):
+    """An export with the appliance's log on would carry an action whose signatures are not in
+    that log: every endpoint that trusts the site log refuses it (it knows no other log)."""
+
+    title = "Action not in the site's log"
+
+
+def refuse_actions_outside_site_log(home: Home, db: sqlite_utils.Database,
+                                    chosen: list[ActionRecord]) -> None:
+    """Before anything is unlocked, sent or written: with this appliance's log on, the export
+    statement must go to that log (``--rekor-url`` is refused) and each action must carry at
+    least one entry of it. An action logged only in another Rekor (``--rekor-url``), or signed
+    before the log existed, is refused naming the action and where its entries are; endpoints
+    would refuse the whole media for it (``tlog.logid`` / ``tlog.entry``), after the courier
+    carried it. Without a log of its own nothing is checked: endpoints then know no log."""
+    from airseal.appliance.rekor_client import current_target
+    from airseal.appliance.tlog_store import log_info
+    from airseal.trustroot.tlog.bundle_logs import bundle_logs, describe_logs
+
+    info = log_info(db.conn)
+    if info is None:
+        return
+    target = current_target()
+    if target is not None:
+        raise UsageError(
+            f"this appliance keeps the site's transparency log ({info.origin}): the export "
+            f"statement is logged there, right after the checkpoint the media carries, not in "
+            f"{target.url}", check="tlog.export",
+            hint="export without --rekor-url / --signing-config")
+    names: dict[bytes, str] | None = None
+    for record in chosen:
+        logs = bundle_logs(json.loads(record.bundle), info.log_id)
+        if logs.site_entries:
+            continue
+        subject = f"action {record.id} v{record.version}"
+        again = (f"sign it again in the site log: `airseal action edit {record.id}` (a new "
+                 "version, logged in this appliance's log; no --rekor-url), approve it again if "
+                 "the site needs more signatures, then export; or leave it out (--action)")
+        if logs.unlogged:
+            raise ActionOutsideSiteLog(
+                f"carries no entry of this appliance's log {info.origin} (it was signed before "
+                "the log existed): endpoints that trust the site log refuse the media",
+                subject=subject, check="tlog.entry", hint=again)
+        if names is None:
+            names = _rekor_names(home, db)
+        raise ActionOutsideSiteLog(
+            f"is logged only in another log ({describe_logs(logs.other_logs, names)}; signed "
+            f"with --rekor-url), not in this appliance's log {info.origin} "
+            f"(log id {info.log_id.hex()[:16]}...): endpoints that trust the site log accept "
+            "only its entries and would refuse the media",
+            subject=subject, check="tlog.logid", hint=again)
+
+
+def _rekor_names(home: Home, db: sqlite_utils.Database) -> dict[bytes, str]:
+    """Log id to ``baseUrl`` of the ``tlogs`` the trusted root in use lists (to name the Rekor
+    an action was logged in); empty when it cannot be read: the log id is named anyway."""
+    import base64
+
+    from airseal.appliance.sigstore_roots import trusted_root_in_use
+
+    try:
+        document = json.loads(trusted_root_in_use(None, lambda: (home, db)).document)
+        return {base64.b64decode(t["logId"]["keyId"]): str(t["baseUrl"])
+                for t in document.get("tlogs") or []}
+    except (AirsealError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def _log_extra_files(files: MediaLogFiles | None, scratch: str) -> list[ExtraFile]:

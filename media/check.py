@@ -201,7 +201,44 @@ def _log_files_problems(source: MediaSource, contents: ExportContents) -> list[F
     if any(entry.log_index >= point.size for entry in proofs.entries):
         return [Finding(proofs_subject, "tlog.proofs",
                         f"carries a log entry at or beyond the checkpoint's size {point.size}")]
-    return []
+    return _actions_outside_the_log(source, contents, proofs.log_id, point.origin,
+                                    {entry.bundle for entry in proofs.entries})
+
+
+def _actions_outside_the_log(source: MediaSource, contents: ExportContents, log_id: bytes,
+                             origin: str, logged: set[str]) -> list[Finding]:
+    """Each action bundle that ``log/proofs.json`` carries no entry for: every endpoint that
+    checks the site log refuses the whole media for it, so the courier hears it here. Its own
+    ``tlogEntries`` all of another log (signed with ``--rekor-url``) are named as such
+    (``tlog.logid``); nothing is verified, as in the rest of this check."""
+    from airseal.media.limits import MAX_ACTION_BUNDLE_BYTES
+    from airseal.trustroot.tlog.bundle_logs import bundle_logs, describe_logs
+    from airseal.trustroot.untrusted_json import load_json
+
+    found = []
+    for action in contents.predicate.actions:
+        if action.bundle in logged:
+            continue
+        subject = layout.on_mount(action.bundle)
+        try:
+            data = source.read_bytes(subject, max_size=MAX_ACTION_BUNDLE_BYTES)
+            logs = bundle_logs(load_json(data, subject=subject, error=BadMedia), log_id,
+                               subject=subject)
+        except (BadMedia, MediaReadError, VerificationError) as exc:
+            found.append(Finding(subject, exc.check or "tlog.entry", exc.detail))
+            continue
+        if logs.only_other_logs:
+            found.append(Finding(subject, "tlog.logid", (
+                f"its log entries are of another log ({describe_logs(logs.other_logs)}), not "
+                f"of {origin}, the log this media proves itself in: endpoints that check that "
+                "log refuse the media; sign the action again at the appliance without "
+                "--rekor-url, and export again")))
+        else:
+            found.append(Finding(subject, "tlog.entry", (
+                f"has no entry of log {origin} in log/proofs.json: endpoints that check that "
+                "log refuse the media; sign the action again at the appliance, and export "
+                "again")))
+    return found
 
 
 def check_media(
