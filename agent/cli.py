@@ -500,6 +500,8 @@ def import_media(
     as_json: bool,
 ) -> None:
     """Import the media mounted at MOUNT (the folder that holds airseal/)."""
+    import gc
+
     from airseal.agent.approval import ApproveAll, Approver, RefuseUnapproved
     from airseal.agent.cli_site import trust_for_import
     from airseal.agent.identity import load_signer, password_is_unattended
@@ -537,6 +539,11 @@ def import_media(
             ),
             media_label=str(mount),
         )
+        # The modules imported by now (pydantic's schemas, the models, click) live as long as
+        # the process; without this each full collection during the import walked all of
+        # them again (one took 0.1 s of a 1,000-action import). Nothing is disabled: objects
+        # made from here on are collected as before.
+        gc.freeze()
         report = importer.run()
     if as_json:
         _emit_json(report.to_json_dict())
