@@ -8,8 +8,10 @@ on a shared machine it moves far less with the load than the wall clock does (th
 is printed for the same reason). User and system CPU are printed apart: most of the system part
 is creating the 1,000 destination files, which on this machine's ext4 (no journal) costs from
 0.02 to 1 ms a file depending on how many inodes anyone freed in the same block group in the
-last ~30 s (the kernel scans each of them: ``recently_deleted()`` in ``find_inode_bit``). ``--profile FILE`` also runs the import in-process under
-cProfile, saves the stats and prints the 25 most expensive calls.
+last ~30 s (the kernel scans each of them: ``recently_deleted()`` in ``find_inode_bit``); set
+``TMPDIR`` to measure in another folder. ``--profile FILE`` also runs the import in-process under
+cProfile, saves the stats and prints the 25 most expensive calls (cProfile inflates calls of
+small Python functions several times over: compare stages with the printed breakdown).
 
 The media is written once by the real export writer; each measured run starts from a fresh copy
 of an initialised, enrolled agent state (so every action really runs) and an empty destination.
