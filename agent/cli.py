@@ -500,6 +500,8 @@ def import_media(
     as_json: bool,
 ) -> None:
     """Import the media mounted at MOUNT (the folder that holds airseal/)."""
+    import gc
+
     from airseal.agent.approval import ApproveAll, Approver, RefuseUnapproved
     from airseal.agent.cli_site import trust_for_import
     from airseal.agent.identity import load_signer, password_is_unattended
@@ -537,6 +539,11 @@ def import_media(
             ),
             media_label=str(mount),
         )
+        # The modules imported by now (pydantic's schemas, the models, click) live as long as
+        # the process; without this each full collection during the import walked all of
+        # them again (one took 0.1 s of a 1,000-action import). Nothing is disabled: objects
+        # made from here on are collected as before.
+        gc.freeze()
         report = importer.run()
     if as_json:
         _emit_json(report.to_json_dict())
@@ -546,6 +553,8 @@ def import_media(
         click.echo(report.error.diagnostics(), err=True)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+    global _SKIP_TEARDOWN
+    _SKIP_TEARDOWN = True  # the journal, the lock and every placed file are closed and durable
     ctx.exit(_import_exit_code(report))
 
 
@@ -725,12 +734,39 @@ from airseal.agent import cli_site as _cli_site  # noqa: E402,F401  (registers i
 # -- entry point --------------------------------------------------------------------------------
 from airseal.agent import cli_update  # noqa: E402, F401  (registers selfcheck, self-update)
 
+_SKIP_TEARDOWN = False
+"""Set by a finished import: the process may end without the interpreter's teardown."""
+
 
 def main(argv: list[str] | None = None) -> int:
-    return run_main(
+    global _SKIP_TEARDOWN
+    _SKIP_TEARDOWN = False
+    code = run_main(
         cli, argv, prog_name="airseal-agent", exit_codes=exit_codes.ERROR_CODES,
         failed_code="refused",
     )
+    if argv is None and _SKIP_TEARDOWN:
+        _end_process(code)
+    return code
+
+
+def _end_process(code: int) -> None:
+    """End the program now that an import is over, without the interpreter's teardown.
+
+    Freeing every object of a 1,000-action import one by one cost 40-100 ms of a ~1 s command
+    and decided nothing: what the import wrote is durable and closed before it reports (files
+    flushed, the journal committed and closed, the lock released, the receipt written). Only
+    for the program itself (``argv`` not given): a caller of :func:`main` keeps its process.
+    Output not yet flushed is flushed first; if that fails the normal exit reports it."""
+    try:
+        logging = sys.modules.get("logging")
+        if logging is not None:
+            logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    os._exit(code)
 
 
 if __name__ == "__main__":

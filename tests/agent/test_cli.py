@@ -358,3 +358,32 @@ def test_a_wrong_key_password_with_yes_decides_nothing(agent_cli, agent_state, t
     right = agent_cli("import", str(mount), "--yes")
     assert right.code == exit_codes.OK, right.stderr
     assert "(again)" not in right.stdout and (tmp_path / "out/x.conf").read_text() == "x"
+
+
+def test_a_finished_import_ends_the_program_at_once_and_keeps_a_callers_process(
+    agent_cli, agent_state, tmp_path, capsys
+):
+    # The program skips the interpreter's teardown after an import (agent.cli._end_process):
+    # its report is still whole on a pipe, its exit code the import's, its journal committed.
+    from airseal.agent.cli import main
+
+    distributor = new_distributor(tmp_path / "keys")
+    assert agent_cli("enroll", "--key", str(distributor.pub), "--approved").code == 0
+    payload = tmp_path / "p.conf"
+    payload.write_bytes(b"x=1\n" * 5000)
+    dest = tmp_path / "dest"
+    builds = [ActionBuild(f"d{i}", payload, dest=str(dest / f"p{i}.conf")) for i in range(3)]
+    mount = write_media(
+        tmp_path / "usb", distributor, [sign_action(b, distributor) for b in builds]
+    )
+    child = agent_cli("import", str(mount), "--non-interactive", "--json")
+    assert child.code == exit_codes.OK, child.stderr
+    report = json.loads(child.stdout)
+    assert [a["outcome"] for a in report["actions"]] == ["succeeded"] * 3
+    (recorded,) = json.loads(agent_cli("history", "--json").stdout)["items"]
+    assert [a["outcome"] for a in recorded["actions"]] == ["succeeded"] * 3
+    assert all((dest / f"p{i}.conf").read_bytes() == payload.read_bytes() for i in range(3))
+    # A caller of main() with its own arguments keeps its process (pytest would end here).
+    code = main(["import", str(mount), "--non-interactive", "--json"])
+    assert code == exit_codes.OK
+    assert json.loads(capsys.readouterr().out)["exportId"] == "export-1"
