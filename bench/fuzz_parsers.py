@@ -6,8 +6,9 @@ them with one of our typed errors (:class:`airseal.errors.AirsealError`); anythi
 user, and fails this run.
 
 Inputs start from real, valid ones: an export written by the real writer (a download, a tar.gz
-and a zip action), its action bundles, their statements, an agent's receipt, a blob bundle and the
-archives, so mutations reach deep code. Hypothesis draws the mutations: byte edits, splices and
+and a zip action), its action bundles, their statements, an agent's receipt, a blob bundle, the
+archives and the log's proofs file (read with its hashes, then the one proof folded), so mutations
+reach deep code. Hypothesis draws the mutations: byte edits, splices and
 truncations; JSON edits at any depth (hostile values: huge and negative numbers, dates at the
 edge of the calendar, deep nesting, wrong types, unknown keys); and edits of a DSSE statement
 that are **signed again** with the right key, so the schema behind the signature is reached too.

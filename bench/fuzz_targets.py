@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 Parser = Callable[[bytes], object]
 Resigner = Callable[[bytes], bytes]
@@ -316,7 +317,19 @@ def build_targets(base: Path) -> list[Target]:
     limits = ArchiveLimits()
     archive_seeds = list(archives.values())
     exporter = resigner(distributor, export_bundle)
+    log_proofs, log_hashes, log_leaves = _log_proofs_seed(base, distributor, action_bundles)
+
+    def log_proofs_target(data: bytes) -> object:
+        # the agent's reading of log/proofs.json with the media's log/hashes, then the one proof
+        # folded with the leaves (what verify_media_log does once the bundles are checked)
+        from airseal.trustroot.tlog.media_proofs import MediaProofs
+
+        proofs = MediaProofs.parse(data, log_hashes, subject="airseal/log/proofs.json")
+        return proofs.roots({e.log_index: log_leaves.get(e.log_index, b"\0" * 32)
+                             for e in proofs.entries})
+
     return [
+        Target("log-proofs", log_proofs_target, [log_proofs]),
         Target("export-bundle (agent)", export_bundle_target, [export_bundle], exporter),
         Target("export-bundle (courier)", courier_check, [export_bundle], exporter),
         Target("action-bundle", action_bundle_target, list(action_bundles.values()), exporter),
@@ -336,3 +349,41 @@ def build_targets(base: Path) -> list[Target]:
         Target("archive-members (linux)", members_target("linux"), archive_seeds, json=False),
         Target("archive-members (windows)", members_target("windows"), archive_seeds, json=False),
     ]
+
+
+def _log_proofs_seed(base: Path, signer: Any, bundles: dict[str, bytes]
+                     ) -> tuple[bytes, bytes, dict[int, bytes]]:
+    """``log/proofs.json`` and ``log/hashes`` as an export writes them: the action bundles
+    logged in a real appliance log among other entries, after three earlier exports (so the
+    proof covers entries and earlier sizes); and the leaf hash of each logged index."""
+    import sqlite3
+
+    from airseal._internal.migrations import migrate
+    from airseal.appliance import tlog_store as ts
+    from airseal.appliance.db import MIGRATIONS
+    from airseal.trustroot.tlog import merkle
+
+    conn = sqlite3.connect(base / "log.db", isolation_level=None)
+    migrate(conn, MIGRATIONS)
+    now = datetime.now(UTC)
+    ts.create_log(conn, origin="log.fuzz.example", key_name="k", public_key=signer.public_key,
+                  signer=signer, now=now)
+    log = ts.TransparencyLog(conn)
+    filler = iter(range(10**6))
+
+    def others(n: int) -> list[Any]:
+        return [ts.NewEntry("hashedrekord", b'{"n":%d}' % next(filler), "b") for _ in range(n)]
+
+    for i in range(3):
+        log.append([*others(5), ts.NewEntry("dsse", b'{"e":%d}' % i, f"{ts.EXPORT_SUBJECT} {i}")],
+                   signer, now=now)
+    logged = []
+    for path, bundle in bundles.items():
+        log.append(others(7), signer, now=now)
+        new = ts.entry_for_bundle(bundle, signer.public_key, path)
+        (index,), _ = log.append([new], signer, now=now)
+        logged.append((path, path, ts.with_tlog_entry(bundle, log.entry(index))))
+    files = ts.media_log_files(log, logged)
+    leaves = {i: merkle.leaf_hash(log.entry(i).body) for i in range(log.size)}
+    conn.close()
+    return files.proofs, files.hashes, leaves

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench" / "fuzz_parsers.py"
-PARSERS = 10
+PARSERS = 11
 PER_PARSER = 300
 
 
