@@ -16,7 +16,6 @@ from textual.widgets.option_list import Option
 
 from airseal.tui.formatting import day, until, when
 from airseal.tui.screens.base import AirsealScreen
-from airseal.tui.widgets.dialogs import ConfirmDialog
 from airseal.tui.widgets.nav import NavBar
 from airseal.tui.widgets.tiles import Tile
 
@@ -196,6 +195,8 @@ class DashboardScreen(AirsealScreen):
         self.app.push_screen(SettingsScreen())
 
     def action_init_home(self) -> None:
+        from airseal.tui.widgets.dialogs import ConfirmDialog
+
         root = self.context.root
         if not self.home_missing:
             self.notify(f"The appliance home in {root} exists already.", title="Nothing to do")
