@@ -10,12 +10,11 @@ from typing import Any, ClassVar
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from airseal.tui.commands import AirsealCommands, PaletteCommand
 from airseal.tui.context import ApplianceContext, default_context
-from airseal.tui.errors import describe_error
+from airseal.tui.fields import is_text_field
 from airseal.tui.navigation import PLACE_BY_MODE, PLACES
 from airseal.tui.prompter import ModalPrompter, PromptCancelled
 from airseal.tui.styles import ThemeCachedStylesheet
@@ -152,7 +151,7 @@ class AirsealApp(App[int]):
         if action == "lock_keys":
             return True if self._unlocked else None  # shown dimmed while nothing is unlocked
         # a text field takes the characters typed: q and the numbers are not offered then
-        return not (action in ("goto", "quit") and isinstance(self.focused, Input | TextArea))
+        return not (action in ("goto", "quit") and is_text_field(self.focused))
 
     async def action_goto(self, mode: str) -> None:
         """Open a main screen; every visit starts on the same widget of it."""
@@ -170,7 +169,7 @@ class AirsealApp(App[int]):
 
     def action_leave_field(self) -> None:
         """Esc in a text field gives the keys back to the screen (numbers, letters)."""
-        if isinstance(self.focused, Input | TextArea):
+        if is_text_field(self.focused):
             self.screen.set_focus(None)
 
     def action_help(self) -> None:
@@ -183,6 +182,8 @@ class AirsealApp(App[int]):
         if isinstance(error, PromptCancelled):
             self.notify("Cancelled: nothing was changed.", title="Cancelled")
             return
+        from airseal.tui.errors import describe_error
+
         text = describe_error(error)
         if text.internal:
             import traceback

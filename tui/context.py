@@ -14,9 +14,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airseal.appliance.service import Appliance, ApplianceOptions, UnlockedKeys
+from airseal.appliance.service import ApplianceOptions, UnlockedKeys
 
 if TYPE_CHECKING:
+    from airseal.appliance.service import Appliance
     from airseal.appliance.service.records import MediaMount, Prompter
 
 
@@ -47,6 +48,9 @@ class ApplianceContext:
 
     def open(self, prompter: Prompter | None = None) -> Appliance:
         """An appliance for the calling thread; use it in a ``with`` block."""
+        # loaded here (by the first worker), not with the app: the dashboard paints without it
+        from airseal.appliance.service import Appliance
+
         return Appliance(self.root, prompter, self.options)
 
     def detect_media(self) -> list[MediaMount]:

@@ -15,7 +15,6 @@ from textual.app import App
 from textual.worker import NoActiveWorker, get_current_worker
 
 from airseal.appliance.errors import PasswordError
-from airseal.tui.widgets.dialogs import SecretDialog
 
 
 class PromptCancelled(PasswordError):
@@ -32,6 +31,9 @@ class ModalPrompter:
         self._app = app
 
     def secret(self, prompt: str, *, confirm: bool = False) -> str:
+        # the dialogs load with the first question, not with the app (before the first paint)
+        from airseal.tui.widgets.dialogs import SecretDialog
+
         answers: queue.Queue[str | None] = queue.Queue(maxsize=1)
         self._app.call_from_thread(
             self._app.push_screen, SecretDialog(prompt, confirm=confirm), answers.put

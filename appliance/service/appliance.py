@@ -74,13 +74,6 @@ BytesDone = Callable[[int], None]
 """Bytes read so far of a file being hashed, signed or stored."""
 
 
-def default_home() -> Path:
-    """Where the appliance lives unless told: ``$AIRSEAL_HOME``, else the platform's data dir."""
-    from airseal.appliance.home import default_home as home_root
-
-    return home_root()
-
-
 class NoPrompter:
     """Answers no question: for work that must never need a password or PIN."""
 

@@ -20,6 +20,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def default_home() -> Path:
+    """Where the appliance lives unless told: ``$AIRSEAL_HOME``, else the platform's data dir."""
+    from airseal.appliance.home import default_home as home_root
+
+    return home_root()
+
+
 @dataclass(frozen=True)
 class ApplianceOptions:
     clock: Callable[[], datetime] = field(default=utc_now)

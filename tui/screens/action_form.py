@@ -256,6 +256,22 @@ class ActionFormScreen(AirsealScreen):
             gc.freeze()
         self._mode_changed()
         self.load_choices()
+        if self.record is None and not self.is_current:
+            self.call_later(self._lay_out_ahead)
+
+    def _lay_out_ahead(self, rounds: int = 6, *, first: bool = True) -> None:
+        """Lay the form built ahead out at the app's size while it is hidden, so that its
+        opening (same size) only paints it: laid out as it opened, it was arranged twice (once
+        more as its scrollbar appeared), two thirds of the opening's CPU time. The widgets
+        resized report it back (layout requests, which a hidden screen keeps for when it is
+        shown): they are answered here, until the layout stands still."""
+        if self.is_current or not self.is_attached or not hasattr(self, "_layout_required"):
+            return
+        if first or self._layout_required:
+            self._layout_required = False
+            self._refresh_layout(self.app.size)
+        if rounds > 1:
+            self.set_timer(0.03, lambda: self._lay_out_ahead(rounds - 1, first=False))
 
     def reset(self) -> None:
         """Back to an empty new-action form (a reused form opens as a fresh one would). The
@@ -340,11 +356,11 @@ class ActionFormScreen(AirsealScreen):
         f = self._files.get(value) if isinstance(value, str) else None
         detail = self.query_one("#file-detail", Static)
         if f is None:
-            detail.update("")
+            _show_text(detail, "")
             return
         signer = f" by {short(f.signer, 16)}" if f.signer else ""
         check = f"verified: {f.method}{signer}" if f.verified else "NOT verified at intake"
-        detail.update(f"sha256 {short(f.sha256, 16)}  {size(f.size)}  {check}")
+        _show_text(detail, f"sha256 {short(f.sha256, 16)}  {size(f.size)}  {check}")
 
     @on(Select.Changed, "#f-mode")
     def _mode_changed(self) -> None:
@@ -364,9 +380,9 @@ class ActionFormScreen(AirsealScreen):
         return result
 
     def _clear_errors(self) -> None:
-        self.query_one("#form-error", Static).update("")
+        _show_text(self.query_one("#form-error", Static), "")
         for label in self.query(".field-error").results(Label):
-            label.update("")
+            _show_text(label, "")
             label.remove_class("-shown")
         for widget in self.query(".-invalid"):
             widget.remove_class("-invalid")
@@ -499,6 +515,14 @@ class ActionFormScreen(AirsealScreen):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def _show_text(static: Static, text: str) -> None:
+    """``static.update(text)`` unless it shows ``text`` already: an update lays out the whole
+    form again (a text can change a widget's height), which a reused form's opening paid for
+    twice with texts unchanged."""
+    if static.content != text:
+        static.update(text)
 
 
 NEW_ACTION_FORM = "new-action-form"

@@ -17,15 +17,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from textual import events, on
 from textual.screen import Screen
-from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
-from airseal.tui.widgets.media_picker import MediaPicker
+from airseal.tui.fields import is_text_field
 
 if TYPE_CHECKING:
     from airseal.tui.app import AirsealApp
     from airseal.tui.context import ApplianceContext
     from airseal.tui.prompter import ModalPrompter
+    from airseal.tui.widgets.media_picker import MediaPicker
 
 
 TYPED_KEY_NAMES = frozenset({"slash", "question_mark", "space", "full_stop", "comma", "minus"})
@@ -123,7 +123,7 @@ class AirsealScreen(Screen[Any]):
 
     def typing(self) -> bool:
         """True while a text field has the focus (characters go into it)."""
-        return isinstance(self.focused, Input | TextArea)
+        return is_text_field(self.focused)
 
     def typed_key_actions(self) -> set[str]:
         """The actions of this screen bound to keys that type a character."""
@@ -137,13 +137,13 @@ class AirsealScreen(Screen[Any]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (self.typing() and action in self.typed_key_actions())
 
+    # MediaPicker is named, not imported: screens without one (the dashboard) paint without it
     def on_screen_resume(self) -> None:
         shared = self.airseal.media_path
-        for picker in self.query(MediaPicker):
-            picker.share(shared)
+        for picker in self.query("MediaPicker"):
+            cast("MediaPicker", picker).share(shared)
 
-    @on(MediaPicker.Chosen)
-    def _media_chosen(self, message: MediaPicker.Chosen) -> None:
+    def on_media_picker_chosen(self, message: MediaPicker.Chosen) -> None:
         self.airseal.media_path = message.path
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -16,7 +16,6 @@ from textual.widgets.option_list import Option
 
 from airseal.tui.formatting import day, until, when
 from airseal.tui.screens.base import AirsealScreen
-from airseal.tui.widgets.dialogs import ConfirmDialog
 from airseal.tui.widgets.nav import NavBar
 from airseal.tui.widgets.tiles import Tile
 
@@ -47,6 +46,7 @@ class DashboardScreen(AirsealScreen):
     def __init__(self) -> None:
         super().__init__(id="dashboard")
         self.home_missing = False
+        self._load_queued = False
 
     def compose(self) -> ComposeResult:
         yield NavBar("dashboard")
@@ -66,8 +66,17 @@ class DashboardScreen(AirsealScreen):
 
     def on_screen_resume(self) -> None:
         # after the frame: the reading thread (which imports the database layer on the first
-        # visit) would otherwise share the interpreter with the first paint and delay it
-        self.call_after_refresh(self.load)
+        # visit) would otherwise share the interpreter with the first paint and delay it.
+        # Once: Textual resumes a screen twice on the first visit of its mode; the second read
+        # superseded the first (cancelled, yet run to the end all the same: a thread), so the
+        # database was read twice while the dashboard was first drawn.
+        if not self._load_queued:
+            self._load_queued = True
+            self.call_after_refresh(self._load_after_frame)
+
+    def _load_after_frame(self) -> None:
+        self._load_queued = False
+        self.load()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "init_home":
@@ -196,6 +205,8 @@ class DashboardScreen(AirsealScreen):
         self.app.push_screen(SettingsScreen())
 
     def action_init_home(self) -> None:
+        from airseal.tui.widgets.dialogs import ConfirmDialog
+
         root = self.context.root
         if not self.home_missing:
             self.notify(f"The appliance home in {root} exists already.", title="Nothing to do")
