@@ -12,8 +12,6 @@ without that check, or a copy edited by hand, would carry.
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -22,15 +20,13 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from airseal._internal.migrations import migrate
 from airseal.agent.log_state import last_checkpoint
 from airseal.agent.state import AgentState
 from airseal.appliance import rekor_client, tlog_store
-from airseal.appliance.db import MIGRATIONS
-from airseal.appliance.log_server import LogHttpServer, LogService
 from airseal.media.check import check_media
 from airseal.trustroot.signer import PrivateKeySigner, Signer
 from airseal.trustroot.tlog.entries import log_id
+from tests.realparts.served_log import served_log
 
 from .helpers import Distributor
 from .log_media import write_logged_media
@@ -48,24 +44,8 @@ def site(tmp_path: Path, distributor: Distributor) -> Site:
 def other_rekor(tmp_path: Path) -> Iterator[rekor_client.RekorTarget]:
     """Another Rekor (v1 API) on loopback: `log serve`'s server over its own log and key."""
     key = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
-    path = tmp_path / "other-rekor.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    migrate(conn, MIGRATIONS)
-    tlog_store.create_log(conn, origin=OTHER_ORIGIN, key_name="k", public_key=key.public_key,
-                          signer=key, now=datetime.now(UTC))
-    conn.close()
-    server = LogHttpServer(("127.0.0.1", 0),
-                           LogService(path, signer=key, clock=lambda: datetime.now(UTC)),
-                           quiet=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield rekor_client.RekorTarget(server.url, key.public_key, None)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with served_log(tmp_path / "other-rekor.db", key, OTHER_ORIGIN) as url:
+        yield rekor_client.RekorTarget(url, key.public_key, None)
 
 
 def logged_elsewhere(site: Site, target: rekor_client.RekorTarget, index: int) -> bytes:

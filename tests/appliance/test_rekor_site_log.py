@@ -19,22 +19,17 @@ import os
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from airseal._internal.migrations import migrate
-from airseal.appliance import tlog_store
-from airseal.appliance.db import MIGRATIONS
-from airseal.appliance.log_server import LogHttpServer, LogService
 from airseal.trustroot.keys import spki_pem
 from airseal.trustroot.signer import PrivateKeySigner
 from airseal.trustroot.tlog.entries import log_id, verify_bundle_log_entry
+from tests.realparts.served_log import served_log
 
 REKOR_ORIGIN = "rekor.site.example"
 pytestmark = pytest.mark.slow
@@ -59,25 +54,10 @@ class Rekor:
 def rekor(tmp_path: Path) -> Iterator[Rekor]:
     signer = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
     path = tmp_path / "rekor.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode = WAL")
-    migrate(conn, MIGRATIONS)
-    tlog_store.create_log(conn, origin=REKOR_ORIGIN, key_name="k", public_key=signer.public_key,
-                          signer=signer, now=datetime.now(UTC))
-    conn.close()
-    server = LogHttpServer(("127.0.0.1", 0),
-                           LogService(path, signer=signer, clock=lambda: datetime.now(UTC)),
-                           quiet=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
     key_file = tmp_path / "rekor.pub"
     key_file.write_bytes(spki_pem(signer.public_key))
-    try:
-        yield Rekor(server.url, key_file, signer, path)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with served_log(path, signer, REKOR_ORIGIN) as url:
+        yield Rekor(url, key_file, signer, path)
 
 
 def agent(*args: str) -> subprocess.CompletedProcess[str]:

@@ -25,11 +25,8 @@ import rfc8785
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from airseal._internal.migrations import migrate
 from airseal.appliance import rekor_client as rc
 from airseal.appliance import tlog_store as ts
-from airseal.appliance.db import MIGRATIONS
-from airseal.appliance.log_server import LogHttpServer, LogService
 from airseal.appliance.log_view import entry_digest
 from airseal.trustroot.bundle import bundle_to_json, message_signature_bundle
 from airseal.trustroot.dsse import pae
@@ -37,6 +34,7 @@ from airseal.trustroot.errors import LogProofError
 from airseal.trustroot.keys import load_public_key, spki_der, spki_pem
 from airseal.trustroot.signer import PrivateKeySigner
 from airseal.trustroot.tlog import entries, rekor_v2
+from tests.realparts.served_log import served_log
 
 ORIGIN = "log.test.example"
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -73,20 +71,8 @@ def _serve(handler: Any) -> tuple[ThreadingHTTPServer, threading.Thread]:
 def served(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """An empty log served on loopback: (url, database path)."""
     path = tmp_path / "log.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    migrate(conn, MIGRATIONS)
-    ts.create_log(conn, origin=ORIGIN, key_name="k", public_key=LOG.public_key, signer=LOG,
-                  now=NOW)
-    conn.close()
-    server, thread = _serve(
-        LogHttpServer(("127.0.0.1", 0), LogService(path, signer=LOG, clock=lambda: NOW),
-                      quiet=True))
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", path
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with served_log(path, LOG, ORIGIN, lambda: NOW) as url:
+        yield url, path
 
 
 def _log_size(path: Path) -> int:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,17 +19,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from tuf.api.metadata import Metadata, Root, Targets
 
-from airseal._internal.migrations import migrate
-from airseal.appliance import tlog_store as ts
-from airseal.appliance.db import MIGRATIONS
 from airseal.appliance.errors import UsageError
-from airseal.appliance.log_server import LogHttpServer, LogService
 from airseal.appliance.rekor_client import SigningConfigInvalid
 from airseal.appliance.service import Appliance, ApplianceOptions
 from airseal.appliance.site import SiteError, SiteRepository
 from airseal.trustroot.keys import spki_pem
 from airseal.trustroot.signer import PrivateKeySigner
 from airseal.trustroot.site_policy import SIGNING_CONFIG_TARGET
+from tests.realparts.served_log import served_log
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 ORIGIN = "log.test.example"
@@ -145,22 +140,8 @@ def test_an_invalid_file_leaves_nothing_stored_or_published(
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    path = tmp_path / "log.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    migrate(conn, MIGRATIONS)
-    ts.create_log(conn, origin=ORIGIN, key_name="k", public_key=LOG.public_key, signer=LOG,
-                  now=NOW)
-    conn.close()
-    server = LogHttpServer(("127.0.0.1", 0), LogService(path, signer=LOG, clock=lambda: NOW),
-                           quiet=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with served_log(tmp_path / "log.db", LOG, ORIGIN, lambda: NOW) as url:
+        yield url
 
 
 def test_rekor_url_takes_the_api_version_from_the_site_config(

@@ -18,7 +18,6 @@ import base64
 import hashlib
 import json
 import subprocess
-import threading
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from airseal.trustroot.bundle import bundle_to_json, message_signature_bundle
 from airseal.trustroot.keys import load_public_key, spki_der, spki_pem
 from airseal.trustroot.signer import PrivateKeySigner
 from tests.interop.sigstore_js import NODE_DIR, ensure_installed, verify_with_sigstore_js
+from tests.realparts.served_log import served_log
 
 SIGNER = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
 
@@ -114,35 +114,15 @@ def test_mock_rekor_v2_takes_our_request_and_its_answer_is_refused(
 def test_sigstore_js_accepts_an_entry_obtained_from_log_serve(
     tmp_path: Path, api_version: int
 ) -> None:
-    import sqlite3
-
-    from airseal._internal.migrations import migrate
-    from airseal.appliance.db import MIGRATIONS
-    from airseal.appliance.log_server import LogHttpServer, LogService
-
     origin, now = "log.site.example", datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
     log_key = PrivateKeySigner(ec.generate_private_key(ec.SECP256R1()))
-    conn = sqlite3.connect(tmp_path / "log.db", isolation_level=None)
-    migrate(conn, MIGRATIONS)
-    ts.create_log(conn, origin=origin, key_name="k", public_key=log_key.public_key,
-                  signer=log_key, now=now)
-    conn.close()
-    server = LogHttpServer(("127.0.0.1", 0),
-                           LogService(tmp_path / "log.db", signer=log_key, clock=lambda: now),
-                           quiet=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
+    with served_log(tmp_path / "log.db", log_key, origin, lambda: now) as url:
         artifact = tmp_path / "artifact.bin"
         artifact.write_bytes(b"served " * 100)
         bundle = _bundle(artifact.read_bytes())
-        entry = rc.log_bundle(rc.RekorTarget(server.url, log_key.public_key, None,
+        entry = rc.log_bundle(rc.RekorTarget(url, log_key.public_key, None,
                                              api_version=api_version), bundle, SIGNER.public_key)
         assert entry.version == f"0.0.{api_version}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
     bundle_path = tmp_path / "artifact.sigstore.json"
     bundle_path.write_bytes(ts.with_tlog_entry(bundle, entry))
     key_path = tmp_path / "signer.pub"
